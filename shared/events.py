@@ -1,0 +1,266 @@
+"""The contract events (CONTRACT §1) as typed, validated models.
+
+Every event is a CloudEvents 1.0 envelope whose ``data`` has a type-specific shape. The models
+are msgspec structs: decoding and validation happen in one C pass, and a validation error
+names the offending field (``$.data.employee_id``). Unknown fields are ignored, as the
+contract asks.
+
+Each event type also knows where it goes on Kafka: its topic (one per entity family, so that
+all events about one entity stay in order) and its key field (the subject entity).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, ClassVar, Literal
+
+import msgspec
+
+# --- field types -------------------------------------------------------------------------
+
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+"""An identifier: non-empty, bounded."""
+
+Text = Annotated[str, msgspec.Meta(max_length=1024)]
+Url = Annotated[str, msgspec.Meta(min_length=1, max_length=4096, pattern=r"^https?://[^\s]+$")]
+LinkCode = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+Time = Annotated[datetime, msgspec.Meta(tz=True)]
+"""An RFC 3339 timestamp with a UTC designator or an offset."""
+
+Count = Annotated[int, msgspec.Meta(ge=0, le=10**15)]
+"""A non-negative integer counter."""
+
+Locale = Literal["da", "en"]
+Channel = Literal["slack", "teams", "email", "webhook", "none"]
+AuthorKind = Literal["employee", "company"]
+Action = Literal["reaction", "comment", "reshare", "click"]
+
+
+class Data(msgspec.Struct, kw_only=True, frozen=True):
+    """Base of every ``data`` payload."""
+
+
+# --- data payloads (CONTRACT §1) -----------------------------------------------------------
+
+
+class Notify(msgspec.Struct, kw_only=True, frozen=True):
+    channel: Channel
+    address: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
+
+    def __post_init__(self) -> None:
+        if self.channel != "none" and not self.address:
+            raise ValueError(f"`address` is required for channel `{self.channel}`")
+
+
+class EmployeeUpserted(Data, frozen=True):
+    employee_id: Id
+    display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    ambassador: bool = False
+    department: Text | None = None
+    locale: Locale = "en"
+    notify: Notify | None = None
+    recognition_opt_out: bool = False
+    linkedin_member_urn: Text | None = None
+
+
+class EmployeeRemoved(Data, frozen=True):
+    employee_id: Id
+
+
+class PostPublished(Data, frozen=True):
+    post_id: Id
+    author_kind: AuthorKind
+    published_at: Time
+    employee_id: Id | None = None
+    url: Url | None = None
+    reshare_of: Id | None = None
+    link_codes: Annotated[list[LinkCode], msgspec.Meta(max_length=100)] = []
+
+    def __post_init__(self) -> None:
+        if self.author_kind == "employee" and self.employee_id is None:
+            raise ValueError("`employee_id` is required when `author_kind` is `employee`")
+
+
+class PostMetrics(Data, frozen=True):
+    post_id: Id
+    observed_at: Time
+    impressions: Count | None = None
+    members_reached: Count | None = None
+    reactions: Count | None = None
+    comments: Count | None = None
+    reshares: Count | None = None
+    clicks: Count | None = None
+
+
+class PostEngagement(Data, frozen=True):
+    post_id: Id
+    action: Action
+    at: Time
+    actor_employee_id: Id | None = None
+
+
+class LinkCreated(Data, frozen=True):
+    link_code: LinkCode
+    target_url: Url
+    employee_id: Id | None = None
+    job_id: Id | None = None
+    post_id: Id | None = None
+
+
+class LinkClicked(Data, frozen=True):
+    link_code: LinkCode
+    visitor_id: Id
+    at: Time
+
+
+class ApplicantApplied(Data, frozen=True):
+    applicant_id: Id
+    job_id: Id
+    applied_at: Time
+    visitor_id: Id | None = None
+    link_code: LinkCode | None = None
+    referrer_employee_id: Id | None = None
+    source: Text | None = None
+
+
+class ApplicantHired(Data, frozen=True):
+    applicant_id: Id
+    job_id: Id
+    hired_at: Time
+
+
+class ApplicantErased(Data, frozen=True):
+    applicant_id: Id
+
+
+# --- topics --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A Kafka topic of the contract, with its explicit partition count."""
+
+    name: str
+    partitions: int
+    description: str
+
+
+EMPLOYEES = Topic("ripples.employees", 6, "HR records: employee upserts and removals")
+POSTS = Topic("ripples.posts", 12, "LinkedIn posts, metric snapshots and engagements")
+LINKS = Topic("ripples.links", 12, "tracked links and their clicks")
+APPLICANTS = Topic("ripples.applicants", 6, "applications, hires and applicant erasures")
+DEAD_LETTERS = Topic("ripples.deadletter", 3, "events a consumer could not process, with reason")
+
+TOPICS: tuple[Topic, ...] = (EMPLOYEES, POSTS, LINKS, APPLICANTS, DEAD_LETTERS)
+
+
+# --- envelopes -----------------------------------------------------------------------------
+
+
+class Envelope(msgspec.Struct, kw_only=True, frozen=True, tag_field="type"):
+    """A CloudEvents 1.0 envelope. Subclasses fix ``type`` (the tag), the ``data`` shape, the
+    topic, and the data field whose value is the Kafka key (the entity the event is about)."""
+
+    topic: ClassVar[Topic]
+    key_field: ClassVar[str]
+
+    specversion: Literal["1.0"]
+    id: Id
+    source: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+    time: Time
+    subject: Text | None = None
+    datacontenttype: Literal["application/json"] | None = None
+    dataschema: Text | None = None
+    data: Data
+
+    @property
+    def type(self) -> str:
+        tag = self.__struct_config__.tag
+        assert isinstance(tag, str)
+        return tag
+
+    @property
+    def key(self) -> bytes:
+        value: str = getattr(self.data, self.key_field)
+        return value.encode()
+
+
+class EmployeeUpsertedEvent(Envelope, frozen=True, tag="ripples.employee.upserted.v1"):
+    topic = EMPLOYEES
+    key_field = "employee_id"
+    data: EmployeeUpserted
+
+
+class EmployeeRemovedEvent(Envelope, frozen=True, tag="ripples.employee.removed.v1"):
+    topic = EMPLOYEES
+    key_field = "employee_id"
+    data: EmployeeRemoved
+
+
+class PostPublishedEvent(Envelope, frozen=True, tag="ripples.post.published.v1"):
+    topic = POSTS
+    key_field = "post_id"
+    data: PostPublished
+
+
+class PostMetricsEvent(Envelope, frozen=True, tag="ripples.post.metrics.v1"):
+    topic = POSTS
+    key_field = "post_id"
+    data: PostMetrics
+
+
+class PostEngagementEvent(Envelope, frozen=True, tag="ripples.post.engagement.v1"):
+    topic = POSTS
+    key_field = "post_id"
+    data: PostEngagement
+
+
+class LinkCreatedEvent(Envelope, frozen=True, tag="ripples.link.created.v1"):
+    topic = LINKS
+    key_field = "link_code"
+    data: LinkCreated
+
+
+class LinkClickedEvent(Envelope, frozen=True, tag="ripples.link.clicked.v1"):
+    topic = LINKS
+    key_field = "link_code"
+    data: LinkClicked
+
+
+class ApplicantAppliedEvent(Envelope, frozen=True, tag="ripples.applicant.applied.v1"):
+    topic = APPLICANTS
+    key_field = "applicant_id"
+    data: ApplicantApplied
+
+
+class ApplicantHiredEvent(Envelope, frozen=True, tag="ripples.applicant.hired.v1"):
+    topic = APPLICANTS
+    key_field = "applicant_id"
+    data: ApplicantHired
+
+
+class ApplicantErasedEvent(Envelope, frozen=True, tag="ripples.applicant.erased.v1"):
+    topic = APPLICANTS
+    key_field = "applicant_id"
+    data: ApplicantErased
+
+
+InboundEvent = (
+    EmployeeUpsertedEvent
+    | EmployeeRemovedEvent
+    | PostPublishedEvent
+    | PostMetricsEvent
+    | PostEngagementEvent
+    | LinkCreatedEvent
+    | LinkClickedEvent
+    | ApplicantAppliedEvent
+    | ApplicantHiredEvent
+    | ApplicantErasedEvent
+)
+"""Any event other systems publish into Ripples (CONTRACT §1); msgspec decodes this union in
+one pass, dispatching on ``type``."""
+
+INBOUND: tuple[type[Envelope], ...] = InboundEvent.__args__
+BY_TYPE: dict[str, type[Envelope]] = {str(cls.__struct_config__.tag): cls for cls in INBOUND}
+INBOUND_TYPES: tuple[str, ...] = tuple(BY_TYPE)
