@@ -1,0 +1,1 @@
+"""The ingest service: other systems' events into Kafka, validated, as CloudEvents."""

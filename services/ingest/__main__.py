@@ -1,0 +1,31 @@
+"""``python -m services.ingest``: run the ingest API."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from services.ingest.app import create_app
+from services.ingest.settings import IngestSettings
+from shared import logs
+from shared.settings import kafka_settings, load
+
+
+def main() -> None:
+    settings = load(IngestSettings, "INGEST_")
+    logs.configure("ingest", settings.log_level)
+    app = create_app(settings, kafka_settings())
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    main()

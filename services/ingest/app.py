@@ -1,0 +1,206 @@
+"""The ingest HTTP API (CONTRACT §7 "Ingest")."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+from collections import Counter as Tally
+from collections.abc import AsyncIterator, Sequence
+
+from prometheus_client import Counter
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from services.ingest.openapi import openapi
+from services.ingest.publisher import BrokerUnavailable, Publisher
+from services.ingest.settings import IngestSettings
+from shared import cloudevents as ce
+from shared.events import INBOUND_TYPES, Envelope
+from shared.http import (
+    ProblemError,
+    RequestMetrics,
+    http_metrics,
+    json_response,
+    operational_routes,
+    problem_handlers,
+    problem_response,
+    read_body,
+)
+from shared.metrics import preinit
+from shared.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPES = (*INBOUND_TYPES, "unknown")
+REJECT_REASONS = (
+    "invalid",
+    "missing_field",
+    "unknown_type",
+    "malformed",
+    "empty_batch",
+    "broker_unavailable",
+)
+
+HTTP = http_metrics("ingest")
+ACCEPTED = Counter(
+    "ingest_events_accepted_total", "Events the broker acknowledged, by event type.", ["type"]
+)
+REJECTED = Counter(
+    "ingest_events_rejected_total", "Events refused, by event type and reason.", ["type", "reason"]
+)
+preinit(ACCEPTED, INBOUND_TYPES)
+preinit(REJECTED, EVENT_TYPES, REJECT_REASONS)
+
+
+class Ingest:
+    """The request handlers, bound to one publisher and one set of settings."""
+
+    def __init__(self, settings: IngestSettings, publisher: Publisher) -> None:
+        self.settings = settings
+        self.publisher = publisher
+        self._keys = [key.encode() for key in settings.api_keys]
+
+    def authorize(self, request: Request) -> None:
+        scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+        presented = credential.strip().encode()
+        # Compare with every key, in constant time each, so timing reveals nothing.
+        valid = False
+        for key in self._keys:
+            valid |= hmac.compare_digest(presented, key)
+        if scheme.lower() != "bearer" or not presented or not valid:
+            raise ProblemError(
+                401,
+                "unauthorized",
+                "Unauthorized",
+                "send a valid API key as `Authorization: Bearer <key>`",
+                headers={"WWW-Authenticate": 'Bearer realm="ripples-ingest"'},
+            )
+
+    async def _publish(self, events: Sequence[Envelope]) -> None:
+        types = Tally(event.type for event in events)
+        try:
+            await self.publisher.publish(events)
+        except BrokerUnavailable as exc:
+            for event_type, count in types.items():
+                REJECTED.labels(event_type, "broker_unavailable").inc(count)
+            log.warning("publish failed", extra={"events": len(events), "reason": str(exc)})
+            raise ProblemError(
+                503,
+                "broker-unavailable",
+                "Broker unavailable",
+                "the events were not acknowledged by the broker; retry later",
+                headers={"Retry-After": str(self.settings.retry_after_s)},
+            ) from None
+        for event_type, count in types.items():
+            ACCEPTED.labels(event_type).inc(count)
+
+    @staticmethod
+    def _invalid(exc: ce.InvalidEvent, batch: bool) -> ProblemError:
+        for error, event_type in zip(exc.errors, exc.event_types or ["unknown"], strict=False):
+            REJECTED.labels(event_type, error.reason).inc()
+        if batch:
+            bad = sorted({e.index for e in exc.errors if e.index is not None})
+            detail = (
+                f"{len(bad)} of the events are invalid (indexes {bad}); nothing was published"
+                if bad
+                else str(exc)
+            )
+        else:
+            detail = str(exc)
+        return ProblemError(
+            422, "invalid-event", "Invalid event", detail, errors=[e.as_dict() for e in exc.errors]
+        )
+
+    async def event(self, request: Request) -> Response:
+        self.authorize(request)
+        body = await read_body(request, self.settings.max_body_bytes)
+        media = ce.media_type(request.headers.get("content-type"))
+        try:
+            if media == ce.STRUCTURED:
+                event = ce.parse_structured(body)
+            elif "ce-specversion" in request.headers and media == ce.JSON:
+                event = ce.parse_binary(request.headers, body)
+            elif media == ce.BATCH:
+                raise ProblemError(
+                    415,
+                    "unsupported-media-type",
+                    "Unsupported media type",
+                    "batches go to POST /v1/events:batch",
+                )
+            else:
+                raise ce.UnsupportedContentType(
+                    media, [ce.STRUCTURED, f"{ce.JSON} with ce-* headers (binary mode)"]
+                )
+        except ce.InvalidEvent as exc:
+            raise self._invalid(exc, batch=False) from None
+        await self._publish([event])
+        return json_response(
+            {"status": "accepted", "id": event.id, "source": event.source, "type": event.type}, 202
+        )
+
+    async def batch(self, request: Request) -> Response:
+        self.authorize(request)
+        body = await read_body(request, self.settings.max_body_bytes)
+        media = ce.media_type(request.headers.get("content-type"))
+        if media != ce.BATCH:
+            raise ce.UnsupportedContentType(media, [ce.BATCH])
+        try:
+            events = ce.parse_batch(body)
+        except ce.InvalidEvent as exc:
+            raise self._invalid(exc, batch=True) from None
+        if len(events) > self.settings.max_batch_events:
+            raise ProblemError(
+                413,
+                "batch-too-large",
+                "Batch too large",
+                f"a batch holds at most {self.settings.max_batch_events} events, "
+                f"this one {len(events)}",
+            )
+        await self._publish(events)
+        return json_response({"status": "accepted", "accepted": len(events)}, 202)
+
+
+def create_app(settings: IngestSettings, kafka_settings: KafkaSettings) -> Starlette:
+    if not settings.api_keys:
+        raise ValueError("INGEST_API_KEYS (or INGEST_API_KEYS_FILE) must hold at least one key")
+    publisher = Publisher(
+        kafka_settings,
+        timeout_s=settings.publish_timeout_s,
+        linger_ms=settings.linger_ms,
+        health_interval_s=settings.health_interval_s,
+    )
+    ingest = Ingest(settings, publisher)
+
+    async def ready() -> dict[str, bool]:
+        return {"broker": publisher.ready}
+
+    routes = [
+        Route("/v1/events", ingest.event, methods=["POST"]),
+        Route("/v1/events:batch", ingest.batch, methods=["POST"]),
+        *operational_routes(ready, openapi),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await publisher.start()
+        try:
+            yield
+        finally:
+            await publisher.stop()
+
+    async def on_media(request: Request, exc: Exception) -> Response:
+        return problem_response(
+            ProblemError(415, "unsupported-media-type", "Unsupported media type", str(exc)),
+            request.url.path,
+        )
+
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestMetrics, metrics=HTTP, routes=routes)],
+        exception_handlers={**problem_handlers(log), ce.UnsupportedContentType: on_media},
+        lifespan=lifespan,
+    )

@@ -1,0 +1,135 @@
+"""Publishing to Kafka with a bounded wait, and a supervisor that keeps the connection.
+
+A request gets 202 only once the broker acknowledged every one of its events (acks=all).
+When the broker is away, publishing fails fast with :class:`BrokerUnavailable` (the API
+answers 503) instead of queueing events nobody will be told about. The supervisor connects,
+watches the broker, and re-creates the contract topics when a broker comes back without them
+(the local broker keeps its log in memory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from prometheus_client import Gauge, Histogram
+
+from shared import kafka
+from shared.cloudevents import to_kafka
+from shared.events import TOPICS, Envelope
+from shared.metrics import LATENCY_BUCKETS
+from shared.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+PUBLISH_SECONDS = Histogram(
+    "ingest_publish_duration_seconds",
+    "Time from handing a request's events to the producer to the broker's acknowledgement.",
+    buckets=LATENCY_BUCKETS,
+)
+BROKER_UP = Gauge("ingest_broker_up", "1 when the broker answered the last health check.")
+
+
+class BrokerUnavailable(Exception):
+    pass
+
+
+class Publisher:
+    def __init__(
+        self, settings: KafkaSettings, *, timeout_s: float, linger_ms: int, health_interval_s: float
+    ) -> None:
+        self.settings = settings
+        self.timeout_s = timeout_s
+        self.linger_ms = linger_ms
+        self.health_interval_s = health_interval_s
+        self._producer: AIOKafkaProducer | None = None
+        self._healthy = False
+        self._supervisor: asyncio.Task[None] | None = None
+        self._first_check = asyncio.Event()
+
+    @property
+    def ready(self) -> bool:
+        return self._producer is not None and self._healthy
+
+    async def start(self, wait_s: float = 5.0) -> None:
+        """Start supervising; wait up to ``wait_s`` for a first connection (not required)."""
+        self._supervisor = asyncio.create_task(self._supervise(), name="kafka-supervisor")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._first_check.wait(), wait_s)
+
+    async def stop(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        if self._producer is not None:
+            await self._producer.stop()  # flushes what was handed over
+            self._producer = None
+
+    async def publish(self, events: Sequence[Envelope]) -> None:
+        """Return once the broker acknowledged every event; else raise BrokerUnavailable."""
+        producer = self._producer
+        if producer is None or not self._healthy:
+            raise BrokerUnavailable("the broker is not reachable")
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                pending = []
+                for event in events:
+                    key, value, headers = to_kafka(event)
+                    pending.append(
+                        await producer.send(event.topic.name, value, key=key, headers=headers)
+                    )
+                await asyncio.gather(*pending)
+        except (TimeoutError, kafka.KafkaError) as exc:
+            raise BrokerUnavailable(f"the broker did not acknowledge: {exc!r}") from exc
+        PUBLISH_SECONDS.observe(time.perf_counter() - started)
+
+    async def _supervise(self) -> None:
+        while True:
+            try:
+                await self._check()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep supervising whatever happens; say what it was
+                log.exception("broker check failed unexpectedly")
+                self._set_health(False)
+            self._first_check.set()
+            await asyncio.sleep(self.health_interval_s)
+
+    async def _check(self) -> None:
+        if self._producer is None:
+            candidate = kafka.producer(self.settings, linger_ms=self.linger_ms)
+            try:
+                await asyncio.wait_for(candidate.start(), self.settings.request_timeout_s)
+            except (TimeoutError, kafka.KafkaError, OSError) as exc:
+                await candidate.stop()
+                self._set_health(False, repr(exc))
+                return
+            self._producer = candidate
+        try:
+            metadata = await asyncio.wait_for(
+                self._producer.client.fetch_all_metadata(), self.settings.request_timeout_s
+            )
+            if self.settings.create_topics and not {t.name for t in TOPICS} <= metadata.topics():
+                await kafka.ensure_topics(self.settings)
+        except (TimeoutError, kafka.KafkaError, OSError) as exc:
+            self._set_health(False, repr(exc))
+            return
+        self._set_health(True)
+
+    def _set_health(self, healthy: bool, reason: str = "") -> None:
+        if healthy != self._healthy:
+            if healthy:
+                log.info("broker reachable", extra={"bootstrap": self.settings.bootstrap_servers})
+            else:
+                log.warning(
+                    "broker unreachable",
+                    extra={"bootstrap": self.settings.bootstrap_servers, "reason": reason},
+                )
+        self._healthy = healthy
+        BROKER_UP.set(1 if healthy else 0)
