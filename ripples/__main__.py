@@ -1,0 +1,3 @@
+from ripples.cli import main
+
+raise SystemExit(main())

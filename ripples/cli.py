@@ -1,0 +1,140 @@
+"""``ripples``: run Ripples on this machine.
+
+ripples up                 start the broker, PostgreSQL and every service; wait until ready
+ripples status             what runs, with pids and addresses
+ripples logs SERVICE       a component's log (-f to follow)
+ripples down               stop everything, leave no process behind
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+from ripples import stack as local
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    stack = local.build(local.state_from_cwd())
+    _say(f"Starting Ripples (state in {stack.state.root})")
+    started = time.monotonic()
+    try:
+        local.up(stack, _say, timeout_s=args.timeout)
+    except local.StackError as exc:
+        _say(f"error: {exc}")
+        return 1
+    _say(f"\nReady in {time.monotonic() - started:.1f} s.")
+    for service in stack.services:
+        _say(
+            f"  {service.name:<12} {service.address}   "
+            f"(OpenAPI {service.address}/openapi.json, metrics {service.address}/metrics)"
+        )
+    _say(f"  {'broker':<12} {stack.env['KAFKA_BOOTSTRAP_SERVERS']}")
+    _say(f"  {'postgres':<12} {stack.env['DATABASE_URL']}")
+    source = (
+        "RIPPLES_API_KEY" if stack.api_key != _file_key(stack) else str(stack.state.api_key_file)
+    )
+    _say(f"\nAPI key (from {source}):\n  {stack.api_key}")
+    _say(
+        '\nTry:\n  curl -H "Authorization: Bearer $(cat .ripples/api_key)" '
+        "-H 'Content-Type: application/cloudevents+json' -d @event.json "
+        "http://127.0.0.1:8080/v1/events"
+    )
+    _say("Stop with: ripples down")
+    return 0
+
+
+def _file_key(stack: local.Stack) -> str | None:
+    path = stack.state.api_key_file
+    return path.read_text().strip() if path.exists() else None
+
+
+def cmd_status(_: argparse.Namespace) -> int:
+    stack = local.build(local.state_from_cwd())
+    rows = list(local.status(stack))
+    _say(f"{'component':<12} {'state':<9} {'pid':>8}  address")
+    for name, state, pid, address in rows:
+        _say(f"{name:<12} {state:<9} {pid:>8}  {address}")
+    return 0 if all(state != "stopped" for _, state, _, _ in rows) else 3
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    stack = local.build(local.state_from_cwd())
+    try:
+        stack.component(args.service)
+    except local.StackError as exc:
+        _say(f"error: {exc}")
+        return 2
+    for line in local.log_tail(stack.state, args.service, args.lines):
+        _say(line)
+    if not args.follow:
+        return 0
+    path = stack.state.log_file(args.service)
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, 2)
+            while True:
+                chunk = handle.readline()
+                if chunk:
+                    sys.stdout.write(chunk.decode(errors="replace"))
+                    sys.stdout.flush()
+                else:
+                    time.sleep(0.2)
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    stack = local.build(local.state_from_cwd())
+    _say("Stopping Ripples")
+    local.down(stack, _say)
+    if args.purge:
+        local.remove_state(stack.state)
+        _say(f"  removed {stack.state.root}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="ripples",
+        description="Run Ripples on this machine.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="start the local stack and wait until it is ready")
+    up.add_argument(
+        "--timeout",
+        type=float,
+        default=90.0,
+        help="seconds to wait for each component (default 90)",
+    )
+    up.set_defaults(run=cmd_up)
+
+    status = commands.add_parser("status", help="show what runs")
+    status.set_defaults(run=cmd_status)
+
+    logs = commands.add_parser("logs", help="show a component's log")
+    logs.add_argument("service", help="broker, postgres, ingest, attribution or notifier")
+    logs.add_argument("-n", "--lines", type=int, default=100, help="lines to show (100)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    logs.set_defaults(run=cmd_logs)
+
+    down = commands.add_parser("down", help="stop everything")
+    down.add_argument(
+        "--purge", action="store_true", help="also delete .ripples/ (database, logs, API key)"
+    )
+    down.set_defaults(run=cmd_down)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    code: int = args.run(args)
+    return code
