@@ -1,0 +1,56 @@
+# Ripples — the two commands a user needs are `make test` and (with the demo) `make demo`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: help install lint test test-unit test-integration up down status openapi lock clean
+
+help:
+	@echo "make test     create .venv, install, lint (ruff, mypy) and run every test"
+	@echo "make up       start the local stack (broker, PostgreSQL, services)"
+	@echo "make down     stop it"
+	@echo "make openapi  regenerate the committed OpenAPI documents"
+
+$(INSTALLED): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing Ripples into $(VENV) …"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt \
+		-e '.[dev]'
+	@touch $@
+
+install: $(INSTALLED)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+test-unit: install
+	$(BIN)/pytest tests/unit
+
+test-integration: install
+	$(BIN)/pytest tests/integration
+
+up: install
+	$(BIN)/ripples up
+
+down: install
+	$(BIN)/ripples down
+
+status: install
+	$(BIN)/ripples status
+
+openapi: install
+	$(BIN)/python -m services.ingest.openapi > services/ingest/openapi.json
+
+lock: install
+	@{ echo "# Every package the project installs, pinned (runtime and dev). Regenerate with: make lock"; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^ripples=='; } > constraints.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,179 @@
+"""Fixtures: a real Tansu broker, a real PostgreSQL and the real services, as processes.
+
+They are started with the same code ``ripples up`` uses (``ripples.stack``), on free ports,
+with their state in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from ripples import stack
+from shared.cloudevents import from_kafka
+from shared.events import Envelope
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Running:
+    """A component started for the tests, and how to reach it."""
+
+    component: stack.Component
+    state: stack.State
+    env: dict[str, str]
+
+    @property
+    def address(self) -> str:
+        return self.component.address
+
+    def start(self, wait_ready: bool = True) -> None:
+        self.component.start(self.state, self.env)
+        if wait_ready:
+            self.component.wait_ready(60)
+
+    def stop(self) -> None:
+        self.component.stop(self.state)
+
+
+def _state(tmp: Path) -> stack.State:
+    state = stack.State(tmp)
+    state.prepare()
+    return state
+
+
+def start_broker(tmp: Path, start: bool = True) -> Running:
+    port = free_port()
+    broker = stack.Broker("broker", f"127.0.0.1:{port}", marker="tansu", port=port)
+    running = Running(broker, _state(tmp), dict(os.environ))
+    if start:
+        running.start()
+    return running
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    running = start_broker(tmp_path_factory.mktemp("broker"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    port = free_port()
+    tmp = tmp_path_factory.mktemp("postgres")
+    tmp.chmod(0o755)
+    url = f"postgresql://{stack.POSTGRES_USER}@127.0.0.1:{port}/{stack.POSTGRES_DB}"
+    component = stack.Postgres(
+        "postgres",
+        url,
+        marker="postgres",
+        port=port,
+        system_user=stack.POSTGRES_USER if os.geteuid() == 0 else None,
+    )
+    running = Running(component, _state(tmp), dict(os.environ))
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+async def database(postgres: Running) -> AsyncIterator[str]:
+    """A fresh, empty database on the shared server; its URL."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres.address)
+    await admin.execute(f'create database "{name}"')
+    await admin.close()
+    yield postgres.address.rsplit("/", 1)[0] + f"/{name}"
+    admin = await asyncpg.connect(postgres.address)
+    await admin.execute(f'drop database "{name}" with (force)')
+    await admin.close()
+
+
+API_KEYS = ("test-key-primary", "test-key-rotated")
+
+
+def start_service(
+    name: str, tmp: Path, broker: Running, wait_ready: bool = True, **env: str
+) -> Running:
+    spec = next(s for s in stack.ALL_SERVICES if s.name == name)
+    port = free_port()
+    service = stack.Service(
+        name, f"http://127.0.0.1:{port}", marker=spec.module, spec=spec, port=port
+    )
+    environment = (
+        dict(os.environ)
+        | {
+            spec.port_variable: str(port),
+            "KAFKA_BOOTSTRAP_SERVERS": broker.address,
+            "INGEST_API_KEYS": ",".join(API_KEYS),
+            "INGEST_HEALTH_INTERVAL_S": "0.2",
+            "PYTHONUNBUFFERED": "1",
+        }
+        | env
+    )
+    running = Running(service, _state(tmp), environment)
+    running.start(wait_ready)
+    return running
+
+
+@pytest.fixture(scope="module")
+def ingest(broker: Running, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    running = start_service("ingest", tmp_path_factory.mktemp("ingest"), broker)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+async def client(ingest: Running) -> AsyncIterator[httpx.AsyncClient]:
+    headers = {"Authorization": f"Bearer {API_KEYS[0]}"}
+    async with httpx.AsyncClient(base_url=ingest.address, headers=headers, timeout=15) as c:
+        yield c
+
+
+async def read_events(
+    bootstrap: str, topic: str, ids: set[str], timeout_s: float = 20.0
+) -> dict[str, tuple[bytes | None, Envelope]]:
+    """Read ``topic`` from the start until every CloudEvent id in ``ids`` was seen.
+
+    Returns {id: (kafka key, decoded event)}; fails if any id is missing after the timeout.
+    """
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    found: dict[str, tuple[bytes | None, Envelope]] = {}
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not ids <= found.keys():
+                batches = await consumer.getmany(timeout_ms=200)
+                for records in batches.values():
+                    for record in records:
+                        event = from_kafka(record.headers, record.value)
+                        if event.id in ids:
+                            found[event.id] = (record.key, event)
+    except TimeoutError:
+        pytest.fail(f"events never reached {topic}: {sorted(ids - found.keys())}")
+    finally:
+        await consumer.stop()
+    return found

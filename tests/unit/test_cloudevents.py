@@ -1,0 +1,125 @@
+"""The CloudEvents bindings: HTTP structured, binary and batch; Kafka binary mode."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from shared import cloudevents as ce
+from shared.events import INBOUND_TYPES
+from tests import samples
+
+
+@pytest.mark.parametrize("event_type", INBOUND_TYPES)
+def test_kafka_binary_mode_round_trip(event_type: str) -> None:
+    event = ce.parse_structured(orjson.dumps(samples.event(event_type, subject="s-1")))
+    key, value, headers = ce.to_kafka(event)
+    names = dict(headers)
+    assert names["ce_specversion"] == b"1.0"
+    assert names["ce_type"] == event_type.encode()
+    assert names["ce_id"] == event.id.encode()
+    assert names["ce_source"] == b"urn:ripples:test"
+    assert names["ce_time"] == b"2026-06-03T08:15:01Z"
+    assert names["ce_subject"] == b"s-1"
+    assert names["content-type"] == b"application/json"
+    assert key == samples.KEYS[event_type].encode()
+    # The value is the data alone (binary mode), not the envelope.
+    assert orjson.loads(value).keys() <= set(samples.DATA[event_type]) | {
+        "url",
+        "reshare_of",
+        "link_codes",
+        "department",
+        "notify",
+        "visitor_id",
+        "link_code",
+        "referrer_employee_id",
+        "source",
+        "employee_id",
+        "job_id",
+        "post_id",
+        "actor_employee_id",
+        "linkedin_member_urn",
+    }
+    assert ce.from_kafka(headers, value) == event
+
+
+def test_kafka_times_keep_their_offset() -> None:
+    event = ce.parse_structured(
+        orjson.dumps(samples.event("ripples.applicant.erased.v1", time="2026-06-03T10:15:01+02:00"))
+    )
+    _, value, headers = ce.to_kafka(event)
+    assert dict(headers)["ce_time"] == b"2026-06-03T10:15:01+02:00"
+    assert ce.from_kafka(headers, value).time == event.time
+
+
+def test_from_kafka_refuses_what_is_not_a_contract_event() -> None:
+    with pytest.raises(ce.InvalidEvent, match="unknown event type"):
+        ce.from_kafka([("ce_type", b"x.v1")], b"{}")
+    event = ce.parse_structured(orjson.dumps(samples.event("ripples.link.clicked.v1")))
+    _, _, headers = ce.to_kafka(event)
+    with pytest.raises(ce.InvalidEvent) as caught:
+        ce.from_kafka(headers, b'{"link_code": "abc"}')
+    assert caught.value.errors[0].field == "data.visitor_id"
+
+
+def test_binary_mode_equals_structured_mode() -> None:
+    sent = samples.event("ripples.post.engagement.v1", subject="post")
+    headers = {f"ce-{k}": str(v) for k, v in sent.items() if k != "data"}
+    binary = ce.parse_binary(headers, orjson.dumps(sent["data"]))
+    assert binary == ce.parse_structured(orjson.dumps(sent))
+
+
+def test_binary_mode_errors_name_headers_and_fields() -> None:
+    sent = samples.event("ripples.post.engagement.v1")
+    headers = {f"ce-{k}": str(v) for k, v in sent.items() if k not in ("data", "source")}
+    with pytest.raises(ce.InvalidEvent) as caught:
+        ce.parse_binary(headers, orjson.dumps(sent["data"]))
+    assert [e.field for e in caught.value.errors] == ["ce-source"]
+    headers["ce-source"] = "x"
+    with pytest.raises(ce.InvalidEvent) as caught:
+        ce.parse_binary(headers, b"{not json")
+    assert caught.value.errors[0].reason == "malformed"
+
+
+def test_batch_names_each_bad_index() -> None:
+    good = samples.event("ripples.applicant.erased.v1")
+    bad = samples.event("ripples.applicant.erased.v1", {"applicant_id": 7})
+    body = orjson.dumps([good, bad, good, {"type": "nope"}, 5])
+    with pytest.raises(ce.InvalidEvent) as caught:
+        ce.parse_batch(body)
+    found = [(e.index, e.field) for e in caught.value.errors]
+    assert found == [(1, "data.applicant_id"), (3, "type"), (4, "$")]
+    assert caught.value.event_types == ["ripples.applicant.erased.v1", "unknown", "unknown"]
+
+
+def test_batch_of_valid_events() -> None:
+    sent = [samples.event(t) for t in INBOUND_TYPES]
+    events = ce.parse_batch(orjson.dumps(sent))
+    assert [e.type for e in events] == list(INBOUND_TYPES)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"), [(b"[]", "empty_batch"), (b"{}", "invalid"), (b"[", "malformed")]
+)
+def test_batch_shapes(body: bytes, reason: str) -> None:
+    with pytest.raises(ce.InvalidEvent) as caught:
+        ce.parse_batch(body)
+    assert caught.value.errors[0].reason == reason
+
+
+@pytest.mark.parametrize(
+    ("header", "media"),
+    [
+        ("application/cloudevents+json; charset=utf-8", "application/cloudevents+json"),
+        ("Application/JSON", "application/json"),
+        (None, ""),
+    ],
+)
+def test_media_type(header: str | None, media: str) -> None:
+    assert ce.media_type(header) == media
+
+
+def test_deeply_nested_input_is_refused_not_crashed() -> None:
+    deep = b'{"data": ' * 10_000 + b"{}" + b"}" * 10_000
+    with pytest.raises(ce.InvalidEvent):
+        ce.parse_structured(deep)

@@ -1,0 +1,230 @@
+"""The contract models (CONTRACT §1): what they accept, what they refuse, and how each error
+names its field."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import orjson
+import pytest
+
+from shared.cloudevents import InvalidEvent, parse_structured
+from shared.events import (
+    APPLICANTS,
+    BY_TYPE,
+    EMPLOYEES,
+    INBOUND_TYPES,
+    LINKS,
+    POSTS,
+    TOPICS,
+    EmployeeUpserted,
+    PostMetrics,
+)
+from tests import samples
+
+
+def parse(event: dict[str, object]):
+    return parse_structured(orjson.dumps(event))
+
+
+def errors(event: dict[str, object]) -> list[tuple[str, str]]:
+    with pytest.raises(InvalidEvent) as caught:
+        parse(event)
+    return [(e.field, e.detail) for e in caught.value.errors]
+
+
+def test_every_contract_type_is_known() -> None:
+    assert set(INBOUND_TYPES) == {
+        "ripples.employee.upserted.v1",
+        "ripples.employee.removed.v1",
+        "ripples.post.published.v1",
+        "ripples.post.metrics.v1",
+        "ripples.post.engagement.v1",
+        "ripples.link.created.v1",
+        "ripples.link.clicked.v1",
+        "ripples.applicant.applied.v1",
+        "ripples.applicant.hired.v1",
+        "ripples.applicant.erased.v1",
+    }
+
+
+@pytest.mark.parametrize("event_type", INBOUND_TYPES)
+def test_each_sample_parses_to_its_type(event_type: str) -> None:
+    event = parse(samples.event(event_type))
+    assert type(event) is BY_TYPE[event_type]
+    assert event.type == event_type
+    assert event.key == samples.KEYS[event_type].encode()
+
+
+@pytest.mark.parametrize(
+    ("event_type", "topic"),
+    [
+        ("ripples.employee.upserted.v1", EMPLOYEES),
+        ("ripples.employee.removed.v1", EMPLOYEES),
+        ("ripples.post.published.v1", POSTS),
+        ("ripples.post.metrics.v1", POSTS),
+        ("ripples.post.engagement.v1", POSTS),
+        ("ripples.link.created.v1", LINKS),
+        ("ripples.link.clicked.v1", LINKS),
+        ("ripples.applicant.applied.v1", APPLICANTS),
+        ("ripples.applicant.hired.v1", APPLICANTS),
+        ("ripples.applicant.erased.v1", APPLICANTS),
+    ],
+)
+def test_events_of_one_entity_share_a_topic(event_type: str, topic: object) -> None:
+    assert BY_TYPE[event_type].topic is topic
+
+
+def test_topics_have_explicit_partition_counts() -> None:
+    assert all(t.partitions >= 1 for t in TOPICS)
+    assert len({t.name for t in TOPICS}) == len(TOPICS)
+
+
+@pytest.mark.parametrize("event_type", INBOUND_TYPES)
+def test_every_required_field_is_named_when_missing(event_type: str) -> None:
+    required = {
+        "ripples.employee.upserted.v1": ["employee_id", "display_name"],
+        "ripples.employee.removed.v1": ["employee_id"],
+        "ripples.post.published.v1": ["post_id", "author_kind", "published_at"],
+        "ripples.post.metrics.v1": ["post_id", "observed_at"],
+        "ripples.post.engagement.v1": ["post_id", "action", "at"],
+        "ripples.link.created.v1": ["link_code", "target_url"],
+        "ripples.link.clicked.v1": ["link_code", "visitor_id", "at"],
+        "ripples.applicant.applied.v1": ["applicant_id", "job_id", "applied_at"],
+        "ripples.applicant.hired.v1": ["applicant_id", "job_id", "hired_at"],
+        "ripples.applicant.erased.v1": ["applicant_id"],
+    }[event_type]
+    for name in required:
+        event = samples.event(event_type)
+        del event["data"][name]
+        assert errors(event) == [(f"data.{name}", "required field is missing")]
+
+
+@pytest.mark.parametrize("attribute", ["specversion", "id", "source", "type", "time", "data"])
+def test_every_required_attribute_is_named_when_missing(attribute: str) -> None:
+    event = samples.event("ripples.applicant.erased.v1")
+    del event[attribute]
+    ((field, _),) = errors(event)
+    assert field == attribute
+
+
+def test_defaults_of_an_employee_record() -> None:
+    data = {"employee_id": "e1", "display_name": "Ann"}
+    employee = parse(samples.event("ripples.employee.upserted.v1", data)).data
+    assert isinstance(employee, EmployeeUpserted)
+    assert (
+        employee.ambassador,
+        employee.locale,
+        employee.notify,
+        employee.recognition_opt_out,
+    ) == (False, "en", None, False)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"locale": "de"}, "data.locale"),
+        ({"ambassador": "yes"}, "data.ambassador"),
+        ({"notify": {"channel": "pigeon", "address": "x"}}, "data.notify.channel"),
+        ({"notify": {"channel": "slack"}}, "data.notify"),
+        ({"display_name": ""}, "data.display_name"),
+        ({"employee_id": "x" * 257}, "data.employee_id"),
+    ],
+)
+def test_employee_validation(change: dict[str, object], field: str) -> None:
+    data = samples.DATA["ripples.employee.upserted.v1"] | change
+    ((found, _),) = errors(samples.event("ripples.employee.upserted.v1", data))
+    assert found == field
+
+
+def test_a_notify_record_of_none_needs_no_address() -> None:
+    data = samples.DATA["ripples.employee.upserted.v1"] | {"notify": {"channel": "none"}}
+    assert parse(samples.event("ripples.employee.upserted.v1", data)).data.notify.channel == "none"
+
+
+def test_an_employee_post_needs_its_author() -> None:
+    data = dict(samples.DATA["ripples.post.published.v1"])
+    del data["employee_id"]
+    ((field, detail),) = errors(samples.event("ripples.post.published.v1", data))
+    assert field == "data"
+    assert "employee_id" in detail
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"author_kind": "bot"}, "data.author_kind"),
+        ({"link_codes": ["ok", "not ok!"]}, "data.link_codes[1]"),
+        ({"url": "javascript:alert(1)"}, "data.url"),
+        ({"published_at": "2026-06-03 08:15"}, "data.published_at"),
+    ],
+)
+def test_post_validation(change: dict[str, object], field: str) -> None:
+    data = samples.DATA["ripples.post.published.v1"] | change
+    ((found, _),) = errors(samples.event("ripples.post.published.v1", data))
+    assert found == field
+
+
+@pytest.mark.parametrize(
+    "name", ["impressions", "members_reached", "reactions", "comments", "reshares", "clicks"]
+)
+@pytest.mark.parametrize("value", [-1, 1.5, "7", True, 10**16])
+def test_metric_counts_are_non_negative_integers(name: str, value: object) -> None:
+    data = samples.DATA["ripples.post.metrics.v1"] | {name: value}
+    ((field, _),) = errors(samples.event("ripples.post.metrics.v1", data))
+    assert field == f"data.{name}"
+
+
+def test_absent_metrics_stay_absent() -> None:
+    data = {"post_id": "p", "observed_at": "2026-06-04T08:00:00Z", "impressions": 0}
+    metrics = parse(samples.event("ripples.post.metrics.v1", data)).data
+    assert isinstance(metrics, PostMetrics)
+    assert metrics.impressions == 0
+    assert metrics.clicks is None  # not observed is not the same as zero
+
+
+@pytest.mark.parametrize("action", ["like", "", None])
+def test_engagement_actions(action: object) -> None:
+    data = samples.DATA["ripples.post.engagement.v1"] | {"action": action}
+    ((field, _),) = errors(samples.event("ripples.post.engagement.v1", data))
+    assert field == "data.action"
+
+
+@pytest.mark.parametrize("target", ["ftp://x.example/a", "careers.example.com/jobs", ""])
+def test_link_targets_are_http_urls(target: str) -> None:
+    data = samples.DATA["ripples.link.created.v1"] | {"target_url": target}
+    ((field, _),) = errors(samples.event("ripples.link.created.v1", data))
+    assert field == "data.target_url"
+
+
+def test_times_keep_their_offset_and_compare_as_instants() -> None:
+    event = parse(samples.event("ripples.post.published.v1"))
+    published = event.data.published_at
+    assert published.utcoffset() == timedelta(hours=2)
+    assert published == datetime(2026, 6, 3, 6, 15, tzinfo=UTC)
+    assert event.time.tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2026-06-03T08:15:01", "2026-13-01T00:00:00Z", "2026-06-03T25:00:00Z", "1717400000", ""],
+)
+def test_bad_timestamps_are_refused(value: str) -> None:
+    ((field, _),) = errors(samples.event("ripples.applicant.erased.v1", time=value))
+    assert field == "time"
+
+
+def test_unknown_fields_are_ignored_everywhere() -> None:
+    event = samples.event("ripples.applicant.hired.v1", extension_attribute="x")
+    event["data"]["salary"] = 1
+    hired = parse(event)
+    assert hired.data.hired_at == datetime(2026, 7, 1, 9, tzinfo=timezone.utc)  # noqa: UP017
+    assert not hasattr(hired.data, "salary")
+
+
+def test_unknown_types_list_the_known_ones() -> None:
+    ((field, detail),) = errors(
+        samples.event("ripples.applicant.erased.v1", type="ripples.applicant.rejected.v1")
+    )
+    assert field == "type"
+    assert "ripples.applicant.hired.v1" in detail
