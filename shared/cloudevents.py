@@ -15,7 +15,7 @@ from typing import Any, get_type_hints
 
 import msgspec
 
-from shared.events import BY_TYPE, Envelope, InboundEvent
+from shared.events import BY_TYPE, INBOUND_TYPES, Envelope, InboundEvent
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
@@ -97,7 +97,7 @@ def _field_error(exc: msgspec.MsgspecError | RecursionError, prefix: str = "") -
         reason = "missing_field"
     if path == "type":
         reason = "unknown_type"
-        message = f"{message}; known types: {', '.join(BY_TYPE)}"
+        message = f"{message}; known types: {', '.join(INBOUND_TYPES)}"
     field = (prefix + path) if path else (prefix.rstrip(".") or "$")
     return FieldError(field, message, reason)
 
@@ -108,7 +108,7 @@ def _raw_type(raw: bytes) -> str:
         value = _decode_object(raw).get("type")
     except _DECODE_ERRORS:
         return "unknown"
-    return value if isinstance(value, str) and value in BY_TYPE else "unknown"
+    return value if isinstance(value, str) and value in INBOUND_TYPES else "unknown"
 
 
 # --- HTTP --------------------------------------------------------------------------------
@@ -145,7 +145,7 @@ def parse_binary(headers: Mapping[str, str], body: bytes) -> Envelope:
         error = _field_error(exc)
         if error.field in _ATTRIBUTES:
             error = FieldError(f"ce-{error.field}", error.detail, error.reason)
-        label = event_type if event_type in BY_TYPE else "unknown"
+        label = event_type if event_type in INBOUND_TYPES else "unknown"
         raise InvalidEvent([error], [str(label)]) from None
     return event
 

@@ -134,6 +134,63 @@ class ApplicantErased(Data, frozen=True):
     applicant_id: Id
 
 
+# --- data payloads of the events Ripples itself emits -------------------------------------
+
+Model = Literal["first_touch", "last_touch", "linear", "position_based", "time_decay"]
+MODELS: tuple[Model, ...] = ("first_touch", "last_touch", "linear", "position_based", "time_decay")
+RecognitionKind = Literal[
+    "first_post", "reach_milestone", "first_applicant", "hire", "inspired_colleague"
+]
+RECOGNITION_KINDS: tuple[RecognitionKind, ...] = (
+    "first_post",
+    "reach_milestone",
+    "first_applicant",
+    "hire",
+    "inspired_colleague",
+)
+
+
+class CreditShare(msgspec.Struct, kw_only=True, frozen=True):
+    """One credited party of a conversion under one model (CONTRACT §3)."""
+
+    employee_id: Id | None  # None: the company page (ring 0)
+    ring: int | None  # None: independent
+    weight: float
+
+
+class CreditAssigned(Data, frozen=True):
+    """A conversion's credit changed; ``credit`` holds every model's shares (empty lists when
+    the conversion is unattributed)."""
+
+    applicant_id: Id
+    conversion: Literal["applied", "hired"]
+    job_id: Id
+    at: Time
+    credit: dict[Model, list[CreditShare]]
+
+
+class RecognitionFacts(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """What a recognition message may say. Never anything about an applicant."""
+
+    post_count: int | None = None
+    impressions: int | None = None
+    threshold: int | None = None
+    job_id: Id | None = None
+    colleague_id: Id | None = None
+    colleague_display_name: Text | None = None
+
+
+class RecognitionDue(Data, frozen=True):
+    """A recognition condition of CONTRACT §6 was first met. ``recognition_id`` is
+    deterministic, so re-emitting it is harmless."""
+
+    recognition_id: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+    kind: RecognitionKind
+    employee_id: Id
+    due_at: Time
+    facts: RecognitionFacts = RecognitionFacts()
+
+
 # --- topics --------------------------------------------------------------------------------
 
 
@@ -150,9 +207,19 @@ EMPLOYEES = Topic("ripples.employees", 6, "HR records: employee upserts and remo
 POSTS = Topic("ripples.posts", 12, "LinkedIn posts, metric snapshots and engagements")
 LINKS = Topic("ripples.links", 12, "tracked links and their clicks")
 APPLICANTS = Topic("ripples.applicants", 6, "applications, hires and applicant erasures")
+CREDITS = Topic("ripples.credits", 6, "credit of each conversion under every model (output)")
+RECOGNITIONS = Topic("ripples.recognitions", 6, "recognitions due to employees (output)")
 DEAD_LETTERS = Topic("ripples.deadletter", 3, "events a consumer could not process, with reason")
 
-TOPICS: tuple[Topic, ...] = (EMPLOYEES, POSTS, LINKS, APPLICANTS, DEAD_LETTERS)
+TOPICS: tuple[Topic, ...] = (
+    EMPLOYEES,
+    POSTS,
+    LINKS,
+    APPLICANTS,
+    CREDITS,
+    RECOGNITIONS,
+    DEAD_LETTERS,
+)
 
 
 # --- envelopes -----------------------------------------------------------------------------
@@ -246,6 +313,18 @@ class ApplicantErasedEvent(Envelope, frozen=True, tag="ripples.applicant.erased.
     data: ApplicantErased
 
 
+class CreditAssignedEvent(Envelope, frozen=True, tag="ripples.credit.assigned.v1"):
+    topic = CREDITS
+    key_field = "applicant_id"
+    data: CreditAssigned
+
+
+class RecognitionDueEvent(Envelope, frozen=True, tag="ripples.recognition.due.v1"):
+    topic = RECOGNITIONS
+    key_field = "employee_id"
+    data: RecognitionDue
+
+
 InboundEvent = (
     EmployeeUpsertedEvent
     | EmployeeRemovedEvent
@@ -262,5 +341,11 @@ InboundEvent = (
 one pass, dispatching on ``type``."""
 
 INBOUND: tuple[type[Envelope], ...] = InboundEvent.__args__
-BY_TYPE: dict[str, type[Envelope]] = {str(cls.__struct_config__.tag): cls for cls in INBOUND}
-INBOUND_TYPES: tuple[str, ...] = tuple(BY_TYPE)
+INBOUND_TYPES: tuple[str, ...] = tuple(str(cls.__struct_config__.tag) for cls in INBOUND)
+
+OUTBOUND: tuple[type[Envelope], ...] = (CreditAssignedEvent, RecognitionDueEvent)
+"""The event types Ripples emits (attribution → notifier and anyone else listening)."""
+
+BY_TYPE: dict[str, type[Envelope]] = {
+    str(cls.__struct_config__.tag): cls for cls in (*INBOUND, *OUTBOUND)
+}

@@ -123,3 +123,61 @@ def test_deeply_nested_input_is_refused_not_crashed() -> None:
     deep = b'{"data": ' * 10_000 + b"{}" + b"}" * 10_000
     with pytest.raises(ce.InvalidEvent):
         ce.parse_structured(deep)
+
+
+def test_output_events_round_trip_on_kafka() -> None:
+    from datetime import UTC, datetime
+
+    from shared.events import (
+        CreditAssigned,
+        CreditAssignedEvent,
+        CreditShare,
+        RecognitionDue,
+        RecognitionDueEvent,
+        RecognitionFacts,
+    )
+
+    at = datetime(2026, 6, 5, 12, tzinfo=UTC)
+    credit = CreditAssignedEvent(
+        specversion="1.0",
+        id="credit:app-1:applied:3",
+        source="urn:ripples:attribution",
+        time=at,
+        data=CreditAssigned(
+            applicant_id="app-1",
+            conversion="applied",
+            job_id="job-1",
+            at=at,
+            credit={
+                "linear": [
+                    CreditShare(employee_id="e1", ring=1, weight=0.5),
+                    CreditShare(employee_id=None, ring=0, weight=0.5),
+                ]
+            },
+        ),
+    )
+    due = RecognitionDueEvent(
+        specversion="1.0",
+        id="reach_milestone:e1:1000",
+        source="urn:ripples:attribution",
+        time=at,
+        data=RecognitionDue(
+            recognition_id="reach_milestone:e1:1000",
+            kind="reach_milestone",
+            employee_id="e1",
+            due_at=at,
+            facts=RecognitionFacts(threshold=1000),
+        ),
+    )
+    for event in (credit, due):
+        _, value, headers = ce.to_kafka(event)
+        assert ce.from_kafka(headers, value) == event
+    assert ce.to_kafka(due)[0] == b"e1"
+    assert ce.to_kafka(credit)[0] == b"app-1"
+
+
+def test_ingest_does_not_take_output_events() -> None:
+    event = samples.event("ripples.applicant.erased.v1", type="ripples.recognition.due.v1")
+    with pytest.raises(ce.InvalidEvent) as caught:
+        ce.parse_structured(orjson.dumps(event))
+    assert caught.value.errors[0].field == "type"
