@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,6 +19,14 @@ from shared.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 
+def ssl_context(settings: KafkaSettings) -> ssl.SSLContext:
+    """A TLS context that verifies the brokers (and presents a client certificate if set)."""
+    context = ssl.create_default_context(cafile=settings.ssl_cafile)
+    if settings.ssl_certfile:
+        context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile)
+    return context
+
+
 def _connection(settings: KafkaSettings) -> dict[str, Any]:
     options: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers,
@@ -25,6 +34,8 @@ def _connection(settings: KafkaSettings) -> dict[str, Any]:
         "client_id": settings.client_id,
         "request_timeout_ms": int(settings.request_timeout_s * 1000),
     }
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = ssl_context(settings)
     if settings.sasl_mechanism:
         options.update(
             sasl_mechanism=settings.sasl_mechanism,

@@ -87,6 +87,10 @@ class KafkaSettings:
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password: str | None = None
+    # TLS (security_protocol SSL or SASL_SSL): CA bundle, and a client certificate for mTLS.
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
     client_id: str = "ripples"
     replication_factor: int = 1
     # Create the contract topics at start-up when missing (off where a job or operator does).
