@@ -424,7 +424,7 @@ def build(state: State, environ: Mapping[str, str] | None = None) -> Stack:
     env = environ | {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "DATABASE_URL": database_url,
-        "INGEST_API_KEYS": environ.get("INGEST_API_KEYS") or api_key,
+        "INGEST_API_KEYS": api_key,
         # Quick consumer-group rebalances on the local broker (see INFRA-NOTES).
         "KAFKA_SESSION_TIMEOUT_S": environ.get("KAFKA_SESSION_TIMEOUT_S", "6"),
         "KAFKA_HEARTBEAT_INTERVAL_S": environ.get("KAFKA_HEARTBEAT_INTERVAL_S", "1"),
