@@ -1,0 +1,76 @@
+"""The committed AsyncAPI document describes the topics and events the code really uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import orjson
+import pytest
+import yaml
+
+from shared.cloudevents import from_kafka, to_kafka
+from shared.events import BY_TYPE, INBOUND, INBOUND_TYPES, TOPICS, InboundEvent
+
+DOC = yaml.safe_load((Path(__file__).parents[2] / "docs" / "asyncapi.yaml").read_text())
+MESSAGES: dict[str, Any] = DOC["components"]["messages"]
+DOCUMENTATION_ONLY = {"description", "examples", "if", "then", "title"}
+
+
+def _normalise(schema: Any) -> Any:
+    """A schema without documentation, with order-free lists as sets."""
+    if isinstance(schema, dict):
+        return {
+            k: (frozenset(map(orjson.dumps, v)) if k in ("enum", "required") else _normalise(v))
+            for k, v in schema.items()
+            if k not in DOCUMENTATION_ONLY
+        }
+    if isinstance(schema, list):
+        return [_normalise(v) for v in schema]
+    return schema
+
+
+def test_version_and_servers() -> None:
+    assert DOC["asyncapi"].startswith("3.")
+    assert DOC["servers"]["local"]["host"] == "127.0.0.1:19092"
+
+
+def test_documented_channels_match_the_topics() -> None:
+    partitions = {t.name: t.partitions for t in TOPICS}
+    for channel in DOC["channels"].values():
+        assert channel["address"] in partitions, channel["address"]
+        assert channel["bindings"]["kafka"]["partitions"] == partitions[channel["address"]]
+
+
+@pytest.mark.parametrize("event_type", INBOUND_TYPES)
+def test_every_inbound_event_is_documented_on_its_topic(event_type: str) -> None:
+    (name,) = [k for k, m in MESSAGES.items() if m["name"] == event_type]
+    channels = [
+        c
+        for c in DOC["channels"].values()
+        if f"#/components/messages/{name}" in str(c.get("messages"))
+    ]
+    assert [c["address"] for c in channels] == [BY_TYPE[event_type].topic.name]
+
+
+def test_payload_schemas_equal_the_models() -> None:
+    _, generated = msgspec.json.schema_components(
+        [InboundEvent], ref_template="#/components/schemas/{name}"
+    )
+    documented = DOC["components"]["schemas"]
+    for cls in INBOUND:
+        data = cls.__annotations__["data"]
+        name = data if isinstance(data, str) else data.__name__
+        assert _normalise(documented[name]) == _normalise(generated[name]), name
+
+
+def test_examples_are_valid_records() -> None:
+    for message in MESSAGES.values():
+        if message["name"] not in INBOUND_TYPES:
+            continue
+        for example in message.get("examples", []):
+            headers = [(k, str(v).encode()) for k, v in example["headers"].items()]
+            event = from_kafka(headers, orjson.dumps(example["payload"]))
+            key, _, _ = to_kafka(event)
+            assert key.decode() == example["payload"][event.key_field]
