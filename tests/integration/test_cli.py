@@ -61,7 +61,7 @@ def user(tmp_path: Path) -> Iterator[User]:
         env[spec.port_variable] = str(free_port())
     person = User(tmp_path, env)
     yield person
-    person.run("down", check=False)
+    person.run("down", "--purge", check=False)
 
 
 MARKERS = {"broker": "tansu", "postgres": "postgres", "ingest": "services.ingest"}
