@@ -1,0 +1,386 @@
+"""A seeded, realistic advocacy pilot: who works here, who posts what and when, who engages
+with whom, which links are clicked, who applies and who is hired.
+
+The generator builds the pilot the way such a pilot unfolds — the ambassadors post, some
+colleagues react and start sharing too, some of their colleagues follow — and hands out both
+the plan (for the player, which sends it through the public surfaces) and the facts (for
+:mod:`ripples.demo.truth`, which says what the results must be).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from ripples.demo import truth
+
+DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
+
+FIRST_NAMES = (
+    "Mette", "Lars", "Sofie", "Anders", "Camilla", "Jonas", "Ida", "Rasmus", "Freja", "Mikkel",
+    "Emma", "Kasper", "Laura", "Nikolaj", "Julie", "Mads", "Signe", "Frederik", "Anna", "Emil",
+    "Priya", "Tom", "Sarah", "Ahmed", "Olivia", "Lukas", "Maja", "Tobias", "Clara", "Oscar",
+)  # fmt: skip
+LAST_NAMES = (
+    "Jensen", "Nielsen", "Hansen", "Pedersen", "Andersen", "Christensen", "Larsen", "Sørensen",
+    "Rasmussen", "Jørgensen", "Madsen", "Kristensen", "Olsen", "Thomsen", "Poulsen", "Berg",
+)  # fmt: skip
+DEPARTMENTS = ("Water supply", "Wastewater", "District heating", "IT", "Customer service",
+               "Engineering", "HR", "Finance")  # fmt: skip
+JOBS = ("job-engineer", "job-electrician", "job-data", "job-planner", "job-technician")
+VENDORS = ("greenhouse", "teamtailor", "lever")
+
+
+@dataclass(frozen=True)
+class Person:
+    id: str
+    name: str
+    email: str
+    ambassador: bool
+    department: str
+    locale: str
+    channel: str  # webhook | none
+    opt_out: bool = False
+    member_urn: str = ""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    post_id: str
+    observed_at: datetime
+    impressions: int
+    members_reached: int
+    reactions: int
+    comments: int
+    reshares: int
+    clicks: int
+
+
+@dataclass(frozen=True)
+class LinkPlan:
+    key: str  # the scenario's name for it; the real code comes from POST /v1/links
+    employee: str | None
+    job: str
+
+
+@dataclass(frozen=True)
+class ClickPlan:
+    link: str  # LinkPlan.key
+    visitor: str
+
+
+@dataclass(frozen=True)
+class ApplicationPlan:
+    candidate: str  # the ATS's candidate id (ingest pseudonymises it)
+    vendor: str
+    job: str
+    applied_at: datetime | None  # None: applies live, right after the visitor's clicks
+    visitor: str | None = None
+    ref: str | None = None  # LinkPlan.key passed as ripples_ref through the ATS source URL
+    referrer: str | None = None  # employee id credited as referrer
+    hired_after: timedelta | None = None  # hired this long after applying
+
+    def hired_at(self, applied_at: datetime) -> datetime | None:
+        return None if self.hired_after is None else applied_at + self.hired_after
+
+
+@dataclass
+class Scenario:
+    seed: int
+    start: datetime
+    end: datetime
+    people: list[Person] = field(default_factory=list)
+    posts: list[truth.Post] = field(default_factory=list)
+    snapshots: list[Snapshot] = field(default_factory=list)
+    engagements: list[tuple[truth.Engagement, str]] = field(default_factory=list)  # +action
+    links: list[LinkPlan] = field(default_factory=list)
+    clicks: list[ClickPlan] = field(default_factory=list)
+    applications: list[ApplicationPlan] = field(default_factory=list)
+
+    def facts(
+        self, click_times: dict[int, datetime], live_applied_at: dict[str, datetime]
+    ) -> truth.Facts:
+        """The facts once played: clicks happen live (their times come from the player),
+        as do the applications that follow them."""
+        facts = truth.Facts()
+        for p in self.people:
+            facts.employees[p.id] = truth.Employee(
+                p.id, p.name, p.ambassador, notify=p.channel != "none" and not p.opt_out
+            )
+        latest: dict[str, Snapshot] = {}
+        for snap in self.snapshots:
+            if snap.post_id not in latest or snap.observed_at > latest[snap.post_id].observed_at:
+                latest[snap.post_id] = snap
+        for post in self.posts:
+            last = latest.get(post.id)
+            facts.posts[post.id] = truth.Post(
+                post.id,
+                post.author,
+                post.published_at,
+                post.reshare_of,
+                impressions=last.impressions if last else 0,
+                clicks=last.clicks if last else 0,
+                reactions=last.reactions if last else 0,
+                comments=last.comments if last else 0,
+                reshares=last.reshares if last else 0,
+            )
+        facts.engagements = [e for e, _ in self.engagements]
+        for link in self.links:
+            facts.links[link.key] = truth.Link(link.key, link.employee)
+        facts.clicks = [
+            truth.Click(c.link, c.visitor, click_times[i])
+            for i, c in enumerate(self.clicks)
+            if i in click_times
+        ]
+        for a in self.applications:
+            applied = a.applied_at or live_applied_at[a.candidate]
+            facts.applications[a.candidate] = truth.Application(
+                a.candidate, a.job, applied, a.visitor, a.ref, a.referrer
+            )
+            hired_at = a.hired_at(applied)
+            if hired_at is not None:
+                facts.hires[a.candidate] = truth.Hire(a.candidate, a.job, hired_at)
+        return facts
+
+
+@dataclass(frozen=True)
+class Size:
+    employees: int = 150
+    ambassadors: int = 8
+    weeks: int = 12
+    ring2: int = 14
+    ring3: int = 6
+    ring4: int = 2
+    independents: int = 5
+    exposed_only: int = 30
+    applications: int = 90
+    link_applications: int = 18
+    referrals: int = 10
+    hires: int = 12
+
+
+SMALL = Size(
+    employees=40,
+    ambassadors=4,
+    weeks=6,
+    ring2=5,
+    ring3=3,
+    ring4=1,
+    independents=2,
+    exposed_only=8,
+    applications=24,
+    link_applications=6,
+    referrals=4,
+    hires=5,
+)
+
+
+def generate(
+    seed: int = 7,
+    size: Size = Size(),
+    now: datetime | None = None,
+    sink_url: str = "http://127.0.0.1:8099/recognitions",
+) -> Scenario:
+    rng = random.Random(seed)
+    end = (now or datetime.now(UTC)).replace(microsecond=0)
+    start = (end - size.weeks * 7 * DAY).replace(hour=8, minute=0, second=0)
+    scenario = Scenario(seed, start, end)
+
+    # People: the HR system's view. Ambassadors and a share of the rest get recognitions by
+    # webhook (the demo's sink); some have no channel, one ambassador opted out.
+    for i in range(size.employees):
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        ambassador = i < size.ambassadors
+        channel = "webhook" if ambassador or rng.random() < 0.6 else "none"
+        scenario.people.append(
+            Person(
+                id=f"emp-{i:03d}",
+                name=f"{first} {last}",
+                email=f"{first.lower()}.{last.lower()}.{i}@example.com".replace("ø", "o"),
+                ambassador=ambassador,
+                department=rng.choice(DEPARTMENTS),
+                locale="da" if rng.random() < 0.7 else "en",
+                channel=channel,
+                opt_out=ambassador and i == size.ambassadors - 1,
+                member_urn=f"urn:li:person:m{i:03d}",
+            )
+        )
+    staff = [p.id for p in scenario.people]
+    ambassadors = staff[: size.ambassadors]
+    rest = staff[size.ambassadors :]
+    rng.shuffle(rest)
+    cursor = 0
+
+    def take(n: int) -> list[str]:
+        nonlocal cursor
+        chosen = rest[cursor : cursor + n]
+        cursor += n
+        return chosen
+
+    post_count = 0
+
+    def publish(
+        author: str | None,
+        at: datetime,
+        reshare_of: str | None = None,
+        reach: tuple[int, int] = (1000, 3000),
+    ) -> truth.Post:
+        nonlocal post_count
+        post_count += 1
+        post = truth.Post(f"urn:li:share:{7_000_000 + post_count}", author, at, reshare_of)
+        scenario.posts.append(post)
+        _snapshots(scenario, rng, post, reach)
+        return post
+
+    # The company page posts twice a week; the ambassadors post their own stories.
+    for week in range(size.weeks):
+        for day in (1, 3):
+            publish(None, start + (7 * week + day) * DAY + 2 * HOUR, reach=(600, 2200))
+    for author in ambassadors:
+        at = start + rng.uniform(0.5, 6) * DAY
+        while at < end - DAY:
+            publish(author, at, reach=(2500, 11000))
+            at += rng.uniform(5, 12) * DAY
+
+    # Ripples: colleagues exposed to a post of the ring before start sharing within 14 days.
+    by_author: dict[str | None, list[truth.Post]] = {}
+    for post in scenario.posts:
+        by_author.setdefault(post.author, []).append(post)
+
+    def follow(inspirers: list[str], adopters: list[str], reach: tuple[int, int]) -> None:
+        for adopter in adopters:
+            candidates = [
+                p
+                for u in inspirers
+                for p in by_author.get(u, [])
+                if p.published_at < end - 10 * DAY
+            ]
+            origin = rng.choice(candidates)
+            x = origin.published_at + rng.uniform(2, 60) * HOUR
+            if rng.random() < 0.4:  # the first share is a reshare of the inspiring post
+                first = publish(adopter, x + rng.uniform(0, 2) * HOUR, origin.id, reach)
+            else:
+                action = rng.choice(("reaction", "comment", "reaction"))
+                scenario.engagements.append((truth.Engagement(origin.id, adopter, x), action))
+                first = publish(adopter, x + rng.uniform(1, 9) * DAY, reach=reach)
+            by_author.setdefault(adopter, []).append(first)
+            at = first.published_at + rng.uniform(4, 14) * DAY
+            while at < end - DAY and rng.random() < 0.7:
+                by_author[adopter].append(publish(adopter, at, reach=reach))
+                at += rng.uniform(6, 15) * DAY
+
+    ring2 = take(size.ring2)
+    follow(ambassadors, ring2, (1200, 6000))
+    ring3 = take(size.ring3)
+    follow(ring2, ring3, (800, 4000))
+    ring4 = take(size.ring4)
+    follow(ring3, ring4, (600, 3000))
+
+    # Colleagues who start on their own, and colleagues who engage but never post.
+    for independent in take(size.independents):
+        publish(independent, start + rng.uniform(3, size.weeks * 7 - 2) * DAY, reach=(400, 2500))
+    employee_posts = [p for p in scenario.posts if p.author in set(ambassadors + ring2)]
+    for reader in take(size.exposed_only):
+        for _ in range(rng.randint(1, 3)):
+            post = rng.choice(employee_posts)
+            at = post.published_at + rng.uniform(1, 48) * HOUR
+            if at < end:
+                scenario.engagements.append(
+                    (truth.Engagement(post.id, reader, at), rng.choice(("reaction", "comment")))
+                )
+    # Ambassadors cheer each other on (no effect on their ring).
+    for post in [p for p in scenario.posts if p.author in ambassadors]:
+        fan = rng.choice([a for a in ambassadors if a != post.author])
+        scenario.engagements.append(
+            (
+                truth.Engagement(post.id, fan, post.published_at + rng.uniform(1, 8) * HOUR),
+                "reaction",
+            )
+        )
+
+    # Tracked links: each ambassador and some ring-2 sharers link to a job; one company link.
+    sharers = ambassadors + ring2[: max(1, len(ring2) // 2)]
+    for i, employee in enumerate(sharers):
+        scenario.links.append(LinkPlan(f"link-{i}", employee, JOBS[i % len(JOBS)]))
+    scenario.links.append(LinkPlan("link-company", None, JOBS[0]))
+
+    # Applications: some arrive through link clicks (live), some are referrals, most neither.
+    candidate = 0
+
+    def next_candidate() -> str:
+        nonlocal candidate
+        candidate += 1
+        return f"cand-{seed}-{candidate:04d}"
+
+    for i in range(size.link_applications):
+        visitor = f"visitor-{i}"
+        route = rng.sample(scenario.links, k=rng.choice((1, 1, 2, 3)))
+        for link in route:
+            scenario.clicks.append(ClickPlan(link.key, visitor))
+        ref = route[-1].key if rng.random() < 0.5 else None
+        scenario.applications.append(
+            ApplicationPlan(
+                next_candidate(), rng.choice(VENDORS), route[-1].job, None, visitor, ref
+            )
+        )
+    for _ in range(size.link_applications // 2):  # clicks that lead nowhere
+        scenario.clicks.append(ClickPlan(rng.choice(scenario.links).key, f"browser-{_}"))
+    for _ in range(size.referrals):
+        scenario.applications.append(
+            ApplicationPlan(
+                next_candidate(),
+                rng.choice(VENDORS),
+                rng.choice(JOBS),
+                start + rng.uniform(2, size.weeks * 7 - 1) * DAY,
+                referrer=rng.choice(ambassadors + ring2 + ring3),
+            )
+        )
+    while len(scenario.applications) < size.applications:
+        scenario.applications.append(
+            ApplicationPlan(
+                next_candidate(),
+                rng.choice(VENDORS),
+                rng.choice(JOBS),
+                start + rng.uniform(0.5, size.weeks * 7 - 0.5) * DAY,
+            )
+        )
+    # Hires: weeks after applying; the live applicants of the final days are hired on the
+    # spot (the demo compresses the last week into its run).
+    for i in rng.sample(range(len(scenario.applications)), k=size.hires):
+        plan = scenario.applications[i]
+        if plan.applied_at is None:
+            after = timedelta(seconds=1)
+        else:
+            after = min(rng.uniform(7, 30) * DAY, max(end - HOUR - plan.applied_at, HOUR))
+        scenario.applications[i] = dataclasses.replace(plan, hired_after=after)
+    return scenario
+
+
+def _snapshots(
+    scenario: Scenario, rng: random.Random, post: truth.Post, reach: tuple[int, int]
+) -> None:
+    """Polled cumulative statistics that grow after publication (LinkedIn's curve: most
+    impressions in the first days)."""
+    final = rng.randint(*reach)
+    for day, share in ((1, 0.55), (3, 0.85), (7, 1.0)):
+        observed = post.published_at + day * DAY
+        if observed > scenario.end:
+            observed = scenario.end
+        impressions = int(final * share)
+        scenario.snapshots.append(
+            Snapshot(
+                post.id,
+                observed,
+                impressions,
+                int(impressions * 0.7),
+                int(impressions * rng.uniform(0.01, 0.03)),
+                int(impressions * 0.004),
+                int(impressions * 0.002),
+                int(impressions * rng.uniform(0.005, 0.02)),
+            )
+        )
+        if observed == scenario.end:
+            break

@@ -1,0 +1,434 @@
+"""Ground truth: what the contract (CONTRACT §2–§6) says the results of a set of facts are.
+
+This is deliberately a second, independent reading of the contract, written for the demo's
+scenario generator and the end-to-end test, and sharing no code with the attribution
+service. It works on plain facts the generator knows (who posted what when, who was exposed
+to what, who clicked which link, who applied), so that a disagreement between the two means
+one of them misread the contract.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+DAY = timedelta(days=1)
+MODELS = ("first_touch", "last_touch", "linear", "position_based", "time_decay")
+MILESTONES = (1000, 10000, 100000)
+
+
+@dataclass(frozen=True)
+class Settings:
+    window: timedelta = 14 * DAY  # §2 exposure window
+    ring_half_life: timedelta = 7 * DAY  # §2 inspirer weights
+    lookback: timedelta = 30 * DAY  # §3
+    decay_half_life: timedelta = 7 * DAY  # §3 time_decay
+    cpm: float = 220.0  # §4
+    cpc: float = 40.0
+    currency: str = "DKK"
+
+
+@dataclass(frozen=True)
+class Employee:
+    id: str
+    name: str
+    ambassador: bool
+    notify: bool  # has a notify channel other than none, and did not opt out
+    removed: bool = False
+
+
+@dataclass(frozen=True)
+class Post:
+    id: str
+    author: str | None  # None: the company page
+    published_at: datetime
+    reshare_of: str | None = None
+    impressions: int = 0  # the latest snapshot (0 if never seen)
+    clicks: int = 0
+    reactions: int = 0
+    comments: int = 0
+    reshares: int = 0
+
+
+@dataclass(frozen=True)
+class Engagement:
+    post_id: str
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Link:
+    code: str
+    employee: str | None  # None: a company link
+
+
+@dataclass(frozen=True)
+class Click:
+    code: str
+    visitor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Application:
+    applicant: str
+    job: str
+    applied_at: datetime
+    visitor: str | None = None
+    link_code: str | None = None
+    referrer: str | None = None
+
+
+@dataclass(frozen=True)
+class Hire:
+    applicant: str
+    job: str
+    hired_at: datetime
+
+
+@dataclass
+class Facts:
+    employees: dict[str, Employee] = field(default_factory=dict)
+    posts: dict[str, Post] = field(default_factory=dict)
+    engagements: list[Engagement] = field(default_factory=list)
+    links: dict[str, Link] = field(default_factory=dict)
+    clicks: list[Click] = field(default_factory=list)
+    applications: dict[str, Application] = field(default_factory=dict)
+    hires: dict[str, Hire] = field(default_factory=dict)
+
+
+# --- §2 rings --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Edge:
+    inspirer: str
+    colleague: str
+    weight: float
+    exposure: str  # "reshare" | "engagement"
+
+
+@dataclass
+class Rings:
+    ring: dict[str, int | None]  # every known employee and every post author
+    first_share: dict[str, datetime]
+    edges: list[Edge]
+
+
+def _first_posts(facts: Facts) -> dict[str, Post]:
+    first: dict[str, Post] = {}
+    for post in sorted(facts.posts.values(), key=lambda p: (p.published_at, p.id)):
+        if post.author is not None and post.author not in first:
+            first[post.author] = post
+    return first
+
+
+def rings(facts: Facts, settings: Settings = Settings()) -> Rings:
+    first = _first_posts(facts)
+    people = set(facts.employees) | set(first)
+    ring: dict[str, int | None] = {}
+    edges: list[Edge] = []
+    for e in people:
+        if facts.employees.get(e, Employee(e, e, False, False)).ambassador:
+            ring[e] = 1
+    # Non-ambassadors in order of first share: an inspirer's first share precedes theirs.
+    for e, post in sorted(first.items(), key=lambda kv: (kv[1].published_at, kv[0])):
+        if ring.get(e) == 1:
+            continue
+        s = post.published_at
+        exposures: list[tuple[str | None, datetime, str, datetime]] = []
+        if post.reshare_of is not None and post.reshare_of in facts.posts:
+            origin = facts.posts[post.reshare_of]
+            exposures.append((origin.author, s, "reshare", origin.published_at))
+        for engagement in facts.engagements:
+            if engagement.actor == e and engagement.post_id in facts.posts:
+                target = facts.posts[engagement.post_id]
+                exposures.append((target.author, engagement.at, "engagement", target.published_at))
+        latest: dict[str, tuple[datetime, str]] = {}  # colleague -> (x_u, kind)
+        for u, x, kind, published in exposures:
+            if (
+                u is None
+                or u == e
+                or not s - settings.window <= x <= s
+                or not published < x
+                or ring.get(u) is None
+            ):
+                continue  # company posts and independent colleagues inspire no one
+            best = latest.get(u)
+            if best is None or x > best[0] or (x == best[0] and kind == "reshare"):
+                latest[u] = (x, kind)
+        if not latest:
+            ring[e] = None
+            continue
+        ring[e] = 1 + min(r for u in latest if (r := ring[u]) is not None)
+        raw = {
+            u: 2 ** (-(s - x).total_seconds() / settings.ring_half_life.total_seconds())
+            for u, (x, _) in latest.items()
+        }
+        total = sum(raw.values())
+        edges.extend(Edge(u, e, raw[u] / total, latest[u][1]) for u in sorted(latest))
+    for e in people:
+        ring.setdefault(e, None)
+    return Rings(ring, {e: p.published_at for e, p in first.items()}, edges)
+
+
+# --- §3 credit --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Touch:
+    at: datetime
+    kind: str  # click, link_code, referral
+    employee: str | None
+    link_code: str | None
+
+
+_KIND_ORDER = {"click": 0, "link_code": 1, "referral": 2}
+
+
+def touches(facts: Facts, application: Application, settings: Settings = Settings()) -> list[Touch]:
+    found: list[Touch] = []
+    t = application.applied_at
+    if application.visitor is not None:
+        for click in facts.clicks:
+            link = facts.links.get(click.code)
+            if (
+                link is not None
+                and click.visitor == application.visitor
+                and t - settings.lookback <= click.at <= t
+            ):
+                found.append(Touch(click.at, "click", link.employee, click.code))
+    code = application.link_code
+    if code is not None and code in facts.links and all(x.link_code != code for x in found):
+        found.append(Touch(t, "link_code", facts.links[code].employee, code))
+    if application.referrer is not None:
+        found.append(Touch(t, "referral", application.referrer, None))
+    return sorted(found, key=lambda x: (x.at, _KIND_ORDER[x.kind], x.employee or ""))
+
+
+def weights(
+    model: str, found: Sequence[Touch], at: datetime, settings: Settings = Settings()
+) -> list[float]:
+    n = len(found)
+    if n == 0:
+        return []
+    if model == "first_touch":
+        return [1.0] + [0.0] * (n - 1)
+    if model == "last_touch":
+        return [0.0] * (n - 1) + [1.0]
+    if model == "linear":
+        return [1.0 / n] * n
+    if model == "position_based":
+        if n == 1:
+            return [1.0]
+        if n == 2:
+            return [0.5, 0.5]
+        return [0.4] + [0.2 / (n - 2)] * (n - 2) + [0.4]
+    if model == "time_decay":
+        half = settings.decay_half_life.total_seconds()
+        raw = [2 ** (-(at - x.at).total_seconds() / half) for x in found]
+        return [w / sum(raw) for w in raw]
+    raise ValueError(model)
+
+
+def credit(
+    facts: Facts, application: Application, model: str, settings: Settings = Settings()
+) -> dict[str | None, float]:
+    """Credited party (employee id, None for the company) → weight."""
+    found = touches(facts, application, settings)
+    out: dict[str | None, float] = defaultdict(float)
+    for touch, weight in zip(
+        found, weights(model, found, application.applied_at, settings), strict=True
+    ):
+        out[touch.employee] += weight
+    return dict(out)
+
+
+# --- §4, §5, §7 results ------------------------------------------------------------------
+
+
+def _in(at: datetime | None, start: datetime | None, end: datetime | None) -> bool:
+    return at is not None and (start is None or at >= start) and (end is None or at < end)
+
+
+def _ring_key(employee: str | None, ring_of: dict[str, int | None]) -> str:
+    if employee is None:
+        return "0"
+    r = ring_of.get(employee)
+    return "independent" if r is None else str(r)
+
+
+def _group(posts: Iterable[Post]) -> dict[str, Any]:
+    chosen = list(posts)
+    impressions = sum(p.impressions for p in chosen)
+    return {
+        "posts": len(chosen),
+        "impressions": impressions,
+        "clicks": sum(p.clicks for p in chosen),
+        "mean_impressions_per_post": impressions / len(chosen) if chosen else None,
+    }
+
+
+def summary(
+    facts: Facts,
+    model: str = "last_touch",
+    start: datetime | None = None,
+    end: datetime | None = None,
+    settings: Settings = Settings(),
+) -> dict[str, Any]:
+    r = rings(facts, settings)
+    posts = [p for p in facts.posts.values() if _in(p.published_at, start, end)]
+    company = _group(p for p in posts if p.author is None)
+    ambassadors = _group(p for p in posts if p.author is not None and r.ring[p.author] == 1)
+    spill = [p for p in posts if p.author is not None and (r.ring[p.author] or 0) >= 2]
+    spillover = _group(spill) | {"sharers": len({p.author for p in spill})}
+    independent = _group(p for p in posts if p.author is not None and r.ring[p.author] is None)
+    ratio = None
+    if (
+        ambassadors["mean_impressions_per_post"] is not None
+        and company["mean_impressions_per_post"]
+    ):
+        ratio = ambassadors["mean_impressions_per_post"] / company["mean_impressions_per_post"]
+    employee_posts = [p for p in posts if p.author is not None]
+    emv = (
+        sum(p.impressions for p in employee_posts) / 1000 * settings.cpm
+        + sum(p.clicks for p in employee_posts) * settings.cpc
+    )
+
+    applied = [a for a in facts.applications.values() if _in(a.applied_at, start, end)]
+    applicant_ring: dict[str, float] = defaultdict(float)
+    attributed = 0
+    for application in applied:
+        shares = credit(facts, application, model, settings)
+        attributed += bool(shares)
+        for party, weight in shares.items():
+            applicant_ring[_ring_key(party, r.ring)] += weight
+    hired = [h for h in facts.hires.values() if _in(h.hired_at, start, end)]
+    hire_ring: dict[str, float] = defaultdict(float)
+    hires_attributed = 0
+    for hire in hired:
+        belongs = facts.applications.get(hire.applicant)
+        shares = credit(facts, belongs, model, settings) if belongs else {}
+        hires_attributed += bool(shares)
+        for party, weight in shares.items():
+            hire_ring[_ring_key(party, r.ring)] += weight
+
+    return {
+        "period": {"from": start, "to": end},
+        "model": model,
+        "company": company,
+        "ambassadors": ambassadors,
+        "spillover": spillover,
+        "independent": independent,
+        "reach_ratio": ratio,
+        "applicants": {
+            "total": len(applied),
+            "attributed": attributed,
+            "unattributed": len(applied) - attributed,
+            "credit_by_ring": dict(applicant_ring),
+        },
+        "hires": {
+            "total": len(hired),
+            "attributed": hires_attributed,
+            "credit_by_ring": dict(hire_ring),
+        },
+        "emv": {"currency": settings.currency, "value": emv},
+        "ripples": spillover_baseline(facts, r, start, end, settings),
+    }
+
+
+def spillover_baseline(
+    facts: Facts,
+    r: Rings,
+    start: datetime | None,
+    end: datetime | None,
+    settings: Settings = Settings(),
+) -> dict[str, Any]:
+    known = {e for e, emp in facts.employees.items() if not emp.removed}
+    population = {
+        e
+        for e in known
+        if not facts.employees[e].ambassador
+        and not (start is not None and e in r.first_share and r.first_share[e] < start)
+    }
+    low = None if start is None else start - settings.window
+
+    def exposure_times(e: str) -> list[datetime]:
+        times = [
+            g.at
+            for g in facts.engagements
+            if g.actor == e
+            and g.post_id in facts.posts
+            and (author := facts.posts[g.post_id].author) is not None
+            and author != e
+            and facts.posts[g.post_id].published_at < g.at
+        ]
+        times += [
+            p.published_at
+            for p in facts.posts.values()
+            if p.author == e
+            and p.reshare_of in facts.posts
+            and (origin := facts.posts[p.reshare_of]).author not in (None, e)
+            and origin.published_at < p.published_at
+            and p.published_at == r.first_share.get(e)
+        ]
+        return times
+
+    exposed = {
+        e
+        for e in population
+        if any((low is None or x >= low) and (end is None or x < end) for x in exposure_times(e))
+    }
+    unexposed = population - exposed
+    adopters_x = {
+        e for e in exposed if (r.ring.get(e) or 0) >= 2 and _in(r.first_share.get(e), start, end)
+    }
+    adopters_u = {e for e in unexposed if _in(r.first_share.get(e), start, end)}
+    rate_x = len(adopters_x) / len(exposed) if exposed else 0.0
+    rate_u = len(adopters_u) / len(unexposed) if unexposed else 0.0
+    expected = rate_u * len(exposed)
+    per_ring: dict[int, int] = defaultdict(int)
+    for e, ring in r.ring.items():
+        if ring is not None and e in r.first_share and (end is None or r.first_share[e] < end):
+            per_ring[ring] += 1
+    return {
+        "rings": [{"ring": k, "sharers": per_ring[k]} for k in sorted(per_ring)],
+        "inspired": len(adopters_x),
+        "expected_by_chance": expected,
+        "baseline_adjusted": max(0.0, len(adopters_x) - expected),
+        "lift": rate_x / rate_u if rate_u else None,
+    }
+
+
+def recognitions(facts: Facts, settings: Settings = Settings()) -> dict[str, str]:
+    """Every recognition id the contract makes due (§6) → the employee it is for."""
+    r = rings(facts, settings)
+    due: dict[str, str] = {}
+    for e in r.first_share:
+        due[f"first_post:{e}"] = e
+    impressions: dict[str, int] = defaultdict(int)
+    for post in facts.posts.values():
+        if post.author is not None:
+            impressions[post.author] += post.impressions
+    for e, total in impressions.items():
+        for threshold in MILESTONES:
+            if total >= threshold:
+                due[f"reach_milestone:{e}:{threshold}"] = e
+    for application in facts.applications.values():
+        for party, weight in credit(facts, application, "linear", settings).items():
+            if party is not None and weight > 0:
+                due[f"first_applicant:{party}"] = party
+    for hire in facts.hires.values():
+        belongs = facts.applications.get(hire.applicant)
+        if belongs is None:
+            continue
+        for party, weight in credit(facts, belongs, "linear", settings).items():
+            if party is not None and weight > 0:
+                due[f"hire:{party}:{hire.applicant}"] = party
+    for edge in r.edges:
+        due[f"inspired_colleague:{edge.inspirer}:{edge.colleague}"] = edge.inspirer
+    return due
