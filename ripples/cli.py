@@ -12,7 +12,12 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 
+import httpx
+
+from ripples import report
 from ripples import stack as local
 
 
@@ -100,6 +105,36 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _time(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    stack = local.build(local.state_from_cwd())
+    urls = {s.name: s.address for s in stack.services}
+    attribution = args.attribution or urls.get("attribution")
+    if attribution is None:
+        _say("error: no attribution service in this checkout; pass --attribution URL")
+        return 2
+    notifier = args.notifier or urls.get("notifier")
+    try:
+        data = report.fetch(attribution, notifier, args.start, args.end, args.model)
+    except httpx.HTTPError as exc:
+        _say(f"error: the results API did not answer ({exc}); is the stack up? (ripples up)")
+        return 1
+    text = report.render(data, args.format)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        _say(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="ripples",
@@ -125,6 +160,21 @@ def parser() -> argparse.ArgumentParser:
     logs.add_argument("-n", "--lines", type=int, default=100, help="lines to show (100)")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     logs.set_defaults(run=cmd_logs)
+
+    rep = commands.add_parser("report", help="the period report, from the results API")
+    rep.add_argument("--from", dest="start", type=_time, help="period start (RFC 3339)")
+    rep.add_argument("--to", dest="end", type=_time, help="period end, exclusive (RFC 3339)")
+    rep.add_argument(
+        "--model",
+        choices=report.MODELS,
+        default="last_touch",
+        help="credit model (default last_touch)",
+    )
+    rep.add_argument("--format", choices=report.FORMATS, default="text")
+    rep.add_argument("--out", help="write to this file instead of standard output")
+    rep.add_argument("--attribution", help="results API URL (default: the local stack's)")
+    rep.add_argument("--notifier", help="notifier API URL (default: the local stack's)")
+    rep.set_defaults(run=cmd_report)
 
     down = commands.add_parser("down", help="stop everything")
     down.add_argument(

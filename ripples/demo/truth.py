@@ -432,3 +432,76 @@ def recognitions(facts: Facts, settings: Settings = Settings()) -> dict[str, str
     for edge in r.edges:
         due[f"inspired_colleague:{edge.inspirer}:{edge.colleague}"] = edge.inspirer
     return due
+
+
+def sharers(
+    facts: Facts,
+    model: str = "last_touch",
+    start: datetime | None = None,
+    end: datetime | None = None,
+    settings: Settings = Settings(),
+) -> list[dict[str, Any]]:
+    """CONTRACT §7 ``/v1/sharers``: every employee with a post or with credit in the period."""
+    r = rings(facts, settings)
+    rows: dict[str, dict[str, Any]] = {}
+
+    def row(e: str) -> dict[str, Any]:
+        if e not in rows:
+            employee = facts.employees.get(e)
+            rows[e] = {
+                "employee_id": e,
+                "display_name": None if employee is None or employee.removed else employee.name,
+                "ring": r.ring.get(e),
+                "posts": 0,
+                "impressions": 0,
+                "reactions": 0,
+                "comments": 0,
+                "reshares": 0,
+                "clicks": 0,
+                "applicant_credit": 0.0,
+                "hire_credit": 0.0,
+                "inspired": [],
+            }
+        return rows[e]
+
+    for post in facts.posts.values():
+        if post.author is not None and _in(post.published_at, start, end):
+            target = row(post.author)
+            target["posts"] += 1
+            for name in ("impressions", "reactions", "comments", "reshares", "clicks"):
+                target[name] += getattr(post, name)
+    for application in facts.applications.values():
+        if _in(application.applied_at, start, end):
+            for party, weight in credit(facts, application, model, settings).items():
+                if party is not None and weight > 0:
+                    row(party)["applicant_credit"] += weight
+    for hire in facts.hires.values():
+        belongs = facts.applications.get(hire.applicant)
+        if belongs is not None and _in(hire.hired_at, start, end):
+            for party, weight in credit(facts, belongs, model, settings).items():
+                if party is not None and weight > 0:
+                    row(party)["hire_credit"] += weight
+    for edge in r.edges:
+        if edge.inspirer in rows and _in(r.first_share.get(edge.colleague), start, end):
+            rows[edge.inspirer]["inspired"].append(edge.colleague)
+    for value in rows.values():
+        value["inspired"].sort()
+    return sorted(
+        rows.values(), key=lambda x: (-x["applicant_credit"], -x["impressions"], x["employee_id"])
+    )
+
+
+def ripples_graph(facts: Facts, settings: Settings = Settings()) -> dict[str, Any]:
+    """CONTRACT §7 ``/v1/ripples``: every employee who shared, with their ring, and the
+    inspirer edges."""
+    r = rings(facts, settings)
+    return {
+        "nodes": [
+            {"employee_id": e, "ring": r.ring.get(e), "first_shared_at": at}
+            for e, at in sorted(r.first_share.items())
+        ],
+        "edges": [
+            {"from": x.inspirer, "to": x.colleague, "weight": x.weight, "exposure": x.exposure}
+            for x in r.edges
+        ],
+    }
