@@ -458,6 +458,33 @@ def _api_key(state: State, environ: Mapping[str, str]) -> str:
     return key
 
 
+# Secrets the local stack generates once (kept in .ripples/secrets.json, mode 0600) unless the
+# environment sets them: the services' own signing keys, so that the connectors and the
+# notifier's webhook signatures work out of the box on this machine.
+LOCAL_SECRETS = (
+    "INGEST_APPLICANT_ID_SECRET",
+    "INGEST_GREENHOUSE_SECRET_KEY",
+    "INGEST_TEAMTAILOR_SIGNATURE_KEY",
+    "INGEST_LEVER_SIGNATURE_TOKEN",
+    "INGEST_LINKEDIN_CLIENT_SECRET",
+    "NOTIFIER_WEBHOOK_SECRET",
+)
+# Where local tracked links may point (no open redirect, even on a laptop).
+LOCAL_LINK_HOSTS = "example.com,*.example.com,localhost,127.0.0.1"
+
+
+def local_secrets(state: State, environ: Mapping[str, str]) -> dict[str, str]:
+    """The local stack's secrets: the environment's where set, else generated and kept."""
+    path = state.root / "secrets.json"
+    kept: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    missing = [name for name in LOCAL_SECRETS if name not in kept]
+    if missing:
+        kept |= {name: secrets.token_urlsafe(32) for name in missing}
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(kept, indent=2) + "\n")
+    return {name: environ.get(name) or kept[name] for name in LOCAL_SECRETS}
+
+
 def build(state: State, environ: Mapping[str, str] | None = None) -> Stack:
     """The stack for this folder and environment."""
     environ = dict(os.environ if environ is None else environ)
@@ -484,16 +511,21 @@ def build(state: State, environ: Mapping[str, str] | None = None) -> Stack:
             system_user=POSTGRES_USER if os.geteuid() == 0 else None,
         ),
     ]
-    env = environ | {
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "DATABASE_URL": database_url,
-        "INGEST_API_KEYS": api_key,
-        # Quick consumer-group rebalances on the local broker (see INFRA-NOTES).
-        "KAFKA_SESSION_TIMEOUT_S": environ.get("KAFKA_SESSION_TIMEOUT_S", "6"),
-        "KAFKA_HEARTBEAT_INTERVAL_S": environ.get("KAFKA_HEARTBEAT_INTERVAL_S", "1"),
-        "KAFKA_REBALANCE_TIMEOUT_S": environ.get("KAFKA_REBALANCE_TIMEOUT_S", "6"),
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = (
+        environ
+        | {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "DATABASE_URL": database_url,
+            "INGEST_API_KEYS": api_key,
+            "INGEST_LINK_ALLOWED_HOSTS": environ.get("INGEST_LINK_ALLOWED_HOSTS", LOCAL_LINK_HOSTS),
+            # Quick consumer-group rebalances on the local broker (see INFRA-NOTES).
+            "KAFKA_SESSION_TIMEOUT_S": environ.get("KAFKA_SESSION_TIMEOUT_S", "6"),
+            "KAFKA_HEARTBEAT_INTERVAL_S": environ.get("KAFKA_HEARTBEAT_INTERVAL_S", "1"),
+            "KAFKA_REBALANCE_TIMEOUT_S": environ.get("KAFKA_REBALANCE_TIMEOUT_S", "6"),
+            "PYTHONUNBUFFERED": "1",
+        }
+        | local_secrets(state, environ)
+    )
     for spec in ALL_SERVICES:
         if not spec.exists():
             continue

@@ -111,6 +111,10 @@ async def test_up_post_read_back_and_down(user: User) -> None:
     logs = user.run("logs", "ingest", "-n", "50").stdout
     assert '"service":"ingest"' in logs
     assert key not in logs, "the API key never appears in logs"
+    secrets_file = user.folder / ".ripples" / "secrets.json"
+    assert secrets_file.stat().st_mode & 0o077 == 0
+    for secret in orjson.loads(secrets_file.read_bytes()).values():
+        assert secret not in logs
 
     pids = user.pids()
     assert set(pids) == set(MARKERS)
