@@ -95,6 +95,12 @@ def cmd_logs(args: argparse.Namespace) -> int:
         return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ripples.demo import run
+
+    return run.main(args.seed, args.small)
+
+
 def cmd_down(args: argparse.Namespace) -> int:
     stack = local.build(local.state_from_cwd())
     _say("Stopping Ripples")
@@ -175,6 +181,13 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--attribution", help="results API URL (default: the local stack's)")
     rep.add_argument("--notifier", help="notifier API URL (default: the local stack's)")
     rep.set_defaults(run=cmd_report)
+
+    demo = commands.add_parser(
+        "demo", help="reset the local stack, play a seeded pilot through it, show the report"
+    )
+    demo.add_argument("--seed", type=int, default=7, help="the pilot's random seed (7)")
+    demo.add_argument("--small", action="store_true", help="a smaller pilot (40 employees)")
+    demo.set_defaults(run=cmd_demo)
 
     down = commands.add_parser("down", help="stop everything")
     down.add_argument(
