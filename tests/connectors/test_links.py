@@ -31,7 +31,8 @@ async def test_create_link_emits_link_created(http: httpx.AsyncClient, broker: R
     assert response.status_code == 201, response.text
     body = response.json()
     code = body["link_code"]
-    assert len(code) == 12 and code.isalnum()
+    assert len(code) == 12
+    assert code.isalnum()
     assert body["url"] == f"http://go.example.com/r/{code}"
     assert response.headers["location"] == body["url"]
 
