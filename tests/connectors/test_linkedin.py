@@ -225,9 +225,7 @@ class FakeLinkedIn:
                     "elements": [
                         {
                             "count": METRICS[kind],
-                            "metricType": {
-                                "com.linkedin.adsexternalapi.memberanalytics.v1.CreatorPostAnalyticsMetricTypeV1": kind
-                            },
+                            "metricType": {METRIC_TYPE: kind},
                             "targetEntity": {"share": entity.strip("()").split(":", 1)[1]},
                         }
                     ],
