@@ -438,6 +438,9 @@ class Webhooks:
         async def parse() -> Delivery:
             if _get(document, "event") not in LEVER_EVENTS:
                 return self._parse("lever", lambda: lever(document, None))
+            delivery_id = _get(document, "id")
+            if isinstance(delivery_id, str) and await self._seen("lever", delivery_id):
+                return Delivery(delivery_id, [])  # a redelivery: no need to ask Lever again
             opportunity = await self._lever_opportunity(_get(document, "data", "opportunityId"))
             return self._parse("lever", lambda: lever(document, opportunity))
 
@@ -486,6 +489,14 @@ class Webhooks:
             DELIVERIES.labels(vendor, "invalid").inc()
             raise ProblemError(422, "invalid-delivery", "Invalid delivery", str(exc)) from None
 
+    async def _seen(self, vendor: str, delivery_id: str) -> bool:
+        found = await self.database.pool.fetchval(
+            "select 1 from ingest_deliveries where vendor = $1 and delivery_id = $2",
+            vendor,
+            delivery_id,
+        )
+        return found is not None
+
     async def _resolve(self, change: Change) -> Change:
         if not isinstance(change, Applied):
             return change
@@ -514,12 +525,7 @@ class Webhooks:
         pool = self.database.pool
         parsed = parse()
         delivery = parsed if isinstance(parsed, Delivery) else await parsed
-        seen = await pool.fetchval(
-            "select 1 from ingest_deliveries where vendor = $1 and delivery_id = $2",
-            vendor,
-            delivery.delivery_id,
-        )
-        if seen:
+        if await self._seen(vendor, delivery.delivery_id):
             DELIVERIES.labels(vendor, "duplicate").inc()
             log.info(
                 "duplicate delivery", extra={"vendor": vendor, "delivery": delivery.delivery_id}

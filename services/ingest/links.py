@@ -291,14 +291,15 @@ class Links:
             )
         existing = valid_visitor_id(request.cookies.get(COOKIE))
         visitor = existing or new_visitor_id()
+        now = datetime.now(UTC)
         self.clicks.add(
             LinkClickedEvent(
                 specversion="1.0",
                 id=str(uuid.uuid4()),
                 source=SOURCE,
-                time=datetime.now(UTC),
+                time=now,
                 subject=code,
-                data=LinkClicked(link_code=code, visitor_id=visitor, at=datetime.now(UTC)),
+                data=LinkClicked(link_code=code, visitor_id=visitor, at=now),
             )
         )
         response = Response(

@@ -193,11 +193,9 @@ async def topic_events(
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        if not partitions:
-            await consumer.client.force_metadata_update()
-            partitions = [
-                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []
-            ]
+        if not partitions:  # not created yet (a fresh broker)
+            await asyncio.sleep(0)  # let aiokafka's no-group task start, or stop() trips on it
+            return []
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)

@@ -21,7 +21,14 @@ import pytest
 from services.ingest.ats import pseudonym
 from shared.events import ApplicantAppliedEvent, ApplicantHiredEvent, Envelope
 from tests.conftest import Running, read_events
-from tests.connectors.conftest import SECRETS, VendorServer, seed_employee, state_dir, topic_events
+from tests.connectors.conftest import (
+    AUTH,
+    SECRETS,
+    VendorServer,
+    seed_employee,
+    state_dir,
+    topic_events,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -393,8 +400,10 @@ async def test_lever_application_and_hire(
     assert isinstance(event, ApplicantHiredEvent)
     assert event.data.hired_at == datetime.fromtimestamp(1780000123.456, UTC)
 
+    calls = len(lever_api.requests)
     replay = await http.post("/v1/webhooks/lever", json=hired)
     assert replay.json() == {"status": "duplicate", "events": 0}
+    assert len(lever_api.requests) == calls  # a redelivery does not ask Lever again
     sentinel = lever_delivery("applicationCreated", "opp-lever-1")
     assert (await http.post("/v1/webhooks/lever", json=sentinel)).status_code == 200
     events = await topic_events(
@@ -414,3 +423,32 @@ async def test_lever_bad_signatures_are_refused(http: httpx.AsyncClient) -> None
     for body in (forged, replayed_token, unsigned):
         response = await http.post("/v1/webhooks/lever", json=body)
         assert response.status_code == 401
+
+
+async def test_a_removed_employee_is_no_longer_a_referrer(
+    http: httpx.AsyncClient, broker: Running
+) -> None:
+    await seed_employee(http, "emp-leaver", "leaver@example.com", None)
+    removed = {
+        "specversion": "1.0",
+        "id": f"hr-{uuid.uuid4()}",
+        "source": "urn:test:hr",
+        "type": "ripples.employee.removed.v1",
+        "time": "2026-06-02T08:00:00Z",
+        "data": {"employee_id": "emp-leaver"},
+    }
+    response = await http.post(
+        "/v1/events",
+        content=orjson.dumps(removed),
+        headers={**AUTH, "Content-Type": "application/cloudevents+json"},
+    )
+    assert response.status_code == 202
+    document = greenhouse_application(60304009)
+    document["payload"]["application"]["credited_to"]["email"] = "leaver@example.com"
+    event_id = str(uuid.uuid4())
+    assert (await post_greenhouse(http, document, event_id)).status_code == 200
+    ((_, applied),) = (
+        await read_events(broker.address, "ripples.applicants", {f"{event_id}:0"})
+    ).values()
+    assert isinstance(applied, ApplicantAppliedEvent)
+    assert applied.data.referrer_employee_id is None

@@ -389,3 +389,51 @@ async def test_poller_emits_published_and_metrics(
         log = (Path(service.state.root) / "logs" / "ingest.log").read_text()
         assert "tok-good" not in log
         assert "tok-expired" not in log
+
+
+@pytest.fixture(scope="module")
+def thrifty_linkedin() -> Iterator[VendorServer]:
+    fake = FakeLinkedIn()
+    fake.limited = True  # no 429 here
+    server = VendorServer(fake)
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_poller_keeps_to_the_daily_budget(
+    broker: Running, database: str, thrifty_linkedin: VendorServer, tmp_path: Path
+) -> None:
+    tokens = tmp_path / "tokens.json"
+    tokens.write_bytes(orjson.dumps({GOOD: "tok-good"}))
+    service = start_service(
+        "ingest",
+        tmp_path / "ingest",
+        broker,
+        DATABASE_URL=database,
+        INGEST_LINKEDIN_POLL_ENABLED="true",
+        INGEST_LINKEDIN_POLL_INTERVAL_S="0.2",
+        INGEST_LINKEDIN_API_BASE_URL=thrifty_linkedin.address + "/rest",
+        INGEST_LINKEDIN_TOKENS_FILE=str(tokens),
+        INGEST_LINKEDIN_PAGE_SIZE="2",
+        INGEST_LINKEDIN_DAILY_REQUEST_BUDGET="4",
+        **SECRETS,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=service.address, timeout=15) as client:
+
+            async def exhausted_polls() -> float:
+                text = (await client.get("/metrics")).text
+                return metric(text, "ingest_linkedin_polls_total", outcome="budget_exhausted")
+
+            async with asyncio.timeout(30):
+                while await exhausted_polls() < 3:
+                    await asyncio.sleep(0.1)
+        # Two pages of posts and two analytics calls, then nothing more today.
+        assert len(thrifty_linkedin.requests) == 4
+        conn = await asyncpg.connect(database)
+        spent = await conn.fetchval("select requests from ingest_linkedin_budget")
+        await conn.close()
+        assert spent >= 5  # the refused attempts are counted too
+    finally:
+        service.stop()
