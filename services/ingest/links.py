@@ -40,7 +40,25 @@ VISITOR = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 COOKIE = "ripples_vid"
 SOURCE = "urn:ripples:ingest:links"
 
-REDIRECT_OUTCOMES = ("redirected", "unknown", "blocked", "unavailable")
+REDIRECT_OUTCOMES = ("redirected", "preview", "unknown", "blocked", "unavailable")
+# Link-preview fetchers and crawlers: they follow the link to render a preview when it is
+# posted, which is not a visit. They get the redirect, but no cookie and no click event.
+PREVIEW_AGENTS = (
+    "linkedinbot",
+    "slackbot",
+    "slack-imgproxy",
+    "facebookexternalhit",
+    "twitterbot",
+    "whatsapp",
+    "skypeuripreview",
+    "microsoftpreview",
+    "teamsbot",
+    "discordbot",
+    "telegrambot",
+    "googlebot",
+    "bingbot",
+    "applebot",
+)
 REDIRECTS = Counter(
     "ingest_redirects_total", "Requests to GET /r/{link_code}, by outcome.", ["outcome"]
 )
@@ -101,6 +119,14 @@ def tagged_target(target_url: str, link_code: str, job_id: str | None) -> str:
     kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ours]
     query = urlencode([*kept, *ours.items()])
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def is_preview(method: str, user_agent: str | None) -> bool:
+    """Whether a request is a link preview or crawler (a HEAD, or a known fetcher's agent)."""
+    if method == "HEAD":
+        return True
+    agent = (user_agent or "").lower()
+    return any(name in agent for name in PREVIEW_AGENTS)
 
 
 def link_url(public_base_url: str, link_code: str) -> str:
@@ -289,6 +315,12 @@ class Links:
             raise ProblemError(
                 404, "unknown-link", "Unknown link", "this link's target is no longer allowed"
             )
+        location = tagged_target(link.target_url, code, link.job_id)
+        if is_preview(request.method, request.headers.get("user-agent")):
+            REDIRECTS.labels("preview").inc()
+            return Response(
+                status_code=302, headers={"Location": location, "Cache-Control": "no-store"}
+            )
         existing = valid_visitor_id(request.cookies.get(COOKIE))
         visitor = existing or new_visitor_id()
         now = datetime.now(UTC)
@@ -305,7 +337,7 @@ class Links:
         response = Response(
             status_code=302,
             headers={
-                "Location": tagged_target(link.target_url, code, link.job_id),
+                "Location": location,
                 "Cache-Control": "no-store",
                 "Referrer-Policy": "no-referrer-when-downgrade",
             },

@@ -179,3 +179,28 @@ async def test_links_are_served_from_the_cache(http: httpx.AsyncClient) -> None:
         assert (await http.get(f"/r/{code}")).status_code == 302
     after = metric((await http.get("/metrics")).text, "ingest_link_cache_hits_total")
     assert after == before + 3
+
+
+async def test_link_previews_are_redirected_without_cookie_or_click(
+    http: httpx.AsyncClient, broker: Running
+) -> None:
+    code = (await create(http, target_url="https://careers.example.com/")).json()["link_code"]
+    before = metric((await http.get("/metrics")).text, "ingest_redirects_total", outcome="preview")
+    bot = {"User-Agent": "LinkedInBot/1.0 (compatible; Mozilla/5.0; +http://www.linkedin.com)"}
+    response = await http.get(f"/r/{code}", headers=bot)
+    assert response.status_code == 302
+    assert "ripples_ref=" + code in response.headers["location"]
+    assert "set-cookie" not in response.headers
+    assert (await http.head(f"/r/{code}")).status_code == 302
+    after = metric((await http.get("/metrics")).text, "ingest_redirects_total", outcome="preview")
+    assert after == before + 2
+    # A real visit afterwards: its click is the only one for this link (same partition).
+    visit = await http.get(f"/r/{code}")
+    clicks = await wait_for(
+        broker.address,
+        "ripples.links",
+        lambda e: isinstance(e, LinkClickedEvent) and e.data.link_code == code,
+    )
+    assert [c.data.visitor_id for c in clicks if isinstance(c, LinkClickedEvent)] == [
+        visit.cookies["ripples_vid"]
+    ]

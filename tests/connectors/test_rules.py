@@ -204,3 +204,22 @@ def test_work_email_is_read_from_every_content_mode() -> None:
         "e": "a@x"
     }
     assert work_emails(b"junk", "structured", {}) == {}
+
+
+@pytest.mark.parametrize(
+    ("method", "agent", "preview"),
+    [
+        (
+            "GET",
+            "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)",
+            True,
+        ),
+        ("GET", "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", True),
+        ("GET", "facebookexternalhit/1.1", True),
+        ("HEAD", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/126.0", True),
+        ("GET", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/126.0", False),
+        ("GET", None, False),
+    ],
+)
+def test_link_previews_are_recognised(method: str, agent: str | None, preview: bool) -> None:
+    assert links.is_preview(method, agent) is preview
