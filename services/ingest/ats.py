@@ -16,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -54,6 +55,9 @@ DELIVERIES = Counter(
     ["vendor", "outcome"],
 )
 preinit(DELIVERIES, VENDORS, OUTCOMES)
+
+
+LINK_CODE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # the contract's link_code
 
 
 class Invalid(Exception):
@@ -102,8 +106,10 @@ def refs_from_url(url: str | None) -> tuple[str | None, str | None]:
         return None, None
     ref = query.get("ripples_ref")
     vid = query.get("ripples_vid")
-    ref = ref if ref and ref.isascii() and ref.isalnum() and len(ref) <= 64 else None
-    return ref, (vid if vid and VISITOR.match(vid) else None)
+    return (
+        ref if ref and LINK_CODE.match(ref) else None,
+        vid if vid and VISITOR.match(vid) else None,
+    )
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,13 @@ async def record(
                 upserts,
             )
         if removals:
+            # Erasure: the member URN goes from the poller's state too.
+            await conn.executemany(
+                "delete from ingest_linkedin_members where member_urn in (select"
+                " linkedin_member_urn from ingest_employees where employee_id = $1"
+                " and updated_at <= $2)",
+                removals,
+            )
             await conn.executemany(
                 "delete from ingest_employees where employee_id = $1 and updated_at <= $2",
                 removals,

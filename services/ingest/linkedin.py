@@ -57,7 +57,8 @@ from shared.metrics import preinit
 
 log = logging.getLogger(__name__)
 
-POLL_OUTCOMES = ("completed", "rate_limited", "budget_exhausted", "failed")
+POLL_OUTCOMES = ("completed", "rate_limited", "budget_exhausted", "failed", "skipped")
+POLL_LOCK = 0x524C4950  # "RLIP": one poller at a time across replicas
 REQUEST_OUTCOMES = ("ok", "unauthorized", "rate_limited", "error", "timeout")
 POLLS = Counter("ingest_linkedin_polls_total", "LinkedIn polls, by outcome.", ["outcome"])
 REQUESTS = Counter(
@@ -210,7 +211,7 @@ class ApiError(Exception):
 class Poll:
     observed_at: datetime
     events: list[Envelope] = field(default_factory=list)
-    discovered: list[tuple[str, str]] = field(default_factory=list)  # (post_id, author)
+    discovered: list[str] = field(default_factory=list)
 
 
 # --- the service part ----------------------------------------------------------------------
@@ -372,22 +373,33 @@ class LinkedIn:
         return {k: v for k, v in tokens.items() if isinstance(k, str) and isinstance(v, str)}
 
     async def poll_once(self) -> str:
+        """One poll, unless another replica is polling right now; returns the outcome."""
+        pool = self.database.pool
+        async with pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("select pg_try_advisory_xact_lock($1)", POLL_LOCK):
+                return "skipped"
+            return await self._poll()
+
+    async def _poll(self) -> str:
         """One poll of every member and the company page; returns the poll outcome."""
         pool = self.database.pool
         poll = Poll(observed_at=datetime.now(UTC))
         outcome = "completed"
         try:
             for member, token in self._tokens().items():
+                # Logs name the employee, never the member URN (a personal field).
+                employee = await directory.by_member_urn(pool, member)
+                who = {"employee_id": employee or "unknown"}
                 try:
-                    await self._poll_member(poll, member, token)
+                    await self._poll_member(poll, member, token, employee)
                 except Unauthorized:
                     SKIPPED.labels("unauthorized").inc()
-                    log.warning("linkedin token refused; member skipped", extra={"member": member})
+                    log.warning("linkedin token refused; member skipped", extra=who)
                     await self._member_status(member, "unauthorized")
                     continue
                 except ApiError as exc:
                     SKIPPED.labels("error").inc()
-                    log.warning("linkedin member poll failed", extra={"reason": str(exc)})
+                    log.warning("linkedin member poll failed", extra={**who, "reason": str(exc)})
                     continue
                 await self._member_status(member, "ok")
             org, org_token = (
@@ -416,9 +428,8 @@ class LinkedIn:
                 log.warning("linkedin poll not published", extra={"events": len(poll.events)})
                 return "failed"
             await pool.executemany(
-                "insert into ingest_linkedin_posts (post_id, author_urn) values ($1, $2)"
-                " on conflict do nothing",
-                poll.discovered,
+                "insert into ingest_linkedin_posts (post_id) values ($1) on conflict do nothing",
+                [(post_id,) for post_id in poll.discovered],
             )
         return outcome
 
@@ -493,9 +504,7 @@ class LinkedIn:
             if not elements or (isinstance(total, int) and start >= total):
                 return posts
 
-    async def _announce(
-        self, poll: Poll, post: dict[str, Any], author: str, employee: str | None
-    ) -> None:
+    async def _announce(self, poll: Poll, post: dict[str, Any], employee: str | None) -> None:
         post_id = post["id"]
         known = await self.database.pool.fetchval(
             "select 1 from ingest_linkedin_posts where post_id = $1", post_id
@@ -519,7 +528,7 @@ class LinkedIn:
                 ),
             )
         )
-        poll.discovered.append((post_id, author))
+        poll.discovered.append(post_id)
 
     def _snapshot(self, poll: Poll, post_id: str, counts: dict[str, int]) -> None:
         stamp = int(poll.observed_at.timestamp() * 1000)
@@ -533,11 +542,10 @@ class LinkedIn:
             )
         )
 
-    async def _poll_member(self, poll: Poll, member: str, token: str) -> None:
-        employee = await directory.by_member_urn(self.database.pool, member)
+    async def _poll_member(self, poll: Poll, member: str, token: str, employee: str | None) -> None:
         for post in await self._posts(member, token):
             if employee:
-                await self._announce(poll, post, member, employee)
+                await self._announce(poll, post, employee)
             kind = "ugc" if post["id"].startswith("urn:li:ugcPost:") else "share"
             entity = quote(f"({kind}:{post['id']})", safe="(:)")
             counts: dict[str, int] = {}
@@ -553,7 +561,7 @@ class LinkedIn:
     async def _poll_organization(self, poll: Poll, organization: str, token: str) -> None:
         posts = await self._posts(organization, token)
         for post in posts:
-            await self._announce(poll, post, organization, None)
+            await self._announce(poll, post, None)
         ids = [p["id"] for p in posts]
         for i in range(0, len(ids), 20):
             chunk = ids[i : i + 20]

@@ -389,6 +389,9 @@ async def test_poller_emits_published_and_metrics(
         log = (Path(service.state.root) / "logs" / "ingest.log").read_text()
         assert "tok-good" not in log
         assert "tok-expired" not in log
+        # The skipped member is named by employee id, not by member URN (a personal field).
+        assert '"employee_id":"emp-expired"' in log
+        assert EXPIRED not in log
 
 
 @pytest.fixture(scope="module")

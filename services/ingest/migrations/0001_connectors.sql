@@ -31,7 +31,6 @@ create index ingest_employees_member_urn on ingest_employees (linkedin_member_ur
 -- and the request budget of each UTC day.
 create table ingest_linkedin_posts (
     post_id text primary key,
-    author_urn text not null,
     discovered_at timestamptz not null default now()
 );
 create table ingest_linkedin_members (
