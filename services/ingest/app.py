@@ -8,7 +8,6 @@ import logging
 from collections import Counter as Tally
 from collections.abc import AsyncIterator, Sequence
 
-import asyncpg
 import httpx
 from prometheus_client import Counter
 from starlette.applications import Starlette
@@ -20,7 +19,7 @@ from starlette.routing import Route
 from services.ingest import directory
 from services.ingest.ats import Webhooks
 from services.ingest.clicks import ClickBuffer
-from services.ingest.database import Database
+from services.ingest.database import DB_ERRORS, Database
 from services.ingest.linkedin import LinkedIn
 from services.ingest.links import Links
 from services.ingest.openapi import openapi
@@ -116,7 +115,7 @@ class Ingest:
             emails = directory.work_emails(body, mode, request.headers)
             try:
                 await directory.record(pool, employees, emails, self.settings.applicant_id_secret)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DB_ERRORS as exc:
                 # Published, but not in the directory: ask for the (harmless) resend.
                 log.warning("employee directory not updated", extra={"reason": repr(exc)})
                 raise ProblemError(

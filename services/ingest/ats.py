@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.ingest import directory
-from services.ingest.database import Database
+from services.ingest.database import Database, answering_503
 from services.ingest.links import VISITOR
 from services.ingest.publisher import BrokerUnavailable, Publisher
 from services.ingest.settings import IngestSettings
@@ -517,6 +517,17 @@ class Webhooks:
         return replace(change, referrer_employee_id=employee, referrer_email=None)
 
     async def _deliver(
+        self, vendor: str, parse: Callable[[], Delivery | Awaitable[Delivery]]
+    ) -> Response:
+        try:
+            with answering_503():
+                return await self._publish(vendor, parse)
+        except ProblemError as exc:
+            if exc.status == 503 and exc.kind == "database-unavailable":
+                DELIVERIES.labels(vendor, "unavailable").inc()
+            raise
+
+    async def _publish(
         self, vendor: str, parse: Callable[[], Delivery | Awaitable[Delivery]]
     ) -> Response:
         secret = self.settings.applicant_id_secret

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -20,6 +21,29 @@ from shared.settings import DatabaseSettings
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def unavailable() -> ProblemError:
+    return ProblemError(
+        503,
+        "database-unavailable",
+        "Database unavailable",
+        "the database is not reachable; retry later",
+        headers={"Retry-After": "5"},
+    )
+
+
+@contextlib.contextmanager
+def answering_503() -> Iterator[None]:
+    """Turn a database failure inside the block into a 503 problem (never a 500)."""
+    try:
+        yield
+    except DB_ERRORS as exc:
+        log.warning("database call failed", extra={"reason": type(exc).__name__})
+        raise unavailable() from None
 
 
 class Database:
@@ -54,7 +78,7 @@ class Database:
                 finally:
                     await conn.close()
                 pool = await db.create_pool(self.settings)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DB_ERRORS as exc:
                 failures += 1
                 if failures == 1 or failures % 30 == 0:
                     log.warning("database unreachable", extra={"reason": repr(exc)})
@@ -72,11 +96,5 @@ class Database:
     def pool(self) -> asyncpg.Pool:
         """The pool, or a 503 problem while there is none."""
         if self._pool is None:
-            raise ProblemError(
-                503,
-                "database-unavailable",
-                "Database unavailable",
-                "the database is not reachable; retry later",
-                headers={"Retry-After": "5"},
-            )
+            raise unavailable()
         return self._pool

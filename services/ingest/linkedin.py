@@ -39,7 +39,7 @@ from starlette.responses import Response
 
 from services.ingest import directory
 from services.ingest.ats import DELIVERIES
-from services.ingest.database import Database
+from services.ingest.database import Database, answering_503
 from services.ingest.publisher import BrokerUnavailable, Publisher
 from services.ingest.settings import IngestSettings
 from shared.events import (
@@ -263,7 +263,10 @@ class LinkedIn:
         except orjson.JSONDecodeError:
             DELIVERIES.labels("linkedin", "invalid").inc()
             raise ProblemError(422, "invalid-delivery", "Invalid delivery", "not JSON") from None
-        found = notifications(document)
+        with answering_503():
+            return await self._notify(notifications(document))
+
+    async def _notify(self, found: list[Notification]) -> Response:
         pool = self.database.pool
         seen = {
             row["delivery_id"]

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.ingest.clicks import ClickBuffer
-from services.ingest.database import Database
+from services.ingest.database import Database, answering_503
 from services.ingest.publisher import BrokerUnavailable, Publisher
 from services.ingest.settings import IngestSettings
 from shared.events import Id, LinkClicked, LinkClickedEvent, LinkCreated, LinkCreatedEvent, Url
@@ -197,6 +197,10 @@ class Links:
         self.secure_cookie = settings.public_base_url.startswith("https://")
 
     async def create(self, request: Request) -> Response:
+        with answering_503():
+            return await self._create(request)
+
+    async def _create(self, request: Request) -> Response:
         body = await read_body(request, self.settings.max_body_bytes)
         try:
             spec = _decode_request(body)
@@ -286,11 +290,12 @@ class Links:
             CACHE_HITS.inc()
             return link
         CACHE_MISSES.inc()
-        row = await self.database.pool.fetchrow(
-            "select link_code, target_url, employee_id, job_id, post_id"
-            " from ingest_links where link_code = $1",
-            code,
-        )
+        with answering_503():
+            row = await self.database.pool.fetchrow(
+                "select link_code, target_url, employee_id, job_id, post_id"
+                " from ingest_links where link_code = $1",
+                code,
+            )
         if row is None:
             return None
         link = Link(**dict(row))
