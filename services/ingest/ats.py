@@ -191,6 +191,8 @@ def greenhouse(document: Any, event_id: str | None, body: bytes, now: datetime) 
         return Delivery(delivery_id, [])
     if not isinstance(application, dict):
         raise Invalid("payload.application is missing")
+    if application.get("prospect") is True:
+        return Delivery(delivery_id, [])  # a sourced prospect has not applied
     candidate = _get(application, "candidate", "id") or _get(application, "candidate_id")
     if candidate is None:
         candidate = _get(document, "payload", "candidate", "id")

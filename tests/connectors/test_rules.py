@@ -150,6 +150,14 @@ def test_greenhouse_mapping_drops_personal_data() -> None:
     assert "Ada" not in repr(event)
 
 
+def test_greenhouse_prospects_are_not_applications() -> None:
+    document = {
+        "action": "new_candidate_application",
+        "payload": {"application": {"id": 1, "prospect": True, "jobs": []}},
+    }
+    assert ats.greenhouse(document, "e", b"", datetime(2026, 1, 1, tzinfo=UTC)).changes == []
+
+
 def test_greenhouse_without_jobs_is_invalid() -> None:
     document = {"action": "new_candidate_application", "payload": {"application": {"id": 1}}}
     with pytest.raises(ats.Invalid):
