@@ -135,8 +135,12 @@ def start_service(
 
 
 @pytest.fixture(scope="module")
-def ingest(broker: Running, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    running = start_service("ingest", tmp_path_factory.mktemp("ingest"), broker)
+def ingest(
+    broker: Running, postgres: Running, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Running]:
+    running = start_service(
+        "ingest", tmp_path_factory.mktemp("ingest"), broker, DATABASE_URL=postgres.address
+    )
     yield running
     running.stop()
 

@@ -8,6 +8,7 @@ import logging
 from collections import Counter as Tally
 from collections.abc import AsyncIterator, Sequence
 
+import httpx
 from prometheus_client import Counter
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -15,11 +16,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from services.ingest import directory
+from services.ingest.ats import Webhooks
+from services.ingest.clicks import ClickBuffer
+from services.ingest.database import DB_ERRORS, Database
+from services.ingest.linkedin import LinkedIn
+from services.ingest.links import Links
 from services.ingest.openapi import openapi
 from services.ingest.publisher import BrokerUnavailable, Publisher
 from services.ingest.settings import IngestSettings
 from shared import cloudevents as ce
-from shared.events import INBOUND_TYPES, Envelope
+from shared.events import EMPLOYEES, INBOUND_TYPES, Envelope
 from shared.http import (
     ProblemError,
     RequestMetrics,
@@ -31,7 +38,7 @@ from shared.http import (
     read_body,
 )
 from shared.metrics import preinit
-from shared.settings import KafkaSettings
+from shared.settings import DatabaseSettings, KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +66,10 @@ preinit(REJECTED, EVENT_TYPES, REJECT_REASONS)
 class Ingest:
     """The request handlers, bound to one publisher and one set of settings."""
 
-    def __init__(self, settings: IngestSettings, publisher: Publisher) -> None:
+    def __init__(self, settings: IngestSettings, publisher: Publisher, database: Database) -> None:
         self.settings = settings
         self.publisher = publisher
+        self.database = database
         self._keys = [key.encode() for key in settings.api_keys]
 
     def authorize(self, request: Request) -> None:
@@ -80,7 +88,13 @@ class Ingest:
                 headers={"WWW-Authenticate": 'Bearer realm="ripples-ingest"'},
             )
 
-    async def _publish(self, events: Sequence[Envelope]) -> None:
+    async def _publish(
+        self, events: Sequence[Envelope], request: Request, body: bytes, mode: str
+    ) -> None:
+        employees = [event for event in events if event.topic is EMPLOYEES]
+        # Employee events also feed ingest's directory (vendor identities → employee_id):
+        # refuse them up front while the database is away rather than half-apply them.
+        pool = self.database.pool if employees else None
         types = Tally(event.type for event in events)
         try:
             await self.publisher.publish(events)
@@ -97,6 +111,21 @@ class Ingest:
             ) from None
         for event_type, count in types.items():
             ACCEPTED.labels(event_type).inc(count)
+        if pool is not None:
+            emails = directory.work_emails(body, mode, request.headers)
+            try:
+                await directory.record(pool, employees, emails, self.settings.applicant_id_secret)
+            except DB_ERRORS as exc:
+                # Published, but not in the directory: ask for the (harmless) resend.
+                log.warning("employee directory not updated", extra={"reason": repr(exc)})
+                raise ProblemError(
+                    503,
+                    "database-unavailable",
+                    "Database unavailable",
+                    "the events were published but the employee directory was not updated;"
+                    " send them again",
+                    headers={"Retry-After": str(self.settings.retry_after_s)},
+                ) from None
 
     @staticmethod
     def _invalid(exc: ce.InvalidEvent, batch: bool) -> ProblemError:
@@ -137,7 +166,8 @@ class Ingest:
                 )
         except ce.InvalidEvent as exc:
             raise self._invalid(exc, batch=False) from None
-        await self._publish([event])
+        mode = "structured" if media == ce.STRUCTURED else "binary"
+        await self._publish([event], request, body, mode)
         return json_response(
             {"status": "accepted", "id": event.id, "source": event.source, "type": event.type}, 202
         )
@@ -160,11 +190,13 @@ class Ingest:
                 f"a batch holds at most {self.settings.max_batch_events} events, "
                 f"this one {len(events)}",
             )
-        await self._publish(events)
+        await self._publish(events, request, body, "batch")
         return json_response({"status": "accepted", "accepted": len(events)}, 202)
 
 
-def create_app(settings: IngestSettings, kafka_settings: KafkaSettings) -> Starlette:
+def create_app(
+    settings: IngestSettings, kafka_settings: KafkaSettings, database_settings: DatabaseSettings
+) -> Starlette:
     if not settings.api_keys:
         raise ValueError("INGEST_API_KEYS (or INGEST_API_KEYS_FILE) must hold at least one key")
     publisher = Publisher(
@@ -173,24 +205,50 @@ def create_app(settings: IngestSettings, kafka_settings: KafkaSettings) -> Starl
         linger_ms=settings.linger_ms,
         health_interval_s=settings.health_interval_s,
     )
-    ingest = Ingest(settings, publisher)
+    database = Database(database_settings)
+    clicks = ClickBuffer(publisher, settings.click_buffer_size)
+    http = httpx.AsyncClient(
+        timeout=settings.vendor_timeout_s, headers={"User-Agent": "ripples-ingest/1"}
+    )
+    ingest = Ingest(settings, publisher, database)
+    links = Links(settings, database, publisher, clicks)
+    webhooks = Webhooks(settings, database, publisher, http)
+    linkedin = LinkedIn(settings, database, publisher, http)
+
+    async def create_link(request: Request) -> Response:
+        ingest.authorize(request)
+        return await links.create(request)
 
     async def ready() -> dict[str, bool]:
-        return {"broker": publisher.ready}
+        return {"broker": publisher.ready, "database": await database.ready()}
 
     routes = [
         Route("/v1/events", ingest.event, methods=["POST"]),
         Route("/v1/events:batch", ingest.batch, methods=["POST"]),
+        Route("/v1/links", create_link, methods=["POST"]),
+        Route("/r/{link_code}", links.redirect, methods=["GET"]),
+        Route("/v1/webhooks/greenhouse", webhooks.greenhouse, methods=["POST"]),
+        Route("/v1/webhooks/teamtailor", webhooks.teamtailor, methods=["POST"]),
+        Route("/v1/webhooks/lever", webhooks.lever, methods=["POST"]),
+        Route("/v1/webhooks/linkedin", linkedin.challenge, methods=["GET"]),
+        Route("/v1/webhooks/linkedin", linkedin.notification, methods=["POST"]),
         *operational_routes(ready, openapi),
     ]
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await publisher.start()
+        await database.start()
+        clicks.start()
+        linkedin.start()
         try:
             yield
         finally:
+            await linkedin.stop()
+            await clicks.stop()
             await publisher.stop()
+            await database.stop()
+            await http.aclose()
 
     async def on_media(request: Request, exc: Exception) -> Response:
         return problem_response(

@@ -21,3 +21,48 @@ class IngestSettings:
     # How often the broker connection is checked (readiness, topic re-creation).
     health_interval_s: float = 1.0
     log_level: str = "INFO"
+
+    # --- tracked links and the redirector ---
+    # The public address of this service as visitors see it; `GET /r/{code}` lives under it.
+    # An https address makes the visitor cookie `Secure`.
+    public_base_url: str = "http://127.0.0.1:8080"
+    # Hosts a link may point to: `example.com` (exactly) or `*.example.com` (any subdomain).
+    # Empty: no link can be created (there is no open redirect by default).
+    link_allowed_hosts: tuple[str, ...] = ()
+    # Length of a new link code (base62; 12 characters ≈ 71 bits).
+    link_code_length: int = 12
+    # Links kept in memory (LRU); PostgreSQL is the source of truth.
+    link_cache_size: int = 100_000
+    # Click events waiting for the broker; when full, further clicks are dropped and counted.
+    click_buffer_size: int = 100_000
+    visitor_cookie_max_age_s: int = 365 * 24 * 3600
+
+    # --- applicant tracking systems ---
+    # Key of the HMAC that pseudonymises applicant ids and employee e-mail addresses.
+    # Required for the ATS webhooks and for e-mail referrer mapping.
+    applicant_id_secret: str = ""
+    greenhouse_secret_key: str = ""
+    teamtailor_signature_key: str = ""
+    lever_signature_token: str = ""
+    # Lever's webhooks carry ids only; the opportunity (posting, sources) is read from its API.
+    lever_api_base_url: str = "https://api.lever.co/v1"
+    lever_api_key: str = ""
+    vendor_timeout_s: float = 10.0
+
+    # --- LinkedIn ---
+    # The app's client secret: webhook challenge responses and X-LI-Signature.
+    linkedin_client_secret: str = ""
+    linkedin_api_base_url: str = "https://api.linkedin.com/rest"
+    linkedin_version: str = "202601"
+    linkedin_poll_enabled: bool = False
+    linkedin_poll_interval_s: float = 3600.0
+    # JSON file {"urn:li:person:…": "<access token>", …}; tokens are never logged.
+    linkedin_tokens_file: str = ""
+    # The company page polled for organizationalEntityShareStatistics, and its admin token.
+    linkedin_organization_urn: str = ""
+    linkedin_organization_token: str = ""
+    # Requests per UTC day the poller may make (LinkedIn's quotas are daily).
+    linkedin_daily_request_budget: int = 5000
+    # After a 429 the poller waits Retry-After, or this long when the header is absent.
+    linkedin_backoff_s: float = 60.0
+    linkedin_page_size: int = 50

@@ -37,11 +37,14 @@ async def _until(condition: Callable[[], Awaitable[bool]], timeout_s: float = 30
             await asyncio.sleep(0.1)
 
 
-async def test_broker_outage_gives_503_then_recovers(own_broker: Running, tmp_path: Path) -> None:
+async def test_broker_outage_gives_503_then_recovers(
+    own_broker: Running, postgres: Running, tmp_path: Path
+) -> None:
     ingest = start_service(
         "ingest",
         tmp_path / "ingest",
         own_broker,
+        DATABASE_URL=postgres.address,
         INGEST_PUBLISH_TIMEOUT_S="2",
         INGEST_RETRY_AFTER_S="3",
         KAFKA_REQUEST_TIMEOUT_S="2",
@@ -102,9 +105,13 @@ async def test_broker_outage_gives_503_then_recovers(own_broker: Running, tmp_pa
         ingest.stop()
 
 
-async def test_ingest_starts_without_a_broker_and_connects_later(tmp_path: Path) -> None:
+async def test_ingest_starts_without_a_broker_and_connects_later(
+    postgres: Running, tmp_path: Path
+) -> None:
     absent = start_broker(tmp_path / "broker", start=False)
-    ingest = start_service("ingest", tmp_path / "ingest", absent, wait_ready=False)
+    ingest = start_service(
+        "ingest", tmp_path / "ingest", absent, wait_ready=False, DATABASE_URL=postgres.address
+    )
     try:
         async with httpx.AsyncClient(base_url=ingest.address, timeout=10) as client:
             # The service comes up (live) although no broker answers; it is not ready.

@@ -302,7 +302,7 @@ async def test_operational_endpoints(client: httpx.AsyncClient) -> None:
         assert (await anonymous.get("/livez")).json() == {"status": "live"}
         ready = await anonymous.get("/readyz")
         assert ready.status_code == 200
-        assert ready.json()["checks"] == {"broker": "ok"}
+        assert ready.json()["checks"] == {"broker": "ok", "database": "ok"}
         spec = (await anonymous.get("/openapi.json")).json()
         assert spec["openapi"].startswith("3.1")
         assert {"/v1/events", "/v1/events:batch"} <= spec["paths"].keys()

@@ -1,0 +1,581 @@
+"""Applicant tracking system webhooks: Greenhouse, Teamtailor and Lever.
+
+Each vendor's delivery is verified with its own signature scheme (constant-time compare),
+deduplicated on the vendor's event id, and mapped to ``applicant.applied.v1`` /
+``applicant.hired.v1``. Applicants are pseudonymised here, at the edge: the applicant id is a
+keyed HMAC of vendor and candidate id; no name, e-mail address or phone number leaves this
+module (not in events, not in logs).
+
+The mapping is pure (:func:`greenhouse`, :func:`teamtailor`, :func:`lever`); the handler
+around it does the I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import msgspec
+import orjson
+from prometheus_client import Counter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from services.ingest import directory
+from services.ingest.database import Database, answering_503
+from services.ingest.links import VISITOR
+from services.ingest.publisher import BrokerUnavailable, Publisher
+from services.ingest.settings import IngestSettings
+from shared.events import (
+    ApplicantApplied,
+    ApplicantAppliedEvent,
+    ApplicantHired,
+    ApplicantHiredEvent,
+    Envelope,
+)
+from shared.http import ProblemError, json_response, read_body
+from shared.metrics import preinit
+
+log = logging.getLogger(__name__)
+
+VENDORS = ("greenhouse", "teamtailor", "lever", "linkedin")
+OUTCOMES = ("accepted", "duplicate", "ignored", "unauthorized", "invalid", "unavailable")
+DELIVERIES = Counter(
+    "ingest_webhook_deliveries_total",
+    "Webhook deliveries from vendors, by vendor and outcome.",
+    ["vendor", "outcome"],
+)
+preinit(DELIVERIES, VENDORS, OUTCOMES)
+
+
+LINK_CODE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # the contract's link_code
+
+
+class Invalid(Exception):
+    """A signed delivery whose content is not what the vendor documents."""
+
+
+# --- pure rules ----------------------------------------------------------------------------
+
+
+def pseudonym(secret: str, vendor: str, candidate_id: str) -> str:
+    """The applicant id Ripples uses: stable per vendor candidate, not reversible."""
+    digest = hmac.new(secret.encode(), f"{vendor}:{candidate_id}".encode(), hashlib.sha256)
+    return "apl_" + digest.hexdigest()[:32]
+
+
+def _hmac_hex(key: str, message: bytes) -> str:
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def verify_greenhouse(secret: str, body: bytes, header: str | None) -> bool:
+    """``Signature: sha256 <hex HMAC-SHA256 of the raw body>``."""
+    algorithm, _, signature = (header or "").partition(" ")
+    expected = _hmac_hex(secret, body)
+    return bool(secret) and algorithm == "sha256" and hmac.compare_digest(signature, expected)
+
+
+def verify_teamtailor(key: str, payload: bytes, signature: str | None) -> bool:
+    """``signature`` = Base64 of the hex HMAC-SHA256 of the ``payload`` member's JSON text."""
+    expected = base64.b64encode(_hmac_hex(key, payload).encode()).decode()
+    return bool(key) and hmac.compare_digest(signature or "", expected)
+
+
+def verify_lever(signature_token: str, token: str, triggered_at: str, signature: str) -> bool:
+    """``signature`` = hex HMAC-SHA256 of ``token + triggeredAt`` keyed by the signature token."""
+    expected = _hmac_hex(signature_token, (token + triggered_at).encode())
+    return bool(signature_token) and hmac.compare_digest(signature, expected)
+
+
+def refs_from_url(url: str | None) -> tuple[str | None, str | None]:
+    """(``ripples_ref``, ``ripples_vid``) from a source/referring URL's query, when valid."""
+    if not url:
+        return None, None
+    try:
+        query = dict(parse_qsl(urlsplit(url).query))
+    except ValueError:
+        return None, None
+    ref = query.get("ripples_ref")
+    vid = query.get("ripples_vid")
+    return (
+        ref if ref and LINK_CODE.match(ref) else None,
+        vid if vid and VISITOR.match(vid) else None,
+    )
+
+
+@dataclass(frozen=True)
+class Applied:
+    candidate_id: str
+    job_id: str
+    applied_at: datetime
+    source: str | None = None
+    link_code: str | None = None
+    visitor_id: str | None = None
+    referrer_employee_id: str | None = None
+    referrer_email: str | None = None
+
+
+@dataclass(frozen=True)
+class Hired:
+    candidate_id: str
+    job_id: str
+    hired_at: datetime
+
+
+Change = Applied | Hired
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A verified delivery: the vendor's id for it, and what it says (may be nothing)."""
+
+    delivery_id: str
+    changes: list[Change]
+
+
+def _get(obj: Any, *path: str | int) -> Any:
+    for step in path:
+        if isinstance(step, int):
+            obj = obj[step] if isinstance(obj, list) and len(obj) > step else None
+        else:
+            obj = obj.get(step) if isinstance(obj, dict) else None
+    return obj
+
+
+def _id(value: Any, field: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
+        raise Invalid(f"{field} is missing")
+    return str(value)
+
+
+def _time(value: Any, field: str, default: datetime | None = None) -> datetime:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value / 1000, UTC)  # epoch milliseconds
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise Invalid(f"{field} is not a timestamp") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if default is not None:
+        return default
+    raise Invalid(f"{field} is missing")
+
+
+def _custom_value(fields: Any, name: str) -> str | None:
+    value = _get(fields, name)
+    if isinstance(value, dict):
+        value = value.get("value")
+    return value if isinstance(value, str) and value else None
+
+
+GREENHOUSE_APPLIED = "new_candidate_application"
+GREENHOUSE_HIRED = ("hire_candidate", "candidate_hired")
+
+
+def greenhouse(document: Any, event_id: str | None, body: bytes, now: datetime) -> Delivery:
+    """A Greenhouse delivery (``action`` + ``payload.application``)."""
+    delivery_id = event_id or hashlib.sha256(body).hexdigest()
+    action = _get(document, "action")
+    application = _get(document, "payload", "application")
+    if action not in (GREENHOUSE_APPLIED, *GREENHOUSE_HIRED):
+        return Delivery(delivery_id, [])
+    if not isinstance(application, dict):
+        raise Invalid("payload.application is missing")
+    if application.get("prospect") is True:
+        return Delivery(delivery_id, [])  # a sourced prospect has not applied
+    candidate = _get(application, "candidate", "id") or _get(application, "candidate_id")
+    if candidate is None:
+        candidate = _get(document, "payload", "candidate", "id")
+    candidate_id = _id(candidate, "payload.application.candidate.id")
+    job_id = _id(_get(application, "jobs", 0, "id"), "payload.application.jobs[0].id")
+    if action == GREENHOUSE_APPLIED:
+        fields = _get(application, "custom_fields")
+        ref, vid = refs_from_url(_custom_value(fields, "ripples_source_url"))
+        ref = _custom_value(fields, "ripples_ref") or ref
+        vid = _custom_value(fields, "ripples_vid") or vid
+        ref, vid = refs_from_url(f"?ripples_ref={ref or ''}&ripples_vid={vid or ''}")
+        credited = _get(application, "credited_to")
+        employee = _get(credited, "employee_id")
+        email = _get(credited, "email")
+        source = _get(application, "source", "public_name")
+        return Delivery(
+            delivery_id,
+            [
+                Applied(
+                    candidate_id,
+                    job_id,
+                    _time(_get(application, "applied_at"), "payload.application.applied_at"),
+                    source=source if isinstance(source, str) else None,
+                    link_code=ref,
+                    visitor_id=vid,
+                    referrer_employee_id=str(employee) if employee else None,
+                    referrer_email=email if isinstance(email, str) and email else None,
+                )
+            ],
+        )
+    hired_at = _get(application, "hired_at") or _get(application, "last_activity_at")
+    return Delivery(
+        delivery_id, [Hired(candidate_id, job_id, _time(hired_at, "hired_at", default=now))]
+    )
+
+
+def teamtailor(payload: Any, raw_payload: bytes) -> Delivery:
+    """A Teamtailor company webhook (``payload.event_name`` + JSON:API ``payload.data``)."""
+    delivery_id = hashlib.sha256(raw_payload).hexdigest()
+    event = _get(payload, "event_name")
+    if event not in ("job_application.create", "job_application.update"):
+        return Delivery(delivery_id, [])
+    data = _get(payload, "data")
+    attributes = _get(data, "attributes") or {}
+    candidate_id = _id(
+        _get(data, "relationships", "candidate", "data", "id"),
+        "payload.data.relationships.candidate.data.id",
+    )
+    job_id = _id(
+        _get(data, "relationships", "job", "data", "id"), "payload.data.relationships.job.data.id"
+    )
+    if event == "job_application.create":
+        ref, vid = refs_from_url(_get(attributes, "referring-url"))
+        site = _get(attributes, "referring-site")
+        return Delivery(
+            delivery_id,
+            [
+                Applied(
+                    candidate_id,
+                    job_id,
+                    _time(_get(attributes, "created-at"), "payload.data.attributes.created-at"),
+                    source=site if isinstance(site, str) and site else None,
+                    link_code=ref,
+                    visitor_id=vid,
+                )
+            ],
+        )
+    stage_id = _get(data, "relationships", "stage", "data", "id")
+    included = _get(payload, "included") or _get(payload, "data", "included") or []
+    stage_type = next(
+        (
+            _get(item, "attributes", "stage-type")
+            for item in included
+            if isinstance(item, dict)
+            and item.get("type") == "stages"
+            and item.get("id") == stage_id
+        ),
+        None,
+    )
+    if stage_type != "hired":
+        return Delivery(delivery_id, [])
+    hired_at = _get(attributes, "changed-stage-at") or _get(attributes, "updated-at")
+    return Delivery(delivery_id, [Hired(candidate_id, job_id, _time(hired_at, "changed-stage-at"))])
+
+
+LEVER_EVENTS = ("applicationCreated", "candidateHired")
+
+
+def lever(document: Any, opportunity: Any) -> Delivery:
+    """A Lever delivery, with the opportunity read from Lever's API (``?expand=applications``)."""
+    delivery_id = _id(_get(document, "id"), "id")
+    event = _get(document, "event")
+    if event not in LEVER_EVENTS:
+        return Delivery(delivery_id, [])
+    data = _get(document, "data")
+    candidate_id = _id(
+        _get(data, "candidateId") or _get(data, "contactId") or _get(data, "opportunityId"),
+        "data.candidateId",
+    )
+    applications = _get(opportunity, "applications") or []
+    wanted = _get(data, "applicationId")
+    application = next(
+        (a for a in applications if isinstance(a, dict) and a.get("id") == wanted),
+        applications[0] if applications else None,
+    )
+    job_id = _id(_get(application, "posting"), "opportunity.applications[].posting")
+    if event == "candidateHired":
+        hired_at = _time(_get(document, "triggeredAt"), "triggeredAt")
+        return Delivery(delivery_id, [Hired(candidate_id, job_id, hired_at)])
+    sources = [s for s in (_get(opportunity, "sources") or []) if isinstance(s, str)]
+    ref = vid = None
+    for entry in sources:
+        found_ref, found_vid = refs_from_url("?" + entry)
+        ref, vid = ref or found_ref, vid or found_vid
+    plain = [s for s in sources if "ripples_" not in s]
+    applied_at = _get(application, "createdAt") or _get(document, "triggeredAt")
+    return Delivery(
+        delivery_id,
+        [
+            Applied(
+                candidate_id,
+                job_id,
+                _time(applied_at, "createdAt"),
+                source=plain[0] if plain else None,
+                link_code=ref,
+                visitor_id=vid,
+            )
+        ],
+    )
+
+
+def to_events(vendor: str, delivery: Delivery, secret: str, now: datetime) -> list[Envelope]:
+    """The contract events of a delivery whose referrers are resolved."""
+    events: list[Envelope] = []
+    source = f"urn:ripples:ingest:{vendor}"
+    for index, change in enumerate(delivery.changes):
+        applicant_id = pseudonym(secret, vendor, change.candidate_id)
+        event_id = f"{delivery.delivery_id}:{index}"
+        if isinstance(change, Applied):
+            events.append(
+                ApplicantAppliedEvent(
+                    specversion="1.0",
+                    id=event_id,
+                    source=source,
+                    time=now,
+                    data=ApplicantApplied(
+                        applicant_id=applicant_id,
+                        job_id=change.job_id,
+                        applied_at=change.applied_at,
+                        visitor_id=change.visitor_id,
+                        link_code=change.link_code,
+                        referrer_employee_id=change.referrer_employee_id,
+                        source=change.source[:1024] if change.source else None,
+                    ),
+                )
+            )
+        else:
+            events.append(
+                ApplicantHiredEvent(
+                    specversion="1.0",
+                    id=event_id,
+                    source=source,
+                    time=now,
+                    data=ApplicantHired(
+                        applicant_id=applicant_id, job_id=change.job_id, hired_at=change.hired_at
+                    ),
+                )
+            )
+    return events
+
+
+# --- HTTP ----------------------------------------------------------------------------------
+
+
+class _TeamtailorBody(msgspec.Struct):
+    payload: msgspec.Raw
+    signature: str | None = None
+
+
+_decode_teamtailor = msgspec.json.Decoder(_TeamtailorBody).decode
+
+
+def unauthorized(vendor: str, what: str) -> ProblemError:
+    DELIVERIES.labels(vendor, "unauthorized").inc()
+    return ProblemError(401, "bad-signature", "Bad signature", what)
+
+
+class Webhooks:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        database: Database,
+        publisher: Publisher,
+        http: httpx.AsyncClient,
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.publisher = publisher
+        self.http = http
+
+    async def greenhouse(self, request: Request) -> Response:
+        body = await read_body(request, self.settings.max_body_bytes)
+        if not verify_greenhouse(
+            self.settings.greenhouse_secret_key, body, request.headers.get("signature")
+        ):
+            raise unauthorized("greenhouse", "the Signature header does not match the body")
+        document = self._json("greenhouse", body)
+        return await self._deliver(
+            "greenhouse",
+            lambda: self._parse(
+                "greenhouse",
+                lambda: greenhouse(
+                    document, request.headers.get("greenhouse-event-id"), body, datetime.now(UTC)
+                ),
+            ),
+        )
+
+    async def teamtailor(self, request: Request) -> Response:
+        body = await read_body(request, self.settings.max_body_bytes)
+        try:
+            envelope = _decode_teamtailor(body)
+        except msgspec.MsgspecError:
+            raise unauthorized("teamtailor", "no signed payload in the body") from None
+        if not verify_teamtailor(
+            self.settings.teamtailor_signature_key, bytes(envelope.payload), envelope.signature
+        ):
+            raise unauthorized("teamtailor", "the signature does not match the payload")
+        payload = self._json("teamtailor", bytes(envelope.payload))
+        return await self._deliver(
+            "teamtailor",
+            lambda: self._parse("teamtailor", lambda: teamtailor(payload, bytes(envelope.payload))),
+        )
+
+    async def lever(self, request: Request) -> Response:
+        body = await read_body(request, self.settings.max_body_bytes)
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise unauthorized("lever", "the body is not a signed Lever delivery") from None
+        token, triggered, signature = (
+            _get(document, k) for k in ("token", "triggeredAt", "signature")
+        )
+        if not (
+            isinstance(token, str)
+            and isinstance(triggered, int | str)
+            and isinstance(signature, str)
+            and verify_lever(self.settings.lever_signature_token, token, str(triggered), signature)
+        ):
+            raise unauthorized("lever", "the signature does not match token + triggeredAt")
+
+        async def parse() -> Delivery:
+            if _get(document, "event") not in LEVER_EVENTS:
+                return self._parse("lever", lambda: lever(document, None))
+            delivery_id = _get(document, "id")
+            if isinstance(delivery_id, str) and await self._seen("lever", delivery_id):
+                return Delivery(delivery_id, [])  # a redelivery: no need to ask Lever again
+            opportunity = await self._lever_opportunity(_get(document, "data", "opportunityId"))
+            return self._parse("lever", lambda: lever(document, opportunity))
+
+        return await self._deliver("lever", parse)
+
+    async def _lever_opportunity(self, opportunity_id: Any) -> Any:
+        if not isinstance(opportunity_id, str) or not opportunity_id.isascii():
+            DELIVERIES.labels("lever", "invalid").inc()
+            raise ProblemError(
+                422, "invalid-delivery", "Invalid delivery", "data.opportunityId is missing"
+            )
+        url = f"{self.settings.lever_api_base_url.rstrip('/')}/opportunities/{opportunity_id}"
+        try:
+            response = await self.http.get(
+                url,
+                params={"expand": "applications"},
+                auth=(self.settings.lever_api_key, ""),
+                timeout=self.settings.vendor_timeout_s,
+            )
+            response.raise_for_status()
+            return _get(response.json(), "data")
+        except (httpx.HTTPError, ValueError) as exc:
+            DELIVERIES.labels("lever", "unavailable").inc()
+            log.warning("lever api failed", extra={"reason": type(exc).__name__})
+            raise ProblemError(
+                503,
+                "vendor-unavailable",
+                "Vendor API unavailable",
+                "the Lever opportunity could not be read; redeliver later",
+                headers={"Retry-After": str(self.settings.retry_after_s)},
+            ) from None
+
+    @staticmethod
+    def _json(vendor: str, body: bytes) -> Any:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            DELIVERIES.labels(vendor, "invalid").inc()
+            raise ProblemError(422, "invalid-delivery", "Invalid delivery", "not JSON") from None
+
+    @staticmethod
+    def _parse(vendor: str, parse: Callable[[], Delivery]) -> Delivery:
+        try:
+            return parse()
+        except Invalid as exc:
+            DELIVERIES.labels(vendor, "invalid").inc()
+            raise ProblemError(422, "invalid-delivery", "Invalid delivery", str(exc)) from None
+
+    async def _seen(self, vendor: str, delivery_id: str) -> bool:
+        found = await self.database.pool.fetchval(
+            "select 1 from ingest_deliveries where vendor = $1 and delivery_id = $2",
+            vendor,
+            delivery_id,
+        )
+        return found is not None
+
+    async def _resolve(self, change: Change) -> Change:
+        if not isinstance(change, Applied):
+            return change
+        pool = self.database.pool
+        employee = change.referrer_employee_id
+        if employee and not await directory.known(pool, employee):
+            employee = None
+        if employee is None and change.referrer_email:
+            employee = await directory.by_email(
+                pool, self.settings.applicant_id_secret, change.referrer_email
+            )
+        return replace(change, referrer_employee_id=employee, referrer_email=None)
+
+    async def _deliver(
+        self, vendor: str, parse: Callable[[], Delivery | Awaitable[Delivery]]
+    ) -> Response:
+        try:
+            with answering_503():
+                return await self._publish(vendor, parse)
+        except ProblemError as exc:
+            if exc.status == 503 and exc.kind == "database-unavailable":
+                DELIVERIES.labels(vendor, "unavailable").inc()
+            raise
+
+    async def _publish(
+        self, vendor: str, parse: Callable[[], Delivery | Awaitable[Delivery]]
+    ) -> Response:
+        secret = self.settings.applicant_id_secret
+        if not secret:
+            DELIVERIES.labels(vendor, "unavailable").inc()
+            raise ProblemError(
+                503,
+                "not-configured",
+                "Not configured",
+                "INGEST_APPLICANT_ID_SECRET is not set, so applicants cannot be pseudonymised",
+            )
+        pool = self.database.pool
+        parsed = parse()
+        delivery = parsed if isinstance(parsed, Delivery) else await parsed
+        if await self._seen(vendor, delivery.delivery_id):
+            DELIVERIES.labels(vendor, "duplicate").inc()
+            log.info(
+                "duplicate delivery", extra={"vendor": vendor, "delivery": delivery.delivery_id}
+            )
+            return json_response({"status": "duplicate", "events": 0})
+        if not delivery.changes:
+            DELIVERIES.labels(vendor, "ignored").inc()
+            return json_response({"status": "ignored", "events": 0})
+        resolved = [await self._resolve(change) for change in delivery.changes]
+        now = datetime.now(UTC)
+        events = to_events(vendor, Delivery(delivery.delivery_id, resolved), secret, now)
+        try:
+            await self.publisher.publish(events)
+        except BrokerUnavailable:
+            DELIVERIES.labels(vendor, "unavailable").inc()
+            raise ProblemError(
+                503,
+                "broker-unavailable",
+                "Broker unavailable",
+                "the delivery was not published; redeliver later",
+                headers={"Retry-After": str(self.settings.retry_after_s)},
+            ) from None
+        await pool.execute(
+            "insert into ingest_deliveries (vendor, delivery_id) values ($1, $2)"
+            " on conflict do nothing",
+            vendor,
+            delivery.delivery_id,
+        )
+        DELIVERIES.labels(vendor, "accepted").inc()
+        log.info(
+            "delivery accepted",
+            extra={"vendor": vendor, "delivery": delivery.delivery_id, "events": len(events)},
+        )
+        return json_response({"status": "accepted", "events": len(events)})

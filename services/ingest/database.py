@@ -1,0 +1,100 @@
+"""Ingest's PostgreSQL: one pool, its migrations, and a supervisor that keeps trying.
+
+The service starts without a database (it stays live, not ready) and connects when one
+answers; the connectors that need it answer 503 until then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+
+from shared import db
+from shared.http import ProblemError
+from shared.settings import DatabaseSettings
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def unavailable() -> ProblemError:
+    return ProblemError(
+        503,
+        "database-unavailable",
+        "Database unavailable",
+        "the database is not reachable; retry later",
+        headers={"Retry-After": "5"},
+    )
+
+
+@contextlib.contextmanager
+def answering_503() -> Iterator[None]:
+    """Turn a database failure inside the block into a 503 problem (never a 500)."""
+    try:
+        yield
+    except DB_ERRORS as exc:
+        log.warning("database call failed", extra={"reason": type(exc).__name__})
+        raise unavailable() from None
+
+
+class Database:
+    def __init__(self, settings: DatabaseSettings, retry_s: float = 1.0) -> None:
+        self.settings = settings
+        self.retry_s = retry_s
+        self._pool: asyncpg.Pool | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+
+    async def start(self, wait_s: float = 5.0) -> None:
+        self._task = asyncio.create_task(self._connect(), name="database-connect")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), wait_s)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def _connect(self) -> None:
+        failures = 0
+        while True:
+            try:
+                conn = await asyncpg.connect(self.settings.url, timeout=10)
+                try:
+                    await db.migrate(conn, "ingest", MIGRATIONS)
+                finally:
+                    await conn.close()
+                pool = await db.create_pool(self.settings)
+            except DB_ERRORS as exc:
+                failures += 1
+                if failures == 1 or failures % 30 == 0:
+                    log.warning("database unreachable", extra={"reason": repr(exc)})
+                await asyncio.sleep(self.retry_s)
+                continue
+            self._pool = pool
+            self._connected.set()
+            log.info("database connected")
+            return
+
+    async def ready(self) -> bool:
+        return self._pool is not None and await db.ping(self._pool)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The pool, or a 503 problem while there is none."""
+        if self._pool is None:
+            raise unavailable()
+        return self._pool

@@ -1,0 +1,132 @@
+"""What ingest knows about employees, to map vendor identities to ``employee_id``.
+
+The connectors meet employees under other names: an ATS names a referrer by e-mail, LinkedIn
+names an actor by member URN. Ingest learns both from the employee events it accepts on
+``/v1/events``: ``linkedin_member_urn`` (a contract field) and ``work_email``, an optional
+extension field of ``ripples.employee.upserted.v1`` that ingest reads and never forwards (the
+contract models drop unknown fields, so it never reaches Kafka). Only a keyed hash of the
+address is stored (HMAC-SHA256 with ``INGEST_APPLICANT_ID_SECRET``); ``employee.removed``
+deletes the row. The latest CloudEvent ``time`` wins, as in the contract.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+import asyncpg
+import msgspec
+
+from shared.events import EmployeeRemovedEvent, EmployeeUpsertedEvent, Envelope
+
+
+def email_hash(secret: str, email: str) -> str:
+    """The keyed hash under which an e-mail address is stored and looked up."""
+    message = b"email:" + email.strip().lower().encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+class _ExtraData(msgspec.Struct, frozen=True):
+    employee_id: str = ""
+    work_email: str | None = None
+
+
+class _Extra(msgspec.Struct, frozen=True):
+    type: str = ""
+    data: _ExtraData = _ExtraData()
+
+
+_UPSERTED = "ripples.employee.upserted.v1"
+_decode_one = msgspec.json.Decoder(_Extra).decode
+_decode_many = msgspec.json.Decoder(list[_Extra]).decode
+_decode_data = msgspec.json.Decoder(_ExtraData).decode
+
+
+def work_emails(body: bytes, mode: str, headers: Mapping[str, str]) -> dict[str, str]:
+    """{employee_id: work_email} of the upserts in an accepted request body."""
+    try:
+        if mode == "structured":
+            items = [_decode_one(body)]
+        elif mode == "batch":
+            items = _decode_many(body)
+        elif headers.get("ce-type") == _UPSERTED:
+            items = [_Extra(_UPSERTED, _decode_data(body))]
+        else:
+            return {}
+    except msgspec.MsgspecError:
+        return {}
+    return {
+        item.data.employee_id: item.data.work_email
+        for item in items
+        if item.type == _UPSERTED and item.data.employee_id and item.data.work_email
+    }
+
+
+async def record(
+    pool: asyncpg.Pool, events: Sequence[Envelope], emails: Mapping[str, str], secret: str
+) -> None:
+    """Apply the employee events of an accepted request to the directory."""
+    upserts: list[tuple[str, str | None, str | None, datetime]] = []
+    removals: list[tuple[str, datetime]] = []
+    for event in events:
+        if isinstance(event, EmployeeUpsertedEvent):
+            data = event.data
+            email = emails.get(data.employee_id)
+            hashed = email_hash(secret, email) if email and secret else None
+            upserts.append((data.employee_id, hashed, data.linkedin_member_urn, event.time))
+        elif isinstance(event, EmployeeRemovedEvent):
+            removals.append((event.data.employee_id, event.time))
+    if not upserts and not removals:
+        return
+    async with pool.acquire() as conn, conn.transaction():
+        if upserts:
+            await conn.executemany(
+                "insert into ingest_employees (employee_id, email_hash, linkedin_member_urn,"
+                " updated_at) values ($1, $2, $3, $4)"
+                " on conflict (employee_id) do update set email_hash = excluded.email_hash,"
+                " linkedin_member_urn = excluded.linkedin_member_urn,"
+                " updated_at = excluded.updated_at"
+                " where ingest_employees.updated_at <= excluded.updated_at",
+                upserts,
+            )
+        if removals:
+            # Erasure: the member URN goes from the poller's state too.
+            await conn.executemany(
+                "delete from ingest_linkedin_members where member_urn in (select"
+                " linkedin_member_urn from ingest_employees where employee_id = $1"
+                " and updated_at <= $2)",
+                removals,
+            )
+            await conn.executemany(
+                "delete from ingest_employees where employee_id = $1 and updated_at <= $2",
+                removals,
+            )
+
+
+async def by_email(pool: asyncpg.Pool, secret: str, email: str) -> str | None:
+    if not secret:
+        return None
+    value: str | None = await pool.fetchval(
+        "select employee_id from ingest_employees where email_hash = $1"
+        " order by updated_at desc limit 1",
+        email_hash(secret, email),
+    )
+    return value
+
+
+async def by_member_urn(pool: asyncpg.Pool, urn: str) -> str | None:
+    value: str | None = await pool.fetchval(
+        "select employee_id from ingest_employees where linkedin_member_urn = $1"
+        " order by updated_at desc limit 1",
+        urn,
+    )
+    return value
+
+
+async def known(pool: asyncpg.Pool, employee_id: str) -> bool:
+    found = await pool.fetchval(
+        "select 1 from ingest_employees where employee_id = $1", employee_id
+    )
+    return found is not None

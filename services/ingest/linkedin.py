@@ -1,0 +1,580 @@
+"""LinkedIn: the organization social-action webhook, and the statistics poller.
+
+Webhook (``/v1/webhooks/linkedin``): LinkedIn validates the endpoint with
+``GET ?challengeCode=…`` and expects ``challengeResponse`` = hex HMAC-SHA256 of the code keyed
+by the app's client secret; each notification ``POST`` carries ``X-LI-Signature``, the hex
+HMAC-SHA256 of the raw body with the same secret. Likes, comments and shares on the company
+page's posts become ``post.engagement.v1`` (the actor mapped to an employee by member URN when
+known); a share by a known employee (or the page) also becomes ``post.published.v1`` with
+``reshare_of``. Notifications are deduplicated on ``notificationId``.
+
+Poller: every ``INGEST_LINKEDIN_POLL_INTERVAL_S`` it reads, for each connected member (tokens
+from ``INGEST_LINKEDIN_TOKENS_FILE``, never logged), the member's posts (``/posts?q=author``,
+paginated) and each post's ``memberCreatorPostAnalytics``; and for the company page its posts
+and ``organizationalEntityShareStatistics``. It emits one ``post.metrics.v1`` per post per poll
+(``observed_at`` = poll time) and ``post.published.v1`` for posts it has not announced yet.
+A 429 stops the poll and backs off (``Retry-After`` or ``INGEST_LINKEDIN_BACKOFF_S``); a daily
+request budget is kept in PostgreSQL; a 401 (expired token) skips that member.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+from prometheus_client import Counter, Gauge
+from starlette.requests import Request
+from starlette.responses import Response
+
+from services.ingest import directory
+from services.ingest.ats import DELIVERIES
+from services.ingest.database import Database, answering_503
+from services.ingest.publisher import BrokerUnavailable, Publisher
+from services.ingest.settings import IngestSettings
+from shared.events import (
+    Action,
+    Envelope,
+    PostEngagement,
+    PostEngagementEvent,
+    PostMetrics,
+    PostMetricsEvent,
+    PostPublished,
+    PostPublishedEvent,
+)
+from shared.http import ProblemError, json_response, read_body
+from shared.metrics import preinit
+
+log = logging.getLogger(__name__)
+
+POLL_OUTCOMES = ("completed", "rate_limited", "budget_exhausted", "failed", "skipped")
+POLL_LOCK = 0x524C4950  # "RLIP": one poller at a time across replicas
+REQUEST_OUTCOMES = ("ok", "unauthorized", "rate_limited", "error", "timeout")
+POLLS = Counter("ingest_linkedin_polls_total", "LinkedIn polls, by outcome.", ["outcome"])
+REQUESTS = Counter(
+    "ingest_linkedin_requests_total", "Requests to the LinkedIn API, by outcome.", ["outcome"]
+)
+SKIPPED = Counter(
+    "ingest_linkedin_members_skipped_total",
+    "Members skipped in a poll, by reason (unauthorized: the token was refused).",
+    ["reason"],
+)
+LAST_POLL = Gauge(
+    "ingest_linkedin_last_poll_timestamp_seconds", "When the last LinkedIn poll completed."
+)
+preinit(POLLS, POLL_OUTCOMES)
+preinit(REQUESTS, REQUEST_OUTCOMES)
+preinit(SKIPPED, ("unauthorized", "error"))
+
+WEBHOOK_SOURCE = "urn:ripples:ingest:linkedin-webhook"
+POLLER_SOURCE = "urn:ripples:ingest:linkedin-poller"
+ACTIONS: dict[str, Action] = {
+    "LIKE": "reaction",
+    "COMMENT": "comment",
+    "ADMIN_COMMENT": "comment",
+    "SHARE": "reshare",
+}
+MEMBER_METRICS = {
+    "IMPRESSION": "impressions",
+    "MEMBERS_REACHED": "members_reached",
+    "REACTION": "reactions",
+    "COMMENT": "comments",
+    "RESHARE": "reshares",
+}
+
+
+# --- pure rules ----------------------------------------------------------------------------
+
+
+def challenge_response(client_secret: str, challenge_code: str) -> str:
+    return hmac.new(client_secret.encode(), challenge_code.encode(), hashlib.sha256).hexdigest()
+
+
+def verify_signature(client_secret: str, body: bytes, header: str | None) -> bool:
+    """``X-LI-Signature``: hex HMAC-SHA256 of the raw body (``hmacsha256=`` prefix allowed)."""
+    signature = (header or "").removeprefix("hmacsha256=")
+    expected = hmac.new(client_secret.encode(), body, hashlib.sha256).hexdigest()
+    return bool(client_secret) and hmac.compare_digest(signature, expected)
+
+
+def _millis(value: Any) -> datetime | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return datetime.fromtimestamp(value / 1000, UTC)
+    return None
+
+
+@dataclass(frozen=True)
+class Notification:
+    notification_id: str
+    post_id: str
+    action: Action
+    at: datetime
+    actor_urn: str | None
+    share_id: str | None  # the new post of a SHARE
+
+
+def notifications(document: Any) -> list[Notification]:
+    """The notifications of an organization social-action delivery that Ripples uses."""
+    found: list[Notification] = []
+    items = document.get("notifications") if isinstance(document, dict) else None
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        action = ACTIONS.get(str(item.get("action")))
+        post = item.get("sourcePost")
+        at = _millis(item.get("lastModifiedAt"))
+        notification_id = item.get("notificationId")
+        if action is None or not isinstance(post, str) or at is None or notification_id is None:
+            continue
+        generated = item.get("decoratedGeneratedActivity")
+        activity = next(iter(generated.values()), None) if isinstance(generated, dict) else None
+        actor = item.get("actor")
+        if not isinstance(actor, str) and isinstance(activity, dict):
+            actor = activity.get("owner")
+        share = activity.get("entity") if isinstance(activity, dict) else None
+        found.append(
+            Notification(
+                str(notification_id),
+                post,
+                action,
+                at,
+                actor if isinstance(actor, str) else None,
+                share if action == "reshare" and isinstance(share, str) else None,
+            )
+        )
+    return found
+
+
+def metrics_from_member_analytics(kind: str, document: Any) -> dict[str, int]:
+    """One ``memberCreatorPostAnalytics`` answer (``aggregation=TOTAL``) → {field: count}."""
+    elements = document.get("elements") if isinstance(document, dict) else None
+    total = sum(
+        int(e["count"])
+        for e in elements or []
+        if isinstance(e, dict) and isinstance(e.get("count"), int)
+    )
+    return {MEMBER_METRICS[kind]: total}
+
+
+def metrics_from_share_statistics(document: Any) -> dict[str, dict[str, int]]:
+    """``organizationalEntityShareStatistics`` → {post_id: {field: count}}."""
+    out: dict[str, dict[str, int]] = {}
+    for element in (document.get("elements") if isinstance(document, dict) else None) or []:
+        post = element.get("share") or element.get("ugcPost")
+        stats = element.get("totalShareStatistics") or {}
+        if not isinstance(post, str) or not isinstance(stats, dict):
+            continue
+        pairs = {
+            "impressions": stats.get("impressionCount"),
+            "members_reached": stats.get("uniqueImpressionsCount"),
+            "reactions": stats.get("likeCount"),
+            "comments": stats.get("commentCount"),
+            "reshares": stats.get("shareCount"),
+            "clicks": stats.get("clickCount"),
+        }
+        out[post] = {k: int(v) for k, v in pairs.items() if isinstance(v, int) and v >= 0}
+    return out
+
+
+# --- the API client ------------------------------------------------------------------------
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"rate limited for {retry_after_s}s")
+        self.retry_after_s = retry_after_s
+
+
+class Unauthorized(Exception):
+    pass
+
+
+class BudgetExhausted(Exception):
+    pass
+
+
+class ApiError(Exception):
+    pass
+
+
+@dataclass
+class Poll:
+    observed_at: datetime
+    events: list[Envelope] = field(default_factory=list)
+    discovered: list[str] = field(default_factory=list)
+
+
+# --- the service part ----------------------------------------------------------------------
+
+
+class LinkedIn:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        database: Database,
+        publisher: Publisher,
+        http: httpx.AsyncClient,
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.publisher = publisher
+        self.http = http
+        self._task: asyncio.Task[None] | None = None
+        self._backoff_until = 0.0
+
+    # webhook
+
+    async def challenge(self, request: Request) -> Response:
+        code = request.query_params.get("challengeCode")
+        if not self.settings.linkedin_client_secret:
+            raise ProblemError(
+                503, "not-configured", "Not configured", "INGEST_LINKEDIN_CLIENT_SECRET is not set"
+            )
+        if not code:
+            raise ProblemError(400, "bad-request", "Bad request", "challengeCode is required")
+        return json_response(
+            {
+                "challengeCode": code,
+                "challengeResponse": challenge_response(self.settings.linkedin_client_secret, code),
+            }
+        )
+
+    async def notification(self, request: Request) -> Response:
+        body = await read_body(request, self.settings.max_body_bytes)
+        if not verify_signature(
+            self.settings.linkedin_client_secret, body, request.headers.get("x-li-signature")
+        ):
+            DELIVERIES.labels("linkedin", "unauthorized").inc()
+            raise ProblemError(
+                401, "bad-signature", "Bad signature", "X-LI-Signature does not match the body"
+            )
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            DELIVERIES.labels("linkedin", "invalid").inc()
+            raise ProblemError(422, "invalid-delivery", "Invalid delivery", "not JSON") from None
+        with answering_503():
+            return await self._notify(notifications(document))
+
+    async def _notify(self, found: list[Notification]) -> Response:
+        pool = self.database.pool
+        seen = {
+            row["delivery_id"]
+            for row in await pool.fetch(
+                "select delivery_id from ingest_deliveries"
+                " where vendor = 'linkedin' and delivery_id = any($1::text[])",
+                [n.notification_id for n in found],
+            )
+        }
+        fresh = [n for n in found if n.notification_id not in seen]
+        if not fresh:
+            outcome = "duplicate" if found else "ignored"
+            DELIVERIES.labels("linkedin", outcome).inc()
+            return json_response({"status": outcome, "events": 0})
+        organization = self.settings.linkedin_organization_urn
+        now = datetime.now(UTC)
+        events: list[Envelope] = []
+        for n in fresh:
+            employee = await directory.by_member_urn(pool, n.actor_urn) if n.actor_urn else None
+            events.append(
+                PostEngagementEvent(
+                    specversion="1.0",
+                    id=f"li-notification:{n.notification_id}",
+                    source=WEBHOOK_SOURCE,
+                    time=now,
+                    data=PostEngagement(
+                        post_id=n.post_id, action=n.action, at=n.at, actor_employee_id=employee
+                    ),
+                )
+            )
+            company = bool(organization) and n.actor_urn == organization
+            if n.share_id and (employee or company):
+                events.append(
+                    PostPublishedEvent(
+                        specversion="1.0",
+                        id=f"li-post:{n.share_id}",
+                        source=WEBHOOK_SOURCE,
+                        time=now,
+                        data=PostPublished(
+                            post_id=n.share_id,
+                            author_kind="employee" if employee else "company",
+                            employee_id=employee,
+                            published_at=n.at,
+                            reshare_of=n.post_id,
+                        ),
+                    )
+                )
+        try:
+            await self.publisher.publish(events)
+        except BrokerUnavailable:
+            DELIVERIES.labels("linkedin", "unavailable").inc()
+            raise ProblemError(
+                503,
+                "broker-unavailable",
+                "Broker unavailable",
+                "the notifications were not published; redeliver later",
+                headers={"Retry-After": str(self.settings.retry_after_s)},
+            ) from None
+        await pool.executemany(
+            "insert into ingest_deliveries (vendor, delivery_id) values ('linkedin', $1)"
+            " on conflict do nothing",
+            [(n.notification_id,) for n in fresh],
+        )
+        DELIVERIES.labels("linkedin", "accepted").inc()
+        return json_response({"status": "accepted", "events": len(events)})
+
+    # poller
+
+    def start(self) -> None:
+        if self.settings.linkedin_poll_enabled:
+            self._task = asyncio.create_task(self._loop(), name="linkedin-poller")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        while True:
+            wait = self._backoff_until - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                outcome = await self.poll_once()
+            except asyncio.CancelledError:
+                raise
+            except ProblemError:  # the database is not there yet
+                outcome = "failed"
+            except Exception:
+                log.exception("linkedin poll failed")
+                outcome = "failed"
+            POLLS.labels(outcome).inc()
+            if outcome == "completed":
+                LAST_POLL.set(time.time())
+            await asyncio.sleep(self.settings.linkedin_poll_interval_s)
+
+    def _tokens(self) -> dict[str, str]:
+        path = self.settings.linkedin_tokens_file
+        if not path:
+            return {}
+        try:
+            tokens = orjson.loads(Path(path).read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            log.error("linkedin tokens file unreadable", extra={"reason": type(exc).__name__})
+            return {}
+        return {k: v for k, v in tokens.items() if isinstance(k, str) and isinstance(v, str)}
+
+    async def poll_once(self) -> str:
+        """One poll, unless another replica is polling right now; returns the outcome."""
+        pool = self.database.pool
+        async with pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("select pg_try_advisory_xact_lock($1)", POLL_LOCK):
+                return "skipped"
+            return await self._poll()
+
+    async def _poll(self) -> str:
+        """One poll of every member and the company page; returns the poll outcome."""
+        pool = self.database.pool
+        poll = Poll(observed_at=datetime.now(UTC))
+        outcome = "completed"
+        try:
+            for member, token in self._tokens().items():
+                # Logs name the employee, never the member URN (a personal field).
+                employee = await directory.by_member_urn(pool, member)
+                who = {"employee_id": employee or "unknown"}
+                try:
+                    await self._poll_member(poll, member, token, employee)
+                except Unauthorized:
+                    SKIPPED.labels("unauthorized").inc()
+                    log.warning("linkedin token refused; member skipped", extra=who)
+                    await self._member_status(member, "unauthorized")
+                    continue
+                except ApiError as exc:
+                    SKIPPED.labels("error").inc()
+                    log.warning("linkedin member poll failed", extra={**who, "reason": str(exc)})
+                    continue
+                await self._member_status(member, "ok")
+            org, org_token = (
+                self.settings.linkedin_organization_urn,
+                self.settings.linkedin_organization_token,
+            )
+            if org and org_token:
+                try:
+                    await self._poll_organization(poll, org, org_token)
+                except (Unauthorized, ApiError) as exc:
+                    SKIPPED.labels(
+                        "unauthorized" if isinstance(exc, Unauthorized) else "error"
+                    ).inc()
+                    log.warning("linkedin organization poll failed", extra={"reason": repr(exc)})
+        except RateLimited as exc:
+            self._backoff_until = time.monotonic() + exc.retry_after_s
+            log.warning("linkedin rate limit; backing off", extra={"seconds": exc.retry_after_s})
+            outcome = "rate_limited"
+        except BudgetExhausted:
+            log.warning("linkedin daily request budget exhausted")
+            outcome = "budget_exhausted"
+        if poll.events:
+            try:
+                await self.publisher.publish(poll.events)
+            except BrokerUnavailable:
+                log.warning("linkedin poll not published", extra={"events": len(poll.events)})
+                return "failed"
+            await pool.executemany(
+                "insert into ingest_linkedin_posts (post_id) values ($1) on conflict do nothing",
+                [(post_id,) for post_id in poll.discovered],
+            )
+        return outcome
+
+    async def _member_status(self, member: str, status: str) -> None:
+        await self.database.pool.execute(
+            "insert into ingest_linkedin_members (member_urn, status) values ($1, $2)"
+            " on conflict (member_urn) do update set status = $2, checked_at = now()",
+            member,
+            status,
+        )
+
+    async def _spend(self) -> None:
+        used = await self.database.pool.fetchval(
+            "insert into ingest_linkedin_budget (day, requests) values (current_date, 1)"
+            " on conflict (day) do update set requests = ingest_linkedin_budget.requests + 1"
+            " returning requests"
+        )
+        if used > self.settings.linkedin_daily_request_budget:
+            raise BudgetExhausted
+
+    async def _get(self, path: str, token: str, query: str) -> Any:
+        await self._spend()
+        url = f"{self.settings.linkedin_api_base_url.rstrip('/')}/{path}?{query}"
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "LinkedIn-Version": self.settings.linkedin_version,
+            "X-Restli-Protocol-Version": "2.0.0",
+        }
+        try:
+            response = await self.http.get(
+                url, headers=headers, timeout=self.settings.vendor_timeout_s
+            )
+        except httpx.TimeoutException:
+            REQUESTS.labels("timeout").inc()
+            raise ApiError(f"{path}: timeout") from None
+        except httpx.HTTPError as exc:
+            REQUESTS.labels("error").inc()
+            raise ApiError(f"{path}: {type(exc).__name__}") from None
+        if response.status_code == 401:
+            REQUESTS.labels("unauthorized").inc()
+            raise Unauthorized
+        if response.status_code == 429:
+            REQUESTS.labels("rate_limited").inc()
+            try:
+                retry = float(response.headers.get("retry-after", ""))
+            except ValueError:
+                retry = self.settings.linkedin_backoff_s
+            raise RateLimited(retry)
+        if response.status_code != 200:
+            REQUESTS.labels("error").inc()
+            raise ApiError(f"{path}: HTTP {response.status_code}")
+        REQUESTS.labels("ok").inc()
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise ApiError(f"{path}: not JSON") from None
+
+    async def _posts(self, author: str, token: str) -> list[dict[str, Any]]:
+        """Every post of ``author``, following ``paging`` (start/count/total)."""
+        posts: list[dict[str, Any]] = []
+        start, count = 0, self.settings.linkedin_page_size
+        while True:
+            page = await self._get(
+                "posts",
+                token,
+                f"q=author&author={quote(author, safe='')}&start={start}&count={count}",
+            )
+            elements = [e for e in page.get("elements") or [] if isinstance(e, dict)]
+            posts.extend(e for e in elements if isinstance(e.get("id"), str))
+            total = (page.get("paging") or {}).get("total")
+            start += len(elements)
+            if not elements or (isinstance(total, int) and start >= total):
+                return posts
+
+    async def _announce(self, poll: Poll, post: dict[str, Any], employee: str | None) -> None:
+        post_id = post["id"]
+        known = await self.database.pool.fetchval(
+            "select 1 from ingest_linkedin_posts where post_id = $1", post_id
+        )
+        published_at = _millis(post.get("publishedAt")) or _millis(post.get("createdAt"))
+        if known or published_at is None:
+            return
+        parent = (post.get("reshareContext") or {}).get("parent")
+        poll.events.append(
+            PostPublishedEvent(
+                specversion="1.0",
+                id=f"li-post:{post_id}",
+                source=POLLER_SOURCE,
+                time=poll.observed_at,
+                data=PostPublished(
+                    post_id=post_id,
+                    author_kind="employee" if employee else "company",
+                    employee_id=employee,
+                    published_at=published_at,
+                    reshare_of=parent if isinstance(parent, str) else None,
+                ),
+            )
+        )
+        poll.discovered.append(post_id)
+
+    def _snapshot(self, poll: Poll, post_id: str, counts: dict[str, int]) -> None:
+        stamp = int(poll.observed_at.timestamp() * 1000)
+        poll.events.append(
+            PostMetricsEvent(
+                specversion="1.0",
+                id=f"li-metrics:{post_id}:{stamp}",
+                source=POLLER_SOURCE,
+                time=poll.observed_at,
+                data=PostMetrics(post_id=post_id, observed_at=poll.observed_at, **counts),
+            )
+        )
+
+    async def _poll_member(self, poll: Poll, member: str, token: str, employee: str | None) -> None:
+        for post in await self._posts(member, token):
+            if employee:
+                await self._announce(poll, post, employee)
+            kind = "ugc" if post["id"].startswith("urn:li:ugcPost:") else "share"
+            entity = quote(f"({kind}:{post['id']})", safe="(:)")
+            counts: dict[str, int] = {}
+            for metric in MEMBER_METRICS:
+                answer = await self._get(
+                    "memberCreatorPostAnalytics",
+                    token,
+                    f"q=entity&entity={entity}&queryType={metric}&aggregation=TOTAL",
+                )
+                counts.update(metrics_from_member_analytics(metric, answer))
+            self._snapshot(poll, post["id"], counts)
+
+    async def _poll_organization(self, poll: Poll, organization: str, token: str) -> None:
+        posts = await self._posts(organization, token)
+        for post in posts:
+            await self._announce(poll, post, None)
+        ids = [p["id"] for p in posts]
+        for i in range(0, len(ids), 20):
+            chunk = ids[i : i + 20]
+            shares = [quote(p, safe="") for p in chunk if not p.startswith("urn:li:ugcPost:")]
+            ugc = [quote(p, safe="") for p in chunk if p.startswith("urn:li:ugcPost:")]
+            query = f"q=organizationalEntity&organizationalEntity={quote(organization, safe='')}"
+            if shares:
+                query += f"&shares=List({','.join(shares)})"
+            if ugc:
+                query += f"&ugcPosts=List({','.join(ugc)})"
+            answer = await self._get("organizationalEntityShareStatistics", token, query)
+            for post_id, counts in metrics_from_share_statistics(answer).items():
+                self._snapshot(poll, post_id, counts)

@@ -1,0 +1,361 @@
+"""Tracked links: ``POST /v1/links`` creates one, ``GET /r/{code}`` redirects through it.
+
+The pure rules (codes, the host allow-list, the UTM-tagged target, the visitor id) are plain
+functions. Links are looked up in a bounded in-process LRU cache, then in PostgreSQL (the
+source of truth); a click never waits for Kafka: its ``link.clicked.v1`` goes through the
+:class:`~services.ingest.clicks.ClickBuffer`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import string
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+import msgspec
+from prometheus_client import Counter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from services.ingest.clicks import ClickBuffer
+from services.ingest.database import Database, answering_503
+from services.ingest.publisher import BrokerUnavailable, Publisher
+from services.ingest.settings import IngestSettings
+from shared.events import Id, LinkClicked, LinkClickedEvent, LinkCreated, LinkCreatedEvent, Url
+from shared.http import ProblemError, json_response, read_body
+from shared.metrics import preinit
+
+log = logging.getLogger(__name__)
+
+BASE62 = string.ascii_letters + string.digits
+CODE = re.compile(r"^[A-Za-z0-9]{6,64}$")
+VISITOR = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+COOKIE = "ripples_vid"
+SOURCE = "urn:ripples:ingest:links"
+
+REDIRECT_OUTCOMES = ("redirected", "preview", "unknown", "blocked", "unavailable")
+# Link-preview fetchers and crawlers: they follow the link to render a preview when it is
+# posted, which is not a visit. They get the redirect, but no cookie and no click event.
+PREVIEW_AGENTS = (
+    "linkedinbot",
+    "slackbot",
+    "slack-imgproxy",
+    "facebookexternalhit",
+    "twitterbot",
+    "whatsapp",
+    "skypeuripreview",
+    "microsoftpreview",
+    "teamsbot",
+    "discordbot",
+    "telegrambot",
+    "googlebot",
+    "bingbot",
+    "applebot",
+)
+REDIRECTS = Counter(
+    "ingest_redirects_total", "Requests to GET /r/{link_code}, by outcome.", ["outcome"]
+)
+preinit(REDIRECTS, REDIRECT_OUTCOMES)
+CACHE_HITS = Counter("ingest_link_cache_hits_total", "Link lookups answered from memory.")
+CACHE_MISSES = Counter("ingest_link_cache_misses_total", "Link lookups that went to PostgreSQL.")
+LINKS_CREATED = Counter("ingest_links_created_total", "Tracked links created.")
+
+
+# --- pure rules ----------------------------------------------------------------------------
+
+
+def new_code(length: int) -> str:
+    """An unguessable base62 code from the system's CSPRNG."""
+    return "".join(secrets.choice(BASE62) for _ in range(length))
+
+
+def new_visitor_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def valid_visitor_id(value: str | None) -> str | None:
+    """The cookie's visitor id if it is one Ripples could have set, else None."""
+    return value if value is not None and VISITOR.match(value) else None
+
+
+def host_allowed(url: str, allowed: tuple[str, ...]) -> bool:
+    """Whether ``url`` is http(s) on a host of the allow-list (``host`` or ``*.domain``)."""
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not host or parts.username or parts.password:
+        return False
+    for entry in allowed:
+        entry = entry.lower()
+        if entry.startswith("*."):
+            if host.endswith(entry[1:]) and host != entry[2:]:
+                return True
+        elif host == entry:
+            return True
+    return False
+
+
+def tagged_target(target_url: str, link_code: str, job_id: str | None) -> str:
+    """The target with the UTM parameters and ``ripples_ref`` added; other parameters kept.
+
+    Parameters Ripples sets replace any of the same name already in the target."""
+    parts = urlsplit(target_url)
+    ours = {
+        "utm_source": "linkedin",
+        "utm_medium": "employee_advocacy",
+        **({"utm_campaign": job_id} if job_id else {}),
+        "utm_content": link_code,
+        "ripples_ref": link_code,
+    }
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ours]
+    query = urlencode([*kept, *ours.items()])
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def is_preview(method: str, user_agent: str | None) -> bool:
+    """Whether a request is a link preview or crawler (a HEAD, or a known fetcher's agent)."""
+    if method == "HEAD":
+        return True
+    agent = (user_agent or "").lower()
+    return any(name in agent for name in PREVIEW_AGENTS)
+
+
+def link_url(public_base_url: str, link_code: str) -> str:
+    return f"{public_base_url.rstrip('/')}/r/{link_code}"
+
+
+# --- the cache -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    link_code: str
+    target_url: str
+    employee_id: str | None = None
+    job_id: str | None = None
+    post_id: str | None = None
+
+
+class LinkCache:
+    """A bounded least-recently-used map of link codes to links."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._links: OrderedDict[str, Link] = OrderedDict()
+
+    def get(self, code: str) -> Link | None:
+        link = self._links.get(code)
+        if link is not None:
+            self._links.move_to_end(code)
+        return link
+
+    def put(self, link: Link) -> None:
+        self._links[link.link_code] = link
+        self._links.move_to_end(link.link_code)
+        while len(self._links) > self.size:
+            self._links.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._links)
+
+
+# --- HTTP ----------------------------------------------------------------------------------
+
+
+class LinkRequest(msgspec.Struct, kw_only=True, frozen=True):
+    target_url: Url
+    employee_id: Id | None = None
+    job_id: Id | None = None
+    post_id: Id | None = None
+
+
+_decode_request = msgspec.json.Decoder(LinkRequest).decode
+
+
+class Links:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        database: Database,
+        publisher: Publisher,
+        clicks: ClickBuffer,
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.publisher = publisher
+        self.clicks = clicks
+        self.cache = LinkCache(settings.link_cache_size)
+        self.secure_cookie = settings.public_base_url.startswith("https://")
+
+    async def create(self, request: Request) -> Response:
+        with answering_503():
+            return await self._create(request)
+
+    async def _create(self, request: Request) -> Response:
+        body = await read_body(request, self.settings.max_body_bytes)
+        try:
+            spec = _decode_request(body)
+        except msgspec.ValidationError as exc:
+            raise ProblemError(422, "invalid-link", "Invalid link", str(exc)) from None
+        except msgspec.DecodeError as exc:
+            raise ProblemError(422, "invalid-link", "Invalid link", f"not JSON: {exc}") from None
+        if not host_allowed(spec.target_url, self.settings.link_allowed_hosts):
+            raise ProblemError(
+                422,
+                "target-not-allowed",
+                "Target not allowed",
+                "target_url must be http(s) on a host of INGEST_LINK_ALLOWED_HOSTS",
+                errors=[{"field": "target_url", "detail": "host not on the allow-list"}],
+            )
+        pool = self.database.pool
+        link = None
+        for _ in range(5):
+            candidate = Link(
+                new_code(self.settings.link_code_length),
+                spec.target_url,
+                spec.employee_id,
+                spec.job_id,
+                spec.post_id,
+            )
+            try:
+                await pool.execute(
+                    "insert into ingest_links (link_code, target_url, employee_id, job_id,"
+                    " post_id) values ($1, $2, $3, $4, $5)",
+                    candidate.link_code,
+                    candidate.target_url,
+                    candidate.employee_id,
+                    candidate.job_id,
+                    candidate.post_id,
+                )
+            except asyncpg.UniqueViolationError:
+                continue
+            link = candidate
+            break
+        if link is None:  # pragma: no cover - 5 collisions of 71-bit random codes
+            raise ProblemError(500, "internal-error", "Internal error", "no free link code")
+        event = LinkCreatedEvent(
+            specversion="1.0",
+            id=f"link-created:{link.link_code}",
+            source=SOURCE,
+            time=datetime.now(UTC),
+            subject=link.link_code,
+            data=LinkCreated(
+                link_code=link.link_code,
+                target_url=link.target_url,
+                employee_id=link.employee_id,
+                job_id=link.job_id,
+                post_id=link.post_id,
+            ),
+        )
+        try:
+            await self.publisher.publish([event])
+        except BrokerUnavailable:
+            # Nobody learnt the code: remove it, so no link exists without its event.
+            await pool.execute("delete from ingest_links where link_code = $1", link.link_code)
+            raise ProblemError(
+                503,
+                "broker-unavailable",
+                "Broker unavailable",
+                "the link was not created because the broker did not acknowledge; retry later",
+                headers={"Retry-After": str(self.settings.retry_after_s)},
+            ) from None
+        self.cache.put(link)
+        LINKS_CREATED.inc()
+        url = link_url(self.settings.public_base_url, link.link_code)
+        return json_response(
+            {
+                "link_code": link.link_code,
+                "url": url,
+                "target_url": link.target_url,
+                "employee_id": link.employee_id,
+                "job_id": link.job_id,
+                "post_id": link.post_id,
+            },
+            201,
+            headers={"Location": url},
+        )
+
+    async def lookup(self, code: str) -> Link | None:
+        link = self.cache.get(code)
+        if link is not None:
+            CACHE_HITS.inc()
+            return link
+        CACHE_MISSES.inc()
+        with answering_503():
+            row = await self.database.pool.fetchrow(
+                "select link_code, target_url, employee_id, job_id, post_id"
+                " from ingest_links where link_code = $1",
+                code,
+            )
+        if row is None:
+            return None
+        link = Link(**dict(row))
+        self.cache.put(link)
+        return link
+
+    async def redirect(self, request: Request) -> Response:
+        code: str = request.path_params["link_code"]
+        link = None
+        if CODE.match(code):
+            try:
+                link = await self.lookup(code)
+            except ProblemError:
+                REDIRECTS.labels("unavailable").inc()
+                raise
+        if link is None:
+            REDIRECTS.labels("unknown").inc()
+            raise ProblemError(404, "unknown-link", "Unknown link", "no tracked link has this code")
+        if not host_allowed(link.target_url, self.settings.link_allowed_hosts):
+            REDIRECTS.labels("blocked").inc()
+            log.warning("link target no longer allowed", extra={"link_code": code})
+            raise ProblemError(
+                404, "unknown-link", "Unknown link", "this link's target is no longer allowed"
+            )
+        location = tagged_target(link.target_url, code, link.job_id)
+        if is_preview(request.method, request.headers.get("user-agent")):
+            REDIRECTS.labels("preview").inc()
+            return Response(
+                status_code=302, headers={"Location": location, "Cache-Control": "no-store"}
+            )
+        existing = valid_visitor_id(request.cookies.get(COOKIE))
+        visitor = existing or new_visitor_id()
+        now = datetime.now(UTC)
+        self.clicks.add(
+            LinkClickedEvent(
+                specversion="1.0",
+                id=str(uuid.uuid4()),
+                source=SOURCE,
+                time=now,
+                subject=code,
+                data=LinkClicked(link_code=code, visitor_id=visitor, at=now),
+            )
+        )
+        response = Response(
+            status_code=302,
+            headers={
+                "Location": location,
+                "Cache-Control": "no-store",
+                "Referrer-Policy": "no-referrer-when-downgrade",
+            },
+        )
+        if existing is None:
+            response.set_cookie(
+                COOKIE,
+                visitor,
+                max_age=self.settings.visitor_cookie_max_age_s,
+                path="/",
+                secure=self.secure_cookie,
+                httponly=True,
+                samesite="lax",
+            )
+        REDIRECTS.labels("redirected").inc()
+        return response

@@ -1,0 +1,268 @@
+"""Fixtures for the connector tests: ingest with its connectors configured, a database of
+its own, and local HTTP servers that play the vendors (Lever's API, LinkedIn's API) on
+127.0.0.1, so the real httpx code path runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from shared.cloudevents import from_kafka
+from shared.events import Envelope
+from tests.conftest import API_KEYS, Running, start_service
+
+SECRETS = {
+    "INGEST_APPLICANT_ID_SECRET": "test-applicant-secret",
+    "INGEST_GREENHOUSE_SECRET_KEY": "greenhouse-secret",
+    "INGEST_TEAMTAILOR_SIGNATURE_KEY": "teamtailor-key",
+    "INGEST_LEVER_SIGNATURE_TOKEN": "lever-signature-token",
+    "INGEST_LEVER_API_KEY": "lever-api-key",
+    "INGEST_LINKEDIN_CLIENT_SECRET": "linkedin-client-secret",
+}
+ALLOWED_HOSTS = "careers.example.com,*.jobs.example.org"
+AUTH = {"Authorization": f"Bearer {API_KEYS[0]}"}
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    at: float
+
+
+Handler = Callable[
+    [str, str, dict[str, list[str]], dict[str, str]], tuple[int, dict[str, str], Any]
+]
+
+
+@dataclass
+class VendorServer:
+    """A local HTTP server answering with ``handler``; it records every request."""
+
+    handler: Handler
+    requests: list[Seen] = field(default_factory=list)
+    address: str = ""
+
+    def start(self) -> None:
+        vendor = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                query = parse_qs(parts.query)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                vendor.requests.append(Seen("GET", parts.path, query, headers, time.monotonic()))
+                status, extra, body = vendor.handler("GET", parts.path, query, headers)
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                for name, value in extra.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.address = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture(scope="module")
+async def ingest_db(postgres: Running) -> AsyncIterator[str]:
+    """A database of the module's own (ingest migrates it at start-up)."""
+    name = f"connectors_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(postgres.address)
+    await admin.execute(f'create database "{name}"')
+    await admin.close()
+    yield postgres.address.rsplit("/", 1)[0] + f"/{name}"
+    admin = await asyncpg.connect(postgres.address)
+    await admin.execute(f'drop database "{name}" with (force)')
+    await admin.close()
+
+
+def lever_opportunity(
+    _: str, path: str, __: Any, headers: dict[str, str]
+) -> tuple[int, dict[str, str], Any]:
+    """Lever's ``GET /opportunities/{id}?expand=applications`` (documented shape)."""
+    if headers.get("authorization") != "Basic bGV2ZXItYXBpLWtleTo=":  # lever-api-key:
+        return 401, {}, {"code": "Unauthorized", "message": "bad key"}
+    opportunity = path.rsplit("/", 1)[1]
+    return (
+        200,
+        {},
+        {
+            "data": {
+                "id": opportunity,
+                "name": "Shane Smith",
+                "emails": ["shane@example.com"],
+                "phones": [{"type": "mobile", "value": "(123) 456-7891"}],
+                "sources": [
+                    "Company website",
+                    "ripples_ref=LvRef0000001&ripples_vid=vid-lever-0000000001",
+                ],
+                "origin": "applied",
+                "createdAt": 1780000000000,
+                "applications": [
+                    {
+                        "id": "app-lever-1",
+                        "type": "posting",
+                        "posting": "posting-lever-9",
+                        "createdAt": 1780000000000,
+                        "opportunityId": opportunity,
+                        "candidateId": opportunity,
+                    }
+                ],
+            }
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def lever_api() -> Iterator[VendorServer]:
+    server = VendorServer(lever_opportunity)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def connectors(
+    broker: Running,
+    ingest_db: str,
+    lever_api: VendorServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Running]:
+    running = start_service(
+        "ingest",
+        tmp_path_factory.mktemp("connectors"),
+        broker,
+        DATABASE_URL=ingest_db,
+        INGEST_LINK_ALLOWED_HOSTS=ALLOWED_HOSTS,
+        INGEST_PUBLIC_BASE_URL="http://go.example.com",
+        INGEST_LEVER_API_BASE_URL=lever_api.address + "/v1",
+        INGEST_LINKEDIN_ORGANIZATION_URN="urn:li:organization:2414183",
+        **SECRETS,
+    )
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+async def http(connectors: Running) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=connectors.address, timeout=15) as client:
+        yield client
+
+
+async def topic_events(
+    bootstrap: str, topic: str, until: frozenset[str] = frozenset(), timeout_s: float = 20.0
+) -> list[Envelope]:
+    """The events on ``topic`` from the start, read at least up to the end offsets and until
+    every CloudEvent id in ``until`` was seen.
+
+    The local broker under-reports end offsets for multi-record batches, so a check that
+    something was *not* published sends a sentinel event with the same key afterwards and
+    reads ``until`` it: anything published before it on that partition has been read."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        if not partitions:  # not created yet (a fresh broker)
+            await asyncio.sleep(0)  # let aiokafka's no-group task start, or stop() trips on it
+            return []
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        events: list[Envelope] = []
+        async with asyncio.timeout(timeout_s):
+            while [tp for tp in partitions if await consumer.position(tp) < ends[tp]] or (
+                until - {e.id for e in events}
+            ):
+                batches = await consumer.getmany(timeout_ms=200)
+                for records in batches.values():
+                    events.extend(from_kafka(r.headers, r.value) for r in records)
+        return events
+    finally:
+        await consumer.stop()
+
+
+async def wait_for(
+    bootstrap: str,
+    topic: str,
+    predicate: Callable[[Envelope], bool],
+    count: int = 1,
+    timeout_s: float = 20.0,
+) -> list[Envelope]:
+    """The events on ``topic`` matching ``predicate``, once there are at least ``count``."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            found = [e for e in await topic_events(bootstrap, topic) if predicate(e)]
+            if len(found) >= count:
+                return found
+            await asyncio.sleep(0.2)
+
+
+async def seed_employee(
+    client: httpx.AsyncClient, employee_id: str, email: str | None, member_urn: str | None
+) -> None:
+    """An HR upsert through /v1/events, with the `work_email` extension field."""
+    data: dict[str, Any] = {"employee_id": employee_id, "display_name": "Test Person"}
+    if email:
+        data["work_email"] = email
+    if member_urn:
+        data["linkedin_member_urn"] = member_urn
+    event = {
+        "specversion": "1.0",
+        "id": f"hr-{uuid.uuid4()}",
+        "source": "urn:test:hr",
+        "type": "ripples.employee.upserted.v1",
+        "time": "2026-06-01T08:00:00Z",
+        "data": data,
+    }
+    response = await client.post(
+        "/v1/events",
+        content=orjson.dumps(event),
+        headers={**AUTH, "Content-Type": "application/cloudevents+json"},
+    )
+    assert response.status_code == 202, response.text
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(name + ("{" if labels else " ")):
+            series, value = line.rsplit(" ", 1)
+            found = series[len(name) :].strip("{}")
+            if ",".join(sorted(found.split(","))) == wanted or (not labels and not found):
+                return float(value)
+    raise AssertionError(f"no sample {name}{{{wanted}}}")
+
+
+def state_dir(running: Running) -> Path:
+    return Path(running.state.root)

@@ -1,0 +1,442 @@
+"""LinkedIn against the real service: the webhook's challenge and signed notifications, and
+the poller against a local server that plays LinkedIn's REST API (pagination, 401 for an
+expired token, 429 with Retry-After)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+
+from shared.events import PostEngagementEvent, PostMetricsEvent, PostPublishedEvent
+from tests.conftest import API_KEYS, Running, read_events, start_service
+from tests.connectors.conftest import (
+    SECRETS,
+    VendorServer,
+    metric,
+    seed_employee,
+    topic_events,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+CLIENT_SECRET = SECRETS["INGEST_LINKEDIN_CLIENT_SECRET"]
+ORG = "urn:li:organization:2414183"
+
+
+def hex_hmac(key: str, message: bytes) -> str:
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+
+
+# --- webhook -------------------------------------------------------------------------------
+
+
+async def test_challenge_is_answered_with_the_hmac_of_the_code(http: httpx.AsyncClient) -> None:
+    code = str(uuid.uuid4())
+    response = await http.get("/v1/webhooks/linkedin", params={"challengeCode": code})
+    assert response.status_code == 200
+    assert response.json() == {
+        "challengeCode": code,
+        "challengeResponse": hex_hmac(CLIENT_SECRET, code.encode()),
+    }
+    assert (await http.get("/v1/webhooks/linkedin")).status_code == 400
+
+
+def notification(action: str, actor: str, post: str, generated: dict[str, Any]) -> dict[str, Any]:
+    """One entry of LinkedIn's documented organization social-action notification."""
+    return {
+        "sourcePost": post,
+        "lastModifiedAt": 1780000000000,
+        "organizationalEntity": ORG,
+        "decoratedSourcePost": {"entity": post, "owner": ORG},
+        "decoratedGeneratedActivity": generated,
+        "action": action,
+        "notificationId": uuid.uuid4().int % 10**12,
+        "generatedActivity": next(iter(generated.values()))["entity"] if generated else None,
+        **({"actor": actor} if action == "LIKE" else {}),
+    }
+
+
+async def post_signed(
+    http: httpx.AsyncClient, body: bytes, signature: str | None
+) -> httpx.Response:
+    headers = {"Content-Type": "application/json"}
+    if signature is not None:
+        headers["X-LI-Signature"] = signature
+    return await http.post("/v1/webhooks/linkedin", content=body, headers=headers)
+
+
+async def test_notifications_become_engagements_and_reshares(
+    http: httpx.AsyncClient, broker: Running
+) -> None:
+    await seed_employee(http, "emp-commenter", None, "urn:li:person:commenter1")
+    await seed_employee(http, "emp-sharer", None, "urn:li:person:sharer1")
+    post = f"urn:li:share:{uuid.uuid4().int % 10**18}"
+    reshare = f"urn:li:share:{uuid.uuid4().int % 10**18}"
+    items = [
+        notification(
+            "COMMENT",
+            "urn:li:person:commenter1",
+            post,
+            {
+                "comment": {
+                    "entity": "urn:li:comment:(urn:li:activity:1,2)",
+                    "owner": "urn:li:person:commenter1",
+                    "text": "Great work!",
+                }
+            },
+        ),
+        notification(
+            "SHARE",
+            "urn:li:person:sharer1",
+            post,
+            {"share": {"entity": reshare, "owner": "urn:li:person:sharer1", "text": "Look"}},
+        ),
+        notification("LIKE", "urn:li:person:stranger", post, {}),
+    ]
+    body = orjson.dumps(
+        {"type": "ORGANIZATION_SOCIAL_ACTION_NOTIFICATIONS", "notifications": items}
+    )
+    response = await post_signed(http, body, hex_hmac(CLIENT_SECRET, body))
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "accepted", "events": 4}
+
+    ids = {f"li-notification:{n['notificationId']}" for n in items} | {f"li-post:{reshare}"}
+    found = {e.id: e for _, e in (await read_events(broker.address, "ripples.posts", ids)).values()}
+    comment, share, like = (found[f"li-notification:{n['notificationId']}"] for n in items)
+    assert isinstance(comment, PostEngagementEvent)
+    assert (comment.data.post_id, comment.data.action) == (post, "comment")
+    assert comment.data.actor_employee_id == "emp-commenter"
+    assert isinstance(share, PostEngagementEvent)
+    assert (share.data.action, share.data.actor_employee_id) == ("reshare", "emp-sharer")
+    assert isinstance(like, PostEngagementEvent)
+    assert (like.data.action, like.data.actor_employee_id) == ("reaction", None)
+    published = found[f"li-post:{reshare}"]
+    assert isinstance(published, PostPublishedEvent)
+    assert published.data.author_kind == "employee"
+    assert published.data.employee_id == "emp-sharer"
+    assert published.data.reshare_of == post
+
+    # The same delivery again (LinkedIn retries) publishes nothing new.
+    replay = await post_signed(http, body, "hmacsha256=" + hex_hmac(CLIENT_SECRET, body))
+    assert replay.json() == {"status": "duplicate", "events": 0}
+    # Sentinels on both keys (the post, the reshare), read up to: nothing was published twice.
+    sentinels = [notification("LIKE", "urn:li:person:x", p, {}) for p in (post, reshare)]
+    body = orjson.dumps(
+        {"type": "ORGANIZATION_SOCIAL_ACTION_NOTIFICATIONS", "notifications": sentinels}
+    )
+    assert (await post_signed(http, body, hex_hmac(CLIENT_SECRET, body))).status_code == 200
+    until = frozenset(f"li-notification:{n['notificationId']}" for n in sentinels)
+    events = await topic_events(broker.address, "ripples.posts", until=until)
+    assert sum(1 for e in events if e.id in ids) == 4
+
+
+async def test_unsigned_or_tampered_notifications_are_refused(http: httpx.AsyncClient) -> None:
+    body = orjson.dumps({"type": "ORGANIZATION_SOCIAL_ACTION_NOTIFICATIONS", "notifications": []})
+    for signature in (
+        None,
+        "",
+        hex_hmac("wrong-secret", body),
+        hex_hmac(CLIENT_SECRET, body + b" "),
+    ):
+        response = await post_signed(http, body, signature)
+        assert response.status_code == 401
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+# --- poller --------------------------------------------------------------------------------
+
+GOOD, EXPIRED = "urn:li:person:goodmember", "urn:li:person:expiredmember"
+TOKENS = {GOOD: "tok-good", EXPIRED: "tok-expired"}
+MEMBER_POSTS = [f"urn:li:share:70000000000000000{i}" for i in range(3)]
+ORG_POSTS = ["urn:li:share:800000000000000001", "urn:li:ugcPost:800000000000000002"]
+EXPIRED_POSTS = ["urn:li:share:900000000000000001"]
+METRIC_TYPE = "com.linkedin.adsexternalapi.memberanalytics.v1.CreatorPostAnalyticsMetricTypeV1"
+METRICS = {"IMPRESSION": 1500, "MEMBERS_REACHED": 900, "REACTION": 40, "COMMENT": 6, "RESHARE": 3}
+
+
+class FakeLinkedIn:
+    """LinkedIn's REST API as documented, for three tokens; the first analytics call is
+    answered 429 with Retry-After: 1."""
+
+    def __init__(self) -> None:
+        self.limited = False
+
+    def __call__(
+        self, _: str, path: str, query: dict[str, list[str]], headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], Any]:
+        token = headers.get("authorization", "").removeprefix("Bearer ")
+        if token == "tok-expired":
+            return (
+                401,
+                {},
+                {"status": 401, "serviceErrorCode": 65601, "code": "EXPIRED_ACCESS_TOKEN"},
+            )
+        if (
+            token not in ("tok-good", "tok-org")
+            or headers.get("x-restli-protocol-version") != "2.0.0"
+        ):
+            return 403, {}, {"status": 403}
+        if path == "/rest/posts":
+            author = query["author"][0]
+            posts = (
+                MEMBER_POSTS if author == GOOD else ORG_POSTS if author == ORG else EXPIRED_POSTS
+            )
+            start, count = int(query["start"][0]), int(query["count"][0])
+            page = [
+                {
+                    "id": p,
+                    "author": author,
+                    "publishedAt": 1780000000000 + i,
+                    "lifecycleState": "PUBLISHED",
+                    **(
+                        {"reshareContext": {"parent": ORG_POSTS[0], "root": ORG_POSTS[0]}}
+                        if i == 2
+                        else {}
+                    ),
+                }
+                for i, p in enumerate(posts)
+            ][start : start + count]
+            return (
+                200,
+                {},
+                {"elements": page, "paging": {"start": start, "count": count, "total": len(posts)}},
+            )
+        if path == "/rest/memberCreatorPostAnalytics":
+            if not self.limited:
+                self.limited = True
+                return 429, {"Retry-After": "1"}, {"status": 429, "message": "Too Many Requests"}
+            kind = query["queryType"][0]
+            entity = query["entity"][0]
+            return (
+                200,
+                {},
+                {
+                    "elements": [
+                        {
+                            "count": METRICS[kind],
+                            "metricType": {METRIC_TYPE: kind},
+                            "targetEntity": {"share": entity.strip("()").split(":", 1)[1]},
+                        }
+                    ],
+                    "paging": {"start": 0, "count": 10, "links": []},
+                },
+            )
+        if path == "/rest/organizationalEntityShareStatistics":
+            shares = [s for key in ("shares", "ugcPosts") for s in query.get(key, [])]
+            urns = [u for s in shares for u in s.removeprefix("List(").removesuffix(")").split(",")]
+            return (
+                200,
+                {},
+                {
+                    "elements": [
+                        {
+                            "organizationalEntity": ORG,
+                            ("ugcPost" if "ugcPost" in urn else "share"): urn,
+                            "totalShareStatistics": {
+                                "uniqueImpressionsCount": 300,
+                                "shareCount": 2,
+                                "engagement": 0.05,
+                                "clickCount": 12,
+                                "likeCount": 9,
+                                "impressionCount": 500,
+                                "commentCount": 1,
+                            },
+                        }
+                        for urn in urns
+                    ],
+                    "paging": {"start": 0, "count": 10},
+                },
+            )
+        return 404, {}, {"status": 404}
+
+
+@pytest.fixture(scope="module")
+def linkedin_api() -> Iterator[VendorServer]:
+    server = VendorServer(FakeLinkedIn())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def poller(
+    broker: Running,
+    postgres: Running,
+    linkedin_api: VendorServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Running, str]]:
+    tmp = tmp_path_factory.mktemp("poller")
+    tokens = Path(tmp) / "tokens.json"
+    tokens.write_bytes(orjson.dumps(TOKENS))
+    name = f"poller_{uuid.uuid4().hex[:8]}"
+
+    async def create() -> None:
+        admin = await asyncpg.connect(postgres.address)
+        await admin.execute(f'create database "{name}"')
+        await admin.close()
+
+    asyncio.run(create())
+    url = postgres.address.rsplit("/", 1)[0] + f"/{name}"
+    running = start_service(
+        "ingest",
+        tmp / "ingest",
+        broker,
+        DATABASE_URL=url,
+        INGEST_LINKEDIN_POLL_ENABLED="true",
+        INGEST_LINKEDIN_POLL_INTERVAL_S="0.3",
+        INGEST_LINKEDIN_API_BASE_URL=linkedin_api.address + "/rest",
+        INGEST_LINKEDIN_TOKENS_FILE=str(tokens),
+        INGEST_LINKEDIN_ORGANIZATION_URN=ORG,
+        INGEST_LINKEDIN_ORGANIZATION_TOKEN="tok-org",
+        INGEST_LINKEDIN_PAGE_SIZE="2",
+        **SECRETS,
+    )
+    yield running, url
+    running.stop()
+
+
+async def test_poller_emits_published_and_metrics(
+    poller: tuple[Running, str], broker: Running, linkedin_api: VendorServer
+) -> None:
+    service, database = poller
+    async with httpx.AsyncClient(
+        base_url=service.address, timeout=15, headers={"Authorization": f"Bearer {API_KEYS[0]}"}
+    ) as client:
+        await seed_employee(client, "emp-good", None, GOOD)
+        await seed_employee(client, "emp-expired", None, EXPIRED)
+
+        # Every post of the connected member (three, over two pages) is announced once.
+        published = await wait_for(
+            broker.address,
+            "ripples.posts",
+            lambda e: isinstance(e, PostPublishedEvent) and e.data.post_id in MEMBER_POSTS,
+            count=3,
+        )
+        by_post = {e.data.post_id: e for e in published if isinstance(e, PostPublishedEvent)}
+        assert set(by_post) == set(MEMBER_POSTS)
+        assert {e.data.employee_id for e in by_post.values()} == {"emp-good"}
+        assert by_post[MEMBER_POSTS[2]].data.reshare_of == ORG_POSTS[0]
+
+        # One snapshot per post per poll, with LinkedIn's figures; two polls' worth.
+        snapshots = await wait_for(
+            broker.address,
+            "ripples.posts",
+            lambda e: isinstance(e, PostMetricsEvent) and e.data.post_id == MEMBER_POSTS[0],
+            count=2,
+        )
+        first = snapshots[0]
+        assert isinstance(first, PostMetricsEvent)
+        assert (
+            first.data.impressions,
+            first.data.members_reached,
+            first.data.reactions,
+            first.data.comments,
+            first.data.reshares,
+        ) == (1500, 900, 40, 6, 3)
+        assert len({s.data.observed_at for s in snapshots if isinstance(s, PostMetricsEvent)}) == 2
+
+        # The company page: its posts (author_kind company) and share statistics.
+        org = await wait_for(
+            broker.address,
+            "ripples.posts",
+            lambda e: isinstance(e, PostMetricsEvent) and e.data.post_id == ORG_POSTS[1],
+        )
+        assert isinstance(org[0], PostMetricsEvent)
+        assert (org[0].data.impressions, org[0].data.members_reached, org[0].data.clicks) == (
+            500,
+            300,
+            12,
+        )
+        events = await topic_events(broker.address, "ripples.posts")
+        company = [
+            e for e in events if isinstance(e, PostPublishedEvent) and e.data.post_id in ORG_POSTS
+        ]
+        assert {e.data.author_kind for e in company} == {"company"}
+
+        # Announced once, however many polls ran.
+        assert sum(1 for e in events if e.id == f"li-post:{MEMBER_POSTS[0]}") == 1
+
+        # The expired token: that member is skipped, counted, and nothing of theirs published.
+        assert not [e for e in events if getattr(e.data, "post_id", None) in EXPIRED_POSTS]
+        text = (await client.get("/metrics")).text
+        assert metric(text, "ingest_linkedin_members_skipped_total", reason="unauthorized") >= 1
+        conn = await asyncpg.connect(database)
+        status = await conn.fetchval(
+            "select status from ingest_linkedin_members where member_urn = $1", EXPIRED
+        )
+        await conn.close()
+        assert status == "unauthorized"
+
+        # The 429 stopped that poll and the poller waited Retry-After (1 s) before asking again.
+        assert metric(text, "ingest_linkedin_polls_total", outcome="rate_limited") == 1
+        limited = next(
+            i for i, r in enumerate(linkedin_api.requests) if r.path.endswith("PostAnalytics")
+        )
+        after = linkedin_api.requests[limited + 1]
+        assert after.at - linkedin_api.requests[limited].at >= 1.0
+        # Tokens travel only in the Authorization header, and never reach the log.
+        log = (Path(service.state.root) / "logs" / "ingest.log").read_text()
+        assert "tok-good" not in log
+        assert "tok-expired" not in log
+        # The skipped member is named by employee id, not by member URN (a personal field).
+        assert '"employee_id":"emp-expired"' in log
+        assert EXPIRED not in log
+
+
+@pytest.fixture(scope="module")
+def thrifty_linkedin() -> Iterator[VendorServer]:
+    fake = FakeLinkedIn()
+    fake.limited = True  # no 429 here
+    server = VendorServer(fake)
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_poller_keeps_to_the_daily_budget(
+    broker: Running, database: str, thrifty_linkedin: VendorServer, tmp_path: Path
+) -> None:
+    tokens = tmp_path / "tokens.json"
+    tokens.write_bytes(orjson.dumps({GOOD: "tok-good"}))
+    service = start_service(
+        "ingest",
+        tmp_path / "ingest",
+        broker,
+        DATABASE_URL=database,
+        INGEST_LINKEDIN_POLL_ENABLED="true",
+        INGEST_LINKEDIN_POLL_INTERVAL_S="0.2",
+        INGEST_LINKEDIN_API_BASE_URL=thrifty_linkedin.address + "/rest",
+        INGEST_LINKEDIN_TOKENS_FILE=str(tokens),
+        INGEST_LINKEDIN_PAGE_SIZE="2",
+        INGEST_LINKEDIN_DAILY_REQUEST_BUDGET="4",
+        **SECRETS,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=service.address, timeout=15) as client:
+
+            async def exhausted_polls() -> float:
+                text = (await client.get("/metrics")).text
+                return metric(text, "ingest_linkedin_polls_total", outcome="budget_exhausted")
+
+            async with asyncio.timeout(30):
+                while await exhausted_polls() < 3:
+                    await asyncio.sleep(0.1)
+        # Two pages of posts and two analytics calls, then nothing more today.
+        assert len(thrifty_linkedin.requests) == 4
+        conn = await asyncpg.connect(database)
+        spent = await conn.fetchval("select requests from ingest_linkedin_budget")
+        await conn.close()
+        assert spent >= 5  # the refused attempts are counted too
+    finally:
+        service.stop()
