@@ -357,14 +357,18 @@ def spillover_baseline(
     }
     low = None if start is None else start - settings.window
 
+    def ringed(author: str | None, e: str) -> bool:
+        return author is not None and author != e and r.ring.get(author) is not None
+
     def exposure_times(e: str) -> list[datetime]:
+        """Exposures as in §2: to posts of colleagues who have a ring (company posts and
+        independent colleagues' posts expose no one to the programme)."""
         times = [
             g.at
             for g in facts.engagements
             if g.actor == e
             and g.post_id in facts.posts
-            and (author := facts.posts[g.post_id].author) is not None
-            and author != e
+            and ringed(facts.posts[g.post_id].author, e)
             and facts.posts[g.post_id].published_at < g.at
         ]
         times += [
@@ -372,8 +376,8 @@ def spillover_baseline(
             for p in facts.posts.values()
             if p.author == e
             and p.reshare_of in facts.posts
-            and (origin := facts.posts[p.reshare_of]).author not in (None, e)
-            and origin.published_at < p.published_at
+            and ringed(facts.posts[p.reshare_of].author, e)
+            and facts.posts[p.reshare_of].published_at < p.published_at
             and p.published_at == r.first_share.get(e)
         ]
         return times
