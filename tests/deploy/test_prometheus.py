@@ -125,6 +125,7 @@ def test_compose_scrape_targets_are_the_services() -> None:
             continue
         (target,) = [t for c in job["static_configs"] for t in c["targets"]]
         host, port = target.split(":")
-        assert host == job["job_name"] and host in compose
+        assert host == job["job_name"]
+        assert host in compose
         assert any(p.endswith(f":{port}") for p in compose[host]["ports"])
         assert compose[host]["environment"][f"{host.upper()}_PORT"] == port
