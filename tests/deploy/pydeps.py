@@ -5,6 +5,8 @@ from the installed metadata."""
 from __future__ import annotations
 
 import ast
+import dataclasses
+import importlib
 import re
 import sys
 from importlib import metadata
@@ -12,6 +14,8 @@ from pathlib import Path
 
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
+
+from shared.settings import DatabaseSettings, KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRST_PARTY = {"shared", "services", "ripples"}
@@ -113,3 +117,25 @@ def read_pins(path: Path) -> dict[str, str]:
             raise ValueError(f"{path.name}: {raw!r} is not pinned with ==")
         pins[canonical(name.strip())] = version.strip()
     return pins
+
+
+def settings_fields(prefix: str) -> set[str] | None:
+    """Names of the settings read under an env prefix (``KAFKA_``, ``DATABASE_``,
+    ``<SERVICE>_``); None when that service is not in this checkout."""
+    classes = {"KAFKA_": KafkaSettings, "DATABASE_": DatabaseSettings}
+    if prefix in classes:
+        return {f.name.upper() for f in dataclasses.fields(classes[prefix])}
+    name = prefix.rstrip("_").lower()
+    try:
+        module = importlib.import_module(f"services.{name}.settings")
+    except ModuleNotFoundError:
+        return None
+    (cls,) = [
+        c
+        for c in vars(module).values()
+        if isinstance(c, type)
+        and dataclasses.is_dataclass(c)
+        and c.__module__ == module.__name__
+        and c.__name__.endswith("Settings")
+    ]
+    return {f.name.upper() for f in dataclasses.fields(cls)}

@@ -4,8 +4,6 @@ checked against the repository: build contexts, Dockerfiles, settings, ports, se
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 import json
 import os
 import re
@@ -18,8 +16,7 @@ import pytest
 import yaml
 
 from ripples import stack
-from shared.settings import DatabaseSettings, KafkaSettings
-from tests.deploy.pydeps import ROOT
+from tests.deploy.pydeps import ROOT, settings_fields
 
 SERVICES = {s.name: s for s in stack.ALL_SERVICES}
 SECRET_WORDS = re.compile(r"KEY|SECRET|PASSWORD|TOKEN|DATABASE_URL", re.IGNORECASE)
@@ -136,19 +133,6 @@ def test_builds_use_the_service_dockerfiles(model: dict[str, Any]) -> None:
         assert service["image"].split("/")[-1].startswith(f"ripples-{built}:")
         if name in SERVICES:
             assert built == name
-
-
-def settings_fields(prefix: str) -> set[str] | None:
-    classes = {"KAFKA_": KafkaSettings, "DATABASE_": DatabaseSettings}
-    if prefix in classes:
-        return {f.name.upper() for f in dataclasses.fields(classes[prefix])}
-    name = prefix.rstrip("_").lower()
-    try:
-        module = importlib.import_module(f"services.{name}.settings")
-    except ModuleNotFoundError:
-        return None
-    (cls,) = [c for c in vars(module).values() if dataclasses.is_dataclass(c)]
-    return {f.name.upper() for f in dataclasses.fields(cls)}
 
 
 def test_service_settings_exist(model: dict[str, Any]) -> None:
