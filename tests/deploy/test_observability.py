@@ -1,0 +1,237 @@
+"""The queries against the real thing: a real Prometheus (Debian's binary, on loopback)
+scrapes the services of this checkout, started as processes against the real broker and
+PostgreSQL, with the Ripples alert rules loaded. Every PromQL expression of the dashboards
+and rules must parse, every rule must evaluate, and every metric they name must be exported
+by the running services. The SQL panels run against a database migrated by the services."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import yaml
+
+from ripples import stack
+from shared.db import migrate
+from tests.conftest import Running, free_port, start_service
+from tests.deploy.pydeps import ROOT
+from tests.deploy.queries import (
+    RULES,
+    SERVICE_PREFIXES,
+    dashboard_promql,
+    dashboard_sql,
+    metric_names,
+    plain_promql,
+    plain_sql,
+    rule_promql,
+)
+
+pytestmark = pytest.mark.integration
+
+PRESENT = [s.name for s in stack.ALL_SERVICES if s.exists()]
+FAST_GROUPS = {
+    "KAFKA_SESSION_TIMEOUT_S": "6",
+    "KAFKA_HEARTBEAT_INTERVAL_S": "1",
+    "KAFKA_REBALANCE_TIMEOUT_S": "6",
+}
+
+
+@pytest.fixture(scope="module")
+def service_database(postgres: Running) -> Iterator[str]:
+    """One database for the services of this module."""
+    name = f"deploy_{uuid.uuid4().hex[:12]}"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(postgres.address)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'create database "{name}"'))
+    yield postgres.address.rsplit("/", 1)[0] + f"/{name}"
+    asyncio.run(run(f'drop database "{name}" with (force)'))
+
+
+@pytest.fixture(scope="module")
+def services(
+    broker: Running, service_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Running]]:
+    running: dict[str, Running] = {}
+    try:
+        for name in PRESENT:
+            running[name] = start_service(
+                name,
+                tmp_path_factory.mktemp(name),
+                broker,
+                DATABASE_URL=service_database,
+                **FAST_GROUPS,
+            )
+        yield running
+    finally:
+        for service in running.values():
+            service.stop()
+
+
+def query(base: str, path: str, **params: str) -> dict[str, Any]:
+    response = httpx.get(f"{base}{path}", params=params, timeout=10)
+    body: dict[str, Any] = response.json()
+    return body
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    prometheus_bin: str, services: dict[str, Running], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("prometheus")
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(p) for p in sorted(RULES.glob("*.yml"))],
+        "scrape_configs": [
+            {
+                "job_name": name,
+                "static_configs": [{"targets": [service.address.removeprefix("http://")]}],
+            }
+            for name, service in services.items()
+        ],
+    }
+    (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = (folder / "prometheus.log").open("w")
+    process = subprocess.Popen(
+        [
+            prometheus_bin,
+            f"--config.file={folder / 'prometheus.yml'}",
+            f"--storage.tsdb.path={folder / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        # Some traffic first, so request counters have series.
+        for service in services.values():
+            httpx.get(f"{service.address}/livez", timeout=5)
+            httpx.get(f"{service.address}/readyz", timeout=5)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                up = query(base, "/api/v1/query", query="up == 1")["data"]["result"]
+                scraped = {r["metric"]["job"] for r in up}
+                rules = query(base, "/api/v1/rules")["data"]["groups"]
+                evaluated = all(
+                    not r["lastEvaluation"].startswith("0001-") for g in rules for r in g["rules"]
+                )
+                if scraped == set(services) and rules and evaluated:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, (folder / "prometheus.log").read_text()[-3000:]
+            time.sleep(0.2)
+        time.sleep(2.5)  # a few more scrapes and rule evaluations
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
+
+
+def test_every_promql_expression_parses(prometheus: str) -> None:
+    expressions = dashboard_promql() + rule_promql()
+    assert len(expressions) > 30
+    for expr in expressions:
+        answer = query(prometheus, "/api/v1/query", query=plain_promql(expr))
+        assert answer["status"] == "success", f"{expr}\n{answer.get('error')}"
+
+
+def test_a_broken_expression_is_refused(prometheus: str) -> None:
+    answer = query(prometheus, "/api/v1/query", query="sum by (job (up)")
+    assert answer["status"] == "error"
+    assert answer["errorType"] == "bad_data"
+
+
+def test_every_rule_evaluates(prometheus: str) -> None:
+    groups = query(prometheus, "/api/v1/rules")["data"]["groups"]
+    rules = [r for g in groups for r in g["rules"]]
+    assert len(rules) == len(rule_promql())
+    for rule in rules:
+        assert rule["health"] in ("ok", "unknown"), f"{rule['name']}: {rule.get('lastError')}"
+        assert rule.get("lastError", "") == "", rule["name"]
+
+
+def missing_metrics(expressions: list[str], exported: set[str], service: str) -> set[str]:
+    named = {m for e in expressions for m in metric_names(e) if m.startswith(f"{service}_")}
+    return named - exported
+
+
+def test_missing_metric_detection() -> None:
+    exprs = ["sum(rate(ingest_events_accepted_total[5m]))", "ingest_not_exported_total > 0"]
+    assert missing_metrics(exprs, {"ingest_events_accepted_total"}, "ingest") == {
+        "ingest_not_exported_total"
+    }
+
+
+@pytest.mark.parametrize("service", SERVICE_PREFIXES)
+def test_every_metric_named_is_exported(prometheus: str, service: str) -> None:
+    if service not in PRESENT:
+        pytest.skip(f"services/{service} is not in this checkout yet")
+    exported = set(query(prometheus, "/api/v1/label/__name__/values")["data"])
+    assert any(name.startswith(f"{service}_") for name in exported)
+    missing = missing_metrics(dashboard_promql() + rule_promql(), exported, service)
+    assert not missing, f"dashboards/rules name metrics {service} does not export: {missing}"
+
+
+# --- SQL panels ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def migrated(database: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(database)
+    try:
+        for name in PRESENT:
+            folder = ROOT / "services" / name / "migrations"
+            if folder.is_dir():
+                await migrate(conn, name, folder)
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def test_every_sql_panel_runs_on_a_migrated_database(
+    migrated: asyncpg.Connection,
+) -> None:
+    if not (ROOT / "services" / "attribution" / "migrations").is_dir():
+        pytest.skip("services/attribution (the owner of the reporting views) is not here yet")
+    panels = dashboard_sql()
+    assert len(panels) >= 8
+    for title, sql in panels:
+        try:
+            await migrated.fetch(plain_sql(sql))
+        except asyncpg.PostgresError as error:
+            pytest.fail(f"panel {title!r}: {error}\n(deploy/README.md lists the views)")
+
+
+async def test_a_broken_sql_panel_fails(database: str) -> None:
+    conn = await asyncpg.connect(database)
+    try:
+        with pytest.raises(asyncpg.UndefinedTableError):
+            await conn.fetch(plain_sql("select 1 from attribution.no_such_view"))
+    finally:
+        await conn.close()
+
+
+def test_plain_sql_replaces_every_macro() -> None:
+    assert plain_sql("select 1 where $__timeFilter(day) and m = '$model'") == (
+        "select 1 where day between '2000-01-01T00:00:00Z' and '2100-01-01T00:00:00Z'"
+        " and m = 'last_touch'"
+    )
+    for _, sql in dashboard_sql():
+        plain_sql(sql)
