@@ -231,3 +231,23 @@ def test_images_share_one_pinned_version(overlay: tuple[str, list[Doc]]) -> None
             assert re.fullmatch(r"\d+\.\d+\.\d+", tag), container["image"]
             tags.add(tag)
     assert len(tags) == 1
+
+
+def test_readme_commands_create_the_secret_the_pods_mount(kubectl: str) -> None:
+    docs = render(kubectl, K8S / "overlays" / "prod")
+    mounted = {
+        item["key"]
+        for d in find(docs, "Deployment")
+        for v in d["spec"]["template"]["spec"]["volumes"]
+        if "secret" in v
+        for item in v["secret"]["items"]
+    }
+    for readme in (ROOT / "README.md", ROOT / "deploy" / "README.md"):
+        text = readme.read_text()
+        command = text.split("create secret generic ripples-secrets", 1)[1].split("\n```", 1)[0]
+        created = set(re.findall(r"--from-literal=([\w-]+)=", command))
+        assert created == mounted, f"{readme.name}: the secret command creates {created}"
+        assert "kubectl apply -k deploy/k8s/overlays/prod" in text
+        assert (ROOT / "deploy" / "compose" / "init-secrets.sh").is_file()
+        assert "deploy/compose/init-secrets.sh" in text
+        assert "docker compose up -d --build" in text
