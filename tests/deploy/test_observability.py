@@ -7,10 +7,13 @@ by the running services. The SQL panels run against a database migrated by the s
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -20,7 +23,7 @@ import yaml
 
 from ripples import stack
 from shared.db import migrate
-from tests.conftest import Running, free_port, start_service
+from tests.conftest import Running, free_port, start_broker, start_service
 from tests.deploy.pydeps import ROOT
 from tests.deploy.queries import (
     RULES,
@@ -235,3 +238,63 @@ def test_plain_sql_replaces_every_macro() -> None:
     )
     for _, sql in dashboard_sql():
         plain_sql(sql)
+
+
+# --- the compose commands, run for real ---------------------------------------------------
+
+
+def compose_service(name: str) -> dict[str, Any]:
+    services: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    service: dict[str, Any] = services[name]
+    return service
+
+
+def run_command(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    assert command[0] == "python"
+    return subprocess.run(
+        [sys.executable, *command[1:]],
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)} | env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("name", PRESENT)
+def test_compose_healthcheck_passes_on_a_ready_service(
+    services: dict[str, Running], name: str
+) -> None:
+    command = compose_service(name)["healthcheck"]["test"][1:]
+    port = services[name].address.rsplit(":", 1)[1]
+    variable = f"{name.upper()}_PORT"
+    assert run_command(command, {variable: port}).returncode == 0
+    assert run_command(command, {variable: str(free_port())}).returncode != 0
+
+
+async def test_topics_job_command_creates_the_topics(tmp_path: Path) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from shared.events import TOPICS
+
+    broker = start_broker(tmp_path)  # a fresh broker: no service has created topics on it
+    try:
+        job = compose_service("topics")
+        env = {k: str(v) for k, v in job["environment"].items()}
+        env["KAFKA_BOOTSTRAP_SERVERS"] = broker.address
+        first = run_command(job["entrypoint"], env)
+        assert first.returncode == 0, first.stderr
+        assert first.stdout.strip() == f"created topics: {[t.name for t in TOPICS]}"
+        again = run_command(job["entrypoint"], env)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.strip() == "created topics: []", "a second run changes nothing"
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker.address)
+        await admin.start()
+        try:
+            described = await admin.describe_topics([t.name for t in TOPICS])
+        finally:
+            await admin.close()
+    finally:
+        broker.stop()
+    partitions = {d["topic"]: len(d["partitions"]) for d in described}
+    assert partitions == {t.name: t.partitions for t in TOPICS}
