@@ -4,6 +4,7 @@ resources (ServiceMonitor, ScaledObject) and the cross-references are checked he
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 from pathlib import Path
@@ -26,7 +27,7 @@ INPUT_TOPICS = {
     "attribution": (EMPLOYEES, POSTS, LINKS, APPLICANTS),
     "notifier": (RECOGNITIONS, EMPLOYEES),
 }
-CUSTOM_KINDS = {"ServiceMonitor", "ScaledObject"}
+CUSTOM_KINDS = {"ServiceMonitor", "ScaledObject", "PrometheusRule"}
 
 Doc = dict[str, Any]
 
@@ -251,3 +252,23 @@ def test_readme_commands_create_the_secret_the_pods_mount(kubectl: str) -> None:
         assert (ROOT / "deploy" / "compose" / "init-secrets.sh").is_file()
         assert "deploy/compose/init-secrets.sh" in text
         assert "docker compose up -d --build" in text
+
+
+def test_prometheus_rule_carries_the_alert_rules(overlay: tuple[str, list[Doc]]) -> None:
+    _, docs = overlay
+    spec = importlib.util.spec_from_file_location(
+        "ripples_prometheusrule", ROOT / "deploy" / "prometheus" / "prometheusrule.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.TARGET.read_text() == module.render(), "run deploy/prometheus/prometheusrule.py"
+    rule = one(docs, "PrometheusRule", "ripples")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    groups = [
+        group
+        for path in sorted((ROOT / "deploy" / "prometheus" / "rules").glob("*.yml"))
+        for group in yaml.safe_load(path.read_text())["groups"]
+    ]
+    assert rule["spec"]["groups"] == groups
