@@ -12,6 +12,7 @@ help:
 	@echo "make up       start the local stack (broker, PostgreSQL, services)"
 	@echo "make down     stop it"
 	@echo "make openapi  regenerate the committed OpenAPI documents"
+	@echo "make tools    install what the deploy tests run (promtool, prometheus) when missing"
 
 $(INSTALLED): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

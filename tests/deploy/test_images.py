@@ -25,6 +25,7 @@ from tests.deploy.pydeps import (
 SERVICES = [s.name for s in stack.ALL_SERVICES]
 # Imported by name, not by an import statement: uvicorn's loop="uvloop", http="httptools".
 RUNTIME_EXTRAS = {"uvloop", "httptools"}
+FAUST_SERVICES = {"attribution", "notifier"}
 
 
 def instructions(dockerfile: Path) -> list[tuple[str, str]]:
@@ -99,6 +100,8 @@ def check_dockerfile(path: Path, service: str) -> None:
     assert f"{service.upper()}_HOST=0.0.0.0" in env, "listen on every interface in a container"
     assert f"{spec.port_variable}={spec.port}" in env
     assert ("EXPOSE", str(spec.port)) in runtime
+    if service in FAUST_SERVICES:  # faust makes its data folder; / is read-only when deployed
+        assert "FAUST_DATADIR=/tmp/" in env
     # The requirements file it installs is the service's own.
     build_steps = " ".join(a for k, a in built[0])
     assert f"services/{service}/requirements.txt" in build_steps
