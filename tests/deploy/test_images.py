@@ -188,3 +188,16 @@ def test_import_scan_sees_through_shared() -> None:
     """ingest reaches aiokafka only through shared.kafka; the scan must find it."""
     assert "aiokafka" in third_party_imports("ingest")
     assert "faust" not in third_party_imports("ingest")
+
+
+def test_build_context_sends_only_code() -> None:
+    """.dockerignore: deny everything, then allow shared/ and services/ (no venv, no git, no
+    secrets, no local state in the build context)."""
+    lines = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines[0] == "**"
+    allowed = [line[1:] for line in lines if line.startswith("!")]
+    assert sorted(allowed) == ["services/", "shared/"]
