@@ -581,7 +581,7 @@ def advocacy_results() -> Any:
     )
     panels.append(layout.place(reach, 16, 8))
     ratio = stat("Reach ratio (ambassador post ÷ company post)", sql_target("reach_ratio"))
-    ratio["fieldConfig"]["defaults"] |= {"decimals": 1, "unit": "x"}
+    ratio["fieldConfig"]["defaults"] |= {"decimals": 1, "unit": "suffix: times"}
     panels.append(layout.place(ratio, 8, 4))
     emv = stat("Earned media value (employee posts)", sql_target("emv"))
     emv["fieldConfig"]["defaults"] |= {"decimals": 0, "unit": "currencyDKK"}
