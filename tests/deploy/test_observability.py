@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -298,3 +299,93 @@ async def test_topics_job_command_creates_the_topics(tmp_path: Path) -> None:
         broker.stop()
     partitions = {d["topic"]: len(d["partitions"]) for d in described}
     assert partitions == {t.name: t.partitions for t in TOPICS}
+
+
+# --- what an image holds is enough to run the service ---------------------------------------
+
+
+def image_tree(service: str, folder: Path) -> tuple[Path, Path]:
+    """The files the service's image would hold, without an engine: the packages of its
+    requirements.txt (linked from this virtualenv's installed files) and what the runtime
+    stage of its Dockerfile COPYs from the build context. Returns (app dir, site dir)."""
+    from importlib import metadata
+
+    from tests.deploy.pydeps import read_pins
+    from tests.deploy.test_images import instructions, stages
+
+    site = folder / "site-packages"
+    for name in read_pins(ROOT / "services" / service / "requirements.txt"):
+        dist = metadata.distribution(name)
+        for file in dist.files or []:
+            if file.parts[0] == "..":  # console scripts outside site-packages
+                continue
+            source = Path(str(dist.locate_file(file)))
+            if source.is_file():
+                target = site / file
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.symlink_to(source)
+    runtime = stages(instructions(ROOT / "services" / service / "Dockerfile"))[-1]
+    app = folder / "app"
+    for keyword, args in runtime:
+        parts = args.split()
+        if keyword != "COPY" or any(p.startswith("--from=") for p in parts):
+            continue
+        *sources, destination = parts
+        for source in sources:
+            target = folder / destination.lstrip("/")
+            if (ROOT / source).is_dir():
+                shutil.copytree(ROOT / source, target, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(ROOT / source, target)
+    return app, site
+
+
+@pytest.mark.parametrize("service", PRESENT)
+def test_the_image_contents_run_the_service(
+    broker: Running, service_database: str, tmp_path: Path, service: str
+) -> None:
+    app, site = image_tree(service, tmp_path)
+    assert not (app / "tests").exists()
+    assert not (app / "ripples").exists()
+    spec = next(s for s in stack.ALL_SERVICES if s.name == service)
+    port = free_port()
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": f"{app}{os.pathsep}{site}",
+        "PYTHONNOUSERSITE": "1",
+        "PYTHONUNBUFFERED": "1",
+        "FAUST_DATADIR": str(tmp_path / "faust-data"),
+        f"{service.upper()}_HOST": "127.0.0.1",
+        spec.port_variable: str(port),
+        "KAFKA_BOOTSTRAP_SERVERS": broker.address,
+        "DATABASE_URL": service_database,
+        "INGEST_API_KEYS": "image-test-key",
+        **FAST_GROUPS,
+    }
+    log = (tmp_path / "service.log").open("w")
+    # -S: no site-packages of this virtualenv; only the image's packages are importable.
+    process = subprocess.Popen(
+        [sys.executable, "-S", "-m", f"services.{service}"],
+        cwd=app,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, (tmp_path / "service.log").read_text()[-3000:]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "service.log").read_text()[-3000:]
+            time.sleep(0.2)
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert f"{service}_http_requests_total" in metrics
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        log.close()
