@@ -5,13 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install lint test test-unit test-integration up down status openapi lock clean
+.PHONY: help install tools lint test test-unit test-integration up down status openapi lock clean
 
 help:
 	@echo "make test     create .venv, install, lint (ruff, mypy) and run every test"
 	@echo "make up       start the local stack (broker, PostgreSQL, services)"
 	@echo "make down     stop it"
 	@echo "make openapi  regenerate the committed OpenAPI documents"
+	@echo "make tools    install what the deploy tests run (promtool, prometheus) when missing"
 
 $(INSTALLED): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +28,19 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+# Tools the deploy tests run that do not come from PyPI: promtool and prometheus (Debian's
+# package). kubectl (kustomize) comes with this kind of machine. Installed only when missing.
+tools:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "promtool/prometheus missing: run 'apt-get install prometheus' as root" >&2; exit 1; fi; \
+	  echo "Installing prometheus (promtool) from Debian …"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends prometheus >/dev/null; } || exit 1; }
+	@command -v kubectl >/dev/null || { \
+	  echo "kubectl missing: the deploy tests render kustomize with 'kubectl kustomize'" >&2; exit 1; }
+
+test: lint tools
 	$(BIN)/pytest
 
 test-unit: install
