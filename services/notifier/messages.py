@@ -84,6 +84,11 @@ class Templates:
         return Message(table["title"].format_map(values), table["text"].format_map(values))
 
 
+def locale_of(value: str) -> Locale:
+    """An employee's stored locale; anything but Danish reads English (the contract default)."""
+    return "da" if value == "da" else "en"
+
+
 def format_number(value: int, locale: Locale) -> str:
     """``10000`` → ``10.000`` (da) or ``10,000`` (en)."""
     return f"{value:,}".replace(",", _THOUSANDS[locale])
