@@ -93,7 +93,7 @@ class Dispatcher:
                 return 0
             people = await store.employees(conn, sorted({d.employee_id for d in claimed}))
         groups: dict[str, list[store.Delivery]] = defaultdict(list)
-        for delivery in claimed:
+        for delivery in sorted(claimed, key=lambda d: (d.due_at, d.recognition_id)):
             groups[delivery.employee_id].append(delivery)
         await asyncio.gather(*(self._employee(people.get(e), rows) for e, rows in groups.items()))
         async with self.pool.acquire() as conn:
@@ -112,7 +112,7 @@ class Dispatcher:
                 done |= await self._one(employee, row)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 # The claim expires and the row is tried again; nothing is lost.
-                log.warning("delivery step failed", extra={"error": type(exc).__name__})
+                log.warning("delivery step failed", extra={"error": f"{type(exc).__name__}: {exc}"})
 
     async def _one(self, employee: store.Employee | None, row: store.Delivery) -> set[str]:
         now = self.clock()

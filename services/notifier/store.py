@@ -255,7 +255,7 @@ async def settle(
     Only pending rows move, so a delivery settles once."""
     await conn.execute(
         """update notifier_deliveries set status = $2, channel = coalesce($3, channel),
-               sent_at = case when $2 = 'sent' then $4 else null end,
+               sent_at = case when $2::text = 'sent' then $4::timestamptz else null end,
                last_error = coalesce($5, last_error), claimed_until = null, in_flight = false
            where recognition_id = any($1::text[]) and status = 'pending'""",
         list(ids),
