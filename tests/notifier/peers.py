@@ -123,7 +123,7 @@ class Mailbox:
     logins: list[tuple[bytes, bytes]] = field(default_factory=list)
     tls_seen: list[bool] = field(default_factory=list)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.tls_seen.append(session.ssl is not None)
         self.messages.append(message_from_bytes(envelope.content))
         return "250 Message accepted for delivery"
@@ -148,7 +148,8 @@ class SmtpPeer:
             ok = isinstance(data, LoginPassword) and (data.login, data.password) == self.credentials
             if isinstance(data, LoginPassword):
                 self.mailbox.logins.append((data.login, data.password))
-            return AuthResult(success=ok)
+            # handled=False: aiosmtpd answers the failure itself (535)
+            return AuthResult(success=ok, handled=False)
 
         self.controller = Controller(
             self.mailbox,
