@@ -171,6 +171,7 @@ class Channels:
     ) -> Outcome:
         response = await self.client.post(
             url,
+            timeout=self.settings.request_timeout_s,
             content=orjson.dumps(payload),
             headers={"Content-Type": "application/json", KEY_HEADER: message.key} | (headers or {}),
         )
@@ -181,6 +182,7 @@ class Channels:
         body = webhook_body(message)
         response = await self.client.post(
             message.address,
+            timeout=self.settings.request_timeout_s,
             content=body,
             headers={
                 "Content-Type": "application/json",
@@ -199,6 +201,7 @@ class Channels:
         url = self.settings.slack_api_url.rstrip("/") + "/chat.postMessage"
         response = await self.client.post(
             url,
+            timeout=self.settings.request_timeout_s,
             content=orjson.dumps(slack_payload(message, message.address)),
             headers={
                 "Content-Type": "application/json; charset=utf-8",

@@ -122,7 +122,10 @@ class Dispatcher:
             if employee is None:
                 deadline = row.received_at + timedelta(seconds=settings.employee_wait_s)
                 if now < deadline:
-                    await store.postpone(conn, ids, deadline, "waiting for the employee record")
+                    # The employee record wakes the row at once; the recheck covers a record
+                    # that arrived while this decision was being made.
+                    recheck = now + timedelta(seconds=settings.employee_recheck_s)
+                    await store.postpone(conn, ids, min(deadline, recheck), store.WAITING)
                     return set(ids)
                 return await self._suppress(conn, [row], "no employee record")
             reason = _suppression(employee)

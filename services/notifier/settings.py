@@ -24,6 +24,8 @@ class NotifierSettings:
     # A recognition whose employee record has not arrived waits this long (it may be late on
     # the employees topic), then is recorded as suppressed (CONTRACT §6: no notify record).
     employee_wait_s: float = 86400.0
+    # While waiting, look again this often (a record also wakes its recognitions at once).
+    employee_recheck_s: float = 30.0
 
     # Retries: attempts in all (first included), exponential backoff with full jitter.
     max_attempts: int = 6

@@ -29,6 +29,9 @@ COMPONENT = "notifier"
 Conn = asyncpg.Connection | PoolConnectionProxy
 """A connection, or one lent by the pool."""
 
+WAITING = "waiting for the employee record"
+"""The note on a delivery whose employee is not known yet (cleared when it is attempted)."""
+
 _encode = msgspec.json.Encoder().encode
 _decode_facts = msgspec.json.Decoder(RecognitionFacts).decode
 
@@ -270,11 +273,13 @@ async def begin_attempt(conn: Conn, ids: Sequence[str], channel: str, now: datet
     """Record that an attempt starts, before anything is sent."""
     await conn.execute(
         """update notifier_deliveries set attempts = attempts + 1, channel = $2,
-               first_attempt_at = coalesce(first_attempt_at, $3), in_flight = true
+               first_attempt_at = coalesce(first_attempt_at, $3), in_flight = true,
+               last_error = case when last_error = $4 then null else last_error end
            where recognition_id = any($1::text[])""",
         list(ids),
         channel,
         now,
+        WAITING,
     )
 
 

@@ -67,7 +67,7 @@ class Runtime(mode.Service):  # type: ignore[misc]  # mode is untyped here
         self.dead_letter = dead_letter
         self.pool: asyncpg.Pool | None = None
         self.dispatcher: Dispatcher | None = None
-        self.started = asyncio.Event()
+        self.prepared = asyncio.Event()
         self.lag: dict[tuple[str, int], int] = {}
         self._client: httpx.AsyncClient | None = None
         self._task: asyncio.Future[None] | None = None
@@ -93,7 +93,7 @@ class Runtime(mode.Service):  # type: ignore[misc]  # mode is untyped here
             now,
         )
         self._task = asyncio.ensure_future(self.dispatcher.run())
-        self.started.set()
+        self.prepared.set()
 
     async def on_stop(self) -> None:
         if self._task is not None:
@@ -108,7 +108,7 @@ class Runtime(mode.Service):  # type: ignore[misc]  # mode is untyped here
         """Run one transaction, retrying while the database is unavailable: the batch is not
         acknowledged before it is stored, so nothing is lost. Data the database refuses
         (``asyncpg.DataError``) is raised for the caller to dead-letter."""
-        await self.started.wait()
+        await self.prepared.wait()
         assert self.pool is not None
         delay = 0.2
         while True:

@@ -187,7 +187,7 @@ async def test_latest_employee_record_wins(harness: Harness, peer: HttpPeer) -> 
 
 
 async def test_waits_for_a_late_employee_record(harness: Harness, peer: HttpPeer) -> None:
-    harness.configure(employee_wait_s=3600)
+    harness.configure(employee_wait_s=3600, employee_recheck_s=1000)
     await harness.recognize(recognition_event("first_post:late", "late", "first_post"))
     await harness.recognize(recognition_event("first_post:never", "never", "first_post"))
     await harness.dispatch()
@@ -195,7 +195,8 @@ async def test_waits_for_a_late_employee_record(harness: Harness, peer: HttpPeer
     harness.advance(600)
     await harness.employee(employee_event("late", "webhook", peer.url))
     assert await harness.dispatch() == 1  # the record made it due at once
-    assert (await harness.ledger("late"))["first_post:late"]["status"] == "sent"
+    row = (await harness.ledger("late"))["first_post:late"]
+    assert (row["status"], row["last_error"]) == ("sent", None)
     assert (await harness.ledger("never"))["first_post:never"]["status"] == "pending"
     harness.advance(3000)
     await harness.dispatch()
