@@ -22,7 +22,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.notifier.openapi import openapi
-from shared.cloudevents import to_kafka
+from shared.cloudevents import from_kafka, to_kafka
 from shared.events import Envelope
 from tests.conftest import Running, start_service
 from tests.notifier.conftest import SECRET, employee_event, recognition_event
@@ -203,6 +203,41 @@ async def test_kill_between_send_and_record_repeats_once_with_the_same_key(
     assert len(peer.requests) == 2
 
 
+async def dead_letter(broker: Running, key: bytes) -> Any:
+    """The first record with ``key`` on the dead-letter topic (bounded wait)."""
+    consumer = AIOKafkaConsumer(
+        "ripples.deadletter", bootstrap_servers=broker.address, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        async with asyncio.timeout(30):
+            while True:
+                record = await consumer.getone()
+                if record.key == key:
+                    return record
+    finally:
+        await consumer.stop()
+
+
+async def test_refused_delivery_fails_and_dead_letters_the_recognition(
+    notifier: Running, producer: AIOKafkaProducer, peer: HttpPeer, broker: Running
+) -> None:
+    peer.default = Answer(400)
+    employee = f"svc-{uuid.uuid4().hex[:6]}"
+    await publish(producer, employee_event(employee, "webhook", peer.url))
+    event = recognition_event(f"first_post:{employee}", employee, "first_post")
+    await publish(producer, event)
+    row = await settled(notifier, employee, f"first_post:{employee}")
+    assert (row["status"], row["attempts"], row["last_error"]) == ("failed", 1, "refused: http_400")
+    record = await dead_letter(broker, employee.encode())
+    decoded = from_kafka(record.headers, record.value)
+    assert decoded == event
+    headers = dict(record.headers)
+    assert headers["x-ripples-error"] == b"refused: http_400"
+    assert headers["x-ripples-consumer"] == b"notifier"
+    assert await metric(notifier, "notifier_dead_letters_total", reason="delivery_failed") >= 1
+
+
 async def test_poison_record_is_dead_lettered(
     notifier: Running, producer: AIOKafkaProducer, broker: Running
 ) -> None:
@@ -213,18 +248,7 @@ async def test_poison_record_is_dead_lettered(
         key=key,
         headers=[("ce_type", b"ripples.recognition.due.v1"), ("ce_id", b"x")],
     )
-    consumer = AIOKafkaConsumer(
-        "ripples.deadletter", bootstrap_servers=broker.address, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
-        async with asyncio.timeout(30):
-            while True:
-                record = await consumer.getone()
-                if record.key == key:
-                    break
-    finally:
-        await consumer.stop()
+    record = await dead_letter(broker, key)
     headers = dict(record.headers)
     assert record.value == b"not json"
     assert headers["x-ripples-consumer"] == b"notifier"
