@@ -15,6 +15,8 @@ from shared.settings import database_settings, kafka_settings, load
 def main() -> None:
     settings = load(NotifierSettings, "NOTIFIER_")
     logs.configure("notifier", settings.log_level)
+    # httpx logs every request URL at INFO; webhook URLs are credentials and personal data.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     kafka = kafka_settings()
     if not settings.webhook_secret:
         logging.getLogger("services.notifier").warning(

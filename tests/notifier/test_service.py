@@ -158,6 +158,10 @@ async def test_ten_duplicates_with_a_restart_deliver_once(
         "digest_id": None,
     }
     assert row["sent_at"] is not None
+    # Addresses (webhook URLs are credentials) and message texts never reach the logs.
+    log = notifier.state.log_file(notifier.component.name).read_text()
+    assert peer.url not in log
+    assert "Mette" not in log
 
 
 async def test_503_three_times_then_200_shows_in_the_metrics(
