@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.notifier.openapi import openapi
 from shared.cloudevents import from_kafka, to_kafka
-from shared.events import Envelope
+from shared.events import Envelope, RecognitionFacts
 from tests.conftest import Running, start_service
 from tests.notifier.conftest import SECRET, employee_event, recognition_event
 from tests.notifier.peers import Answer, HttpPeer
@@ -258,6 +258,29 @@ async def test_poison_record_is_dead_lettered(
     assert headers["x-ripples-consumer"] == b"notifier"
     assert headers["x-ripples-topic"] == b"ripples.recognitions"
     assert headers["x-ripples-error"].startswith(b"invalid_event: ")
+
+
+async def test_data_the_database_refuses_is_dead_lettered_and_the_rest_stored(
+    notifier: Running, producer: AIOKafkaProducer, peer: HttpPeer, broker: Running
+) -> None:
+    employee = f"svc-{uuid.uuid4().hex[:6]}"
+    await publish(producer, employee_event(employee, "webhook", peer.url))
+    bad = recognition_event(
+        f"inspired_colleague:{employee}:x",
+        employee,
+        "inspired_colleague",
+        RecognitionFacts(colleague_id="x", colleague_display_name="nul \u0000 byte"),
+    )
+    good = recognition_event(f"first_post:{employee}", employee, "first_post")
+    await publish(producer, bad, good)
+    row = await settled(notifier, employee, f"first_post:{employee}")
+    assert row["status"] == "sent"
+    record = await dead_letter(broker, employee.encode())
+    assert from_kafka(record.headers, record.value) == bad
+    assert dict(record.headers)["x-ripples-error"].startswith(
+        b"invalid_event: database refused it: "
+    )
+    assert list(await ledger(notifier, employee)) == [f"first_post:{employee}"]
 
 
 async def test_api_surface(notifier: Running) -> None:
