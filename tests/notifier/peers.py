@@ -44,6 +44,7 @@ class Answer:
     body: bytes = b"ok"
     reset: bool = False  # close the connection without answering
     hang: bool = False  # never answer (until the peer is released)
+    hold: bool = False  # answer only when the test opens this request's gate
 
 
 class HttpPeer:
@@ -56,6 +57,9 @@ class HttpPeer:
         self.default = Answer()
         self.arrived = asyncio.Condition()
         self.release = asyncio.Event()
+        self.gates: list[asyncio.Event] = []  # one per held request, in arrival order
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._server: asyncio.Server | None = None
 
     @property
@@ -91,9 +95,17 @@ class HttpPeer:
                         headers[name.strip().lower()] = value.strip()
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 answer = self.script.pop(0) if self.script else self.default
+                gate = asyncio.Event()
                 async with self.arrived:
                     self.requests.append(Request(method, path, headers, body))
+                    if answer.hold:
+                        self.gates.append(gate)
+                    self.in_flight += 1
+                    self.max_in_flight = max(self.max_in_flight, self.in_flight)
                     self.arrived.notify_all()
+                if answer.hold:
+                    await gate.wait()
+                self.in_flight -= 1
                 if answer.reset:
                     writer.transport.abort()
                     return

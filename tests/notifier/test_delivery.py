@@ -3,6 +3,7 @@ payloads, signature, retries, give-up, suppression, waiting for the employee, ca
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from datetime import timedelta
@@ -252,3 +253,24 @@ async def test_cap_off_by_default(harness: Harness, peer: HttpPeer) -> None:
     await harness.recognize(*(recognition_event(f"hire:e1:a{n}", "e1", "hire") for n in range(5)))
     await harness.dispatch()
     assert len(peer.requests) == 5
+
+
+async def test_channel_concurrency_limit(harness: Harness, peer: HttpPeer) -> None:
+    harness.configure(channel_concurrency=2)
+    peer.default = Answer(hold=True)
+    for n in range(4):
+        await harness.employee(employee_event(f"c{n}", "webhook", peer.url))
+        await harness.recognize(recognition_event(f"first_post:c{n}", f"c{n}", "first_post"))
+    dispatching = asyncio.ensure_future(harness.dispatch())
+    try:
+        await peer.wait_for(2)
+        for n in range(4):
+            async with asyncio.timeout(10):
+                while len(peer.gates) <= n:
+                    await asyncio.sleep(0.01)
+            peer.gates[n].set()  # answering one request lets the next one start
+        assert await asyncio.wait_for(dispatching, 10) == 4
+    finally:
+        dispatching.cancel()
+    assert len(peer.requests) == 4
+    assert peer.max_in_flight == 2
