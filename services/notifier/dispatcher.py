@@ -46,6 +46,8 @@ class Dispatcher:
         dead_letter: DeadLetter,
         clock: Clock,
         rand: Callable[[], float] = random.random,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -54,6 +56,8 @@ class Dispatcher:
         self.dead_letter = dead_letter
         self.clock = clock
         self.rand = rand
+        self.monotonic = monotonic
+        self.sleep = sleep
         self.wake = asyncio.Event()
         self._limits: dict[str, tuple[asyncio.Semaphore, policy.RateLimiter]] = {}
 
@@ -62,7 +66,7 @@ class Dispatcher:
             self._limits[channel] = (
                 asyncio.Semaphore(self.settings.channel_concurrency),
                 policy.RateLimiter(
-                    self.settings.channel_rate_per_s, self.settings.channel_burst, time.monotonic
+                    self.settings.channel_rate_per_s, self.settings.channel_burst, self.monotonic
                 ),
             )
         return self._limits[channel]
@@ -212,7 +216,7 @@ class Dispatcher:
         async with semaphore:
             wait = limiter.reserve()
             if wait > 0:
-                await asyncio.sleep(wait)
+                await self.sleep(wait)
             metrics.ATTEMPTS.labels(channel).inc()
             outcome = await self.channels.send(channel, message)
         now = self.clock()

@@ -89,11 +89,15 @@ class Harness:
         self.dead: list[tuple[bytes, bytes, dict[str, bytes]]] = []
         self.client = httpx.AsyncClient(timeout=settings.request_timeout_s)
         self.settings = settings
+        self.slept: list[float] = []
         self.dispatcher = self._dispatcher(settings)
 
     def _dispatcher(self, settings: NotifierSettings) -> Dispatcher:
         async def dead_letter(key: bytes, value: bytes, headers: dict[str, bytes]) -> None:
             self.dead.append((key, value, headers))
+
+        async def sleep(seconds: float) -> None:
+            self.slept.append(seconds)
 
         return Dispatcher(
             settings,
@@ -103,6 +107,8 @@ class Harness:
             dead_letter,
             lambda: self.now,
             rand=lambda: 1.0,
+            monotonic=lambda: self.now.timestamp(),
+            sleep=sleep,
         )
 
     def configure(self, **changes: Any) -> None:

@@ -274,3 +274,14 @@ async def test_channel_concurrency_limit(harness: Harness, peer: HttpPeer) -> No
         dispatching.cancel()
     assert len(peer.requests) == 4
     assert peer.max_in_flight == 2
+
+
+async def test_channel_rate_limit(harness: Harness, peer: HttpPeer) -> None:
+    # 2 messages per second, bursts of 2: at one instant, the 3rd waits 0.5 s, the 4th 1 s.
+    harness.configure(channel_rate_per_s=2.0, channel_burst=2, channel_concurrency=1)
+    for n in range(4):
+        await harness.employee(employee_event(f"r{n}", "webhook", peer.url))
+        await harness.recognize(recognition_event(f"first_post:r{n}", f"r{n}", "first_post"))
+    assert await harness.dispatch() == 4
+    assert sorted(harness.slept) == [0.5, 1.0]
+    assert len(peer.requests) == 4
