@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ import orjson
 
 from services.notifier.policy import SENT, Outcome, classify_smtp, classify_status
 from services.notifier.settings import NotifierSettings
+
+log = logging.getLogger(__name__)
 
 KEY_HEADER = "X-Ripples-Recognition-Id"
 SIGNATURE_HEADER = "X-Ripples-Signature"
@@ -144,6 +147,8 @@ class Channels:
                 return await self._post(message.address, teams_payload(message), message)
             if channel == "email":
                 return await self._email(message)
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL):
+            return Outcome("permanent", "invalid address")
         except httpx.TimeoutException:
             return Outcome("retry", "timeout")
         except httpx.TransportError as exc:
@@ -157,6 +162,12 @@ class Channels:
             return Outcome("retry", "timeout")
         except (aiosmtplib.SMTPException, OSError) as exc:
             return Outcome("retry", f"connection: {type(exc).__name__}")
+        except Exception as exc:
+            # Anything else is counted as a failed attempt, so it ends in `failed` after the
+            # configured attempts instead of stopping the dispatcher. Only the type is logged:
+            # messages may carry addresses.
+            log.error("unexpected error while sending", extra={"error": type(exc).__name__})
+            return Outcome("retry", f"error: {type(exc).__name__}")
         return Outcome("permanent", f"unknown channel {channel!r}")
 
     def _now(self) -> datetime:

@@ -79,6 +79,9 @@ class Dispatcher:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("dispatch failed; retrying", extra={"error": type(exc).__name__})
                 busy = 0
+            except Exception as exc:  # keep dispatching; claimed rows come back after the lease
+                log.error("dispatch error", extra={"error": type(exc).__name__})
+                busy = 0
             if busy:
                 continue
             self.wake.clear()

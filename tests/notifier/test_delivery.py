@@ -285,3 +285,11 @@ async def test_channel_rate_limit(harness: Harness, peer: HttpPeer) -> None:
     assert await harness.dispatch() == 4
     assert sorted(harness.slept) == [0.5, 1.0]
     assert len(peer.requests) == 4
+
+
+async def test_an_unusable_address_fails_without_retry(harness: Harness) -> None:
+    await harness.employee(employee_event("e1", "webhook", "ftp://example.org/hook"))
+    await harness.recognize(recognition_event("first_post:e1", "e1", "first_post"))
+    await harness.dispatch()
+    row = (await harness.ledger("e1"))["first_post:e1"]
+    assert (row["status"], row["last_error"]) == ("failed", "refused: invalid address")
