@@ -64,7 +64,9 @@ def user(tmp_path: Path) -> Iterator[User]:
     person.run("down", "--purge", check=False)
 
 
-MARKERS = {"broker": "tansu", "postgres": "postgres", "ingest": "services.ingest"}
+MARKERS = {"broker": "tansu", "postgres": "postgres"} | {
+    spec.name: spec.module for spec in ALL_SERVICES if spec.exists()
+}
 
 
 async def test_up_post_read_back_and_down(user: User) -> None:

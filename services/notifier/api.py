@@ -1,0 +1,70 @@
+"""The notifier's HTTP API: the delivery ledger per employee (CONTRACT §7) and the
+operational endpoints. Served from the faust worker's loop."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import asyncpg
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from services.notifier import metrics, store
+from services.notifier.openapi import openapi
+from shared.http import (
+    ProblemError,
+    RequestMetrics,
+    json_response,
+    operational_routes,
+    problem_handlers,
+)
+
+log = logging.getLogger(__name__)
+
+
+def create_api(
+    pool: Callable[[], asyncpg.Pool | None],
+    ready: Callable[[], Awaitable[Mapping[str, bool]]],
+) -> Starlette:
+    async def recognitions(request: Request) -> Response:
+        employee_id = request.query_params.get("employee_id", "").strip()
+        if not employee_id:
+            raise ProblemError(
+                400,
+                "missing-parameter",
+                "Missing parameter",
+                "the query parameter `employee_id` is required",
+                errors=[{"field": "employee_id", "detail": "required"}],
+            )
+        if len(employee_id) > 256:
+            raise ProblemError(
+                400,
+                "invalid-parameter",
+                "Invalid parameter",
+                "`employee_id` is at most 256 characters",
+                errors=[{"field": "employee_id", "detail": "too long"}],
+            )
+        current = pool()
+        if current is None:
+            raise ProblemError(
+                503, "not-ready", "Not ready", "the database is not connected yet",
+                headers={"Retry-After": "1"},
+            )  # fmt: skip
+        async with current.acquire() as conn:
+            rows: list[dict[str, Any]] = await store.recognitions_of(conn, employee_id)
+        return json_response(rows)
+
+    routes = [
+        Route("/v1/recognitions", recognitions, methods=["GET"]),
+        *operational_routes(ready, openapi),
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers=problem_handlers(log),
+        middleware=[Middleware(RequestMetrics, metrics=metrics.HTTP, routes=routes)],
+    )

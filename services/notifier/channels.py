@@ -1,0 +1,255 @@
+"""The four channels, each speaking its peer's documented format. One attempt each; the
+dispatcher decides about retries from the :class:`~services.notifier.policy.Outcome`.
+
+Every attempt carries the idempotency key (the recognition id, or a digest's id) in an
+``X-Ripples-Recognition-Id`` header; Slack ``chat.postMessage`` also gets it as message
+metadata and e-mail as a deterministic ``Message-ID``, so a receiver can drop a repeat.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Any
+
+import aiosmtplib
+import httpx
+import orjson
+
+from services.notifier.policy import SENT, Outcome, classify_smtp, classify_status
+from services.notifier.settings import NotifierSettings
+
+log = logging.getLogger(__name__)
+
+KEY_HEADER = "X-Ripples-Recognition-Id"
+SIGNATURE_HEADER = "X-Ripples-Signature"
+ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
+# Slack Web API errors that mean "try again later" (answered with HTTP 200 and ok=false).
+_SLACK_TRANSIENT = {"ratelimited", "service_unavailable", "fatal_error", "internal_error",
+                    "request_timeout"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to one employee. ``key`` is the idempotency key: the recognition id, or
+    for a digest its digest id; ``recognition_ids`` lists what it covers."""
+
+    key: str
+    kind: str
+    employee_id: str
+    locale: str
+    title: str
+    text: str
+    address: str
+    recognition_ids: Sequence[str]
+
+
+def webhook_body(message: Outgoing) -> bytes:
+    """CONTRACT §6 body (plus ``title`` and ``recognition_ids``)."""
+    return orjson.dumps(
+        {
+            "recognition_id": message.key,
+            "kind": message.kind,
+            "employee_id": message.employee_id,
+            "text": message.text,
+            "title": message.title,
+            "locale": message.locale,
+            "recognition_ids": list(message.recognition_ids),
+        }
+    )
+
+
+def signature(secret: str, body: bytes) -> str:
+    """``sha256=<hex HMAC-SHA256 of the raw body>``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def teams_payload(message: Outgoing) -> dict[str, Any]:
+    """A message with one Adaptive Card, as Teams incoming webhooks and Workflows take it."""
+    return {
+        "type": "message",
+        "attachments": [
+            {
+                "contentType": ADAPTIVE_CARD,
+                "contentUrl": None,
+                "content": {
+                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                    "type": "AdaptiveCard",
+                    "version": "1.4",
+                    "lang": message.locale,
+                    "body": [
+                        {
+                            "type": "TextBlock",
+                            "text": message.title,
+                            "weight": "Bolder",
+                            "size": "Medium",
+                            "wrap": True,
+                        },
+                        {"type": "TextBlock", "text": message.text, "wrap": True},
+                    ],
+                },
+            }
+        ],
+    }
+
+
+def slack_payload(message: Outgoing, channel: str | None) -> dict[str, Any]:
+    """An incoming-webhook message (``channel`` None) or a ``chat.postMessage`` call."""
+    payload: dict[str, Any] = {
+        "text": f"*{message.title}*\n{message.text}",
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": message.title}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": message.text}},
+        ],
+    }
+    if channel is not None:
+        payload["channel"] = channel
+        payload["metadata"] = {
+            "event_type": "ripples_recognition",
+            "event_payload": {"recognition_id": message.key, "kind": message.kind},
+        }
+    return payload
+
+
+def email_message(message: Outgoing, sender: str) -> EmailMessage:
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = message.address
+    mail["Subject"] = message.title
+    mail["Message-ID"] = f"<{hashlib.sha256(message.key.encode()).hexdigest()[:40]}@ripples>"
+    mail["Content-Language"] = message.locale
+    mail[KEY_HEADER] = message.key
+    mail.set_content(message.text)
+    return mail
+
+
+class Channels:
+    """Sends one attempt over a channel and says what came of it."""
+
+    def __init__(self, settings: NotifierSettings, client: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.client = client
+        self._smtp_tls: ssl.SSLContext | None = None
+
+    async def send(self, channel: str, message: Outgoing) -> Outcome:
+        try:
+            if channel == "webhook":
+                return await self._webhook(message)
+            if channel == "slack":
+                return await self._slack(message)
+            if channel == "teams":
+                return await self._post(message.address, teams_payload(message), message)
+            if channel == "email":
+                return await self._email(message)
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL):
+            return Outcome("permanent", "invalid address")
+        except httpx.TimeoutException:
+            return Outcome("retry", "timeout")
+        except httpx.TransportError as exc:
+            return Outcome("retry", f"connection: {type(exc).__name__}")
+        except aiosmtplib.SMTPResponseException as exc:
+            return classify_smtp(exc.code, exc.message)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            first = exc.recipients[0] if exc.recipients else None
+            return classify_smtp(first.code if first else 550, first.message if first else "")
+        except (aiosmtplib.SMTPTimeoutError, TimeoutError):
+            return Outcome("retry", "timeout")
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            return Outcome("retry", f"connection: {type(exc).__name__}")
+        except Exception as exc:
+            # Anything else is counted as a failed attempt, so it ends in `failed` after the
+            # configured attempts instead of stopping the dispatcher. Only the type is logged:
+            # messages may carry addresses.
+            log.error("unexpected error while sending", extra={"error": type(exc).__name__})
+            return Outcome("retry", f"error: {type(exc).__name__}")
+        return Outcome("permanent", f"unknown channel {channel!r}")
+
+    def _now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def _post(
+        self,
+        url: str,
+        payload: dict[str, Any],
+        message: Outgoing,
+        headers: dict[str, str] | None = None,
+    ) -> Outcome:
+        response = await self.client.post(
+            url,
+            timeout=self.settings.request_timeout_s,
+            content=orjson.dumps(payload),
+            headers={"Content-Type": "application/json", KEY_HEADER: message.key} | (headers or {}),
+        )
+        return classify_status(response.status_code, response.headers.get("Retry-After"),
+                               self._now())  # fmt: skip
+
+    async def _webhook(self, message: Outgoing) -> Outcome:
+        body = webhook_body(message)
+        response = await self.client.post(
+            message.address,
+            timeout=self.settings.request_timeout_s,
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                KEY_HEADER: message.key,
+                SIGNATURE_HEADER: signature(self.settings.webhook_secret, body),
+            },
+        )
+        return classify_status(response.status_code, response.headers.get("Retry-After"),
+                               self._now())  # fmt: skip
+
+    async def _slack(self, message: Outgoing) -> Outcome:
+        if message.address.startswith(("https://", "http://")):
+            return await self._post(message.address, slack_payload(message, None), message)
+        if not self.settings.slack_bot_token:
+            return Outcome("permanent", "slack: NOTIFIER_SLACK_BOT_TOKEN is not set")
+        url = self.settings.slack_api_url.rstrip("/") + "/chat.postMessage"
+        response = await self.client.post(
+            url,
+            timeout=self.settings.request_timeout_s,
+            content=orjson.dumps(slack_payload(message, message.address)),
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "Authorization": f"Bearer {self.settings.slack_bot_token}",
+                KEY_HEADER: message.key,
+            },
+        )
+        outcome = classify_status(
+            response.status_code, response.headers.get("Retry-After"), self._now()
+        )
+        if outcome is not SENT:
+            return outcome
+        try:
+            answer = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            return Outcome("retry", "slack: answer is not JSON")
+        if answer.get("ok") is True:
+            return SENT
+        error = str(answer.get("error", "unknown"))[:100]
+        if error in _SLACK_TRANSIENT:
+            return Outcome("retry", f"slack: {error}")
+        return Outcome("permanent", f"slack: {error}")
+
+    async def _email(self, message: Outgoing) -> Outcome:
+        settings = self.settings
+        if not settings.smtp_host:
+            return Outcome("permanent", "email: NOTIFIER_SMTP_HOST is not set")
+        if self._smtp_tls is None:
+            self._smtp_tls = ssl.create_default_context(cafile=settings.smtp_ca_file or None)
+        await aiosmtplib.send(
+            email_message(message, settings.smtp_from),
+            hostname=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username or None,
+            password=settings.smtp_password or None,
+            start_tls=settings.smtp_starttls,
+            tls_context=self._smtp_tls,
+            timeout=settings.request_timeout_s,
+        )
+        return SENT

@@ -1,0 +1,292 @@
+"""The dispatcher: delivers what the ledger says is due, outside the consumer loop.
+
+It claims due ``pending`` rows (with a lease, so a crashed replica's rows come back), and for
+each employee in turn decides — suppressed, deferred by the daily cap, folded into a digest —
+then sends one attempt per message under the channel's concurrency and rate limits. The
+attempt is recorded *before* sending and its result after; a process that dies in between
+leaves the row pending, and the next claim sends it again with the same idempotency key and
+notes the interruption in ``last_error``. A recognition id is thus sent successfully at most
+once by the notifier and at most repeated once to a peer per crash, always with one key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from services.notifier import metrics, policy, store
+from services.notifier.channels import Channels, Outgoing
+from services.notifier.messages import DIGEST, Templates, locale_of
+from services.notifier.settings import NotifierSettings
+from shared.cloudevents import to_kafka
+from shared.events import RECOGNITIONS, RecognitionDue, RecognitionDueEvent
+from shared.streaming import dead_letter_headers
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+DeadLetter = Callable[[bytes, bytes, dict[str, bytes]], Awaitable[None]]
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        settings: NotifierSettings,
+        pool: asyncpg.Pool,
+        channels: Channels,
+        templates: Templates,
+        dead_letter: DeadLetter,
+        clock: Clock,
+        rand: Callable[[], float] = random.random,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.channels = channels
+        self.templates = templates
+        self.dead_letter = dead_letter
+        self.clock = clock
+        self.rand = rand
+        self.monotonic = monotonic
+        self.sleep = sleep
+        self.wake = asyncio.Event()
+        self._limits: dict[str, tuple[asyncio.Semaphore, policy.RateLimiter]] = {}
+
+    def _limit(self, channel: str) -> tuple[asyncio.Semaphore, policy.RateLimiter]:
+        if channel not in self._limits:
+            self._limits[channel] = (
+                asyncio.Semaphore(self.settings.channel_concurrency),
+                policy.RateLimiter(
+                    self.settings.channel_rate_per_s, self.settings.channel_burst, self.monotonic
+                ),
+            )
+        return self._limits[channel]
+
+    async def run(self) -> None:
+        """Dispatch until cancelled; woken early when new work is recorded."""
+        while True:
+            try:
+                busy = await self.dispatch_once()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("dispatch failed; retrying", extra={"error": type(exc).__name__})
+                busy = 0
+            except Exception as exc:  # keep dispatching; claimed rows come back after the lease
+                log.error("dispatch error", extra={"error": type(exc).__name__})
+                busy = 0
+            if busy:
+                continue
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.settings.dispatch_interval_s)
+
+    async def dispatch_once(self) -> int:
+        """Claim what is due and settle or attempt it; returns how many rows were claimed."""
+        now = self.clock()
+        async with self.pool.acquire() as conn:
+            claimed = await store.claim_due(
+                conn, now, self.settings.dispatch_batch, self.settings.claim_lease_s
+            )
+            metrics.QUEUE_DEPTH.set(await store.queue_depth(conn))
+            if not claimed:
+                return 0
+            people = await store.employees(conn, sorted({d.employee_id for d in claimed}))
+        groups: dict[str, list[store.Delivery]] = defaultdict(list)
+        for delivery in sorted(claimed, key=lambda d: (d.due_at, d.recognition_id)):
+            groups[delivery.employee_id].append(delivery)
+        await asyncio.gather(*(self._employee(people.get(e), rows) for e, rows in groups.items()))
+        async with self.pool.acquire() as conn:
+            metrics.QUEUE_DEPTH.set(await store.queue_depth(conn))
+        return len(claimed)
+
+    async def _employee(
+        self, employee: store.Employee | None, rows: Sequence[store.Delivery]
+    ) -> None:
+        """One employee's claimed deliveries, in order (the daily cap counts as it goes)."""
+        done: set[str] = set()
+        for row in rows:
+            if row.recognition_id in done:
+                continue
+            try:
+                done |= await self._one(employee, row)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                # The claim expires and the row is tried again; nothing is lost.
+                log.warning("delivery step failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+
+    async def _one(self, employee: store.Employee | None, row: store.Delivery) -> set[str]:
+        now = self.clock()
+        settings = self.settings
+        ids = [row.recognition_id]
+        async with self.pool.acquire() as conn:
+            if employee is None:
+                deadline = row.received_at + timedelta(seconds=settings.employee_wait_s)
+                if now < deadline:
+                    # The employee record wakes the row at once; the recheck covers a record
+                    # that arrived while this decision was being made.
+                    recheck = now + timedelta(seconds=settings.employee_recheck_s)
+                    await store.postpone(conn, ids, min(deadline, recheck), store.WAITING)
+                    return set(ids)
+                return await self._suppress(conn, [row], "no employee record")
+            reason = _suppression(employee)
+            if reason is not None:
+                return await self._suppress(conn, [row], reason)
+            assert employee.channel is not None
+            today = policy.day_of(now)
+            if row.digest_id is not None:
+                members = await store.digest_members(conn, row.digest_id)
+            elif row.digest_day is not None:
+                if row.digest_day > today:
+                    await store.postpone(conn, ids, policy.start_of(row.digest_day))
+                    return set(ids)
+                digest = policy.digest_id(row.employee_id, row.digest_day)
+                members = await store.form_digest(conn, row.employee_id, today, digest)
+            else:
+                members = []
+                if row.first_attempt_at is None and policy.over_cap(
+                    await store.messages_on(conn, row.employee_id, policy.start_of(today)),
+                    settings.daily_cap,
+                ):
+                    tomorrow = policy.digest_day(now)
+                    await store.postpone(
+                        conn, ids, policy.start_of(tomorrow), "over the daily cap", tomorrow
+                    )
+                    return set(ids)
+        if members:
+            return await self._attempt(employee, members, self._digest(employee, members))
+        return await self._attempt(employee, [row], self._message(employee, row))
+
+    def _message(self, employee: store.Employee, row: store.Delivery) -> Outgoing:
+        assert employee.display_name is not None
+        assert employee.address is not None
+        locale = locale_of(employee.locale)
+        rendered = self.templates.render(row.kind, locale, employee.display_name, row.facts)
+        return Outgoing(
+            key=row.recognition_id,
+            kind=row.kind,
+            employee_id=row.employee_id,
+            locale=locale,
+            title=rendered.title,
+            text=rendered.text,
+            address=employee.address,
+            recognition_ids=(row.recognition_id,),
+        )
+
+    def _digest(self, employee: store.Employee, members: Sequence[store.Delivery]) -> Outgoing:
+        """One message covering every recognition folded into a digest."""
+        assert employee.display_name is not None
+        assert employee.address is not None
+        locale = locale_of(employee.locale)
+        titles = [self._message(employee, m).title for m in members]
+        rendered = self.templates.render_digest(locale, employee.display_name, titles)
+        assert members[0].digest_id is not None
+        return Outgoing(
+            key=members[0].digest_id,
+            kind=DIGEST,
+            employee_id=employee.employee_id,
+            locale=locale,
+            title=rendered.title,
+            text=rendered.text,
+            address=employee.address,
+            recognition_ids=tuple(m.recognition_id for m in members),
+        )
+
+    async def _suppress(
+        self, conn: store.Conn, rows: Sequence[store.Delivery], reason: str
+    ) -> set[str]:
+        ids = [r.recognition_id for r in rows]
+        await store.settle(conn, ids, "suppressed", "none", self.clock(), reason)
+        metrics.DELIVERIES.labels("none", "suppressed").inc(len(ids))
+        return set(ids)
+
+    async def _attempt(
+        self, employee: store.Employee, rows: Sequence[store.Delivery], message: Outgoing
+    ) -> set[str]:
+        channel = employee.channel
+        assert channel is not None
+        ids = [r.recognition_id for r in rows]
+        attempt = max(r.attempts for r in rows) + 1
+        async with self.pool.acquire() as conn:
+            await store.begin_attempt(conn, ids, channel, self.clock())
+        semaphore, limiter = self._limit(channel)
+        async with semaphore:
+            wait = limiter.reserve()
+            if wait > 0:
+                await self.sleep(wait)
+            metrics.ATTEMPTS.labels(channel).inc()
+            outcome = await self.channels.send(channel, message)
+        now = self.clock()
+        async with self.pool.acquire() as conn:
+            if outcome.verdict == "sent":
+                await store.settle(conn, ids, "sent", channel, now)
+                metrics.DELIVERIES.labels(channel, "sent").inc(len(ids))
+                for row in rows:
+                    metrics.LATENCY.labels(channel).observe(
+                        max(0.0, (now - row.due_at).total_seconds())
+                    )
+                return set(ids)
+            if outcome.verdict == "retry" and attempt < self.settings.max_attempts:
+                delay = policy.backoff_s(
+                    attempt,
+                    self.settings.backoff_base_s,
+                    self.settings.backoff_max_s,
+                    outcome.retry_after_s,
+                    self.rand,
+                )
+                await store.postpone(conn, ids, now + timedelta(seconds=delay), outcome.reason)
+                return set(ids)
+            reason = f"gave up after {attempt} attempts: {outcome.reason}"
+            if outcome.verdict == "permanent":
+                reason = f"refused: {outcome.reason}"
+            await store.settle(conn, ids, "failed", channel, now, reason)
+        metrics.DELIVERIES.labels(channel, "failed").inc(len(ids))
+        for row in rows:
+            await self._dead_letter(row, reason)
+        log.warning("delivery failed", extra={"channel": channel, "reason": outcome.reason})
+        return set(ids)
+
+    async def _dead_letter(self, row: store.Delivery, reason: str) -> None:
+        event = RecognitionDueEvent(
+            specversion="1.0",
+            id=row.event_id,
+            source=row.event_source,
+            time=row.event_time,
+            data=RecognitionDue(
+                recognition_id=row.recognition_id,
+                kind=row.kind,  # type: ignore[arg-type]  # stored from a validated event
+                employee_id=row.employee_id,
+                due_at=row.due_at,
+                facts=row.facts,
+            ),
+        )
+        key, value, headers = to_kafka(event)
+        await self.dead_letter(
+            key,
+            value,
+            dead_letter_headers(
+                "notifier",
+                reason,
+                RECOGNITIONS.name,
+                row.source_partition,
+                row.source_offset,
+                dict(headers),
+            ),
+        )
+        metrics.DEAD_LETTERS.labels("delivery_failed").inc()
+
+
+def _suppression(employee: store.Employee) -> str | None:
+    if employee.removed or employee.display_name is None:
+        return "employee removed"
+    if employee.opt_out:
+        return "opted out"
+    if employee.channel in (None, "none") or not employee.address:
+        return "no notify channel"
+    return None

@@ -1,0 +1,45 @@
+"""The notifier's Prometheus metrics (names agreed across the team)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from shared.events import EMPLOYEES, RECOGNITIONS
+from shared.http import http_metrics
+from shared.metrics import preinit
+
+CHANNELS = ("slack", "teams", "email", "webhook", "none")
+OUTCOMES = ("sent", "suppressed", "failed")
+DEAD_LETTER_REASONS = ("delivery_failed", "invalid_event")
+
+HTTP = http_metrics("notifier")
+
+DELIVERIES = Counter(
+    "notifier_deliveries_total",
+    "Recognitions settled, by channel and outcome (sent, suppressed, failed).",
+    ["channel", "outcome"],
+)
+ATTEMPTS = Counter(
+    "notifier_delivery_attempts_total",
+    "Delivery attempts made (first tries and retries), by channel.",
+    ["channel"],
+)
+LATENCY = Histogram(
+    "notifier_delivery_latency_seconds",
+    "Time from the recognition (due_at) to the message being sent, by channel.",
+    ["channel"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400, 172800),
+)
+QUEUE_DEPTH = Gauge("notifier_queue_depth", "Deliveries pending (not yet settled).")
+CONSUMER_LAG = Gauge(
+    "notifier_consumer_lag", "Records not yet consumed, by topic (messages).", ["topic"]
+)
+DEAD_LETTERS = Counter(
+    "notifier_dead_letters_total", "Records sent to the dead-letter topic, by reason.", ["reason"]
+)
+
+preinit(DELIVERIES, CHANNELS, OUTCOMES)
+preinit(ATTEMPTS, CHANNELS[:-1])
+preinit(LATENCY, CHANNELS[:-1])
+preinit(CONSUMER_LAG, (RECOGNITIONS.name, EMPLOYEES.name))
+preinit(DEAD_LETTERS, DEAD_LETTER_REASONS)

@@ -1,0 +1,133 @@
+"""Delivery policy as plain functions: what an answer means, how long to wait before the
+next attempt, how fast a channel may be used, and the per-employee daily cap.
+
+No I/O here; the dispatcher applies these rules.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal
+
+Verdict = Literal["sent", "retry", "permanent"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt came to. ``retry_after_s`` is the peer's own wish (429/503)."""
+
+    verdict: Verdict
+    reason: str = ""
+    retry_after_s: float | None = None
+
+
+SENT = Outcome("sent")
+
+
+def classify_status(status: int, retry_after: str | None, now: datetime) -> Outcome:
+    """An HTTP answer: 2xx sent; 429, 408 and 5xx retry (honouring ``Retry-After``); any other
+    4xx (or 3xx, which webhooks must not answer) is permanent."""
+    if 200 <= status < 300:
+        return SENT
+    if status in (408, 429) or status >= 500:
+        return Outcome("retry", f"http_{status}", parse_retry_after(retry_after, now))
+    return Outcome("permanent", f"http_{status}")
+
+
+def classify_smtp(code: int, reason: str) -> Outcome:
+    """An SMTP reply: 4yz is transient (retry), 5yz permanent."""
+    if 400 <= code < 500:
+        return Outcome("retry", f"smtp_{code}")
+    return Outcome("permanent", f"smtp_{code}: {reason[:200]}")
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """``Retry-After`` as seconds to wait: delta-seconds or an HTTP date (RFC 9110 §10.2.3).
+    Unparseable or absent → None; a date in the past → 0."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def backoff_s(
+    attempt: int,
+    base_s: float,
+    max_s: float,
+    retry_after_s: float | None = None,
+    rand: Callable[[], float] = random.random,
+) -> float:
+    """Seconds before attempt ``attempt + 1`` after ``attempt`` failed (attempt ≥ 1).
+
+    Exponential with full jitter: uniform in [0, min(max, base·2^(attempt-1))]. A peer's
+    ``Retry-After`` is a floor (never retry sooner than asked), capped at ``max_s`` so a peer
+    cannot park a delivery forever.
+    """
+    ceiling = min(max_s, base_s * 2.0 ** (attempt - 1))
+    delay = rand() * ceiling
+    if retry_after_s is not None:
+        delay = max(delay, min(retry_after_s, max_s))
+    return delay
+
+
+class RateLimiter:
+    """A token bucket: ``rate`` sends per second on average, bursts of up to ``burst``.
+
+    ``reserve()`` takes a token and says how long to wait before using it (0 when one was
+    free), so callers sleep outside the limiter; the clock is injectable.
+    """
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float]) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst ≥ 1")
+        self.rate = rate
+        self.burst = float(burst)
+        self.clock = clock
+        self.tokens = float(burst)
+        self.updated = clock()
+
+    def reserve(self) -> float:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        self.tokens -= 1.0
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+
+# --- daily cap and digest ---------------------------------------------------------------
+
+
+def day_of(moment: datetime) -> date:
+    """The UTC day a moment belongs to (the cap counts per UTC day)."""
+    return moment.astimezone(UTC).date()
+
+
+def start_of(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def over_cap(messages_today: int, cap: int) -> bool:
+    """Whether one more message today would exceed the cap; a cap of 0 means no cap."""
+    return cap > 0 and messages_today >= cap
+
+
+def digest_day(now: datetime) -> date:
+    """The day an over-cap recognition goes out, folded into one digest: the next UTC day."""
+    return day_of(now) + timedelta(days=1)
+
+
+def digest_id(employee_id: str, day: date) -> str:
+    """The idempotency key of an employee's digest of one day."""
+    return f"digest:{employee_id}:{day.isoformat()}"

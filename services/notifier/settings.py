@@ -1,0 +1,61 @@
+"""``NOTIFIER_*`` settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class NotifierSettings:
+    host: str = "127.0.0.1"
+    port: int = 8082
+    log_level: str = "INFO"
+
+    # Consumer: events per batch and how long a batch may gather.
+    batch_size: int = 500
+    batch_within_s: float = 0.2
+
+    # Dispatcher: how often it looks for due deliveries when nothing wakes it, and how many
+    # it takes at once. A claimed delivery is invisible to other replicas for the lease.
+    dispatch_interval_s: float = 1.0
+    dispatch_batch: int = 100
+    claim_lease_s: float = 120.0
+
+    # A recognition whose employee record has not arrived waits this long (it may be late on
+    # the employees topic), then is recorded as suppressed (CONTRACT §6: no notify record).
+    employee_wait_s: float = 86400.0
+    # While waiting, look again this often (a record also wakes its recognitions at once).
+    employee_recheck_s: float = 30.0
+
+    # Retries: attempts in all (first included), exponential backoff with full jitter.
+    max_attempts: int = 6
+    backoff_base_s: float = 2.0
+    backoff_max_s: float = 900.0
+    request_timeout_s: float = 10.0
+
+    # Per channel: at most this many sends in flight, and this many per second on average.
+    channel_concurrency: int = 4
+    channel_rate_per_s: float = 5.0
+    channel_burst: int = 10
+
+    # Messages per employee per UTC day; 0 = no cap (default). Over the cap, the rest goes
+    # out the next day as one digest.
+    daily_cap: int = 0
+
+    # Channels. Webhook: HMAC-SHA256 secret of X-Ripples-Signature.
+    webhook_secret: str = ""
+    # Slack: an address that is not a URL is a channel/user id for chat.postMessage.
+    slack_bot_token: str = ""
+    slack_api_url: str = "https://slack.com/api"
+    # E-mail over SMTP with STARTTLS.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "ripples@localhost"
+    smtp_starttls: bool = True
+    # CA bundle to verify the SMTP server with (default: the system's).
+    smtp_ca_file: str = ""
+
+    # Another folder of templates (da.toml, en.toml); default: the ones shipped.
+    templates_dir: str = ""

@@ -1,0 +1,337 @@
+"""The notifier's tables: employees (from ``ripples.employees``) and the delivery ledger.
+
+Every function takes a connection; transactions are the caller's. Times come from the
+caller's clock, so the dispatcher's rules can be tested with a clock of the test's choosing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import msgspec
+from asyncpg.pool import PoolConnectionProxy
+
+from shared.events import (
+    EmployeeRemovedEvent,
+    EmployeeUpsertedEvent,
+    RecognitionDueEvent,
+    RecognitionFacts,
+)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+COMPONENT = "notifier"
+
+Conn = asyncpg.Connection | PoolConnectionProxy
+"""A connection, or one lent by the pool."""
+
+WAITING = "waiting for the employee record"
+"""The note on a delivery whose employee is not known yet (cleared when it is attempted)."""
+
+_encode = msgspec.json.Encoder().encode
+_decode_facts = msgspec.json.Decoder(RecognitionFacts).decode
+
+
+@dataclass(frozen=True)
+class Employee:
+    employee_id: str
+    display_name: str | None
+    locale: str
+    channel: str | None
+    address: str | None
+    opt_out: bool
+    removed: bool
+
+
+@dataclass(frozen=True)
+class Delivery:
+    recognition_id: str
+    kind: str
+    employee_id: str
+    due_at: datetime
+    facts: RecognitionFacts
+    event_id: str
+    event_source: str
+    event_time: datetime
+    source_partition: int
+    source_offset: int
+    attempts: int
+    received_at: datetime
+    first_attempt_at: datetime | None
+    in_flight: bool
+    digest_day: date | None
+    digest_id: str | None
+    last_error: str | None
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Delivery:
+        return cls(
+            recognition_id=row["recognition_id"],
+            kind=row["kind"],
+            employee_id=row["employee_id"],
+            due_at=row["due_at"],
+            facts=_decode_facts(row["facts"]),
+            event_id=row["event_id"],
+            event_source=row["event_source"],
+            event_time=row["event_time"],
+            source_partition=row["source_partition"],
+            source_offset=row["source_offset"],
+            attempts=row["attempts"],
+            received_at=row["received_at"],
+            first_attempt_at=row["first_attempt_at"],
+            in_flight=row["in_flight"],
+            digest_day=row["digest_day"],
+            digest_id=row["digest_id"],
+            last_error=row["last_error"],
+        )
+
+
+# --- consumer side ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Received:
+    """A recognition event as it came off the topic."""
+
+    event: RecognitionDueEvent
+    partition: int
+    offset: int
+
+
+async def record_recognitions(conn: Conn, received: Sequence[Received], now: datetime) -> None:
+    """Ledger rows for new recognition ids; a recognition id seen before changes nothing."""
+    await conn.executemany(
+        """insert into notifier_deliveries (recognition_id, kind, employee_id, due_at, facts,
+               event_id, event_source, event_time, source_partition, source_offset,
+               received_at, next_attempt_at)
+           values ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $11)
+           on conflict (recognition_id) do nothing""",
+        [
+            (
+                r.event.data.recognition_id,
+                r.event.data.kind,
+                r.event.data.employee_id,
+                r.event.data.due_at,
+                _encode(r.event.data.facts).decode(),
+                r.event.id,
+                r.event.source,
+                r.event.time,
+                r.partition,
+                r.offset,
+                now,
+            )
+            for r in received
+        ],
+    )
+
+
+EmployeeEvent = EmployeeUpsertedEvent | EmployeeRemovedEvent
+
+
+async def record_employees(conn: Conn, events: Sequence[EmployeeEvent], now: datetime) -> None:
+    """Apply HR records: the one with the latest CloudEvent ``time`` wins; a removal deletes
+    the personal fields. Recognitions waiting for these employees become due now."""
+    rows: list[tuple[Any, ...]] = []
+    for event in events:
+        if isinstance(event, EmployeeUpsertedEvent):
+            data = event.data
+            notify = data.notify
+            rows.append(
+                (
+                    data.employee_id,
+                    data.display_name,
+                    data.locale,
+                    notify.channel if notify else None,
+                    notify.address if notify else None,
+                    data.recognition_opt_out,
+                    False,
+                    event.time,
+                )
+            )
+        else:
+            rows.append((event.data.employee_id, None, "en", None, None, False, True, event.time))
+    await conn.executemany(
+        """insert into notifier_employees as e (employee_id, display_name, locale, channel,
+               address, opt_out, removed, event_time)
+           values ($1, $2, $3, $4, $5, $6, $7, $8)
+           on conflict (employee_id) do update set
+               display_name = excluded.display_name, locale = excluded.locale,
+               channel = excluded.channel, address = excluded.address,
+               opt_out = excluded.opt_out, removed = excluded.removed,
+               event_time = excluded.event_time
+           where e.event_time <= excluded.event_time""",
+        rows,
+    )
+    await conn.execute(
+        """update notifier_deliveries set next_attempt_at = $2
+           where employee_id = any($1::text[]) and status = 'pending' and attempts = 0
+             and digest_day is null and next_attempt_at > $2""",
+        sorted({row[0] for row in rows}),
+        now,
+    )
+
+
+# --- dispatcher side -----------------------------------------------------------------------
+
+
+async def claim_due(conn: Conn, now: datetime, limit: int, lease_s: float) -> list[Delivery]:
+    """Claim up to ``limit`` pending deliveries that are due, for ``lease_s`` seconds.
+
+    A claim whose attempt was still in flight (the process died between sending and
+    recording) is noted in ``last_error``; the delivery is retried with the same key.
+    """
+    rows = await conn.fetch(
+        """with due as (
+               select recognition_id from notifier_deliveries
+               where status = 'pending' and next_attempt_at <= $1
+                 and (claimed_until is null or claimed_until <= $1)
+               order by next_attempt_at, recognition_id
+               limit $2
+               for update skip locked)
+           update notifier_deliveries d set
+               claimed_until = $1 + make_interval(secs => $3),
+               last_error = case when d.in_flight
+                   then 'interrupted: no result recorded for attempt ' || d.attempts
+                   else d.last_error end,
+               in_flight = false
+           from due where d.recognition_id = due.recognition_id
+           returning d.*""",
+        now,
+        limit,
+        lease_s,
+    )
+    return [Delivery.from_row(row) for row in rows]
+
+
+async def employees(conn: Conn, ids: Sequence[str]) -> dict[str, Employee]:
+    rows = await conn.fetch(
+        "select * from notifier_employees where employee_id = any($1::text[])", list(ids)
+    )
+    return {
+        row["employee_id"]: Employee(
+            row["employee_id"],
+            row["display_name"],
+            row["locale"],
+            row["channel"],
+            row["address"],
+            row["opt_out"],
+            row["removed"],
+        )
+        for row in rows
+    }
+
+
+async def postpone(
+    conn: Conn,
+    ids: Sequence[str],
+    until: datetime,
+    error: str | None = None,
+    digest_day: date | None = None,
+) -> None:
+    """Not now: release the claim until ``until`` (recording why, and a digest day if the
+    daily cap deferred it)."""
+    await conn.execute(
+        """update notifier_deliveries set next_attempt_at = $2, claimed_until = null,
+               in_flight = false, last_error = coalesce($3, last_error),
+               digest_day = coalesce($4, digest_day)
+           where recognition_id = any($1::text[])""",
+        list(ids),
+        until,
+        error,
+        digest_day,
+    )
+
+
+async def settle(
+    conn: Conn,
+    ids: Sequence[str],
+    status: str,
+    channel: str | None,
+    now: datetime,
+    error: str | None = None,
+) -> None:
+    """Final state of deliveries: ``sent`` (with ``sent_at``), ``suppressed`` or ``failed``.
+    Only pending rows move, so a delivery settles once."""
+    await conn.execute(
+        """update notifier_deliveries set status = $2, channel = coalesce($3, channel),
+               sent_at = case when $2::text = 'sent' then $4::timestamptz else null end,
+               last_error = coalesce($5, last_error), claimed_until = null, in_flight = false
+           where recognition_id = any($1::text[]) and status = 'pending'""",
+        list(ids),
+        status,
+        channel,
+        now,
+        error,
+    )
+
+
+async def begin_attempt(conn: Conn, ids: Sequence[str], channel: str, now: datetime) -> None:
+    """Record that an attempt starts, before anything is sent."""
+    await conn.execute(
+        """update notifier_deliveries set attempts = attempts + 1, channel = $2,
+               first_attempt_at = coalesce(first_attempt_at, $3), in_flight = true,
+               last_error = case when last_error = $4 then null else last_error end
+           where recognition_id = any($1::text[])""",
+        list(ids),
+        channel,
+        now,
+        WAITING,
+    )
+
+
+async def messages_on(conn: Conn, employee_id: str, start: datetime) -> int:
+    """Messages of an employee whose first attempt was in the UTC day starting at ``start``
+    and that did not fail (a digest counts once)."""
+    count: int = await conn.fetchval(
+        """select count(distinct coalesce(digest_id, recognition_id)) from notifier_deliveries
+           where employee_id = $1 and first_attempt_at >= $2 and first_attempt_at < $3
+             and status in ('sent', 'pending')""",
+        employee_id,
+        start,
+        start + timedelta(days=1),
+    )
+    return count
+
+
+async def form_digest(conn: Conn, employee_id: str, day: date, digest_id: str) -> list[Delivery]:
+    """Fold every deferred recognition of an employee due by ``day`` into one digest."""
+    await conn.execute(
+        """update notifier_deliveries set digest_id = $3
+           where employee_id = $1 and status = 'pending' and digest_day <= $2
+             and digest_id is null""",
+        employee_id,
+        day,
+        digest_id,
+    )
+    return await digest_members(conn, digest_id)
+
+
+async def digest_members(conn: Conn, digest_id: str) -> list[Delivery]:
+    rows = await conn.fetch(
+        """select * from notifier_deliveries where digest_id = $1 and status = 'pending'
+           order by due_at, recognition_id""",
+        digest_id,
+    )
+    return [Delivery.from_row(row) for row in rows]
+
+
+async def queue_depth(conn: Conn) -> int:
+    depth: int = await conn.fetchval(
+        "select count(*) from notifier_deliveries where status = 'pending'"
+    )
+    return depth
+
+
+async def recognitions_of(conn: Conn, employee_id: str) -> list[dict[str, Any]]:
+    """CONTRACT §7 ``GET /v1/recognitions`` rows (plus a few extensions)."""
+    rows = await conn.fetch(
+        """select recognition_id, kind, employee_id, status, channel, attempts, sent_at,
+                  due_at, last_error, digest_id
+           from notifier_deliveries where employee_id = $1 order by due_at, recognition_id""",
+        employee_id,
+    )
+    return [dict(row) for row in rows]

@@ -1,0 +1,240 @@
+"""The faust worker: consumes ``ripples.recognitions`` and ``ripples.employees`` into the
+notifier's own tables, runs the dispatcher beside them and serves the API.
+
+Consuming only records (one transaction per batch); delivering happens in the dispatcher
+task, which reads pending rows, so a slow peer never holds the consumer loop and pending
+deliveries survive restarts. Undecodable records go to the dead-letter topic with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import faust
+import httpx
+import mode
+
+from services.notifier import metrics, store
+from services.notifier.api import create_api
+from services.notifier.channels import Channels
+from services.notifier.dispatcher import Dispatcher
+from services.notifier.messages import TEMPLATES, Templates
+from services.notifier.settings import NotifierSettings
+from shared import db, streaming
+from shared.cloudevents import InvalidEvent, from_kafka
+from shared.events import (
+    DEAD_LETTERS,
+    EMPLOYEES,
+    RECOGNITIONS,
+    EmployeeRemovedEvent,
+    EmployeeUpsertedEvent,
+    Envelope,
+    RecognitionDueEvent,
+)
+from shared.settings import DatabaseSettings, KafkaSettings
+
+log = logging.getLogger(__name__)
+
+APP_ID = "ripples-notifier"
+_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Runtime(mode.Service):  # type: ignore[misc]  # mode is untyped here
+    """The pool, the migrations, the channels and the dispatcher task of one worker."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: NotifierSettings,
+        database: DatabaseSettings,
+        dead_letter: Callable[[bytes, bytes, dict[str, bytes]], Awaitable[None]],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.app = app
+        self.settings = settings
+        self.database = database
+        self.dead_letter = dead_letter
+        self.pool: asyncpg.Pool | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.prepared = asyncio.Event()
+        self.lag: dict[tuple[str, int], int] = {}
+        self._client: httpx.AsyncClient | None = None
+        self._task: asyncio.Future[None] | None = None
+
+    async def on_start(self) -> None:
+        folder = Path(self.settings.templates_dir) if self.settings.templates_dir else TEMPLATES
+        templates = Templates.load(folder)
+        conn = await asyncpg.connect(self.database.url)
+        try:
+            await db.migrate(conn, store.COMPONENT, store.MIGRATIONS)
+        finally:
+            await conn.close()
+        self.pool = await db.create_pool(self.database)
+        self._client = httpx.AsyncClient(
+            timeout=self.settings.request_timeout_s, follow_redirects=False
+        )
+        self.dispatcher = Dispatcher(
+            self.settings,
+            self.pool,
+            Channels(self.settings, self._client),
+            templates,
+            self.dead_letter,
+            now,
+        )
+        self._task = asyncio.ensure_future(self.dispatcher.run())
+        self.prepared.set()
+
+    async def on_stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+        if self.pool is not None:
+            await self.pool.close()
+
+    async def write(self, step: Callable[[store.Conn], Awaitable[None]]) -> None:
+        """Run one transaction, retrying while the database is unavailable: the batch is not
+        acknowledged before it is stored, so nothing is lost. Data the database refuses
+        (``asyncpg.DataError``) is raised for the caller to dead-letter."""
+        await self.prepared.wait()
+        assert self.pool is not None
+        delay = 0.2
+        while True:
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    await step(conn)
+                return
+            except asyncpg.DataError:
+                raise
+            except _DB_ERRORS as exc:
+                log.warning("database write failed; retrying", extra={"error": type(exc).__name__})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def ready(self) -> Mapping[str, bool]:
+        database = self.pool is not None and await db.ping(self.pool)
+        try:
+            assigned = bool(self.app.consumer.assignment())
+        except Exception:  # the consumer may not exist yet while starting
+            assigned = False
+        return {"database": database, "partitions": assigned}
+
+    def observe_lag(self, event: Any) -> None:
+        tp = event.message.tp
+        try:
+            highwater = self.app.consumer.highwater(tp)
+        except Exception:  # highwater unknown before the first fetch response
+            return
+        if highwater is None:
+            return
+        self.lag[(tp.topic, tp.partition)] = max(0, highwater - event.message.offset - 1)
+        metrics.CONSUMER_LAG.labels(tp.topic).set(
+            sum(v for (topic, _), v in self.lag.items() if topic == tp.topic)
+        )
+
+
+def build(
+    settings: NotifierSettings, kafka: KafkaSettings, database: DatabaseSettings
+) -> faust.App:
+    app = streaming.faust_app(APP_ID, kafka)
+    recognitions_topic = streaming.topic(app, RECOGNITIONS)
+    employees_topic = streaming.topic(app, EMPLOYEES)
+    dead_letters = streaming.topic(app, DEAD_LETTERS)
+
+    async def dead_letter(key: bytes, value: bytes, headers: dict[str, bytes]) -> None:
+        sent = await dead_letters.send(key=key, value=value, headers=headers)
+        await sent
+
+    runtime = Runtime(app, settings, database, dead_letter)
+
+    async def reject(event: Any, reason: str) -> None:
+        headers = dict(event.headers or {})
+        await dead_letter(
+            event.key or b"",
+            event.value or b"",
+            streaming.dead_letter_headers(
+                "notifier",
+                reason,
+                event.message.topic,
+                event.message.partition,
+                event.message.offset,
+                headers,
+            ),
+        )
+        metrics.DEAD_LETTERS.labels("invalid_event").inc()
+
+    async def decode(events: list[Any], wanted: tuple[type[Envelope], ...]) -> list[Any]:
+        """(decoded, raw) of the events of the wanted types; poison dead-lettered."""
+        out: list[Any] = []
+        for event in events:
+            runtime.observe_lag(event)
+            try:
+                decoded = from_kafka(dict(event.headers or {}).items(), event.value)
+            except InvalidEvent as exc:
+                await reject(event, f"invalid_event: {exc}")
+                continue
+            if isinstance(decoded, wanted):
+                out.append((decoded, event))
+        return out
+
+    async def store_batch(
+        items: list[Any], step: Callable[[store.Conn, list[Any]], Awaitable[None]]
+    ) -> None:
+        """Store a batch in one transaction; if the database refuses some data, store the
+        events one by one and dead-letter the refused ones."""
+        if not items:
+            return
+
+        def bound(chosen: list[Any]) -> Callable[[store.Conn], Awaitable[None]]:
+            return lambda conn: step(conn, chosen)
+
+        try:
+            await runtime.write(bound(items))
+        except asyncpg.DataError:
+            for item in items:
+                try:
+                    await runtime.write(bound([item]))
+                except asyncpg.DataError as exc:
+                    await reject(item[1], f"invalid_event: database refused it: {exc}")
+        assert runtime.dispatcher is not None
+        runtime.dispatcher.wake.set()
+
+    async def store_recognitions(conn: store.Conn, items: list[Any]) -> None:
+        received = [
+            store.Received(e, raw.message.partition, raw.message.offset) for e, raw in items
+        ]
+        await store.record_recognitions(conn, received, now())
+
+    async def store_employees(conn: store.Conn, items: list[Any]) -> None:
+        await store.record_employees(conn, [event for event, _ in items], now())
+
+    async def consume_recognitions(stream: Any) -> None:
+        async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+            await store_batch(await decode(batch, (RecognitionDueEvent,)), store_recognitions)
+
+    async def consume_employees(stream: Any) -> None:
+        async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+            wanted = (EmployeeUpsertedEvent, EmployeeRemovedEvent)
+            await store_batch(await decode(batch, wanted), store_employees)
+
+    app.agent(recognitions_topic, concurrency=1)(consume_recognitions)
+    app.agent(employees_topic, concurrency=1)(consume_employees)
+    app.service(runtime)
+    app.service(
+        streaming.HttpServer(
+            create_api(lambda: runtime.pool, runtime.ready), settings.host, settings.port
+        )
+    )
+    return app

@@ -1,0 +1,171 @@
+"""Fixtures of the notifier tests: a migrated ledger database, local vendor peers, and a
+dispatcher driven by a clock the test moves."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from services.notifier import store
+from services.notifier.channels import Channels
+from services.notifier.dispatcher import Dispatcher
+from services.notifier.messages import Templates
+from services.notifier.settings import NotifierSettings
+from shared import db
+from shared.events import (
+    EmployeeUpserted,
+    EmployeeUpsertedEvent,
+    Notify,
+    RecognitionDue,
+    RecognitionDueEvent,
+    RecognitionFacts,
+)
+from tests.notifier.peers import HttpPeer
+
+START = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+SECRET = "test-webhook-secret"
+_ids = itertools.count(1)
+
+
+def recognition_event(
+    recognition_id: str,
+    employee_id: str,
+    kind: str = "reach_milestone",
+    facts: RecognitionFacts | None = None,
+    due_at: datetime = START,
+) -> RecognitionDueEvent:
+    return RecognitionDueEvent(
+        specversion="1.0",
+        id=f"rec-{next(_ids)}",
+        source="urn:ripples:attribution",
+        time=due_at,
+        data=RecognitionDue(
+            recognition_id=recognition_id,
+            kind=kind,  # type: ignore[arg-type]
+            employee_id=employee_id,
+            due_at=due_at,
+            facts=facts or RecognitionFacts(threshold=10_000, impressions=10_400),
+        ),
+    )
+
+
+def employee_event(
+    employee_id: str,
+    channel: str,
+    address: str | None,
+    locale: str = "en",
+    opt_out: bool = False,
+    time: datetime = START,
+    name: str = "Mette Holm",
+) -> EmployeeUpsertedEvent:
+    return EmployeeUpsertedEvent(
+        specversion="1.0",
+        id=f"hr-{next(_ids)}",
+        source="urn:example:hr",
+        time=time,
+        data=EmployeeUpserted(
+            employee_id=employee_id,
+            display_name=name,
+            locale=locale,  # type: ignore[arg-type]
+            notify=Notify(channel=channel, address=address),  # type: ignore[arg-type]
+            recognition_opt_out=opt_out,
+        ),
+    )
+
+
+class Harness:
+    """The real dispatcher, ledger and channels; time moves only when the test says so."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: NotifierSettings) -> None:
+        self.pool = pool
+        self.now = START
+        self.dead: list[tuple[bytes, bytes, dict[str, bytes]]] = []
+        self.client = httpx.AsyncClient(timeout=settings.request_timeout_s)
+        self.settings = settings
+        self.slept: list[float] = []
+        self.dispatcher = self._dispatcher(settings)
+
+    def _dispatcher(self, settings: NotifierSettings) -> Dispatcher:
+        async def dead_letter(key: bytes, value: bytes, headers: dict[str, bytes]) -> None:
+            self.dead.append((key, value, headers))
+
+        async def sleep(seconds: float) -> None:
+            self.slept.append(seconds)
+
+        return Dispatcher(
+            settings,
+            self.pool,
+            Channels(settings, self.client),
+            Templates.load(),
+            dead_letter,
+            lambda: self.now,
+            rand=lambda: 1.0,
+            monotonic=lambda: self.now.timestamp(),
+            sleep=sleep,
+        )
+
+    def configure(self, **changes: Any) -> None:
+        self.settings = dataclasses.replace(self.settings, **changes)
+        self.dispatcher = self._dispatcher(self.settings)
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    async def employee(self, *events: Any) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await store.record_employees(conn, list(events), self.now)
+
+    async def recognize(self, *events: RecognitionDueEvent) -> None:
+        received = [store.Received(e, 0, offset) for offset, e in enumerate(events)]
+        async with self.pool.acquire() as conn, conn.transaction():
+            await store.record_recognitions(conn, received, self.now)
+
+    async def dispatch(self) -> int:
+        return await self.dispatcher.dispatch_once()
+
+    async def ledger(self, employee_id: str) -> dict[str, dict[str, Any]]:
+        async with self.pool.acquire() as conn:
+            rows = await store.recognitions_of(conn, employee_id)
+        return {row["recognition_id"]: row for row in rows}
+
+
+@pytest.fixture
+async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
+    conn = await asyncpg.connect(database)
+    await db.migrate(conn, store.COMPONENT, store.MIGRATIONS)
+    await conn.close()
+    created = await asyncpg.create_pool(database, min_size=1, max_size=4)
+    assert created is not None
+    yield created
+    await created.close()
+
+
+@pytest.fixture
+async def harness(pool: asyncpg.Pool) -> AsyncIterator[Harness]:
+    settings = NotifierSettings(
+        webhook_secret=SECRET,
+        max_attempts=4,
+        backoff_base_s=2.0,
+        backoff_max_s=60.0,
+        request_timeout_s=5.0,
+        channel_rate_per_s=1000.0,
+        channel_burst=1000,
+    )
+    harness = Harness(pool, settings)
+    yield harness
+    await harness.client.aclose()
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[HttpPeer]:
+    server = HttpPeer()
+    await server.start()
+    yield server
+    await server.stop()
