@@ -26,28 +26,31 @@ from shared.http import (
 
 log = logging.getLogger(__name__)
 
+MAX_ROWS = 10_000
+
 
 def create_api(
     pool: Callable[[], asyncpg.Pool | None],
     ready: Callable[[], Awaitable[Mapping[str, bool]]],
 ) -> Starlette:
     async def recognitions(request: Request) -> Response:
-        employee_id = request.query_params.get("employee_id", "").strip()
-        if not employee_id:
-            raise ProblemError(
-                400,
-                "missing-parameter",
-                "Missing parameter",
-                "the query parameter `employee_id` is required",
-                errors=[{"field": "employee_id", "detail": "required"}],
-            )
-        if len(employee_id) > 256:
+        employee_id = request.query_params.get("employee_id", "").strip() or None
+        if employee_id is not None and len(employee_id) > 256:
             raise ProblemError(
                 400,
                 "invalid-parameter",
                 "Invalid parameter",
                 "`employee_id` is at most 256 characters",
                 errors=[{"field": "employee_id", "detail": "too long"}],
+            )
+        raw_limit = request.query_params.get("limit", str(MAX_ROWS))
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_ROWS:
+            raise ProblemError(
+                400,
+                "invalid-parameter",
+                "Invalid parameter",
+                f"`limit` is a whole number from 1 to {MAX_ROWS}",
+                errors=[{"field": "limit", "detail": "out of range"}],
             )
         current = pool()
         if current is None:
@@ -56,7 +59,9 @@ def create_api(
                 headers={"Retry-After": "1"},
             )  # fmt: skip
         async with current.acquire() as conn:
-            rows: list[dict[str, Any]] = await store.recognitions_of(conn, employee_id)
+            rows: list[dict[str, Any]] = await store.recognitions_of(
+                conn, employee_id, int(raw_limit)
+            )
         return json_response(rows)
 
     routes = [

@@ -97,15 +97,23 @@ def openapi() -> dict[str, Any]:
         "paths": {
             "/v1/recognitions": {
                 "get": {
-                    "summary": "An employee's recognitions and their delivery state",
+                    "summary": "Recognitions and their delivery state (one employee's, or all)",
                     "tags": ["recognitions"],
                     "parameters": [
                         {
                             "name": "employee_id",
                             "in": "query",
-                            "required": True,
+                            "required": False,
+                            "description": "Only this employee's; without it, everyone's.",
                             "schema": {"type": "string", "minLength": 1, "maxLength": 256},
-                        }
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "description": "At most this many rows (default and maximum 10000).",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 10000},
+                        },
                     ],
                     "responses": {
                         "200": {
@@ -119,7 +127,7 @@ def openapi() -> dict[str, Any]:
                                 }
                             },
                         },
-                        "400": {"description": "`employee_id` missing.", "content": problem},
+                        "400": {"description": "A parameter is invalid.", "content": problem},
                         "503": {"description": "Database not connected.", "content": problem},
                     },
                 }

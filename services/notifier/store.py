@@ -326,12 +326,17 @@ async def queue_depth(conn: Conn) -> int:
     return depth
 
 
-async def recognitions_of(conn: Conn, employee_id: str) -> list[dict[str, Any]]:
-    """CONTRACT §7 ``GET /v1/recognitions`` rows (plus a few extensions)."""
+async def recognitions_of(
+    conn: Conn, employee_id: str | None, limit: int = 10_000
+) -> list[dict[str, Any]]:
+    """CONTRACT §7 ``GET /v1/recognitions`` rows (plus a few extensions): one employee's, or
+    everyone's when ``employee_id`` is None."""
     rows = await conn.fetch(
         """select recognition_id, kind, employee_id, status, channel, attempts, sent_at,
                   due_at, last_error, digest_id
-           from notifier_deliveries where employee_id = $1 order by due_at, recognition_id""",
+           from notifier_deliveries where $1::text is null or employee_id = $1
+           order by due_at, recognition_id limit $2""",
         employee_id,
+        limit,
     )
     return [dict(row) for row in rows]

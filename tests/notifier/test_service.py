@@ -283,12 +283,24 @@ async def test_data_the_database_refuses_is_dead_lettered_and_the_rest_stored(
     assert list(await ledger(notifier, employee)) == [f"first_post:{employee}"]
 
 
-async def test_api_surface(notifier: Running) -> None:
+async def test_api_surface(notifier: Running, producer: AIOKafkaProducer, peer: HttpPeer) -> None:
+    for employee in ("api-1", "api-2"):
+        await publish(producer, employee_event(employee, "webhook", peer.url))
+        await publish(producer, recognition_event(f"first_post:{employee}", employee, "first_post"))
+        await settled(notifier, employee, f"first_post:{employee}")
     async with httpx.AsyncClient(base_url=notifier.address, timeout=5) as client:
-        missing = await client.get("/v1/recognitions")
-        assert missing.status_code == 400
-        assert missing.headers["content-type"] == "application/problem+json"
-        assert "employee_id" in missing.json()["detail"]
+        everyone = await client.get("/v1/recognitions")
+        assert everyone.status_code == 200
+        ids = [row["recognition_id"] for row in everyone.json()]
+        assert {"first_post:api-1", "first_post:api-2"} <= set(ids)
+        assert len(ids) == len(set(ids))
+        one = (await client.get("/v1/recognitions", params={"limit": "1"})).json()
+        assert one == everyone.json()[:1]
+        for bad in ("0", "10001", "ten"):
+            refused = await client.get("/v1/recognitions", params={"limit": bad})
+            assert refused.status_code == 400
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert "limit" in refused.json()["detail"]
         unknown = await client.get("/v1/recognitions", params={"employee_id": "nobody"})
         assert (unknown.status_code, unknown.json()) == (200, [])
         ready = await client.get("/readyz")
