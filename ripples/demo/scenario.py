@@ -185,8 +185,10 @@ def generate(
     sink_url: str = "http://127.0.0.1:8099/recognitions",
 ) -> Scenario:
     rng = random.Random(seed)
-    end = (now or datetime.now(UTC)).replace(microsecond=0)
-    start = (end - size.weeks * 7 * DAY).replace(hour=8, minute=0, second=0)
+    # The pilot covers whole days up to midnight today; the shape of what happens depends on
+    # the seed alone (not on the time of day the demo runs), only the dates move with today.
+    end = (now or datetime.now(UTC)).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = end - size.weeks * 7 * DAY
     scenario = Scenario(seed, start, end)
 
     # People: the HR system's view. Ambassadors and a share of the rest get recognitions by
@@ -266,6 +268,22 @@ def generate(
                 action = rng.choice(("reaction", "comment", "reaction"))
                 scenario.engagements.append((truth.Engagement(origin.id, adopter, x), action))
                 first = publish(adopter, x + rng.uniform(1, 9) * DAY, reach=reach)
+            # Some saw more than one colleague's post before they started: two inspirers.
+            others = [
+                p
+                for p in candidates
+                if p.author != origin.author and p.published_at < first.published_at - HOUR
+            ]
+            if others and rng.random() < 0.5:
+                second = rng.choice(others)
+                seen = max(
+                    second.published_at + rng.uniform(1, 24) * HOUR,
+                    first.published_at - rng.uniform(1, 12) * DAY,
+                )
+                if seen < first.published_at:
+                    scenario.engagements.append(
+                        (truth.Engagement(second.id, adopter, seen), "comment")
+                    )
             by_author.setdefault(adopter, []).append(first)
             at = first.published_at + rng.uniform(4, 14) * DAY
             while at < end - DAY and rng.random() < 0.7:
@@ -317,17 +335,35 @@ def generate(
 
     for i in range(size.link_applications):
         visitor = f"visitor-{i}"
-        route = rng.sample(scenario.links, k=rng.choice((1, 1, 2, 3)))
+        # The first visitor always takes a long route (three links), so every pilot has an
+        # application whose credit the five models split differently.
+        route = rng.sample(scenario.links, k=3 if i == 0 else rng.choice((1, 1, 2, 3)))
         for link in route:
             scenario.clicks.append(ClickPlan(link.key, visitor))
         ref = route[-1].key if rng.random() < 0.5 else None
+        # Now and then a colleague also put the applicant forward: a referral on top.
+        referrer = rng.choice(ambassadors + ring2) if i == 0 or rng.random() < 0.3 else None
         scenario.applications.append(
             ApplicationPlan(
-                next_candidate(), rng.choice(VENDORS), route[-1].job, None, visitor, ref
+                next_candidate(),
+                rng.choice(VENDORS),
+                route[-1].job,
+                None,
+                visitor,
+                ref,
+                referrer,
             )
         )
-    for _ in range(size.link_applications // 2):  # clicks that lead nowhere
-        scenario.clicks.append(ClickPlan(rng.choice(scenario.links).key, f"browser-{_}"))
+    for i in range(max(1, size.link_applications // 3)):
+        # Clicked on the phone, applied on the laptop: the link code travels with the
+        # application (ripples_ref), the clicks do not (another browser, another cookie).
+        link = rng.choice(scenario.links)
+        scenario.applications.append(
+            ApplicationPlan(next_candidate(), rng.choice(VENDORS), link.job, None, None, link.key)
+        )
+        scenario.clicks.append(ClickPlan(link.key, f"phone-{i}"))
+    for i in range(size.link_applications // 2):  # clicks that lead nowhere
+        scenario.clicks.append(ClickPlan(rng.choice(scenario.links).key, f"browser-{i}"))
     for _ in range(size.referrals):
         scenario.applications.append(
             ApplicationPlan(
@@ -365,10 +401,11 @@ def _snapshots(
     """Polled cumulative statistics that grow after publication (LinkedIn's curve: most
     impressions in the first days)."""
     final = rng.randint(*reach)
-    for day, share in ((1, 0.55), (3, 0.85), (7, 1.0)):
-        observed = post.published_at + day * DAY
-        if observed > scenario.end:
-            observed = scenario.end
+    rates = [(rng.uniform(0.01, 0.03), rng.uniform(0.005, 0.02)) for _ in range(3)]
+    for (day, share), (reacted, clicked) in zip(
+        ((1, 0.55), (3, 0.85), (7, 1.0)), rates, strict=True
+    ):
+        observed = min(post.published_at + day * DAY, scenario.end)
         impressions = int(final * share)
         scenario.snapshots.append(
             Snapshot(
@@ -376,10 +413,10 @@ def _snapshots(
                 observed,
                 impressions,
                 int(impressions * 0.7),
-                int(impressions * rng.uniform(0.01, 0.03)),
+                int(impressions * reacted),
                 int(impressions * 0.004),
                 int(impressions * 0.002),
-                int(impressions * rng.uniform(0.005, 0.02)),
+                int(impressions * clicked),
             )
         )
         if observed == scenario.end:
