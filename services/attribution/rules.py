@@ -120,14 +120,16 @@ CreditEntry = tuple[str | None, float]
 def credit(
     model: Model, found: Sequence[Touch], applied_at: datetime, half_life: timedelta
 ) -> list[CreditEntry]:
-    """One conversion's credit under ``model``: weights of one party added up, rounded,
-    ordered company first then by employee_id. Empty when unattributed."""
+    """One conversion's credit under ``model``: weights of one party added up (in touch
+    order, so the float sum is deterministic), ordered company first then by employee_id;
+    parties whose weight is 0 are left out. Empty when unattributed. Stored at full
+    precision; answers round with :func:`rnd`."""
     sums: dict[str | None, float] = {}
     for touch, weight in zip(
         found, model_weights(model, found, applied_at, half_life), strict=True
     ):
         sums[touch.employee_id] = sums.get(touch.employee_id, 0.0) + weight
-    return [(e, rnd(sums[e])) for e in sorted(sums, key=_emp_key) if rnd(sums[e]) != 0.0]
+    return [(e, sums[e]) for e in sorted(sums, key=_emp_key) if sums[e] != 0.0]
 
 
 def all_credit(
