@@ -64,7 +64,10 @@ def user(tmp_path: Path) -> Iterator[User]:
     person.run("down", check=False)
 
 
-MARKERS = {"broker": "tansu", "postgres": "postgres", "ingest": "services.ingest"}
+# every service this checkout has (ripples up starts each one that exists)
+MARKERS = {"broker": "tansu", "postgres": "postgres"} | {
+    spec.name: spec.module for spec in ALL_SERVICES if spec.exists()
+}
 
 
 async def test_up_post_read_back_and_down(user: User) -> None:
