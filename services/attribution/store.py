@@ -562,17 +562,21 @@ async def _derive_conversions(
     employees = {e for c in conversions for es in c.credit.values() for e, _ in es if e}
     ring_of = await ring_map(conn, employees)
     digests = {
-        r["applicant_id"]: (r["applied_digest"], r["hired_digest"])
+        r["applicant_id"]: (r["derived_digest"], r["applied_digest"], r["hired_digest"])
         for r in await conn.fetch(
             "select * from attribution.conversions where applicant_id = any($1::text[])",
             sorted(applicant_ids),
         )
     }
     changed: list[Conversion] = []
-    digest_rows: list[tuple[str, str | None, str | None]] = []
+    digest_rows: list[tuple[str, str | None, str | None, str | None]] = []
     for conv in conversions:
         credit = shares(conv.credit, ring_of)
-        payloads: list[str | None] = []
+        derived = hashlib.sha256(
+            _encode([[t.at, t.kind, t.employee_id, t.link_code] for t in conv.touches])
+            + _encode(conv.credit)
+        ).hexdigest()
+        payloads: list[str | None] = [derived]
         for kind, at in (("applied", conv.applied_at), ("hired", conv.hired_at)):
             if at is None:
                 payloads.append(None)
@@ -587,7 +591,7 @@ async def _derive_conversions(
             body = _encode(data)
             digest = hashlib.sha256(body).hexdigest()
             payloads.append(digest)
-            if digests.get(conv.applicant_id, (None, None))[kind == "hired"] != digest:
+            if digests.get(conv.applicant_id, (None, None, None))[len(payloads) - 1] != digest:
                 event = CreditAssignedEvent(
                     specversion="1.0",
                     id=f"credit-{digest[:40]}",
@@ -600,7 +604,7 @@ async def _derive_conversions(
                 result.credits_assigned += 1
         if tuple(payloads) != digests.get(conv.applicant_id):
             changed.append(conv)
-            digest_rows.append((conv.applicant_id, payloads[0], payloads[1]))
+            digest_rows.append((conv.applicant_id, *payloads))  # type: ignore[arg-type]
     if changed:
         ids = [c.applicant_id for c in changed]
         await conn.execute("delete from attribution.touches where applicant_id = any($1)", ids)
@@ -618,9 +622,10 @@ async def _derive_conversions(
             [(c.applicant_id, m, e, w) for c in changed for m in MODELS for e, w in c.credit[m]],
         )
         await conn.executemany(
-            "insert into attribution.conversions values ($1, $2, $3) on conflict (applicant_id) "
-            "do update set applied_digest = excluded.applied_digest, "
-            "hired_digest = excluded.hired_digest",
+            "insert into attribution.conversions values ($1, $2, $3, $4) "
+            "on conflict (applicant_id) do update set "
+            "derived_digest = excluded.derived_digest, "
+            "applied_digest = excluded.applied_digest, hired_digest = excluded.hired_digest",
             digest_rows,
         )
     return changed

@@ -3,6 +3,7 @@ through the same code the worker runs and read the `/v1` answers the API serves.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,10 @@ async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
     created = await asyncpg.create_pool(database, min_size=1, max_size=4)
     assert created is not None
     yield created
-    await created.close()
+    try:
+        await asyncio.wait_for(created.close(), 10)
+    except TimeoutError:
+        created.terminate()
 
 
 def envelopes(events: Sequence[dict[str, Any]]) -> list[Envelope]:

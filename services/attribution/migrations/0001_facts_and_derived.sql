@@ -161,9 +161,11 @@ create table attribution.credits (
 create index credits_by_applicant on attribution.credits (applicant_id);
 create index credits_by_employee on attribution.credits (employee_id);
 
--- digest of the last credit.assigned emitted per conversion
+-- per conversion: digest of the derived rows (touches, credit) and of the last
+-- credit.assigned emitted for the application and for the hire
 create table attribution.conversions (
     applicant_id text primary key,
+    derived_digest text not null,
     applied_digest text,
     hired_digest text
 );
