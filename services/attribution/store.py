@@ -123,7 +123,9 @@ where (excluded.ev_time, excluded.ev_source, excluded.ev_id) > (p.ev_time, p.ev_
 
 def _metric_sql() -> str:
     columns = ", ".join(f"{m}, {m}_at" for m in METRIC_FIELDS)
-    params = ", ".join(f"${2 * i + 2}, ${2 * i + 3}" for i in range(len(METRIC_FIELDS)))
+    arrays = ", ".join(
+        f"${2 * i + 2}::bigint[], ${2 * i + 3}::timestamptz[]" for i in range(len(METRIC_FIELDS))
+    )
     updates = []
     for m in METRIC_FIELDS:
         newer = (
@@ -133,7 +135,8 @@ def _metric_sql() -> str:
         updates.append(f"{m} = case when {newer} then excluded.{m} else m.{m} end")
         updates.append(f"{m}_at = case when {newer} then excluded.{m}_at else m.{m}_at end")
     table = "attribution.post_metrics as m"
-    head = f"insert into {table} (post_id, {columns}) values ($1, {params})"  # noqa: S608
+    head = f"insert into {table} (post_id, {columns}) "
+    head += f"select * from unnest($1::text[], {arrays})"  # noqa: S608
     return head + f" on conflict (post_id) do update set {', '.join(updates)}"
 
 
@@ -141,7 +144,9 @@ _UPSERT_METRICS = _metric_sql()
 
 _INSERT_ENGAGEMENT = """
 insert into attribution.engagements (source, id, post_id, action, at, actor_employee_id)
-values ($1, $2, $3, $4, $5, $6) on conflict do nothing
+select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                     $6::text[])
+on conflict do nothing
 """
 
 _UPSERT_LINK = """
@@ -157,7 +162,8 @@ where (excluded.ev_time, excluded.ev_source, excluded.ev_id) > (l.ev_time, l.ev_
 
 _INSERT_CLICK = """
 insert into attribution.clicks (source, id, link_code, visitor_id, at)
-values ($1, $2, $3, $4, $5) on conflict do nothing
+select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+on conflict do nothing
 """
 
 _UPSERT_APPLICATION = """
@@ -222,6 +228,13 @@ async def _store_facts(conn: Conn, events: Sequence[Envelope]) -> _Touched:
     def add(sql: str, row: tuple[Any, ...]) -> None:
         rows.setdefault(sql, []).append(row)
 
+    arrays: dict[str, list[tuple[Any, ...]]] = {}
+
+    def columns(sql: str, row: tuple[Any, ...]) -> None:
+        arrays.setdefault(sql, []).append(row)
+
+    metrics: dict[str, list[tuple[datetime, int] | None]] = {}
+
     applicant_events: list[tuple[Envelope, ApplicantApplied | ApplicantHired]] = []
     for event in events:
         data = event.data
@@ -266,14 +279,19 @@ async def _store_facts(conn: Conn, events: Sequence[Envelope]) -> _Touched:
             if data.author_kind == "employee" and data.employee_id is not None:
                 touched.posted_by.add(data.employee_id)
         elif isinstance(data, PostMetrics):
-            values: list[Any] = [data.post_id]
-            for name in METRIC_FIELDS:
+            # the batch's winner per post and metric (latest observed_at, then larger value);
+            # the upsert applies the same rule against the stored one
+            winners = metrics.setdefault(data.post_id, [None] * len(METRIC_FIELDS))
+            for i, name in enumerate(METRIC_FIELDS):
                 value = getattr(data, name)
-                values += [value, None if value is None else data.observed_at]
-            add(_UPSERT_METRICS, tuple(values))
+                if value is not None:
+                    candidate = (data.observed_at, value)
+                    current = winners[i]
+                    if current is None or candidate > current:
+                        winners[i] = candidate
             touched.metric_posts.add(data.post_id)
         elif isinstance(data, PostEngagement):
-            add(
+            columns(
                 _INSERT_ENGAGEMENT,
                 (event.source, event.id, data.post_id, data.action, data.at,
                  data.actor_employee_id),
@@ -286,7 +304,9 @@ async def _store_facts(conn: Conn, events: Sequence[Envelope]) -> _Touched:
             )  # fmt: skip
             touched.link_codes.add(data.link_code)
         elif isinstance(data, LinkClicked):
-            add(_INSERT_CLICK, (event.source, event.id, data.link_code, data.visitor_id, data.at))
+            columns(
+                _INSERT_CLICK, (event.source, event.id, data.link_code, data.visitor_id, data.at)
+            )
             touched.visitors.add(data.visitor_id)
         elif isinstance(data, ApplicantApplied | ApplicantHired):
             applicant_events.append((event, data))
@@ -322,6 +342,15 @@ async def _store_facts(conn: Conn, events: Sequence[Envelope]) -> _Touched:
                 )  # fmt: skip
     for sql, batch in rows.items():
         await conn.executemany(sql, batch)
+    for sql, batch in arrays.items():
+        await conn.execute(sql, *(list(column) for column in zip(*batch, strict=True)))
+    if metrics:
+        values: list[list[Any]] = [sorted(metrics)]
+        for i in range(len(METRIC_FIELDS)):
+            winners = [metrics[post_id][i] for post_id in values[0]]
+            values.append([None if w is None else w[1] for w in winners])
+            values.append([None if w is None else w[0] for w in winners])
+        await conn.execute(_UPSERT_METRICS, *values)
     return touched
 
 
@@ -444,10 +473,16 @@ async def _affected_applicants(conn: Conn, touched: _Touched, rings_changed: set
         rows = await conn.fetch(
             """
             select applicant_id from attribution.applications
-            where visitor_id = any($1::text[]) or link_code = any($2::text[])
-               or referrer_employee_id = any($3::text[])
-               or visitor_id in (select visitor_id from attribution.clicks
-                                 where link_code = any($2::text[]))
+            where visitor_id = any($1::text[])
+            union
+            select applicant_id from attribution.applications where link_code = any($2::text[])
+            union
+            select a.applicant_id from attribution.clicks c
+            join attribution.applications a on a.visitor_id = c.visitor_id
+            where c.link_code = any($2::text[])
+            union
+            select applicant_id from attribution.applications
+            where referrer_employee_id = any($3::text[])
             union
             select applicant_id from attribution.credits where employee_id = any($3::text[])
             """,
@@ -609,17 +644,21 @@ async def _derive_conversions(
         ids = [c.applicant_id for c in changed]
         await conn.execute("delete from attribution.touches where applicant_id = any($1)", ids)
         await conn.execute("delete from attribution.credits where applicant_id = any($1)", ids)
-        await conn.executemany(
-            "insert into attribution.touches values ($1, $2, $3, $4, $5, $6)",
-            [
+        await conn.copy_records_to_table(
+            "touches",
+            schema_name="attribution",
+            records=[
                 (c.applicant_id, i, t.at, t.kind, t.employee_id, t.link_code)
                 for c in changed
                 for i, t in enumerate(c.touches)
             ],
         )
-        await conn.executemany(
-            "insert into attribution.credits values ($1, $2, $3, $4)",
-            [(c.applicant_id, m, e, w) for c in changed for m in MODELS for e, w in c.credit[m]],
+        await conn.copy_records_to_table(
+            "credits",
+            schema_name="attribution",
+            records=[
+                (c.applicant_id, m, e, w) for c in changed for m in MODELS for e, w in c.credit[m]
+            ],
         )
         await conn.executemany(
             "insert into attribution.conversions values ($1, $2, $3, $4) "
@@ -689,43 +728,45 @@ async def _recognitions(
     changed: Sequence[Conversion],
 ) -> list[Candidate]:
     candidates: list[Candidate] = []
-    if touched.posted_by:
-        for r in await conn.fetch(
-            "select employee_id, count(*) as n from attribution.posts "
-            "where author_kind = 'employee' and employee_id = any($1::text[]) group by 1",
-            sorted(touched.posted_by),
-        ):
-            candidates.append(
-                (
-                    f"first_post:{r['employee_id']}",
-                    "first_post",
-                    r["employee_id"],
-                    RecognitionFacts(post_count=r["n"]),
-                )
-            )
     if touched.posted_by or touched.metric_posts:
         rows = await conn.fetch(
             """
-            select p.employee_id, coalesce(sum(m.impressions), 0)::bigint as impressions,
-                   count(*) as n
-            from attribution.posts p left join attribution.post_metrics m using (post_id)
-            where p.author_kind = 'employee' and p.employee_id in (
+            with affected as (
                 select employee_id from attribution.posts
-                where post_id = any($1::text[]) or employee_id = any($2::text[]))
+                where post_id = any($1::text[]) and author_kind = 'employee'
+                union
+                select unnest($2::text[])
+            )
+            select p.employee_id, count(*) as n,
+                   coalesce(sum(m.impressions), 0)::bigint as impressions
+            from attribution.posts p
+            join affected a on a.employee_id = p.employee_id
+            left join attribution.post_metrics m on m.post_id = p.post_id
+            where p.author_kind = 'employee'
             group by p.employee_id
             """,
             sorted(touched.metric_posts),
             sorted(touched.posted_by),
         )
         for r in rows:
-            for threshold in rules.milestones_reached(r["impressions"]):
+            employee_id, posts, impressions = r["employee_id"], r["n"], r["impressions"]
+            if employee_id in touched.posted_by:
                 candidates.append(
                     (
-                        f"reach_milestone:{r['employee_id']}:{threshold}",
+                        f"first_post:{employee_id}",
+                        "first_post",
+                        employee_id,
+                        RecognitionFacts(post_count=posts),
+                    )
+                )
+            for threshold in rules.milestones_reached(impressions):
+                candidates.append(
+                    (
+                        f"reach_milestone:{employee_id}:{threshold}",
                         "reach_milestone",
-                        r["employee_id"],
+                        employee_id,
                         RecognitionFacts(
-                            post_count=r["n"], impressions=r["impressions"], threshold=threshold
+                            post_count=posts, impressions=impressions, threshold=threshold
                         ),
                     )
                 )
@@ -821,7 +862,13 @@ async def apply_batch(
     result = BatchResult()
     if not events:
         return result
-    await conn.execute("select pg_advisory_xact_lock($1)", _LOCK)
+    # one writer at a time; plans made for each batch's own arrays (a generic plan made
+    # while the tables were small turns the `= any($1)` lookups into scans later)
+    await conn.execute(
+        "select pg_advisory_xact_lock($1), "
+        "set_config('plan_cache_mode', 'force_custom_plan', true)",
+        _LOCK,
+    )
     fresh = await _dedupe(conn, events)
     fresh_ids = {id(e) for e in fresh}
     for event in events:
@@ -849,8 +896,8 @@ async def apply_batch(
     candidates = await _recognitions(conn, touched, ring_change, changed)
     await _emit_recognitions(conn, candidates, result, outbox)
     if outbox:
-        await conn.executemany(
-            "insert into attribution.outbox (topic, event) values ($1, $2)", outbox
+        await conn.copy_records_to_table(
+            "outbox", schema_name="attribution", columns=("topic", "event"), records=outbox
         )
     result.outbox = len(outbox)
     return result

@@ -88,6 +88,7 @@ def create_worker(
     metrics.initialise(INPUTS)
     processed: dict[Any, int] = {}
     flushing = asyncio.Lock()
+    outbox_waiting = asyncio.Event()
 
     async def dead_letter(record: Any, reason: str, detail: str, event_type: str) -> None:
         message = record.message
@@ -172,7 +173,7 @@ def create_worker(
         for record in records:
             processed[record.message.tp] = record.message.offset + 1
         if result.outbox:
-            await flush_outbox()
+            outbox_waiting.set()  # sent by `sender`, off the batch path
 
     async def one_by_one(events: Sequence[tuple[Any, Envelope]]) -> store.BatchResult:
         total = store.BatchResult()
@@ -196,6 +197,17 @@ def create_worker(
             settings.batch_size, within=settings.batch_within_s
         ):
             await process(records)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def sender() -> None:
+        """Send the outbox as soon as a batch wrote to it (the timer below is the fallback)."""
+        while True:
+            await outbox_waiting.wait()
+            outbox_waiting.clear()
+            try:
+                await flush_outbox()
+            except (*_TRANSIENT, asyncpg.PostgresError) as exc:
+                log.warning("outbox not flushed yet", extra={"error": str(exc)})
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     async def housekeeping() -> None:

@@ -105,6 +105,7 @@ create table attribution.applications (
 );
 create index applications_by_visitor on attribution.applications (visitor_id);
 create index applications_by_link on attribution.applications (link_code);
+create index applications_by_referrer on attribution.applications (referrer_employee_id);
 create index applications_by_time on attribution.applications (applied_at);
 
 create table attribution.hires (
