@@ -4,7 +4,7 @@ through the same code the worker runs and read the `/v1` answers the API serves.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,19 @@ from services.attribution.settings import AttributionSettings
 from shared.cloudevents import parse_structured
 from shared.db import migrate
 from shared.events import MODELS, Envelope
+from tests.conftest import Running, start_broker
 
 MIGRATIONS = Path(__file__).parents[2] / "services" / "attribution" / "migrations"
 SETTINGS = AttributionSettings()
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """This folder's own broker: the pipeline test writes a poison record and output events
+    that the other tests, reading the shared broker's topics from the start, must not see."""
+    running = start_broker(tmp_path_factory.mktemp("attribution-broker"))
+    yield running
+    running.stop()
 
 
 @pytest.fixture
