@@ -10,24 +10,38 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import time
+import uuid
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import msgspec
+import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from ripples import stack
+from services.attribution import queries
+from shared.cloudevents import to_kafka
 from shared.events import RecognitionDueEvent
+from shared.kafka import ensure_topics
+from shared.settings import KafkaSettings
 from tests.attribution import scenario
-from tests.conftest import API_KEYS, Running, read_events, start_service
+from tests.attribution.conftest import answers, envelopes, feed
+from tests.conftest import API_KEYS, Running, read_events, start_broker, start_service
 
 pytestmark = pytest.mark.integration
 
+PERIODS = (
+    queries.Period(),
+    queries.Period(*(datetime.fromisoformat(t) for t in scenario.PERIOD)),
+)
 FAST = {
     "KAFKA_SESSION_TIMEOUT_S": "6",
     "KAFKA_REBALANCE_TIMEOUT_S": "6",
@@ -139,3 +153,61 @@ async def test_scenario_through_the_pipeline_with_a_restart(
         assert stored in metrics
     finally:
         worker.stop()
+
+
+async def test_shuffled_duplicated_events_into_a_fresh_stack_give_the_same_bytes(
+    postgres: Running, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    # the reference: the events in their written order, through the storage and query layers
+    await feed(pool, envelopes(scenario.EVENTS))
+    paths = [
+        "/v1/summary?model=linear",
+        f"/v1/summary?from={scenario.PERIOD[0]}&to={scenario.PERIOD[1]}&model=time_decay",
+        "/v1/sharers?model=position_based",
+        "/v1/sharers/amb1?model=first_touch",
+        *(f"/v1/conversions/ap{i}" for i in range(1, 6)),
+        "/v1/ripples",
+    ]
+    reference = await answers(pool, [f"ap{i}" for i in range(1, 6)], ["amb1"], PERIODS)
+
+    # a fresh stack: its own broker and database; the same events shuffled, with duplicates
+    rng = random.Random(4)
+    shuffled = [*scenario.EVENTS, *rng.sample(scenario.EVENTS, 10)]
+    rng.shuffle(shuffled)
+    broker = start_broker(tmp_path / "broker")
+    name = f"fresh_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres.address)
+    await admin.execute(f'create database "{name}"')
+    await admin.close()
+    database = postgres.address.rsplit("/", 1)[0] + f"/{name}"
+    worker = None
+    try:
+        await ensure_topics(KafkaSettings(bootstrap_servers=broker.address))
+        producer = AIOKafkaProducer(bootstrap_servers=broker.address)
+        await producer.start()
+        try:
+            for raw in envelopes(shuffled):
+                key, value, headers = to_kafka(raw)
+                await producer.send(raw.topic.name, value, key=key, headers=headers)
+            await producer.flush()
+        finally:
+            await producer.stop()
+        worker = start_service("attribution", tmp_path / "w", broker, DATABASE_URL=database,
+                               **FAST)  # fmt: skip
+        summary = await eventually(worker.address, paths[0], scenario.SUMMARY_ALL_LINEAR)
+        assert summary == scenario.SUMMARY_ALL_LINEAR
+        async with httpx.AsyncClient(base_url=worker.address) as client:
+            got = {path: (await client.get(path)).content for path in paths}
+    finally:
+        if worker is not None:
+            worker.stop()
+        broker.stop()
+    assert got[paths[0]] == reference["summary:{'from': None, 'to': None}:linear"]
+    period = f"{{'from': '{scenario.PERIOD[0]}', 'to': '{scenario.PERIOD[1]}'}}"
+    assert got[paths[1]] == reference[f"summary:{period}:time_decay"]
+    assert got[paths[2]] == reference["sharers:{'from': None, 'to': None}:position_based"]
+    one = orjson.loads(reference["sharer:amb1:{'from': None, 'to': None}:first_touch"])
+    assert got[paths[3]] == orjson.dumps(one[0])
+    for i in range(1, 6):
+        assert got[f"/v1/conversions/ap{i}"] == reference[f"conversion:ap{i}"]
+    assert got["/v1/ripples"] == reference["ripples"]
