@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 import faust
+import mode
 import msgspec
 
 from services.attribution import metrics, store
@@ -34,6 +35,7 @@ from shared.events import (
     Envelope,
     RecognitionDueEvent,
 )
+from shared.kafka import producer
 from shared.settings import DatabaseSettings, KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,29 @@ _OUTPUT_TYPES: Mapping[str, type[Envelope]] = {
     CREDITS.name: CreditAssignedEvent,
     RECOGNITIONS.name: RecognitionDueEvent,
 }
+
+
+class OutputProducer(mode.Service):  # type: ignore[misc]  # mode is untyped here
+    """The aiokafka producer of the output topics (acks=all), started and stopped with the
+    worker. Cheaper per record than faust's topic.send for the outbox's bulk sends."""
+
+    def __init__(self, kafka: KafkaSettings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kafka = kafka
+        self._producer: Any = None
+
+    @property
+    def producer(self) -> Any:
+        assert self._producer is not None, "the output producer has not started"
+        return self._producer
+
+    async def on_start(self) -> None:
+        self._producer = producer(self.kafka, linger_ms=5)  # needs the running loop
+        await self._producer.start()
+
+    async def on_stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
 
 
 class Database:
@@ -82,8 +107,8 @@ def create_worker(
         value_serializer="raw",
     )
     dead_letters = streaming.topic(app, DEAD_LETTERS)
-    outputs = {CREDITS.name: streaming.topic(app, CREDITS)}
-    outputs[RECOGNITIONS.name] = streaming.topic(app, RECOGNITIONS)
+    outputs = OutputProducer(kafka)
+    app.service(outputs)
     db = Database(database)
     metrics.initialise(INPUTS)
     processed: dict[Any, int] = {}
@@ -120,9 +145,9 @@ def create_worker(
                     event = msgspec.json.decode(row["event"], type=_OUTPUT_TYPES[row["topic"]])
                     key, value, headers = to_kafka(event)
                     pending.append(
-                        await outputs[row["topic"]].send(key=key, value=value, headers=headers)
+                        await outputs.producer.send(row["topic"], value, key=key, headers=headers)
                     )
-                await asyncio.gather(*pending)
+                await asyncio.gather(*pending)  # every record acknowledged (acks=all)
                 async with pool.acquire() as conn:
                     await store.delete_outbox(conn, [row["seq"] for row in rows])
 
