@@ -111,6 +111,10 @@ async def test_scenario_through_the_pipeline_with_a_restart(
                 key=b"poison",
                 headers=[("ce_type", b"ripples.link.clicked.v1"), ("ce_id", b"p1")],
             )
+            # valid for the contract, refused by PostgreSQL (text cannot hold NUL)
+            nul = scenario.click("L-zz", "v\u0000", "2026-06-11T00:00:00Z")
+            key, value, headers = to_kafka(envelopes([nul])[0])
+            await producer.send_and_wait("ripples.links", value, key=key, headers=headers)
         finally:
             await producer.stop()
         worker.start()
@@ -147,6 +151,7 @@ async def test_scenario_through_the_pipeline_with_a_restart(
         assert problem.status_code == 422
         assert problem.headers["content-type"] == "application/problem+json"
         assert 'attribution_dead_letters_total{reason="invalid_event"} 1.0' in metrics
+        assert 'attribution_dead_letters_total{reason="processing_error"} 1.0' in metrics
         stored = (
             'attribution_events_processed_total{outcome="stored",type="ripples.link.clicked.v1"}'
         )
