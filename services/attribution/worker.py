@@ -179,9 +179,13 @@ def create_worker(
             except _TRANSIENT as exc:
                 log.warning("database unavailable; retrying the batch", extra={"error": str(exc)})
                 await asyncio.sleep(_RETRY_S)
-            except asyncpg.PostgresError:
-                # one event the database refuses: store the rest one by one, dead-letter it
-                log.exception("batch failed; storing its events one by one")
+            except asyncpg.PostgresError as exc:
+                # an event the database refuses: store the rest one by one, dead-letter it.
+                # Only the error class is logged: messages may quote values.
+                log.error(
+                    "batch refused; storing its events one by one",
+                    extra={"error": type(exc).__name__},
+                )
                 result = await one_by_one(events)
                 break
         now = time.time()
