@@ -61,6 +61,7 @@ status: install
 openapi: install
 	$(BIN)/python -m services.ingest.openapi > services/ingest/openapi.json
 	$(BIN)/python -m services.notifier.openapi > services/notifier/openapi.json
+	$(BIN)/python -m services.attribution.openapi > services/attribution/openapi.json
 
 lock: install
 	@{ echo "# Every package the project installs, pinned (runtime and dev). Regenerate with: make lock"; \

@@ -154,7 +154,7 @@ def stop_pid(pid: int, marker: str, timeout_s: float = 10.0) -> None:
     """SIGTERM the process group, then SIGKILL what is left after ``timeout_s``."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         if not process_alive(pid, marker):
-            return
+            break
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, sig)
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -64,6 +64,7 @@ def user(tmp_path: Path) -> Iterator[User]:
     person.run("down", "--purge", check=False)
 
 
+# every service this checkout has (ripples up starts each one that exists)
 MARKERS = {"broker": "tansu", "postgres": "postgres"} | {
     spec.name: spec.module for spec in ALL_SERVICES if spec.exists()
 }

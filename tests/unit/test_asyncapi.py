@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from shared.cloudevents import from_kafka, to_kafka
-from shared.events import BY_TYPE, INBOUND, INBOUND_TYPES, TOPICS, InboundEvent
+from shared.events import BY_TYPE, INBOUND, INBOUND_TYPES, OUTBOUND, TOPICS, InboundEvent
 
 DOC = yaml.safe_load((Path(__file__).parents[2] / "docs" / "asyncapi.yaml").read_text())
 MESSAGES: dict[str, Any] = DOC["components"]["messages"]
@@ -74,3 +74,50 @@ def test_examples_are_valid_records() -> None:
             event = from_kafka(headers, orjson.dumps(example["payload"]))
             key, _, _ = to_kafka(event)
             assert key.decode() == example["payload"][event.key_field]
+
+
+def test_every_topic_is_documented() -> None:
+    documented = {channel["address"] for channel in DOC["channels"].values()}
+    assert documented == {t.name for t in TOPICS}
+
+
+@pytest.mark.parametrize("cls", OUTBOUND, ids=lambda c: str(c.__struct_config__.tag))
+def test_every_output_event_is_documented_on_its_topic(cls: Any) -> None:
+    event_type = str(cls.__struct_config__.tag)
+    (name,) = [k for k, m in MESSAGES.items() if m["name"] == event_type]
+    channels = {
+        key: c["address"]
+        for key, c in DOC["channels"].items()
+        if f"#/components/messages/{name}" in str(c.get("messages"))
+    }
+    assert list(channels.values()) == [cls.topic.name]
+    sends = [
+        o
+        for o in DOC["operations"].values()
+        if o["action"] == "send" and o["channel"]["$ref"] == f"#/channels/{next(iter(channels))}"
+    ]
+    assert sends, f"no send operation for {event_type}"
+
+
+def test_output_payload_schemas_equal_the_models() -> None:
+    _, generated = msgspec.json.schema_components(
+        list(OUTBOUND), ref_template="#/components/schemas/{name}"
+    )
+    documented = DOC["components"]["schemas"]
+    for name in ("CreditAssigned", "CreditShare", "RecognitionDue", "RecognitionFacts"):
+        assert _normalise(documented[name]) == _normalise(generated[name]), name
+
+
+def test_output_examples_are_valid_records() -> None:
+    outbound = {str(cls.__struct_config__.tag) for cls in OUTBOUND}
+    checked = 0
+    for message in MESSAGES.values():
+        if message["name"] not in outbound:
+            continue
+        for example in message.get("examples", []):
+            headers = [(k, str(v).encode()) for k, v in example["headers"].items()]
+            event = from_kafka(headers, orjson.dumps(example["payload"]))
+            key, _, _ = to_kafka(event)
+            assert key.decode() == example["payload"][event.key_field]
+            checked += 1
+    assert checked == len(OUTBOUND)

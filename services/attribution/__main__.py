@@ -1,0 +1,40 @@
+"""``python -m services.attribution``: apply migrations, make sure the topics exist, then run
+the faust worker with the results API on ``ATTRIBUTION_PORT``."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import asyncpg
+
+from services.attribution.settings import AttributionSettings
+from services.attribution.worker import create_worker
+from shared import logs, streaming
+from shared.db import migrate
+from shared.kafka import ensure_topics
+from shared.settings import DatabaseSettings, KafkaSettings, database_settings, kafka_settings, load
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+async def prepare(kafka: KafkaSettings, database: DatabaseSettings) -> None:
+    conn = await asyncpg.connect(database.url)
+    try:
+        await migrate(conn, "attribution", MIGRATIONS)
+    finally:
+        await conn.close()
+    if kafka.create_topics:
+        await ensure_topics(kafka)
+
+
+def main() -> None:
+    settings = load(AttributionSettings, "ATTRIBUTION_")
+    logs.configure("attribution", settings.log_level)
+    kafka, database = kafka_settings(), database_settings()
+    asyncio.run(prepare(kafka, database))
+    streaming.run(create_worker(settings, kafka, database), settings.log_level)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,281 @@
+"""The attribution results API's OpenAPI 3.1 document (CONTRACT §7).
+
+``python -m services.attribution.openapi`` prints it; the committed copy
+(``services/attribution/openapi.json``) is checked against it by the tests.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any
+
+import orjson
+
+from shared.events import MODELS
+
+_REF = "#/components/schemas/{}"
+_NUM = {"type": "number"}
+_INT = {"type": "integer", "minimum": 0}
+_ID = {"type": "string"}
+_NULLABLE_ID = {"type": ["string", "null"]}
+_RING = {"type": ["integer", "null"], "description": "0 company, 1 ambassadors, ≥ 2 spillover, "
+         "null independent"}  # fmt: skip
+_TIME = {"type": "string", "format": "date-time"}
+_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF.format(name)}
+
+
+def _object(properties: dict[str, Any], description: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "type": "object",
+        "required": list(properties),
+        "properties": properties,
+    }
+    if description:
+        out["description"] = description
+    return out
+
+
+_REACH = {
+    "posts": _INT,
+    "impressions": _INT,
+    "clicks": _INT,
+    "mean_impressions_per_post": {"type": ["number", "null"]},
+}
+_CREDIT_BY_RING = {
+    "type": "object",
+    "description": 'Credit per ring: "0" company, "1" ambassadors, "2"… spillover rings, '
+    '"independent"; every ring up to the deepest one is present.',
+    "additionalProperties": _NUM,
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Reach": _object(_REACH, "Posts published in the period by this group, latest snapshots."),
+    "SpilloverReach": _object({**_REACH, "sharers": _INT}),
+    "Summary": _object(
+        {
+            "period": _object({"from": _NULLABLE_TIME, "to": _NULLABLE_TIME}),
+            "model": {"type": "string", "enum": list(MODELS)},
+            "company": _ref("Reach"),
+            "ambassadors": _ref("Reach"),
+            "spillover": _ref("SpilloverReach"),
+            "independent": _ref("Reach"),
+            "reach_ratio": {"type": ["number", "null"]},
+            "applicants": _object(
+                {
+                    "total": _INT,
+                    "attributed": _INT,
+                    "unattributed": _INT,
+                    "credit_by_ring": _CREDIT_BY_RING,
+                }
+            ),
+            "hires": _object(
+                {"total": _INT, "attributed": _INT, "credit_by_ring": _CREDIT_BY_RING}
+            ),
+            "emv": _object({"currency": {"type": "string"}, "value": _NUM}),
+            "ripples": _object(
+                {
+                    "rings": {
+                        "type": "array",
+                        "items": _object({"ring": _INT, "sharers": _INT}),
+                    },
+                    "inspired": _INT,
+                    "expected_by_chance": _NUM,
+                    "baseline_adjusted": _NUM,
+                    "lift": {"type": ["number", "null"]},
+                }
+            ),
+        }
+    ),
+    "Sharer": _object(
+        {
+            "employee_id": _ID,
+            "display_name": {"type": ["string", "null"], "description": "null once removed"},
+            "ring": _RING,
+            "posts": _INT,
+            "impressions": _INT,
+            "reactions": _INT,
+            "comments": _INT,
+            "reshares": _INT,
+            "clicks": _INT,
+            "applicant_credit": _NUM,
+            "hire_credit": _NUM,
+            "inspired": {"type": "array", "items": _ID},
+        }
+    ),
+    "CreditShare": _object({"employee_id": _NULLABLE_ID, "ring": _RING, "weight": _NUM}),
+    "Conversion": _object(
+        {
+            "applicant_id": _ID,
+            "job_id": _ID,
+            "applied_at": _NULLABLE_TIME,
+            "hired_at": _NULLABLE_TIME,
+            "touches": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "at": _TIME,
+                        "kind": {"type": "string", "enum": ["click", "link_code", "referral"]},
+                        "employee_id": _NULLABLE_ID,
+                        "link_code": _NULLABLE_ID,
+                    }
+                ),
+            },
+            "credit": _object({m: {"type": "array", "items": _ref("CreditShare")} for m in MODELS}),
+        }
+    ),
+    "Ripples": _object(
+        {
+            "nodes": {
+                "type": "array",
+                "items": _object(
+                    {"employee_id": _ID, "ring": _RING, "first_shared_at": _NULLABLE_TIME}
+                ),
+            },
+            "edges": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "from": _ID,
+                        "to": _ID,
+                        "weight": _NUM,
+                        "exposure": {"type": "string", "enum": ["reshare", "engagement"]},
+                        "exposed_at": _TIME,
+                    }
+                ),
+            },
+        }
+    ),
+    "Problem": {
+        "type": "object",
+        "description": "An RFC 9457 problem document.",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string", "format": "uri"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "instance": {"type": "string"},
+            "errors": {
+                "type": "array",
+                "items": _object({"field": {"type": "string"}, "detail": {"type": "string"}}),
+            },
+        },
+    },
+}
+
+_PARAMS = [
+    {
+        "name": "from",
+        "in": "query",
+        "required": False,
+        "description": "Period start (inclusive), RFC 3339; absent = all time.",
+        "schema": _TIME,
+    },
+    {
+        "name": "to",
+        "in": "query",
+        "required": False,
+        "description": "Period end (exclusive), RFC 3339; absent = all time.",
+        "schema": _TIME,
+    },
+    {
+        "name": "model",
+        "in": "query",
+        "required": False,
+        "description": "Attribution model (CONTRACT §3).",
+        "schema": {"type": "string", "enum": list(MODELS), "default": "last_touch"},
+    },
+]
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": _ref("Problem")}},
+    }
+
+
+def _ok(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _get(summary: str, schema: dict[str, Any], *, params: bool, extra: Any = None) -> Any:
+    responses: dict[str, Any] = {"200": _ok(schema, summary)}
+    if params:
+        responses["422"] = _problem("Unknown `model`, or `from`/`to` not RFC 3339.")
+    parameters = list(_PARAMS) if params else []
+    if extra:
+        parameters = [extra, *parameters]
+        responses["404"] = _problem("Unknown id.")
+    return {"get": {"summary": summary, "tags": ["results"], "parameters": parameters,
+                    "responses": responses}}  # fmt: skip
+
+
+def _operational(summary: str, ok: str) -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": summary,
+            "tags": ["operations"],
+            "responses": {"200": {"description": ok}},
+        }
+    }
+
+
+def _path(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+@functools.cache
+def openapi() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Ripples attribution results API",
+            "version": "1.0.0",
+            "description": (
+                "Reach, applicant and hire credit and spillover rings (CONTRACT §2-§5, §7). "
+                "Every answer is computed from the stored facts, so the same events give "
+                "byte-identical answers whatever order they arrived in."
+            ),
+        },
+        "servers": [{"url": "http://127.0.0.1:8081"}],
+        "paths": {
+            "/v1/summary": _get("Period summary", _ref("Summary"), params=True),
+            "/v1/sharers": _get(
+                "Every employee with a post or credit in the period, ordered by applicant "
+                "credit, then impressions (descending), then employee_id",
+                {"type": "array", "items": _ref("Sharer")},
+                params=True,
+            ),
+            "/v1/sharers/{employee_id}": _get(
+                "One sharer", _ref("Sharer"), params=True, extra=_path("employee_id")
+            ),
+            "/v1/conversions/{applicant_id}": _get(
+                "One applicant's touches and credit under every model",
+                _ref("Conversion"),
+                params=False,
+                extra=_path("applicant_id"),
+            ),
+            "/v1/ripples": _get(
+                "The ripple graph: rings and inspirer edges", _ref("Ripples"), params=False
+            ),
+            "/livez": _operational("The process is alive", "Alive."),
+            "/readyz": _operational(
+                "The database answers and partitions are assigned", "Ready (503 when not)."
+            ),
+            "/metrics": _operational("Prometheus metrics", "Text exposition format."),
+            "/openapi.json": _operational("This document", "OpenAPI 3.1."),
+        },
+        "components": {"schemas": SCHEMAS},
+    }
+
+
+if __name__ == "__main__":
+    sys.stdout.write(
+        orjson.dumps(openapi(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
+    )
