@@ -1,13 +1,16 @@
-# Ripples — the two commands a user needs are `make test` and (with the demo) `make demo`.
+# Ripples — the two commands a user needs: `make demo` (the whole pipeline, with results)
+# and `make test` (every test).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install tools lint test test-unit test-integration up down status openapi lock clean
+.PHONY: help install tools lint test test-unit test-integration demo up down status openapi lock \
+	clean
 
 help:
+	@echo "make demo     create .venv, start everything, play a 12-week pilot, print the report"
 	@echo "make test     create .venv, install, lint (ruff, mypy) and run every test"
 	@echo "make up       start the local stack (broker, PostgreSQL, services)"
 	@echo "make down     stop it"
@@ -48,6 +51,9 @@ test-unit: install
 
 test-integration: install
 	$(BIN)/pytest tests/integration
+
+demo: install
+	$(BIN)/ripples demo
 
 up: install
 	$(BIN)/ripples up
