@@ -4,8 +4,8 @@
     python deploy/grafana/generate.py
 
 Every PromQL expression and every SQL query of the dashboards is in this file: ``SQL`` holds
-the PostgreSQL panels' queries over the reporting views of the attribution service
-(``attribution.report_*``, listed in deploy/README.md); the panels below hold the PromQL.
+the PostgreSQL panels' queries over the dashboard views of the attribution service
+(``VIEWS``, listed in deploy/README.md); the panels below hold the PromQL.
 Dashboards have stable uids and datasource variables whose defaults are the fixed uids of
 ``provisioning/datasources/ripples.yml``.
 """
@@ -26,88 +26,87 @@ POSTGRES_TYPE = "grafana-postgresql-datasource"
 PROM = {"type": "prometheus", "uid": "${datasource}"}
 PG = {"type": POSTGRES_TYPE, "uid": "${postgres}"}
 
-# The reporting views the SQL panels read (schema attribution, provided by its migrations).
+# The views the SQL panels read: the attribution service's dashboard views (its migrations
+# 0002 and 0003, documented in services/attribution/README.md), with the columns used here.
 VIEWS = {
-    "attribution.report_reach_daily": ("day", "author_group", "posts", "impressions", "clicks"),
-    "attribution.report_sharer_daily": (
-        "day",
+    "attribution.reach_per_ring_per_day": ("day", "ring", "posts", "impressions", "clicks"),
+    "attribution.credit_per_ring_per_day": ("day", "conversion", "model", "ring", "credit"),
+    "attribution.top_sharers": (
         "employee_id",
         "display_name",
         "ring",
         "posts",
         "impressions",
         "clicks",
+        "applicant_credit",
+        "hire_credit",
+        "inspired",
     ),
-    "attribution.report_credit_daily": ("day", "kind", "model", "employee_id", "ring", "credit"),
-    "attribution.report_ripple_nodes": ("id", "title", "subtitle", "mainstat", "ring"),
-    "attribution.report_ripple_edges": ("id", "source", "target", "mainstat", "exposure"),
+    "attribution.ripple_nodes": ("employee_id", "display_name", "ring", "inspired"),
+    "attribution.ripple_edges": ("source", "target", "weight"),
 }
 
+# Author groups of the reach panels from the views' ring labels: company = ring 'company',
+# ambassadors = ring '1', independent = 'independent', spillover = every other ring. Rings in
+# the bar charts are in reading order: company, 1, 2, ..., 10, ..., independent.
 SQL: dict[str, str] = {
     "reach_over_time": """
-select day::timestamptz as time, author_group as metric, sum(impressions) as impressions
-from attribution.report_reach_daily
+select day::timestamptz as time,
+       case ring when 'company' then 'company' when '1' then 'ambassadors'
+            when 'independent' then 'independent' else 'spillover' end as metric,
+       sum(impressions) as impressions
+from attribution.reach_per_ring_per_day
 where $__timeFilter(day)
 group by 1, 2
 order by 1""",
     "reach_ratio": """
-select (sum(impressions) filter (where author_group = 'ambassadors'))::float8
-         / nullif(sum(posts) filter (where author_group = 'ambassadors'), 0)
-       / nullif((sum(impressions) filter (where author_group = 'company'))::float8
-         / nullif(sum(posts) filter (where author_group = 'company'), 0), 0) as reach_ratio
-from attribution.report_reach_daily
+select (sum(impressions) filter (where ring = '1'))::float8
+         / nullif(sum(posts) filter (where ring = '1'), 0)
+       / nullif((sum(impressions) filter (where ring = 'company'))::float8
+         / nullif(sum(posts) filter (where ring = 'company'), 0), 0) as reach_ratio
+from attribution.reach_per_ring_per_day
 where $__timeFilter(day)""",
     "reach_by_group": """
-select author_group as "group", sum(posts) as posts, sum(impressions) as impressions,
-       sum(clicks) as clicks,
+select case ring when 'company' then 'company' when '1' then 'ambassadors'
+            when 'independent' then 'independent' else 'spillover' end as "group",
+       sum(posts) as posts, sum(impressions) as impressions, sum(clicks) as clicks,
        round(sum(impressions)::numeric / nullif(sum(posts), 0), 1) as impressions_per_post
-from attribution.report_reach_daily
+from attribution.reach_per_ring_per_day
 where $__timeFilter(day)
 group by 1
 order by 3 desc""",
     "applicants_by_ring": """
 select ring, sum(credit) as applicants
-from attribution.report_credit_daily
-where kind = 'applicant' and model = '$model' and $__timeFilter(day)
+from attribution.credit_per_ring_per_day
+where conversion = 'applied' and model = '$model' and $__timeFilter(day)
 group by 1
-order by 1""",
+order by ring = 'independent', ring <> 'company', length(ring), ring""",
     "hires_by_ring": """
 select ring, sum(credit) as hires
-from attribution.report_credit_daily
-where kind = 'hire' and model = '$model' and $__timeFilter(day)
+from attribution.credit_per_ring_per_day
+where conversion = 'hired' and model = '$model' and $__timeFilter(day)
 group by 1
-order by 1""",
+order by ring = 'independent', ring <> 'company', length(ring), ring""",
     "top_sharers": """
-with reach as (
-  select employee_id, max(display_name) as display_name, max(ring) as ring,
-         sum(posts) as posts, sum(impressions) as impressions, sum(clicks) as clicks
-  from attribution.report_sharer_daily
-  where $__timeFilter(day)
-  group by 1
-), credit as (
-  select employee_id,
-         sum(credit) filter (where kind = 'applicant') as applicant_credit,
-         sum(credit) filter (where kind = 'hire') as hire_credit
-  from attribution.report_credit_daily
-  where model = '$model' and employee_id is not null and $__timeFilter(day)
-  group by 1
-)
-select coalesce(r.display_name, r.employee_id, c.employee_id) as sharer,
-       coalesce(r.ring, 'independent') as ring, coalesce(r.posts, 0) as posts,
-       coalesce(r.impressions, 0) as impressions, coalesce(r.clicks, 0) as clicks,
-       coalesce(c.applicant_credit, 0) as applicant_credit,
-       coalesce(c.hire_credit, 0) as hire_credit
-from reach r full join credit c on c.employee_id = r.employee_id
+select coalesce(display_name, employee_id) as sharer,
+       coalesce(ring::text, 'independent') as ring,
+       posts, impressions, clicks, applicant_credit, hire_credit, inspired
+from attribution.top_sharers
 order by applicant_credit desc, impressions desc, sharer
 limit 20""",
     "emv": """
 select sum(impressions) / 1000.0 * $cpm + sum(clicks) * $cpc as emv
-from attribution.report_reach_daily
-where author_group <> 'company' and $__timeFilter(day)""",
+from attribution.reach_per_ring_per_day
+where ring <> 'company' and $__timeFilter(day)""",
     "ripple_nodes": """
-select id, title, subtitle, mainstat from attribution.report_ripple_nodes""",
+select employee_id as id,
+       coalesce(display_name, employee_id) as title,
+       coalesce('ring ' || ring, 'independent') as subtitle,
+       inspired as mainstat
+from attribution.ripple_nodes""",
     "ripple_edges": """
-select id, source, target, mainstat from attribution.report_ripple_edges""",
+select source || '->' || target as id, source, target, weight as mainstat
+from attribution.ripple_edges""",
 }
 
 
@@ -594,12 +593,18 @@ def advocacy_results() -> Any:
     panels.append(layout.place(bars("Hires credited per ring", "hires_by_ring"), 12, 8))
 
     panels.append(layout.row("Sharers and the ripple network"))
-    panels.append(layout.place(table("Top sharers", "top_sharers"), 24, 9))
+    top = table(
+        "Top sharers (all time, linear credit)",
+        "top_sharers",
+        "All time, whatever the time range; applicant and hire credit under the linear model, "
+        "whatever the credit model chosen; inspired = colleagues naming them as inspirer.",
+    )
+    panels.append(layout.place(top, 24, 9))
     network = {
         "type": "nodeGraph",
         "title": "Ripple network (who inspired whom)",
-        "description": "Nodes are sharers (subtitle: ring); edges point from the inspirer to "
-        "the colleague, weighted.",
+        "description": "Nodes are sharers (subtitle: ring; main stat: colleagues they "
+        "inspired); edges point from the inspirer to the colleague, weighted. All time.",
         "datasource": PG,
         "targets": [sql_target("ripple_nodes", "nodes"), sql_target("ripple_edges", "edges")],
         "fieldConfig": {"defaults": {}, "overrides": []},

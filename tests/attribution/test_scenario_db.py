@@ -100,3 +100,18 @@ async def test_dashboard_views(pool: asyncpg.Pool) -> None:
             ("amb2", "g1", 1, 2),
             ("c1", "g1", 2, 2),
         ]
+        nodes = await conn.fetch(
+            "select employee_id, ring, first_shared_at, inspired from attribution.ripple_nodes "
+            "order by employee_id"
+        )
+        assert [
+            {"employee_id": r["employee_id"], "ring": r["ring"],
+             "first_shared_at": r["first_shared_at"].isoformat().replace("+00:00", "Z")}
+            for r in nodes
+        ] == scenario.RIPPLES["nodes"]  # fmt: skip
+        assert {r["employee_id"]: r["inspired"] for r in nodes} == {
+            "amb1": 1, "amb2": 1, "c1": 2, "d1": 0, "g1": 0, "solo": 0,
+        }  # fmt: skip
+        names = {s["employee_id"]: s["display_name"] for s in scenario.SHARERS_ALL_LINEAR}
+        assert {r["employee_id"]: r["display_name"] for r in await conn.fetch(
+            "select employee_id, display_name from attribution.ripple_nodes")} == names  # fmt: skip

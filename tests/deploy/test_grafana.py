@@ -120,8 +120,8 @@ def test_advocacy_results_has_what_communication_people_read() -> None:
         assert any(needed in t for t in titles("ripples-advocacy-results.json")), needed
     (graph,) = by_type["nodeGraph"]
     assert [t["refId"] for t in graph["targets"]] == ["nodes", "edges"]
-    assert "report_ripple_nodes" in graph["targets"][0]["rawSql"]
-    assert "report_ripple_edges" in graph["targets"][1]["rawSql"]
+    assert "attribution.ripple_nodes" in graph["targets"][0]["rawSql"]
+    assert "attribution.ripple_edges" in graph["targets"][1]["rawSql"]
     assert "$model" in text, "credit follows the chosen model"
 
 
