@@ -230,6 +230,7 @@ class Player:
                 self._check(response, "GET /r/{code}", expected=302)
                 self.played.visitors[click.visitor] = browser.cookies["ripples_vid"]
                 self.progress(1)
+            await self._imported_clicks(scenario)
             for plan in scenario.applications:
                 await self._apply(plan)
             for plan in scenario.applications:
@@ -238,6 +239,27 @@ class Player:
             for browser in browsers.values():
                 await browser.aclose()
 
+    async def _imported_clicks(self, scenario: Scenario) -> None:
+        """Clicks logged by the link shortener used before, imported with their own times."""
+        events = [
+            _event(
+                "link.clicked",
+                f"shortener-click-{i}",
+                at,
+                {
+                    "link_code": self.played.link_codes[link],
+                    "visitor_id": visitor,
+                    "at": _stamp(at),
+                },
+                "urn:ripples:demo:shortener",
+            )
+            for i, (link, visitor, at) in enumerate(scenario.imported_clicks)
+        ]
+        if events:
+            await self._batch(events)
+        else:
+            self.progress(1)
+
     # --- ATS webhooks --------------------------------------------------------------------------
 
     def _source_url(self, plan: ApplicationPlan) -> str:
@@ -245,7 +267,8 @@ class Player:
         if plan.ref is not None:
             query.append(f"ripples_ref={self.played.link_codes[plan.ref]}")
         if plan.visitor is not None:
-            query.append(f"ripples_vid={self.played.visitors[plan.visitor]}")
+            # a visitor of the redirector has its cookie's id; an imported one its own
+            query.append(f"ripples_vid={self.played.visitors.get(plan.visitor, plan.visitor)}")
         return f"{CAREERS}/{plan.job}" + ("?" + "&".join(query) if query else "")
 
     async def _apply(self, plan: ApplicationPlan) -> None:

@@ -98,6 +98,9 @@ class Scenario:
     engagements: list[tuple[truth.Engagement, str]] = field(default_factory=list)  # +action
     links: list[LinkPlan] = field(default_factory=list)
     clicks: list[ClickPlan] = field(default_factory=list)
+    # Clicks logged before Ripples' redirector, imported as link.clicked events with their
+    # own times: (link key, visitor id, at).
+    imported_clicks: list[tuple[str, str, datetime]] = field(default_factory=list)
     applications: list[ApplicationPlan] = field(default_factory=list)
 
     def facts(
@@ -134,7 +137,7 @@ class Scenario:
             truth.Click(c.link, c.visitor, click_times[i])
             for i, c in enumerate(self.clicks)
             if i in click_times
-        ]
+        ] + [truth.Click(link, visitor, at) for link, visitor, at in self.imported_clicks]
         for a in self.applications:
             applied = a.applied_at or live_applied_at[a.candidate]
             facts.applications[a.candidate] = truth.Application(
@@ -364,6 +367,27 @@ def generate(
         scenario.clicks.append(ClickPlan(link.key, f"phone-{i}"))
     for i in range(size.link_applications // 2):  # clicks that lead nowhere
         scenario.clicks.append(ClickPlan(rng.choice(scenario.links).key, f"browser-{i}"))
+    # Older applications whose clicks fall on both sides of the 30-day lookback (clicks
+    # imported from the link shortener used before), and one whose visitor clicked only
+    # after applying (a click after the application is no touch).
+    for i in range(2):
+        applied = start + rng.uniform(0.6, 0.95) * size.weeks * 7 * DAY
+        visitor = f"shortener-visitor-{seed}-{i:04d}"
+        early, late = rng.sample(scenario.links, k=2)
+        scenario.imported_clicks.append((early.key, visitor, applied - rng.uniform(35, 60) * DAY))
+        scenario.imported_clicks.append((late.key, visitor, applied - rng.uniform(1, 25) * DAY))
+        scenario.applications.append(
+            ApplicationPlan(next_candidate(), "greenhouse", late.job, applied, visitor)
+        )
+    scenario.applications.append(
+        ApplicationPlan(
+            next_candidate(),
+            "teamtailor",
+            JOBS[1],
+            start + rng.uniform(0.5, 0.9) * size.weeks * 7 * DAY,
+            "visitor-0",
+        )
+    )
     for _ in range(size.referrals):
         scenario.applications.append(
             ApplicationPlan(

@@ -11,7 +11,7 @@ import hmac
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -236,3 +236,13 @@ def test_scenario_exercises_every_rule(played: Outcome) -> None:
     assert {t.kind for ts in touches for t in ts} == {"click", "link_code", "referral"}
     assert any(t.employee is None for ts in touches for t in ts), "a company link touch"
     assert any(ring is None for e, ring in r.ring.items() if e in r.first_share)
+    # Clicks on both sides of the lookback, and a click after its application: no touches.
+    pairs = [
+        (c, a)
+        for a in facts.applications.values()
+        for c in facts.clicks
+        if a.visitor is not None and c.visitor == a.visitor
+    ]
+    assert any(c.at < a.applied_at - timedelta(days=30) for c, a in pairs)
+    assert any(a.applied_at - timedelta(days=30) <= c.at <= a.applied_at for c, a in pairs)
+    assert any(c.at > a.applied_at for c, a in pairs)
