@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from services.attribution import queries
@@ -29,8 +29,9 @@ def _t(hours: int) -> str:
     return (T0 + timedelta(hours=hours)).isoformat().replace("+00:00", "Z")
 
 
-# hours on a coarse grid (half days) over 40 days, so that ties happen often
-hours = st.integers(0, 80).map(lambda h: h * 12)
+# hours on a coarse grid (half days) over 20 days, so that ties happen often and exposures
+# fall inside the 14-day ring window
+hours = st.integers(0, 40).map(lambda h: h * 12)
 
 
 @st.composite
@@ -51,31 +52,35 @@ def worlds(draw: st.DrawFn) -> list[dict[str, Any]]:
         )
 
     for employee in EMPLOYEES:
-        for _ in range(draw(st.integers(0, 2))):
+        for _ in range(draw(st.integers(0, 2)) + (draw(st.integers(0, 3)) > 0)):
             ev(
                 "employee.upserted",
                 _t(draw(hours)),
+                # e0 and e1 are mostly ambassadors, the others mostly not
                 {"employee_id": employee, "display_name": f"N{draw(st.integers(0, 9))}",
-                 "ambassador": draw(st.booleans())},
+                 "ambassador": (draw(st.integers(0, 4)) == 0) != (employee in ("e0", "e1"))},
             )  # fmt: skip
         if draw(st.integers(0, 5)) == 0:
             ev("employee.removed", _t(draw(hours)), {"employee_id": employee})
     posts: list[str] = []
-    for n in range(draw(st.integers(1, 10))):
+    published: dict[str, int] = {}
+    for n in range(draw(st.integers(1, 12))):
         post_id = f"p{n}"
         author = draw(st.sampled_from([None, *EMPLOYEES]))
+        # later posts tend to be published later, so reshares and exposures chain up
+        published[post_id] = 12 * min(40, 3 * n + draw(st.integers(0, 4)))
         data: dict[str, Any] = {
             "post_id": post_id,
             "author_kind": "company" if author is None else "employee",
-            "published_at": _t(draw(hours)),
+            "published_at": _t(published[post_id]),
         }
         if author is not None:
             data["employee_id"] = author
-        if posts and draw(st.booleans()):
+        if posts and draw(st.integers(0, 3)) > 0:
             data["reshare_of"] = draw(st.sampled_from(posts))
         ev("post.published", data["published_at"], data)
         posts.append(post_id)
-        for _ in range(draw(st.integers(0, 2))):
+        for _ in range(draw(st.integers(0, 2)) + (draw(st.integers(0, 3)) > 0)):
             observed = _t(draw(hours))
             ev(
                 "post.metrics",
@@ -84,12 +89,13 @@ def worlds(draw: st.DrawFn) -> list[dict[str, Any]]:
                  "impressions": draw(st.integers(0, 3000)), "clicks": draw(st.integers(0, 50)),
                  "reactions": draw(st.integers(0, 5))},
             )  # fmt: skip
-    for _ in range(draw(st.integers(0, 10))):
-        at = _t(draw(hours))
+    for _ in range(draw(st.integers(0, 16))):
+        target = draw(st.sampled_from(posts))
+        at = _t(published[target] + 12 * draw(st.integers(-1, 6)))
         ev(
             "post.engagement",
             at,
-            {"post_id": draw(st.sampled_from(posts)), "at": at,
+            {"post_id": target, "at": at,
              "action": draw(st.sampled_from(["reaction", "comment", "reshare"])),
              "actor_employee_id": draw(st.sampled_from(EMPLOYEES))},
         )  # fmt: skip
@@ -108,7 +114,7 @@ def worlds(draw: st.DrawFn) -> list[dict[str, Any]]:
              "visitor_id": f"v{draw(st.integers(0, 3))}"},
         )  # fmt: skip
     for applicant in APPLICANTS:
-        if draw(st.booleans()):
+        if draw(st.integers(0, 3)) > 0:
             at = _t(draw(hours))
             data = {"applicant_id": applicant, "job_id": "J", "applied_at": at}
             if draw(st.booleans()):
@@ -140,7 +146,7 @@ async def _reset(pool: asyncpg.Pool) -> None:
 
 
 @settings(
-    max_examples=25,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -158,6 +164,13 @@ async def test_permutations_and_duplicates_give_identical_answers(
     await _reset(pool)
     await feed(pool, envelopes(events), batch=10_000)
     expected = await answers(pool, APPLICANTS, EMPLOYEES[:2], PERIODS)
+    async with pool.acquire() as conn:
+        deepest = await conn.fetchval("select max(ring) from attribution.placements")
+        credited = await conn.fetchval(
+            "select count(distinct applicant_id) from attribution.credits"
+        )
+    event(f"deepest ring: {deepest}")  # coverage, shown by --hypothesis-show-statistics
+    event(f"credited applicants: {credited}")
     await _reset(pool)
     await feed(pool, envelopes(shuffled), batch=batch)
     got = await answers(pool, APPLICANTS, EMPLOYEES[:2], PERIODS)
