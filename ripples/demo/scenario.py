@@ -373,11 +373,19 @@ def generate(
     for i in range(2):
         applied = start + rng.uniform(0.6, 0.95) * size.weeks * 7 * DAY
         visitor = f"shortener-visitor-{seed}-{i:04d}"
-        early, late = rng.sample(scenario.links, k=2)
+        early, middle, late = rng.sample(scenario.links, k=3)
         scenario.imported_clicks.append((early.key, visitor, applied - rng.uniform(35, 60) * DAY))
-        scenario.imported_clicks.append((late.key, visitor, applied - rng.uniform(1, 25) * DAY))
+        scenario.imported_clicks.append((middle.key, visitor, applied - rng.uniform(15, 25) * DAY))
+        scenario.imported_clicks.append((late.key, visitor, applied - rng.uniform(1, 5) * DAY))
         scenario.applications.append(
-            ApplicationPlan(next_candidate(), "greenhouse", late.job, applied, visitor)
+            ApplicationPlan(
+                next_candidate(),
+                "greenhouse",
+                late.job,
+                applied,
+                visitor,
+                referrer=rng.choice(ambassadors) if i == 0 else None,
+            )
         )
     scenario.applications.append(
         ApplicationPlan(
