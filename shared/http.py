@@ -46,6 +46,51 @@ class ProblemError(Exception):
         self.extra = extra
 
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "An RFC 9457 problem document.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "description": "What is wrong, field by field (and, in a batch, index by index).",
+            "items": {
+                "type": "object",
+                "required": ["field", "detail"],
+                "properties": {
+                    "field": {"type": "string", "description": "Dotted path, e.g. data.post_id"},
+                    "detail": {"type": "string"},
+                    "index": {"type": "integer", "description": "Position in the batch"},
+                },
+            },
+        },
+    },
+}
+"""The OpenAPI schema of what :func:`problem_response` writes (``components.schemas.Problem``
+in every service's document)."""
+
+
+def operational_paths(ready: str) -> dict[str, Any]:
+    """The OpenAPI paths of :func:`operational_routes`; ``ready`` says what ``/readyz``
+    checks."""
+
+    def get(summary: str, ok: str) -> dict[str, Any]:
+        return {"get": {"summary": summary, "tags": ["operations"],
+                        "responses": {"200": {"description": ok}}}}  # fmt: skip
+
+    return {
+        "/livez": get("The process is alive", "Alive."),
+        "/readyz": get(ready, "Ready (503 when not)."),
+        "/metrics": get("Prometheus metrics", "Text exposition format."),
+        "/openapi.json": get("This document", "OpenAPI 3.1."),
+    }
+
+
 def problem_response(error: ProblemError, instance: str | None = None) -> Response:
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + error.kind,

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from shared.events import MODELS
+from shared.http import PROBLEM_SCHEMA, operational_paths
 
 _REF = "#/components/schemas/{}"
 _NUM = {"type": "number"}
@@ -150,22 +151,7 @@ SCHEMAS: dict[str, Any] = {
             },
         }
     ),
-    "Problem": {
-        "type": "object",
-        "description": "An RFC 9457 problem document.",
-        "required": ["type", "title", "status", "detail"],
-        "properties": {
-            "type": {"type": "string", "format": "uri"},
-            "title": {"type": "string"},
-            "status": {"type": "integer"},
-            "detail": {"type": "string"},
-            "instance": {"type": "string"},
-            "errors": {
-                "type": "array",
-                "items": _object({"field": {"type": "string"}, "detail": {"type": "string"}}),
-            },
-        },
-    },
+    "Problem": PROBLEM_SCHEMA,
 }
 
 _PARAMS = [
@@ -216,16 +202,6 @@ def _get(summary: str, schema: dict[str, Any], *, params: bool, extra: Any = Non
                     "responses": responses}}  # fmt: skip
 
 
-def _operational(summary: str, ok: str) -> dict[str, Any]:
-    return {
-        "get": {
-            "summary": summary,
-            "tags": ["operations"],
-            "responses": {"200": {"description": ok}},
-        }
-    }
-
-
 def _path(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
@@ -264,12 +240,7 @@ def openapi() -> dict[str, Any]:
             "/v1/ripples": _get(
                 "The ripple graph: rings and inspirer edges", _ref("Ripples"), params=False
             ),
-            "/livez": _operational("The process is alive", "Alive."),
-            "/readyz": _operational(
-                "The database answers and partitions are assigned", "Ready (503 when not)."
-            ),
-            "/metrics": _operational("Prometheus metrics", "Text exposition format."),
-            "/openapi.json": _operational("This document", "OpenAPI 3.1."),
+            **operational_paths("The database answers and partitions are assigned"),
         },
         "components": {"schemas": SCHEMAS},
     }

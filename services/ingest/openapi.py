@@ -14,6 +14,7 @@ import msgspec
 import orjson
 
 from shared.events import InboundEvent
+from shared.http import PROBLEM_SCHEMA, operational_paths
 
 _REF = "#/components/schemas/{name}"
 
@@ -27,32 +28,6 @@ def _problem(description: str) -> dict[str, Any]:
     }
 
 
-_PROBLEM_SCHEMA = {
-    "type": "object",
-    "description": "An RFC 9457 problem document.",
-    "required": ["type", "title", "status", "detail"],
-    "properties": {
-        "type": {"type": "string", "format": "uri"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "instance": {"type": "string"},
-        "errors": {
-            "type": "array",
-            "description": "What is wrong, field by field (and, in a batch, index by index).",
-            "items": {
-                "type": "object",
-                "required": ["field", "detail"],
-                "properties": {
-                    "field": {"type": "string", "description": "Dotted path, e.g. data.post_id"},
-                    "detail": {"type": "string"},
-                    "index": {"type": "integer", "description": "Position in the batch"},
-                },
-            },
-        },
-    },
-}
-
 _AUTH_ERRORS = {
     "401": _problem("Missing or invalid API key."),
     "413": _problem("Body (or batch) too large."),
@@ -63,16 +38,6 @@ _AUTH_ERRORS = {
         "headers": {"Retry-After": {"schema": {"type": "integer"}}},
     },
 }
-
-
-def _operational(summary: str, ok: str) -> dict[str, Any]:
-    return {
-        "get": {
-            "summary": summary,
-            "tags": ["operations"],
-            "responses": {"200": {"description": ok}},
-        }
-    }
 
 
 _LINK_REQUEST = {
@@ -268,7 +233,7 @@ def _connector_paths() -> dict[str, Any]:
 @functools.cache
 def openapi() -> dict[str, Any]:
     (event_ref,), components = msgspec.json.schema_components([InboundEvent], ref_template=_REF)
-    components["Problem"] = _PROBLEM_SCHEMA
+    components["Problem"] = PROBLEM_SCHEMA
     binary_headers = [
         {
             "name": f"ce-{name}",
@@ -335,12 +300,7 @@ def openapi() -> dict[str, Any]:
                 }
             },
             **_connector_paths(),
-            "/livez": _operational("The process is alive", "Alive."),
-            "/readyz": _operational(
-                "The broker and the database are reachable", "Ready (503 when not)."
-            ),
-            "/metrics": _operational("Prometheus metrics", "Text exposition format."),
-            "/openapi.json": _operational("This document", "OpenAPI 3.1."),
+            **operational_paths("The broker and the database are reachable"),
         },
         "components": {
             "schemas": components,

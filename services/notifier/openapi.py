@@ -13,38 +13,7 @@ from typing import Any
 import orjson
 
 from shared.events import RECOGNITION_KINDS
-
-
-def _operational(summary: str, ok: str) -> dict[str, Any]:
-    return {
-        "get": {
-            "summary": summary,
-            "tags": ["operations"],
-            "responses": {"200": {"description": ok}},
-        }
-    }
-
-
-_PROBLEM = {
-    "type": "object",
-    "description": "An RFC 9457 problem document.",
-    "required": ["type", "title", "status", "detail"],
-    "properties": {
-        "type": {"type": "string", "format": "uri"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "instance": {"type": "string"},
-        "errors": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["field", "detail"],
-                "properties": {"field": {"type": "string"}, "detail": {"type": "string"}},
-            },
-        },
-    },
-}
+from shared.http import PROBLEM_SCHEMA, operational_paths
 
 REQUIRED = ["recognition_id", "kind", "employee_id", "status", "channel", "attempts", "sent_at"]
 _RECOGNITION = {
@@ -132,14 +101,9 @@ def openapi() -> dict[str, Any]:
                     },
                 }
             },
-            "/livez": _operational("The process is alive", "Alive."),
-            "/readyz": _operational(
-                "The database answers and partitions are assigned", "Ready (503 when not)."
-            ),
-            "/metrics": _operational("Prometheus metrics", "Text exposition format."),
-            "/openapi.json": _operational("This document", "OpenAPI 3.1."),
+            **operational_paths("The database answers and partitions are assigned"),
         },
-        "components": {"schemas": {"Recognition": _RECOGNITION, "Problem": _PROBLEM}},
+        "components": {"schemas": {"Recognition": _RECOGNITION, "Problem": PROBLEM_SCHEMA}},
     }
 
 
