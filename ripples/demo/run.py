@@ -14,12 +14,15 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
+import orjson
 
 from ripples import report
 from ripples import stack as local
 from ripples.demo import scenario as pilot
+from ripples.demo import truth
 from ripples.demo.player import Played, Player
 from ripples.demo.sink import Sink, serving
 
@@ -112,6 +115,44 @@ async def wait_caught_up(
     return Caught(time.monotonic() - started, False)
 
 
+def _in_order(answer: Any) -> Any:
+    """The ripple graph's lists in one order (the contract leaves their order open)."""
+    if isinstance(answer, dict) and "nodes" in answer:
+        return {
+            "nodes": sorted(answer["nodes"], key=lambda n: n["employee_id"]),
+            "edges": sorted(answer["edges"], key=lambda e: (e["from"], e["to"])),
+        }
+    return answer
+
+
+async def check_against_truth(
+    attribution: str, scenario: pilot.Scenario, played: Played, sink: Sink
+) -> list[str]:
+    """Compare the results API with what the generator knows it generated."""
+    facts = scenario.facts(played.click_times, played.applied_at)
+    wanted = {
+        "/v1/summary": truth.summary(facts),
+        "/v1/sharers": truth.sharers(facts),
+        "/v1/ripples": truth.ripples_graph(facts),
+    }
+    found: list[str] = []
+    async with httpx.AsyncClient(base_url=attribution, timeout=30) as client:
+        for path, want in wanted.items():
+            got = _in_order((await client.get(path)).json())
+            want = _in_order(orjson.loads(orjson.dumps(want, option=orjson.OPT_UTC_Z)))
+            found += truth.differences(got, want, path)
+    reachable = {p.id for p in scenario.people if p.channel == "webhook" and not p.opt_out}
+    due = sum(1 for employee in truth.recognitions(facts).values() if employee in reachable)
+    if len(sink.recognition_ids()) != due:
+        found.append(f"recognitions: {len(sink.recognition_ids())} reached the sink, {due} due")
+    if not found:
+        return [
+            "Checked against the ground truth the pilot generator computed: summary, "
+            f"sharers, ripples and {due} recognitions all agree.\n"
+        ]
+    return ["The results differ from the pilot's ground truth:", *found[:20], ""]
+
+
 async def demo(seed: int, size: pilot.Size, say: Callable[[str], None] = print) -> int:
     started = time.monotonic()
     state = local.state_from_cwd()
@@ -145,6 +186,8 @@ async def demo(seed: int, size: pilot.Size, say: Callable[[str], None] = print) 
             f"{len(sink.received)} recognition messages reached the webhook sink "
             f"({sum(r.signature_ok for r in sink.received)} with a valid signature).\n"
         )
+    for line in await check_against_truth(urls["attribution"], scenario, played, sink):
+        say(line)
     data = report.fetch(urls["attribution"], urls["notifier"], scenario.start, None)
     say(report.render(data, "text"))
     html = state.root / "demo-report.html"

@@ -509,3 +509,36 @@ def ripples_graph(facts: Facts, settings: Settings = Settings()) -> dict[str, An
             for x in r.edges
         ],
     }
+
+
+TOLERANCE = 1e-6
+
+
+def differences(got: Any, want: Any, path: str = "$") -> list[str]:
+    """Where an API answer differs from the truth: floats within TOLERANCE (relative, for
+    large sums), absent ``credit_by_ring`` entries counting as 0, extra fields in ``got``
+    allowed. Empty when they agree."""
+    if isinstance(want, dict) and isinstance(got, dict):
+        if path.endswith("credit_by_ring"):
+            return [
+                d
+                for key in sorted(set(want) | set(got))
+                for d in differences(got.get(key, 0.0), want.get(key, 0.0), f"{path}.{key}")
+            ]
+        missing = sorted(set(want) - set(got))
+        if missing:
+            return [f"{path}: missing {missing}"]
+        return [d for key in want for d in differences(got[key], want[key], f"{path}.{key}")]
+    if isinstance(want, list):
+        if not isinstance(got, list) or len(got) != len(want):
+            return [f"{path}: {got!r} != {want!r}"]
+        return [
+            d
+            for i, (g, w) in enumerate(zip(got, want, strict=True))
+            for d in differences(g, w, f"{path}[{i}]")
+        ]
+    if isinstance(want, float) or (isinstance(got, float) and isinstance(want, int)):
+        if got is None or abs(got - want) > TOLERANCE * max(1, abs(want)):
+            return [f"{path}: {got!r} != {want!r}"]
+        return []
+    return [] if got == want else [f"{path}: {got!r} != {want!r}"]

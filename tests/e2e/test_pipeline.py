@@ -35,7 +35,6 @@ SECRETS = {
     "INGEST_LINKEDIN_CLIENT_SECRET": "e2e-linkedin",
     "NOTIFIER_WEBHOOK_SECRET": "e2e-webhook",
 }
-TOLERANCE = 1e-6
 
 
 @dataclass
@@ -115,26 +114,9 @@ def _pseudonym(vendor: str, candidate: str) -> str:
 
 
 def _close(got: Any, want: Any, path: str = "$") -> None:
-    """Equal, with floats within TOLERANCE; absent credit entries count as 0."""
-    if isinstance(want, dict) and isinstance(got, dict):
-        keys = set(want) | set(got)
-        if path.endswith("credit_by_ring"):
-            for key in keys:
-                _close(got.get(key, 0.0), want.get(key, 0.0), f"{path}.{key}")
-            return
-        assert set(got) >= set(want), f"{path}: missing {sorted(set(want) - set(got))}"
-        for key in want:
-            _close(got[key], want[key], f"{path}.{key}")
-    elif isinstance(want, list):
-        assert isinstance(got, list), f"{path}: {got!r} is not a list"
-        assert len(got) == len(want), f"{path}: {got} != {want}"
-        for i, (g, w) in enumerate(zip(got, want, strict=True)):
-            _close(g, w, f"{path}[{i}]")
-    elif isinstance(want, float) or (isinstance(got, float) and isinstance(want, int)):
-        assert got is not None, f"{path}: None != {want}"
-        assert abs(got - want) <= TOLERANCE * max(1, abs(want)), f"{path}: {got} != {want}"
-    else:
-        assert got == want, f"{path}: {got!r} != {want!r}"
+    """Equal, as ``truth.differences`` defines it."""
+    found = truth.differences(got, want, path)
+    assert not found, "\n".join(found[:20])
 
 
 def _api(value: Any) -> Any:
