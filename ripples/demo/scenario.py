@@ -256,6 +256,7 @@ def generate(
         by_author.setdefault(post.author, []).append(post)
 
     def follow(inspirers: list[str], adopters: list[str], reach: tuple[int, int]) -> None:
+        mixed = False  # one adopter also saw a peer of its own ring: 1 + the smallest ring
         for adopter in adopters:
             candidates = [
                 p
@@ -287,6 +288,20 @@ def generate(
                     scenario.engagements.append(
                         (truth.Engagement(second.id, adopter, seen), "comment")
                     )
+            peers = [
+                p
+                for peer in adopters
+                if peer != adopter
+                for p in by_author.get(peer, [])
+                if p.published_at < first.published_at - 2 * HOUR
+            ]
+            if peers and not mixed:
+                mixed = True
+                peer_post = min(peers, key=lambda p: p.published_at)
+                seen = max(peer_post.published_at + HOUR, first.published_at - 10 * DAY)
+                scenario.engagements.append(
+                    (truth.Engagement(peer_post.id, adopter, seen), "reaction")
+                )
             by_author.setdefault(adopter, []).append(first)
             at = first.published_at + rng.uniform(4, 14) * DAY
             while at < end - DAY and rng.random() < 0.7:
@@ -301,8 +316,16 @@ def generate(
     follow(ring3, ring4, (600, 3000))
 
     # Colleagues who start on their own, and colleagues who engage but never post.
-    for independent in take(size.independents):
-        publish(independent, start + rng.uniform(3, size.weeks * 7 - 2) * DAY, reach=(400, 2500))
+    for i, independent in enumerate(take(size.independents)):
+        offset = rng.uniform(3, size.weeks * 7 - 2) if i else size.weeks * 7 - 3.0
+        post = publish(independent, start + offset * DAY, reach=(400, 2500))
+        if i == 0:  # liked an ambassador's post, but weeks before sharing: no ring
+            seen = post.published_at - rng.uniform(16, 25) * DAY
+            early = [p for a in ambassadors for p in by_author[a] if p.published_at < seen]
+            if early:
+                scenario.engagements.append(
+                    (truth.Engagement(rng.choice(early).id, independent, seen), "reaction")
+                )
     employee_posts = [p for p in scenario.posts if p.author in set(ambassadors + ring2)]
     for reader in take(size.exposed_only):
         for _ in range(rng.randint(1, 3)):
@@ -373,15 +396,15 @@ def generate(
     for i in range(2):
         applied = start + rng.uniform(0.6, 0.95) * size.weeks * 7 * DAY
         visitor = f"shortener-visitor-{seed}-{i:04d}"
-        early, middle, late = rng.sample(scenario.links, k=3)
-        scenario.imported_clicks.append((early.key, visitor, applied - rng.uniform(35, 60) * DAY))
-        scenario.imported_clicks.append((middle.key, visitor, applied - rng.uniform(15, 25) * DAY))
-        scenario.imported_clicks.append((late.key, visitor, applied - rng.uniform(1, 5) * DAY))
+        stale, older, recent = rng.sample(scenario.links, k=3)
+        scenario.imported_clicks.append((stale.key, visitor, applied - rng.uniform(35, 60) * DAY))
+        scenario.imported_clicks.append((older.key, visitor, applied - rng.uniform(15, 25) * DAY))
+        scenario.imported_clicks.append((recent.key, visitor, applied - rng.uniform(1, 5) * DAY))
         scenario.applications.append(
             ApplicationPlan(
                 next_candidate(),
                 "greenhouse",
-                late.job,
+                recent.job,
                 applied,
                 visitor,
                 referrer=rng.choice(ambassadors) if i == 0 else None,

@@ -213,6 +213,17 @@ def test_scenario_exercises_every_rule(played: Outcome) -> None:
     r = truth.rings(facts)
     assert {e.exposure for e in r.edges} == {"reshare", "engagement"}
     assert any(len([x for x in r.edges if x.colleague == c]) > 1 for c in r.first_share)
+    # inspirers of different rings (1 + the smallest), and an exposure outside the window
+    assert any(
+        len({r.ring[x.inspirer] for x in r.edges if x.colleague == c}) > 1 for c in r.first_share
+    )
+    assert any(
+        g.actor in r.first_share
+        and r.ring[g.actor] is None
+        and facts.posts[g.post_id].author is not None
+        and r.first_share[g.actor] - g.at > timedelta(days=14)
+        for g in facts.engagements
+    )
     touches = [truth.touches(facts, a) for a in facts.applications.values()]
     assert any(len(t) >= 3 for t in touches), "position_based needs three touches"
     assert {t.kind for ts in touches for t in ts} == {"click", "link_code", "referral"}
