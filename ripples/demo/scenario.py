@@ -383,7 +383,7 @@ def generate(
     for i in range(max(1, size.link_applications // 3)):
         # Clicked on the phone, applied on the laptop: the link code travels with the
         # application (ripples_ref), the clicks do not (another browser, another cookie).
-        link = rng.choice(scenario.links)
+        link = scenario.links[-1] if i == 0 else rng.choice(scenario.links)  # [-1]: company
         scenario.applications.append(
             ApplicationPlan(next_candidate(), rng.choice(VENDORS), link.job, None, None, link.key)
         )
