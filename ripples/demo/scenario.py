@@ -316,16 +316,44 @@ def generate(
     follow(ring3, ring4, (600, 3000))
 
     # Colleagues who start on their own, and colleagues who engage but never post.
+    # Three of them test the edges of §2: one liked an ambassador's post weeks before
+    # sharing (outside the window), one's like carries a clock-skewed time before the post was
+    # published (no exposure), and one colleague started after a post of an independent
+    # sharer (independents inspire no one).
+    leads: list[truth.Post] = []
     for i, independent in enumerate(take(size.independents)):
-        offset = rng.uniform(3, size.weeks * 7 - 2) if i else size.weeks * 7 - 3.0
+        offset = {0: size.weeks * 7 - 3.0, 1: size.weeks * 7 - 5.0}.get(
+            i, rng.uniform(3, size.weeks * 7 - 2)
+        )
         post = publish(independent, start + offset * DAY, reach=(400, 2500))
-        if i == 0:  # liked an ambassador's post, but weeks before sharing: no ring
+        leads.append(post)
+        if i == 0:
             seen = post.published_at - rng.uniform(16, 25) * DAY
-            early = [p for a in ambassadors for p in by_author[a] if p.published_at < seen]
-            if early:
-                scenario.engagements.append(
-                    (truth.Engagement(rng.choice(early).id, independent, seen), "reaction")
+            liked = [p for a in ambassadors for p in by_author[a] if p.published_at < seen]
+        else:
+            seen = post.published_at - rng.uniform(2, 6) * DAY
+            liked = [
+                p
+                for a in ambassadors
+                for p in by_author[a]
+                if seen < p.published_at < post.published_at
+            ]
+        if i < 2 and liked:
+            target = rng.choice(liked)
+            scenario.engagements.append(
+                (
+                    truth.Engagement(
+                        target.id, independent, seen if i == 0 else target.published_at - HOUR
+                    ),
+                    "reaction",
                 )
+            )
+    lead = leads[0]
+    follower = take(1)[0]
+    scenario.engagements.append(
+        (truth.Engagement(lead.id, follower, lead.published_at + 5 * HOUR), "comment")
+    )
+    publish(follower, lead.published_at + 2 * DAY, reach=(400, 2500))
     employee_posts = [p for p in scenario.posts if p.author in set(ambassadors + ring2)]
     for reader in take(size.exposed_only):
         for _ in range(rng.randint(1, 3)):

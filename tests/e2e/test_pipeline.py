@@ -224,6 +224,16 @@ def test_scenario_exercises_every_rule(played: Outcome) -> None:
         and r.first_share[g.actor] - g.at > timedelta(days=14)
         for g in facts.engagements
     )
+    # a like timed before its post was published, and a colleague following an independent
+    assert any(
+        g.actor in r.first_share and g.at < facts.posts[g.post_id].published_at
+        for g in facts.engagements
+    )
+    independents = {e for e in r.first_share if r.ring[e] is None}
+    assert any(
+        g.actor in r.first_share and facts.posts[g.post_id].author in independents
+        for g in facts.engagements
+    )
     touches = [truth.touches(facts, a) for a in facts.applications.values()]
     assert any(len(t) >= 3 for t in touches), "position_based needs three touches"
     assert {t.kind for ts in touches for t in ts} == {"click", "link_code", "referral"}
