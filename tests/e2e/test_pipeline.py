@@ -143,7 +143,7 @@ async def test_summary_of_a_period_equals_the_truth(pipeline: Pipeline, played: 
     _close(got, want)
 
 
-@pytest.mark.parametrize("model", ["last_touch", "linear"])
+@pytest.mark.parametrize("model", truth.MODELS)
 async def test_sharers_equal_the_truth(pipeline: Pipeline, played: Outcome, model: str) -> None:
     async with httpx.AsyncClient(base_url=pipeline.attribution.address) as client:
         got = (await client.get("/v1/sharers", params={"model": model})).json()
