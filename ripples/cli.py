@@ -186,7 +186,7 @@ def parser() -> argparse.ArgumentParser:
         "demo", help="reset the local stack, play a seeded pilot through it, show the report"
     )
     demo.add_argument("--seed", type=int, default=7, help="the pilot's random seed (7)")
-    demo.add_argument("--small", action="store_true", help="a smaller pilot (40 employees)")
+    demo.add_argument("--small", action="store_true", help="a smaller pilot (45 employees)")
     demo.set_defaults(run=cmd_demo)
 
     down = commands.add_parser("down", help="stop everything")

@@ -166,7 +166,7 @@ class Size:
 
 
 SMALL = Size(
-    employees=40,
+    employees=45,
     ambassadors=4,
     weeks=6,
     ring2=5,
