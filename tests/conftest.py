@@ -7,6 +7,7 @@ with their state in a temporary folder.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import uuid
@@ -94,17 +95,26 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     stack.remove_state(running.state)  # also the data folder it may link to outside tmp
 
 
-@pytest.fixture
-async def database(postgres: Running) -> AsyncIterator[str]:
-    """A fresh, empty database on the shared server; its URL."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
+@contextlib.asynccontextmanager
+async def fresh_database(postgres: Running, prefix: str = "test") -> AsyncIterator[str]:
+    """A new, empty database on the shared server while the block runs; its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(postgres.address)
     await admin.execute(f'create database "{name}"')
     await admin.close()
-    yield postgres.address.rsplit("/", 1)[0] + f"/{name}"
-    admin = await asyncpg.connect(postgres.address)
-    await admin.execute(f'drop database "{name}" with (force)')
-    await admin.close()
+    try:
+        yield postgres.address.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        admin = await asyncpg.connect(postgres.address)
+        await admin.execute(f'drop database "{name}" with (force)')
+        await admin.close()
+
+
+@pytest.fixture
+async def database(postgres: Running) -> AsyncIterator[str]:
+    """A fresh, empty database on the shared server; its URL."""
+    async with fresh_database(postgres) as url:
+        yield url
 
 
 API_KEYS = ("test-key-primary", "test-key-rotated")

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import asyncpg
 import httpx
 import orjson
 import pytest
@@ -24,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.cloudevents import from_kafka
 from shared.events import Envelope
-from tests.conftest import API_KEYS, Running, start_service
+from tests.conftest import API_KEYS, Running, fresh_database, start_service
 
 SECRETS = {
     "INGEST_APPLICANT_ID_SECRET": "test-applicant-secret",
@@ -95,14 +94,8 @@ class VendorServer:
 @pytest.fixture(scope="module")
 async def ingest_db(postgres: Running) -> AsyncIterator[str]:
     """A database of the module's own (ingest migrates it at start-up)."""
-    name = f"connectors_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(postgres.address)
-    await admin.execute(f'create database "{name}"')
-    await admin.close()
-    yield postgres.address.rsplit("/", 1)[0] + f"/{name}"
-    admin = await asyncpg.connect(postgres.address)
-    await admin.execute(f'drop database "{name}" with (force)')
-    await admin.close()
+    async with fresh_database(postgres, "connectors") as url:
+        yield url
 
 
 def lever_opportunity(

@@ -6,15 +6,14 @@ with the attribution service)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import asyncpg
 import httpx
 import orjson
 import pytest
@@ -23,7 +22,14 @@ from ripples.demo import run, truth
 from ripples.demo import scenario as pilot
 from ripples.demo.player import Player
 from ripples.demo.sink import Sink, serving
-from tests.conftest import API_KEYS, Running, free_port, start_broker, start_service
+from tests.conftest import (
+    API_KEYS,
+    Running,
+    free_port,
+    fresh_database,
+    start_broker,
+    start_service,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -44,14 +50,6 @@ class Pipeline:
     notifier: Running
 
 
-async def _database(admin_url: str) -> str:
-    name = f"e2e_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(admin_url)
-    await conn.execute(f'create database "{name}"')
-    await conn.close()
-    return admin_url.rsplit("/", 1)[0] + f"/{name}"
-
-
 @pytest.fixture(scope="module")
 def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     broker = start_broker(tmp_path_factory.mktemp("e2e-broker"))
@@ -65,18 +63,23 @@ async def pipeline(
 ) -> AsyncIterator[Pipeline]:
     env = SECRETS | {"INGEST_LINK_ALLOWED_HOSTS": "careers.example.com"} | run.DEMO_ENV
     started: list[Running] = []
-    try:
-        for name in ("ingest", "attribution", "notifier"):
-            database = await _database(postgres.address)
-            started.append(
-                start_service(
-                    name, tmp_path_factory.mktemp(name), own_broker, DATABASE_URL=database, **env
+    async with contextlib.AsyncExitStack() as databases:
+        try:
+            for name in ("ingest", "attribution", "notifier"):
+                database = await databases.enter_async_context(fresh_database(postgres, name))
+                started.append(
+                    start_service(
+                        name,
+                        tmp_path_factory.mktemp(name),
+                        own_broker,
+                        DATABASE_URL=database,
+                        **env,
+                    )
                 )
-            )
-        yield Pipeline(*started)
-    finally:
-        for service in started:
-            service.stop()
+            yield Pipeline(*started)
+        finally:
+            for service in started:
+                service.stop()
 
 
 @dataclass

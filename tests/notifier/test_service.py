@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -24,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from services.notifier.openapi import openapi
 from shared.cloudevents import from_kafka, to_kafka
 from shared.events import Envelope, RecognitionFacts
-from tests.conftest import Running, start_service
+from tests.conftest import Running, fresh_database, start_service
 from tests.notifier.conftest import SECRET, employee_event, recognition_event
 from tests.notifier.peers import Answer, HttpPeer
 
@@ -45,14 +44,8 @@ ENV = {
 
 @pytest.fixture(scope="module")
 async def notifier_db(postgres: Running) -> AsyncIterator[str]:
-    name = f"notifier_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(postgres.address)
-    await admin.execute(f'create database "{name}"')
-    await admin.close()
-    yield postgres.address.rsplit("/", 1)[0] + f"/{name}"
-    admin = await asyncpg.connect(postgres.address)
-    await admin.execute(f'drop database "{name}" with (force)')
-    await admin.close()
+    async with fresh_database(postgres, "notifier") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
