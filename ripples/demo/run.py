@@ -14,7 +14,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import orjson
@@ -115,16 +114,6 @@ async def wait_caught_up(
     return Caught(time.monotonic() - started, False)
 
 
-def _in_order(answer: Any) -> Any:
-    """The ripple graph's lists in one order (the contract leaves their order open)."""
-    if isinstance(answer, dict) and "nodes" in answer:
-        return {
-            "nodes": sorted(answer["nodes"], key=lambda n: n["employee_id"]),
-            "edges": sorted(answer["edges"], key=lambda e: (e["from"], e["to"])),
-        }
-    return answer
-
-
 async def check_against_truth(
     attribution: str, scenario: pilot.Scenario, played: Played, sink: Sink
 ) -> list[str]:
@@ -138,8 +127,8 @@ async def check_against_truth(
     found: list[str] = []
     async with httpx.AsyncClient(base_url=attribution, timeout=30) as client:
         for path, want in wanted.items():
-            got = _in_order((await client.get(path)).json())
-            want = _in_order(orjson.loads(orjson.dumps(want, option=orjson.OPT_UTC_Z)))
+            got = truth.in_order((await client.get(path)).json())
+            want = truth.in_order(orjson.loads(orjson.dumps(want, option=orjson.OPT_UTC_Z)))
             found += truth.differences(got, want, path)
     reachable = {p.id for p in scenario.people if p.channel == "webhook" and not p.opt_out}
     due = sum(1 for employee in truth.recognitions(facts).values() if employee in reachable)

@@ -496,13 +496,14 @@ def sharers(
 
 
 def ripples_graph(facts: Facts, settings: Settings = Settings()) -> dict[str, Any]:
-    """CONTRACT §7 ``/v1/ripples``: every employee who shared, with their ring, and the
-    inspirer edges."""
+    """CONTRACT §7 ``/v1/ripples``: every employee who shared or has a ring (an ambassador who
+    never shared is ring 1 with ``first_shared_at`` null), and the inspirer edges."""
     r = rings(facts, settings)
+    members = sorted(set(r.first_share) | {e for e, ring in r.ring.items() if ring is not None})
     return {
         "nodes": [
-            {"employee_id": e, "ring": r.ring.get(e), "first_shared_at": at}
-            for e, at in sorted(r.first_share.items())
+            {"employee_id": e, "ring": r.ring.get(e), "first_shared_at": r.first_share.get(e)}
+            for e in members
         ],
         "edges": [
             {"from": x.inspirer, "to": x.colleague, "weight": x.weight, "exposure": x.exposure}
@@ -512,6 +513,16 @@ def ripples_graph(facts: Facts, settings: Settings = Settings()) -> dict[str, An
 
 
 TOLERANCE = 1e-6
+
+
+def in_order(answer: Any) -> Any:
+    """A ``/v1/ripples`` answer with its lists in one order (the contract leaves it open)."""
+    if isinstance(answer, dict) and "nodes" in answer:
+        return {
+            "nodes": sorted(answer["nodes"], key=lambda n: n["employee_id"]),
+            "edges": sorted(answer["edges"], key=lambda e: (e["from"], e["to"])),
+        }
+    return answer
 
 
 def differences(got: Any, want: Any, path: str = "$") -> list[str]:
