@@ -16,6 +16,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.ingest import directory
 from services.ingest.ats import Webhooks
@@ -62,6 +63,31 @@ REJECTED = Counter(
 )
 preinit(ACCEPTED, INBOUND_TYPES)
 preinit(REJECTED, EVENT_TYPES, REJECT_REASONS)
+
+
+class HeaderLimit:
+    """ASGI middleware answering 431 problem+json when the request line and headers exceed
+    ``limit`` bytes. uvicorn's httptools parser accepts any size (a 1 MB header got 202 in
+    tests/reliability/test_bad_input.py before this), so the limit is enforced here."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+            size += sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+            if size > self.limit:
+                error = ProblemError(
+                    431,
+                    "headers-too-large",
+                    "Request header fields too large",
+                    f"the request line and headers must not exceed {self.limit} bytes",
+                )
+                await problem_response(error, scope.get("path"))(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class Ingest:
@@ -292,7 +318,10 @@ def create_app(
 
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestMetrics, metrics=HTTP, routes=routes)],
+        middleware=[
+            Middleware(RequestMetrics, metrics=HTTP, routes=routes),
+            Middleware(HeaderLimit, limit=settings.max_header_bytes),
+        ],
         exception_handlers={**problem_handlers(log), ce.UnsupportedContentType: on_media},
         lifespan=lifespan,
     )

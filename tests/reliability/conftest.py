@@ -41,7 +41,7 @@ async def ingest_db(postgres: Running) -> AsyncIterator[str]:
     await admin.execute(f'drop database if exists "{name}" with (force)')
     await admin.execute(f'create database "{name}"')
     await admin.close()
-    yield postgres.address.rsplit("/", 1)[0] + f"/{name}"
+    return postgres.address.rsplit("/", 1)[0] + f"/{name}"
 
 
 @pytest.fixture(scope="module")
