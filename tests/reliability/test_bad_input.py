@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import uuid
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import httpx
@@ -27,7 +28,7 @@ BATCH = {"Content-Type": "application/cloudevents-batch+json"} | AUTH
 
 
 @pytest.fixture
-async def client(armed_ingest: Running) -> httpx.AsyncIterator[httpx.AsyncClient]:  # type: ignore[name-defined]
+async def client(armed_ingest: Running) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=armed_ingest.address, timeout=15) as c:
         yield c
 
