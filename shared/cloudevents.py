@@ -226,7 +226,10 @@ def from_kafka(headers: Iterable[tuple[str, bytes]], value: bytes) -> Envelope:
     attributes: dict[str, Any] = {}
     for name, raw in headers:
         if name.startswith("ce_") and name[3:] in _ATTRIBUTES:
-            attributes[name[3:]] = raw.decode()
+            try:
+                attributes[name[3:]] = raw.decode()
+            except UnicodeDecodeError:  # a poison record: dead-lettered, never a crash
+                raise InvalidEvent([FieldError(name, "not UTF-8", "malformed")]) from None
     event_type = BY_TYPE.get(attributes.get("type", ""))
     if event_type is None:
         raise InvalidEvent(

@@ -165,3 +165,44 @@ async def test_postgres_outage_under_load(
         attribution.stop()
         if not own_postgres.component.running(own_postgres.state):
             await asyncio.to_thread(own_postgres.start)
+
+
+async def test_undecodable_records_are_dead_lettered_not_fatal(
+    own_broker: Running, own_postgres: Running, tmp_path: Path
+) -> None:
+    """Records with invalid UTF-8 (in a ce_* header, or inside a string of the value) raised
+    UnicodeDecodeError out of ``from_kafka``, which the workers do not catch; now they are
+    dead-lettered and the stream goes on."""
+    await ensure_topics(KafkaSettings(bootstrap_servers=own_broker.address))
+    attribution = start_service(
+        "attribution",
+        tmp_path / "attribution",
+        own_broker,
+        DATABASE_URL=await _database(own_postgres.address, "poison_attribution"),
+        **FAST,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=own_broker.address)
+    await producer.start()
+    try:
+        click = scenario.click("L-zz", "visitor-1", "2026-06-11T00:00:00Z")
+        key, value, headers = to_kafka(envelopes([click])[0])
+        bad_header = [(k, b"\xff\xfe" if k == "ce_id" else v) for k, v in headers]
+        bad_value = value.replace(b"visitor-1", b"visitor-\xc3\x28")
+        await producer.send_and_wait("ripples.links", value, key=key, headers=bad_header)
+        await producer.send_and_wait("ripples.links", bad_value, key=key, headers=headers)
+        good = scenario.click("L-zz", "visitor-2", "2026-06-11T00:00:01Z") | {"id": "after"}
+        await _send(producer, [good])
+
+        async with httpx.AsyncClient(timeout=5) as client:
+            metrics = ""
+            for _ in range(60):
+                metrics = (await client.get(f"{attribution.address}/metrics")).text
+                if 'outcome="stored",type="ripples.link.clicked.v1"} 1.0' in metrics:
+                    break
+                await asyncio.sleep(0.5)
+        assert 'attribution_dead_letters_total{reason="invalid_event"} 2.0' in metrics
+        assert 'outcome="stored",type="ripples.link.clicked.v1"} 1.0' in metrics
+        assert attribution.component.running(attribution.state)
+    finally:
+        await producer.stop()
+        attribution.stop()
