@@ -308,7 +308,11 @@ class Postgres(Component):
         folder the ``ripples`` system user cannot reach, a folder under the system's temp
         folder linked from there."""
         local = state.root / "postgres"
-        if self.system_user is None or local.is_symlink() or _traversable_by_others(state.root):
+        if local.is_symlink():
+            # The target, not the link: the system user may not traverse the folders above
+            # the link (a second start as root failed with "Permission denied" before).
+            return local.resolve()
+        if self.system_user is None or _traversable_by_others(state.root):
             return local
         digest = hashlib.sha256(str(state.root).encode()).hexdigest()[:12]
         shared = Path(tempfile.gettempdir()) / f"ripples-postgres-{digest}"

@@ -74,16 +74,21 @@ _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`$")
 
 
-_DECODE_ERRORS = (msgspec.MsgspecError, RecursionError)
+# msgspec raises UnicodeDecodeError (not a MsgspecError) for invalid UTF-8 inside a string.
+_DECODE_ERRORS = (msgspec.MsgspecError, RecursionError, UnicodeDecodeError)
 
 
-def _field_error(exc: msgspec.MsgspecError | RecursionError, prefix: str = "") -> FieldError:
+def _field_error(
+    exc: msgspec.MsgspecError | RecursionError | UnicodeDecodeError, prefix: str = ""
+) -> FieldError:
     """Turn a msgspec error into a field path and a human sentence.
 
     ``Object missing required field `id` - at `$.data``` → field ``data.id``.
     """
     if isinstance(exc, RecursionError):
         return FieldError(prefix.rstrip(".") or "$", "JSON nested too deeply", "malformed")
+    if isinstance(exc, UnicodeDecodeError):
+        return FieldError(prefix.rstrip(".") or "$", "malformed JSON: invalid UTF-8", "malformed")
     if not isinstance(exc, msgspec.ValidationError):
         return FieldError(prefix.rstrip(".") or "$", f"malformed JSON: {exc}", "malformed")
     match = _AT.match(str(exc))
@@ -221,7 +226,10 @@ def from_kafka(headers: Iterable[tuple[str, bytes]], value: bytes) -> Envelope:
     attributes: dict[str, Any] = {}
     for name, raw in headers:
         if name.startswith("ce_") and name[3:] in _ATTRIBUTES:
-            attributes[name[3:]] = raw.decode()
+            try:
+                attributes[name[3:]] = raw.decode()
+            except UnicodeDecodeError:  # a poison record: dead-lettered, never a crash
+                raise InvalidEvent([FieldError(name, "not UTF-8", "malformed")]) from None
     event_type = BY_TYPE.get(attributes.get("type", ""))
     if event_type is None:
         raise InvalidEvent(

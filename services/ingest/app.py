@@ -9,12 +9,14 @@ from collections import Counter as Tally
 from collections.abc import AsyncIterator, Sequence
 
 import httpx
+import msgspec
 from prometheus_client import Counter
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.ingest import directory
 from services.ingest.ats import Webhooks
@@ -61,6 +63,31 @@ REJECTED = Counter(
 )
 preinit(ACCEPTED, INBOUND_TYPES)
 preinit(REJECTED, EVENT_TYPES, REJECT_REASONS)
+
+
+class HeaderLimit:
+    """ASGI middleware answering 431 problem+json when the request line and headers exceed
+    ``limit`` bytes. uvicorn's httptools parser accepts any size (a 1 MB header got 202 in
+    tests/reliability/test_bad_input.py before this), so the limit is enforced here."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+            size += sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+            if size > self.limit:
+                error = ProblemError(
+                    431,
+                    "headers-too-large",
+                    "Request header fields too large",
+                    f"the request line and headers must not exceed {self.limit} bytes",
+                )
+                await problem_response(error, scope.get("path"))(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class Ingest:
@@ -117,7 +144,8 @@ class Ingest:
                 await directory.record(pool, employees, emails, self.settings.applicant_id_secret)
             except DB_ERRORS as exc:
                 # Published, but not in the directory: ask for the (harmless) resend.
-                log.warning("employee directory not updated", extra={"reason": repr(exc)})
+                # Only the class: PostgreSQL's message may quote the values.
+                log.warning("employee directory not updated", extra={"reason": type(exc).__name__})
                 raise ProblemError(
                     503,
                     "database-unavailable",
@@ -126,6 +154,36 @@ class Ingest:
                     " send them again",
                     headers={"Retry-After": str(self.settings.retry_after_s)},
                 ) from None
+
+    @staticmethod
+    def _refuse_nul(events: Sequence[Envelope], body: bytes, batch: bool) -> None:
+        """Refuse strings holding U+0000: JSON allows them, PostgreSQL text does not, so
+        they would be published and then fail in every consumer's database (found by the
+        reliability fuzz: an employee event gave 503 "send them again" forever)."""
+        if b"\\u0000" not in body:  # the only way JSON can carry U+0000
+            return
+        errors: list[ce.FieldError] = []
+        types: list[str] = []
+
+        def walk(value: object, path: str, index: int, event_type: str) -> None:
+            if isinstance(value, str) and "\x00" in value:
+                errors.append(
+                    ce.FieldError(
+                        path, "must not contain U+0000", "invalid", index if batch else None
+                    )
+                )
+                types.append(event_type)
+            elif isinstance(value, dict):
+                for key, item in value.items():
+                    walk(item, f"{path}.{key}" if path else str(key), index, event_type)
+            elif isinstance(value, list):
+                for position, item in enumerate(value):
+                    walk(item, f"{path}[{position}]", index, event_type)
+
+        for index, event in enumerate(events):
+            walk(msgspec.to_builtins(event), "", index, event.type)
+        if errors:
+            raise Ingest._invalid(ce.InvalidEvent(errors, types), batch)
 
     @staticmethod
     def _invalid(exc: ce.InvalidEvent, batch: bool) -> ProblemError:
@@ -166,6 +224,7 @@ class Ingest:
                 )
         except ce.InvalidEvent as exc:
             raise self._invalid(exc, batch=False) from None
+        self._refuse_nul([event], body, batch=False)
         mode = "structured" if media == ce.STRUCTURED else "binary"
         await self._publish([event], request, body, mode)
         return json_response(
@@ -190,6 +249,7 @@ class Ingest:
                 f"a batch holds at most {self.settings.max_batch_events} events, "
                 f"this one {len(events)}",
             )
+        self._refuse_nul(events, body, batch=True)
         await self._publish(events, request, body, "batch")
         return json_response({"status": "accepted", "accepted": len(events)}, 202)
 
@@ -258,7 +318,10 @@ def create_app(
 
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestMetrics, metrics=HTTP, routes=routes)],
+        middleware=[
+            Middleware(RequestMetrics, metrics=HTTP, routes=routes),
+            Middleware(HeaderLimit, limit=settings.max_header_bytes),
+        ],
         exception_handlers={**problem_handlers(log), ce.UnsupportedContentType: on_media},
         lifespan=lifespan,
     )

@@ -414,7 +414,7 @@ class Webhooks:
         body = await read_body(request, self.settings.max_body_bytes)
         try:
             envelope = _decode_teamtailor(body)
-        except msgspec.MsgspecError:
+        except (msgspec.MsgspecError, UnicodeDecodeError):  # msgspec's invalid UTF-8
             raise unauthorized("teamtailor", "no signed payload in the body") from None
         if not verify_teamtailor(
             self.settings.teamtailor_signature_key, bytes(envelope.payload), envelope.signature

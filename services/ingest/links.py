@@ -206,7 +206,7 @@ class Links:
             spec = _decode_request(body)
         except msgspec.ValidationError as exc:
             raise ProblemError(422, "invalid-link", "Invalid link", str(exc)) from None
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec's invalid UTF-8
             raise ProblemError(422, "invalid-link", "Invalid link", f"not JSON: {exc}") from None
         if not host_allowed(spec.target_url, self.settings.link_allowed_hosts):
             raise ProblemError(

@@ -32,6 +32,7 @@ _AUTH_ERRORS = {
     "401": _problem("Missing or invalid API key."),
     "413": _problem("Body (or batch) too large."),
     "415": _problem("Content type not accepted here."),
+    "431": _problem("Request line and headers too large (`INGEST_MAX_HEADER_BYTES`)."),
     "422": _problem("Not a valid contract event; `errors` names each field."),
     "503": {
         **_problem("The broker did not acknowledge; retry after `Retry-After` seconds."),

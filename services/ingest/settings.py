@@ -13,6 +13,8 @@ class IngestSettings:
     # Read from INGEST_API_KEYS or from the file named by INGEST_API_KEYS_FILE.
     api_keys: tuple[str, ...] = ()
     max_body_bytes: int = 4 * 1024 * 1024
+    # Request line plus headers; uvicorn's httptools parser sets no limit of its own.
+    max_header_bytes: int = 16 * 1024
     max_batch_events: int = 1000
     # How long a request waits for the broker's acknowledgement before answering 503.
     publish_timeout_s: float = 5.0
