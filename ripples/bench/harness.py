@@ -57,6 +57,8 @@ class Target:
     api_key: str
     webhook_secret: str
     pids: dict[str, int]  # service name -> pid, for memory
+    # more attribution workers in the same consumer group (the scaling run)
+    more_attribution: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -436,8 +438,11 @@ class Bench:
     # --- attribution and its faust ceiling -------------------------------------------------
 
     def _metrics(self, service: str) -> str:
-        address = {"attribution": self.target.attribution, "notifier": self.target.notifier}
-        return httpx.get(f"{address[service]}/metrics", timeout=10).text
+        addresses = {
+            "attribution": (self.target.attribution, *self.target.more_attribution),
+            "notifier": (self.target.notifier,),
+        }
+        return "\n".join(httpx.get(f"{a}/metrics", timeout=10).text for a in addresses[service])
 
     def lag(self, service: str) -> float:
         return metric_sum(self._metrics(service), f"{service}_consumer_lag")
@@ -544,7 +549,7 @@ class Bench:
                         "rounds": [x["rate"] for x in results],
                         "events_per_round": n,
                         "backlog_drained_first_s": round(drained, 1),
-                        "workers": 1,
+                        "workers": 1 + len(self.target.more_attribution),
                     },
                 )
             ),
