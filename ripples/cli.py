@@ -105,7 +105,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from ripples.bench import harness
 
-    return harness.main(args.quick, args.rounds, args.out, args.events, _say)
+    only = [o.strip() for o in args.only.split(",")] if args.only else []
+    return harness.main(
+        args.quick, args.rounds, args.out, args.events, _say, only, args.attribution_workers
+    )
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -204,6 +207,17 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", help="the JSON file (default bench/results/<timestamp>.json)")
     bench.add_argument(
         "--events", type=int, help="events for the memory run (default 40,000; try 1000000)"
+    )
+    bench.add_argument(
+        "--only",
+        help="comma-separated measurements to run: raw, ingest batch, ingest single, "
+        "redirector, attribution, end, memory (default: all)",
+    )
+    bench.add_argument(
+        "--attribution-workers",
+        type=int,
+        default=1,
+        help="start more attribution workers in the same group for the run (default 1)",
     )
     bench.set_defaults(run=cmd_bench)
 

@@ -731,7 +731,7 @@ class Bench:
             )
         return figures
 
-    def run_all(self) -> list[Figure]:
+    def run_all(self, only: Sequence[str] = ()) -> list[Figure]:
         steps: list[tuple[str, Callable[[], object]]] = [
             ("raw produce (ceiling)", self.produce_ceiling),
             ("ingest batch", self.ingest_batch),
@@ -741,6 +741,10 @@ class Bench:
             ("end to end", self.end_to_end),
             ("memory", self.memory),
         ]
+        if only:
+            if "ingest batch" in only:  # its ratio needs the produce ceiling
+                only = ["raw", *only]
+            steps = [s for s in steps if any(s[0].startswith(o) for o in only)]
         for i, (name, step) in enumerate(steps, 1):
             self.say(f"[{i}/{len(steps)}] {name}")
             started = time.monotonic()
@@ -861,6 +865,8 @@ def main(
     out: str | None = None,
     memory_events: int | None = None,
     say: Say = print,
+    only: Sequence[str] = (),
+    workers: int = 1,
 ) -> int:
     """``ripples bench``: use the running local stack, or bring it up (and down after)."""
     from ripples import stack as local
@@ -870,7 +876,22 @@ def main(
     if started_here:
         say("Starting the local stack for the benchmark …")
         local.up(stack, say)
+    extra: list[local.Service] = []
     try:
+        for i in range(1, workers):  # more attribution workers, same consumer group
+            spec = next(s for s in local.ALL_SERVICES if s.name == "attribution")
+            port = spec.port + 10 * i
+            worker = local.Service(
+                f"attribution{i + 1}",
+                f"http://127.0.0.1:{port}",
+                marker=spec.module,
+                spec=spec,
+                port=port,
+            )
+            say(f"Starting attribution worker {i + 1} on port {port} …")
+            worker.start(stack.state, stack.env | {spec.port_variable: str(port)})
+            extra.append(worker)
+            worker.wait_ready(90)
         pids = {
             s.name: pid for s in stack.services if (pid := stack.state.read_pid(s.name)) is not None
         }
@@ -883,17 +904,22 @@ def main(
             api_key=stack.api_key,
             webhook_secret=stack.env.get("NOTIFIER_WEBHOOK_SECRET", ""),
             pids=pids,
+            more_attribution=tuple(w.address for w in extra),
         )
         plan = Plan.quick(rounds or 1) if quick else Plan(rounds=rounds or 3)
         if memory_events:
             plan = Plan(**(asdict(plan) | {"memory_events": memory_events}))
-        return run(target, plan, Path(out) if out else None, say)
+        return run(target, plan, Path(out) if out else None, say, only)
     finally:
+        for worker in extra:
+            worker.stop(stack.state)
         if started_here:
             local.down(stack, say)
 
 
-def run(target: Target, plan: Plan, out: Path | None, say: Say = print) -> int:
+def run(
+    target: Target, plan: Plan, out: Path | None, say: Say = print, only: Sequence[str] = ()
+) -> int:
     def progress(line: str) -> None:
         if sys.stdout.isatty():
             sys.stdout.write("\r\033[K      " + line[:110])
@@ -911,7 +937,7 @@ def run(target: Target, plan: Plan, out: Path | None, say: Say = print) -> int:
     )
     started = time.monotonic()
     bench = Bench(target, plan, said, progress)
-    figures = bench.run_all()
+    figures = bench.run_all(only)
     data = result(figures, plan, time.monotonic() - started)
     path = write(data, out, Path("bench/results"))
     said("")
