@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install tools lint test test-unit test-integration demo up down status openapi lock \
+.PHONY: help install tools lint test test-unit test-integration demo up down status openapi lock bench \
 	clean
 
 help:
@@ -14,6 +14,7 @@ help:
 	@echo "make test     create .venv, install, lint (ruff, mypy) and run every test"
 	@echo "make up       start the local stack (broker, PostgreSQL, services)"
 	@echo "make down     stop it"
+	@echo "make bench    measure throughput, latency and memory (bench/results/*.json)"
 	@echo "make openapi  regenerate the committed OpenAPI documents"
 	@echo "make tools    install what the deploy tests run (promtool, prometheus) when missing"
 
@@ -54,6 +55,9 @@ test-integration: install
 
 demo: install
 	$(BIN)/ripples demo
+
+bench: install
+	$(BIN)/ripples bench
 
 up: install
 	$(BIN)/ripples up

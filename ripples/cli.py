@@ -3,6 +3,7 @@
 ripples up                 start the broker, PostgreSQL and every service; wait until ready
 ripples status             what runs, with pids and addresses
 ripples logs SERVICE       a component's log (-f to follow)
+ripples bench              measure it next to the raw ceilings (bench/results/*.json)
 ripples down               stop everything, leave no process behind
 """
 
@@ -101,6 +102,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run.main(args.seed, args.small)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from ripples.bench import harness
+
+    only = [o.strip() for o in args.only.split(",")] if args.only else []
+    return harness.main(
+        args.quick, args.rounds, args.out, args.events, _say, only, args.attribution_workers
+    )
+
+
 def cmd_down(args: argparse.Namespace) -> int:
     stack = local.build(local.state_from_cwd())
     _say("Stopping Ripples")
@@ -188,6 +198,28 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7, help="the pilot's random seed (7)")
     demo.add_argument("--small", action="store_true", help="a smaller pilot (45 employees)")
     demo.set_defaults(run=cmd_demo)
+
+    bench = commands.add_parser(
+        "bench", help="measure throughput, latency and memory next to the raw ceilings"
+    )
+    bench.add_argument("--quick", action="store_true", help="about a minute instead of five")
+    bench.add_argument("--rounds", type=int, help="measured rounds after the warm-up (3)")
+    bench.add_argument("--out", help="the JSON file (default bench/results/<timestamp>.json)")
+    bench.add_argument(
+        "--events", type=int, help="events for the memory run (default 40,000; try 1000000)"
+    )
+    bench.add_argument(
+        "--only",
+        help="comma-separated measurements to run: raw, ingest batch, ingest single, "
+        "redirector, attribution, end, memory (default: all)",
+    )
+    bench.add_argument(
+        "--attribution-workers",
+        type=int,
+        default=1,
+        help="start more attribution workers in the same group for the run (default 1)",
+    )
+    bench.set_defaults(run=cmd_bench)
 
     down = commands.add_parser("down", help="stop everything")
     down.add_argument(
