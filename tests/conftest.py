@@ -75,10 +75,11 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     running.stop()
 
 
-@pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+def start_postgres(tmp: Path) -> Running:
+    """A real PostgreSQL (the local stack's embedded one) on a free port, data under ``tmp``;
+    ``stop_postgres`` also removes the data folder it may link to outside ``tmp``."""
     port = free_port()
-    tmp = tmp_path_factory.mktemp("postgres")
+    tmp.mkdir(parents=True, exist_ok=True)
     tmp.chmod(0o755)
     url = f"postgresql://{stack.POSTGRES_USER}@127.0.0.1:{port}/{stack.POSTGRES_DB}"
     component = stack.Postgres(
@@ -90,9 +91,19 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     )
     running = Running(component, _state(tmp), dict(os.environ))
     running.start()
-    yield running
+    return running
+
+
+def stop_postgres(running: Running) -> None:
     running.stop()
-    stack.remove_state(running.state)  # also the data folder it may link to outside tmp
+    stack.remove_state(running.state)
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    running = start_postgres(tmp_path_factory.mktemp("postgres"))
+    yield running
+    stop_postgres(running)
 
 
 @contextlib.asynccontextmanager

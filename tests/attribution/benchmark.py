@@ -20,9 +20,8 @@ from typing import Any
 import asyncpg
 import httpx
 
-from ripples import stack
 from ripples.bench.workload import events, produce
-from tests.conftest import free_port, start_broker, start_service
+from tests.conftest import start_broker, start_postgres, start_service
 
 
 async def measure(database: str, n: int, timeout_s: float = 600) -> tuple[float, float]:
@@ -61,20 +60,9 @@ def main() -> None:
         if not (bootstrap and database):
             broker = start_broker(tmp / "broker")
             started.append(broker)
-            port = free_port()
-            database = f"postgresql://{stack.POSTGRES_USER}@127.0.0.1:{port}/{stack.POSTGRES_DB}"
-            pg = stack.Postgres(
-                "postgres",
-                database,
-                marker="postgres",
-                port=port,
-                system_user=stack.POSTGRES_USER if os.geteuid() == 0 else None,
-            )
-            state = stack.State(tmp / "pg")
-            state.prepare()
-            pg.start(state, dict(os.environ))
-            pg.wait_ready(60)
-            started.append((pg, state))
+            pg = start_postgres(tmp / "pg")
+            started.append(pg)
+            database = pg.address
             bootstrap = broker.address
         load = events(n)
         t = time.monotonic()
@@ -115,10 +103,7 @@ def main() -> None:
         )
     finally:
         for item in reversed(started):
-            if isinstance(item, tuple):
-                item[0].stop(item[1])
-            else:
-                item.stop()
+            item.stop()
 
 
 if __name__ == "__main__":

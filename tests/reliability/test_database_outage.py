@@ -9,7 +9,6 @@ their own tests: see docs/reliability.md.)"""
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,14 +19,13 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from ripples import stack
 from shared.cloudevents import to_kafka
 from shared.kafka import ensure_topics
 from shared.settings import KafkaSettings
 from tests.attribution import scenario
 from tests.attribution.conftest import envelopes
 from tests.attribution.test_pipeline import FAST, eventually, poll
-from tests.conftest import Running, free_port, start_broker, start_service
+from tests.conftest import Running, start_broker, start_postgres, start_service, stop_postgres
 
 pytestmark = pytest.mark.integration
 
@@ -44,24 +42,9 @@ def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 @pytest.fixture(scope="module")
 def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """A PostgreSQL of this module's own, so stopping it disturbs no other test."""
-    port = free_port()
-    tmp = tmp_path_factory.mktemp("outage-postgres")
-    tmp.chmod(0o755)
-    url = f"postgresql://{stack.POSTGRES_USER}@127.0.0.1:{port}/{stack.POSTGRES_DB}"
-    component = stack.Postgres(
-        "postgres",
-        url,
-        marker="postgres",
-        port=port,
-        system_user=stack.POSTGRES_USER if os.geteuid() == 0 else None,
-    )
-    state = stack.State(tmp)
-    state.prepare()
-    running = Running(component, state, dict(os.environ))
-    running.start()
+    running = start_postgres(tmp_path_factory.mktemp("outage-postgres"))
     yield running
-    running.stop()
-    stack.remove_state(running.state)
+    stop_postgres(running)
 
 
 async def _database(admin_url: str, name: str) -> str:
