@@ -12,7 +12,6 @@ once by the notifier and at most repeated once to a peer per crash, always with 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -72,8 +71,13 @@ class Dispatcher:
         return self._limits[channel]
 
     async def run(self) -> None:
-        """Dispatch until cancelled; woken early when new work is recorded."""
+        """Dispatch until cancelled. Whoever records new work sets ``wake`` after its commit,
+        and the dispatcher looks at once; otherwise it sweeps every ``dispatch_interval_s``
+        for what became due by time (retries, expired leases, digests, waiting rows)."""
         while True:
+            # Cleared before looking, so that work recorded while looking is not missed:
+            # its wake makes the next wait return at once.
+            self.wake.clear()
             try:
                 busy = await self.dispatch_once()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -84,9 +88,12 @@ class Dispatcher:
                 busy = 0
             if busy:
                 continue
-            self.wake.clear()
-            with contextlib.suppress(TimeoutError):
+            cause = "recorded"
+            try:
                 await asyncio.wait_for(self.wake.wait(), self.settings.dispatch_interval_s)
+            except TimeoutError:
+                cause = "interval"
+            metrics.WAKEUPS.labels(cause).inc()
 
     async def dispatch_once(self) -> int:
         """Claim what is due and settle or attempt it; returns how many rows were claimed."""

@@ -34,6 +34,12 @@ QUEUE_DEPTH = Gauge("notifier_queue_depth", "Deliveries pending (not yet settled
 CONSUMER_LAG = Gauge(
     "notifier_consumer_lag", "Records not yet consumed, by topic (messages).", ["topic"]
 )
+WAKEUPS = Counter(
+    "notifier_dispatch_wakeups_total",
+    "Times the idle dispatcher looked at the ledger again, by cause: recorded (new work was "
+    "stored) or interval (the fallback sweep).",
+    ["cause"],
+)
 DEAD_LETTERS = Counter(
     "notifier_dead_letters_total", "Records sent to the dead-letter topic, by reason.", ["reason"]
 )
@@ -43,3 +49,4 @@ preinit(ATTEMPTS, CHANNELS[:-1])
 preinit(LATENCY, CHANNELS[:-1])
 preinit(CONSUMER_LAG, (RECOGNITIONS.name, EMPLOYEES.name))
 preinit(DEAD_LETTERS, DEAD_LETTER_REASONS)
+preinit(WAKEUPS, ("recorded", "interval"))

@@ -11,12 +11,17 @@ class NotifierSettings:
     port: int = 8082
     log_level: str = "INFO"
 
-    # Consumer: events per batch and how long a batch may gather.
+    # Consumer: events per batch and how long a batch may gather (a full batch goes at once,
+    # so a short window costs nothing under load), and how long a fetch may wait at the broker
+    # for records (faust's own 1.5 s delays every record on a quiet topic with a broker that
+    # answers only when the wait is over, such as Tansu).
     batch_size: int = 500
-    batch_within_s: float = 0.2
+    batch_within_s: float = 0.05
+    fetch_max_wait_s: float = 0.1
 
-    # Dispatcher: how often it looks for due deliveries when nothing wakes it, and how many
-    # it takes at once. A claimed delivery is invisible to other replicas for the lease.
+    # Dispatcher: a stored recognition wakes it at once; besides, it sweeps the ledger this
+    # often for what became due by time (retries, leases, digests, waiting rows) and takes
+    # this many rows at once. A claimed delivery is invisible to other replicas for the lease.
     dispatch_interval_s: float = 1.0
     dispatch_batch: int = 100
     claim_lease_s: float = 120.0

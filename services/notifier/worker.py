@@ -37,6 +37,7 @@ from shared.events import (
     Envelope,
     RecognitionDueEvent,
 )
+from shared.fetchwait import limit_fetch_wait
 from shared.settings import DatabaseSettings, KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -149,6 +150,7 @@ def build(
     settings: NotifierSettings, kafka: KafkaSettings, database: DatabaseSettings
 ) -> faust.App:
     app = streaming.faust_app(APP_ID, kafka)
+    limit_fetch_wait(app, settings.fetch_max_wait_s)
     recognitions_topic = streaming.topic(app, RECOGNITIONS)
     employees_topic = streaming.topic(app, EMPLOYEES)
     dead_letters = streaming.topic(app, DEAD_LETTERS)
