@@ -1,0 +1,152 @@
+"""Prompt delivery: a stored recognition wakes the dispatcher, so it does not wait for the
+fallback sweep; and the notifier's consumer does not let a fetch wait 1.5 s at the broker.
+
+The sweep is set an hour apart here, so a delivery within the tests' bounded waits can only
+come from a wake-up; the wake-up counter says which cause woke the dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
+
+from services.notifier import worker
+from services.notifier.settings import NotifierSettings
+from shared.settings import DatabaseSettings, KafkaSettings
+from tests.conftest import Running, fresh_database, start_service
+from tests.notifier.conftest import Harness, employee_event, recognition_event
+from tests.notifier.peers import HttpPeer
+from tests.notifier.test_service import ENV, ledger, metric, publish
+
+HOUR = 3600.0
+
+
+def wakeups(cause: str) -> float:
+    return REGISTRY.get_sample_value("notifier_dispatch_wakeups_total", {"cause": cause}) or 0.0
+
+
+@contextlib.asynccontextmanager
+async def running(harness: Harness) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(harness.dispatcher.run())
+    try:
+        yield task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.mark.integration
+async def test_a_recorded_recognition_wakes_the_idle_dispatcher(
+    harness: Harness, peer: HttpPeer
+) -> None:
+    harness.configure(dispatch_interval_s=HOUR)
+    await harness.employee(employee_event("e1", "webhook", peer.url))
+    before = wakeups("recorded"), wakeups("interval")
+    async with running(harness):
+        await asyncio.sleep(0.2)  # the first look finds nothing; the dispatcher waits
+        assert not peer.requests
+        await harness.recognize(recognition_event("first_post:e1", "e1", "first_post"))
+        harness.dispatcher.wake.set()  # what the consumer does after its commit
+        (request,) = await peer.wait_for(1, timeout_s=10)
+        async with asyncio.timeout(10):  # the result is recorded after the peer answered
+            while (await harness.ledger("e1"))["first_post:e1"]["status"] != "sent":
+                await asyncio.sleep(0.01)
+    assert request.json()["recognition_id"] == "first_post:e1"
+    assert wakeups("recorded") == before[0] + 1
+    assert wakeups("interval") == before[1]
+
+
+@pytest.mark.integration
+async def test_a_wake_during_a_look_that_found_nothing_is_not_lost(
+    harness: Harness, peer: HttpPeer
+) -> None:
+    """The recognition is committed (and the wake set) after the dispatcher's claim found
+    nothing but before it starts waiting: it must look again at once, not after the sweep."""
+    harness.configure(dispatch_interval_s=HOUR)
+    await harness.employee(employee_event("e1", "webhook", peer.url))
+    dispatcher = harness.dispatcher
+    looked = dispatcher.dispatch_once
+    looks = 0
+
+    async def look_then_record() -> int:
+        nonlocal looks
+        looks += 1
+        claimed = await looked()
+        if looks == 1:
+            assert claimed == 0
+            await harness.recognize(recognition_event("first_post:e1", "e1", "first_post"))
+            dispatcher.wake.set()
+        return claimed
+
+    dispatcher.dispatch_once = look_then_record  # type: ignore[method-assign]
+    async with running(harness):
+        await peer.wait_for(1, timeout_s=10)
+    assert looks >= 2
+
+
+async def test_the_consumer_fetch_waits_at_most_the_setting() -> None:
+    """faust creates its consumer with fetch_max_wait_ms=1500; the notifier's is shorter."""
+    app = worker.build(
+        NotifierSettings(fetch_max_wait_s=0.1),
+        KafkaSettings(bootstrap_servers="127.0.0.1:9"),
+        DatabaseSettings(url="postgresql://nobody@127.0.0.1:9/none"),
+    )
+    thread = app.consumer._thread  # not started: nothing connects
+    consumer = thread._create_worker_consumer(app.transport)
+    try:
+        assert consumer._fetch_max_wait_ms == 100
+    finally:
+        await consumer.stop()
+        thread.thread_loop.close()
+
+
+# --- the process: consumer -> ledger -> wake -> sent, with the sweep an hour away ----------
+
+
+@pytest.fixture(scope="module")
+async def slow_sweep_db(postgres: Running) -> AsyncIterator[str]:
+    async with fresh_database(postgres, "notifier_wakeup") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def slow_sweep(
+    broker: Running, slow_sweep_db: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Running]:
+    env = ENV | {"NOTIFIER_DISPATCH_INTERVAL_S": str(HOUR)}
+    service = start_service(
+        "notifier", tmp_path_factory.mktemp("notifier"), broker, DATABASE_URL=slow_sweep_db, **env
+    )
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+async def producer(broker: Running) -> AsyncIterator[AIOKafkaProducer]:
+    client = AIOKafkaProducer(bootstrap_servers=broker.address)
+    await client.start()
+    yield client
+    await client.stop()
+
+
+@pytest.mark.integration
+async def test_the_service_delivers_a_stored_recognition_without_the_sweep(
+    slow_sweep: Running, producer: AIOKafkaProducer, peer: HttpPeer
+) -> None:
+    employee = "wake-e1"
+    key = f"first_post:{employee}"
+    # Whichever is stored last (the recognition, or the employee record it waits for) wakes
+    # the dispatcher; the sweep would come only in an hour.
+    await publish(producer, employee_event(employee, "webhook", peer.url))
+    await publish(producer, recognition_event(key, employee, "first_post"))
+    async with asyncio.timeout(30):
+        while not any(r.json().get("recognition_id") == key for r in peer.requests):
+            await asyncio.sleep(0.05)
+    row = (await ledger(slow_sweep, employee))[key]
+    assert (row["status"], row["attempts"]) == ("sent", 1)
+    assert await metric(slow_sweep, "notifier_dispatch_wakeups_total", cause="recorded") >= 1
+    assert await metric(slow_sweep, "notifier_dispatch_wakeups_total", cause="interval") == 0
