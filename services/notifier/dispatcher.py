@@ -12,6 +12,7 @@ once by the notifier and at most repeated once to a peer per crash, always with 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 DeadLetter = Callable[[bytes, bytes, dict[str, bytes]], Awaitable[None]]
+
+_MIN_WAIT_S = 0.05
 
 
 class Dispatcher:
@@ -58,6 +61,10 @@ class Dispatcher:
         self.monotonic = monotonic
         self.sleep = sleep
         self.wake = asyncio.Event()
+        self._serving: set[str] = set()  # employees whose claimed rows are being handled
+        self._in_flight = 0  # claimed rows being handled
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._finished = False  # a task ended since the last look
         self._limits: dict[str, tuple[asyncio.Semaphore, policy.RateLimiter]] = {}
 
     def _limit(self, channel: str) -> tuple[asyncio.Semaphore, policy.RateLimiter]:
@@ -73,46 +80,105 @@ class Dispatcher:
     async def run(self) -> None:
         """Dispatch until cancelled. Whoever records new work sets ``wake`` after its commit,
         and the dispatcher looks at once; otherwise it sweeps every ``dispatch_interval_s``
-        for what became due by time (retries, expired leases, digests, waiting rows)."""
-        while True:
-            # Cleared before looking, so that work recorded while looking is not missed:
-            # its wake makes the next wait return at once.
-            self.wake.clear()
-            try:
-                busy = await self.dispatch_once()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("dispatch failed; retrying", extra={"error": type(exc).__name__})
-                busy = 0
-            except Exception as exc:  # keep dispatching; claimed rows come back after the lease
-                log.error("dispatch error", extra={"error": type(exc).__name__})
-                busy = 0
-            if busy:
-                continue
-            cause = "recorded"
-            try:
-                await asyncio.wait_for(self.wake.wait(), self.settings.dispatch_interval_s)
-            except TimeoutError:
-                cause = "interval"
-            metrics.WAKEUPS.labels(cause).inc()
+        for what became due by time (retries, expired leases, digests, waiting rows).
+
+        Each employee's claimed deliveries run as a task of their own, so a slow peer or a
+        channel held back by its rate limit does not hold back anyone else's message: the
+        dispatcher claims again while they run, up to ``dispatch_batch`` rows in flight, and
+        skips employees whose task is still running (their rows stay in order)."""
+        try:
+            while True:
+                # Cleared before looking, so that work recorded while looking is not missed:
+                # its wake makes the next wait return at once.
+                self.wake.clear()
+                self._finished = False
+                try:
+                    claimed, _ = await self._start_due()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("dispatch failed; retrying", extra={"error": type(exc).__name__})
+                    claimed = 0
+                except Exception as exc:  # keep dispatching; claimed rows come back later
+                    log.error("dispatch error", extra={"error": type(exc).__name__})
+                    claimed = 0
+                full = self._in_flight >= self.settings.dispatch_batch
+                if claimed and not full:
+                    continue
+                interval = self.settings.dispatch_interval_s
+                wait = interval if full else await self._until_due(interval)
+                cause = "recorded"
+                try:
+                    await asyncio.wait_for(self.wake.wait(), wait)
+                    if self._finished:
+                        cause = "finished"
+                except TimeoutError:
+                    cause = "interval" if wait >= interval else "due"
+                metrics.WAKEUPS.labels(cause).inc()
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _until_due(self, interval: float) -> float:
+        """Seconds until the earliest pending row becomes claimable (a retry, a recheck, a
+        digest day, an expired lease), at most ``interval``; at least a little, so that a
+        row another replica is claiming right now is not polled in a tight loop."""
+        try:
+            async with self.pool.acquire() as conn:
+                due = await store.next_due(conn, sorted(self._serving))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return interval
+        if due is None:
+            return interval
+        return min(interval, max(_MIN_WAIT_S, (due - self.clock()).total_seconds()))
 
     async def dispatch_once(self) -> int:
-        """Claim what is due and settle or attempt it; returns how many rows were claimed."""
+        """Claim what is due and settle or attempt it, waiting for all of it; returns how
+        many rows were claimed."""
+        claimed, tasks = await self._start_due()
+        await asyncio.gather(*tasks)
+        if claimed:
+            async with self.pool.acquire() as conn:
+                metrics.QUEUE_DEPTH.set(await store.queue_depth(conn))
+        return claimed
+
+    async def _start_due(self) -> tuple[int, list[asyncio.Task[None]]]:
+        """Claim due rows (as many as there is room for, none of an employee still being
+        served) and start one task per employee; returns the rows claimed and the tasks."""
+        room = self.settings.dispatch_batch - self._in_flight
+        if room <= 0:
+            return 0, []
         now = self.clock()
         async with self.pool.acquire() as conn:
             claimed = await store.claim_due(
-                conn, now, self.settings.dispatch_batch, self.settings.claim_lease_s
+                conn, now, room, self.settings.claim_lease_s, sorted(self._serving)
             )
             metrics.QUEUE_DEPTH.set(await store.queue_depth(conn))
             if not claimed:
-                return 0
+                return 0, []
             people = await store.employees(conn, sorted({d.employee_id for d in claimed}))
         groups: dict[str, list[store.Delivery]] = defaultdict(list)
         for delivery in sorted(claimed, key=lambda d: (d.due_at, d.recognition_id)):
             groups[delivery.employee_id].append(delivery)
-        await asyncio.gather(*(self._employee(people.get(e), rows) for e, rows in groups.items()))
-        async with self.pool.acquire() as conn:
-            metrics.QUEUE_DEPTH.set(await store.queue_depth(conn))
-        return len(claimed)
+        tasks = []
+        for employee_id, rows in groups.items():
+            task = asyncio.create_task(self._employee(people.get(employee_id), rows))
+            self._serving.add(employee_id)
+            self._in_flight += len(rows)
+            self._tasks.add(task)
+            task.add_done_callback(functools.partial(self._done, employee_id, len(rows)))
+            tasks.append(task)
+        return len(claimed), tasks
+
+    def _done(self, employee_id: str, rows: int, task: asyncio.Task[None]) -> None:
+        """An employee's task ended: room for more, and their other due rows may go now."""
+        self._serving.discard(employee_id)
+        self._in_flight -= rows
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # The claim expires and the rows are tried again; nothing is lost.
+            log.error("delivery task failed", extra={"error": type(exc).__name__})
+        self._finished = True
+        self.wake.set()
 
     async def _employee(
         self, employee: store.Employee | None, rows: Sequence[store.Delivery]
@@ -139,7 +205,7 @@ class Dispatcher:
                     # The employee record wakes the row at once; the recheck covers a record
                     # that arrived while this decision was being made.
                     recheck = now + timedelta(seconds=settings.employee_recheck_s)
-                    await store.postpone(conn, ids, min(deadline, recheck), store.WAITING)
+                    await store.wait_for_employee(conn, ids, min(deadline, recheck), now)
                     return set(ids)
                 return await self._suppress(conn, [row], "no employee record")
             reason = _suppression(employee)

@@ -36,8 +36,9 @@ CONSUMER_LAG = Gauge(
 )
 WAKEUPS = Counter(
     "notifier_dispatch_wakeups_total",
-    "Times the idle dispatcher looked at the ledger again, by cause: recorded (new work was "
-    "stored) or interval (the fallback sweep).",
+    "Times the waiting dispatcher looked at the ledger again, by cause: recorded (new work "
+    "was stored), finished (an employee's deliveries were done), due (a pending row's time "
+    "came: retry, recheck, digest, lease) or interval (the fallback sweep).",
     ["cause"],
 )
 DEAD_LETTERS = Counter(
@@ -49,4 +50,4 @@ preinit(ATTEMPTS, CHANNELS[:-1])
 preinit(LATENCY, CHANNELS[:-1])
 preinit(CONSUMER_LAG, (RECOGNITIONS.name, EMPLOYEES.name))
 preinit(DEAD_LETTERS, DEAD_LETTER_REASONS)
-preinit(WAKEUPS, ("recorded", "interval"))
+preinit(WAKEUPS, ("recorded", "finished", "due", "interval"))

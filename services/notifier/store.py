@@ -178,8 +178,11 @@ async def record_employees(conn: Conn, events: Sequence[EmployeeEvent], now: dat
 # --- dispatcher side -----------------------------------------------------------------------
 
 
-async def claim_due(conn: Conn, now: datetime, limit: int, lease_s: float) -> list[Delivery]:
-    """Claim up to ``limit`` pending deliveries that are due, for ``lease_s`` seconds.
+async def claim_due(
+    conn: Conn, now: datetime, limit: int, lease_s: float, skip: Sequence[str] = ()
+) -> list[Delivery]:
+    """Claim up to ``limit`` pending deliveries that are due, for ``lease_s`` seconds, except
+    those of the employees in ``skip`` (being served already).
 
     A claim whose attempt was still in flight (the process died between sending and
     recording) is noted in ``last_error``; the delivery is retried with the same key.
@@ -189,6 +192,7 @@ async def claim_due(conn: Conn, now: datetime, limit: int, lease_s: float) -> li
                select recognition_id from notifier_deliveries
                where status = 'pending' and next_attempt_at <= $1
                  and (claimed_until is null or claimed_until <= $1)
+                 and not (employee_id = any($4::text[]))
                order by next_attempt_at, recognition_id
                limit $2
                for update skip locked)
@@ -203,6 +207,7 @@ async def claim_due(conn: Conn, now: datetime, limit: int, lease_s: float) -> li
         now,
         limit,
         lease_s,
+        list(skip),
     )
     return [Delivery.from_row(row) for row in rows]
 
@@ -244,6 +249,35 @@ async def postpone(
         error,
         digest_day,
     )
+
+
+async def wait_for_employee(conn: Conn, ids: Sequence[str], until: datetime, now: datetime) -> None:
+    """Not now, the employee record is missing: look again at ``until`` — or at once if the
+    record was stored meanwhile (after the caller read it; its own wake-up of waiting rows
+    may have run before this row was released)."""
+    await conn.execute(
+        """update notifier_deliveries d set
+               next_attempt_at = case when exists (
+                   select 1 from notifier_employees e where e.employee_id = d.employee_id)
+                   then $3::timestamptz else $2::timestamptz end,
+               claimed_until = null, in_flight = false, last_error = $4
+           where recognition_id = any($1::text[])""",
+        list(ids),
+        until,
+        now,
+        WAITING,
+    )
+
+
+async def next_due(conn: Conn, skip: Sequence[str] = ()) -> datetime | None:
+    """When the earliest pending delivery that is not claimed (or whose claim expires)
+    becomes claimable, leaving out the employees in ``skip``; None when there is none."""
+    due: datetime | None = await conn.fetchval(
+        """select min(greatest(next_attempt_at, claimed_until)) from notifier_deliveries
+           where status = 'pending' and not (employee_id = any($1::text[]))""",
+        list(skip),
+    )
+    return due
 
 
 async def settle(

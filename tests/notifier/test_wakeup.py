@@ -9,17 +9,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 
+import asyncpg
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 
-from services.notifier import worker
+from services.notifier import store, worker
+from services.notifier.channels import Channels
+from services.notifier.dispatcher import Dispatcher
+from services.notifier.messages import Templates
 from services.notifier.settings import NotifierSettings
 from shared.settings import DatabaseSettings, KafkaSettings
 from tests.conftest import Running, fresh_database, start_service
-from tests.notifier.conftest import Harness, employee_event, recognition_event
-from tests.notifier.peers import HttpPeer
+from tests.notifier.conftest import SECRET, Harness, employee_event, recognition_event
+from tests.notifier.peers import Answer, HttpPeer
 from tests.notifier.test_service import ENV, ledger, metric, publish
 
 HOUR = 3600.0
@@ -69,23 +75,117 @@ async def test_a_wake_during_a_look_that_found_nothing_is_not_lost(
     harness.configure(dispatch_interval_s=HOUR)
     await harness.employee(employee_event("e1", "webhook", peer.url))
     dispatcher = harness.dispatcher
-    looked = dispatcher.dispatch_once
+    look = dispatcher._start_due
     looks = 0
 
-    async def look_then_record() -> int:
+    async def look_then_record() -> tuple[int, list[asyncio.Task[None]]]:
         nonlocal looks
         looks += 1
-        claimed = await looked()
+        claimed, tasks = await look()
         if looks == 1:
             assert claimed == 0
             await harness.recognize(recognition_event("first_post:e1", "e1", "first_post"))
             dispatcher.wake.set()
-        return claimed
+        return claimed, tasks
 
-    dispatcher.dispatch_once = look_then_record  # type: ignore[method-assign]
+    dispatcher._start_due = look_then_record  # type: ignore[method-assign]
     async with running(harness):
         await peer.wait_for(1, timeout_s=10)
     assert looks >= 2
+
+
+@pytest.mark.integration
+async def test_a_held_peer_does_not_hold_back_another_employees_message(
+    harness: Harness, peer: HttpPeer
+) -> None:
+    harness.configure(dispatch_interval_s=HOUR)
+    held = HttpPeer()
+    await held.start()
+    try:
+        held.default = Answer(hold=True)
+        await harness.employee(employee_event("slow", "webhook", held.url))
+        await harness.employee(employee_event("quick", "webhook", peer.url))
+        async with running(harness):
+            await harness.recognize(recognition_event("first_post:slow", "slow", "first_post"))
+            harness.dispatcher.wake.set()
+            await held.wait_for(1, timeout_s=10)  # the peer holds this one
+            await harness.recognize(recognition_event("first_post:quick", "quick", "first_post"))
+            harness.dispatcher.wake.set()
+            (request,) = await peer.wait_for(1, timeout_s=10)
+            assert request.json()["recognition_id"] == "first_post:quick"
+            assert (await harness.ledger("slow"))["first_post:slow"]["status"] == "pending"
+            held.gates[0].set()
+            async with asyncio.timeout(10):
+                while (await harness.ledger("slow"))["first_post:slow"]["status"] != "sent":
+                    await asyncio.sleep(0.01)
+    finally:
+        await held.stop()
+
+
+@pytest.mark.integration
+async def test_a_retry_goes_out_when_due_with_the_sweep_an_hour_away(
+    pool: asyncpg.Pool, peer: HttpPeer
+) -> None:
+    """On the real clock: a 503, then the retry 0.2 s later (backoff), which only the
+    dispatcher's timer for the earliest pending row can send."""
+    settings = NotifierSettings(
+        webhook_secret=SECRET,
+        dispatch_interval_s=HOUR,
+        backoff_base_s=0.2,
+        backoff_max_s=0.2,
+        channel_rate_per_s=1000.0,
+        channel_burst=1000,
+    )
+    async with httpx.AsyncClient(timeout=5) as client:
+        dispatcher = Dispatcher(
+            settings,
+            pool,
+            Channels(settings, client),
+            Templates.load(),
+            _no_dead_letters,
+            lambda: datetime.now(UTC),
+            rand=lambda: 1.0,
+        )
+        peer.script = [Answer(status=503)]
+        now = datetime.now(UTC)
+        async with pool.acquire() as conn, conn.transaction():
+            await store.record_employees(conn, [employee_event("e1", "webhook", peer.url)], now)
+            event = recognition_event("first_post:e1", "e1", "first_post", due_at=now)
+            await store.record_recognitions(conn, [store.Received(event, 0, 0)], now)
+        before = wakeups("due")
+        task = asyncio.create_task(dispatcher.run())
+        try:
+            await peer.wait_for(2, timeout_s=10)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert wakeups("due") > before
+    assert [r.json()["recognition_id"] for r in peer.requests] == ["first_post:e1"] * 2
+
+
+@pytest.mark.integration
+async def test_an_employee_record_stored_while_deciding_makes_the_wait_end_at_once(
+    harness: Harness,
+) -> None:
+    """The dispatcher read no record for e1, then e1's record was stored (its wake-up of
+    waiting rows found this row not waiting yet), then the row is put to wait: it must be
+    due now, not at the recheck, which only the timer would catch."""
+    await harness.recognize(recognition_event("first_post:e1", "e1", "first_post"))
+    await harness.recognize(recognition_event("first_post:e2", "e2", "first_post"))
+    await harness.employee(employee_event("e1", "webhook", "http://127.0.0.1:9/"))
+    later = harness.now + timedelta(seconds=30)
+    async with harness.pool.acquire() as conn:
+        await store.wait_for_employee(conn, ["first_post:e1", "first_post:e2"], later, harness.now)
+        rows = await conn.fetch(
+            "select recognition_id, next_attempt_at, last_error from notifier_deliveries"
+        )
+    due = {r["recognition_id"]: r["next_attempt_at"] for r in rows}
+    assert due == {"first_post:e1": harness.now, "first_post:e2": later}
+    assert {r["last_error"] for r in rows} == {store.WAITING}
+
+
+async def _no_dead_letters(key: bytes, value: bytes, headers: dict[str, bytes]) -> None:
+    raise AssertionError("nothing should be dead-lettered")
 
 
 async def test_the_consumer_fetch_waits_at_most_the_setting() -> None:
