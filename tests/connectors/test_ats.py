@@ -323,6 +323,34 @@ async def test_teamtailor_application_and_hire(http: httpx.AsyncClient, broker: 
     assert hires[0].data.hired_at == datetime(2026, 7, 2, 6, tzinfo=UTC)
 
 
+async def test_teamtailor_replay_publishes_nothing_new(
+    http: httpx.AsyncClient, broker: Running
+) -> None:
+    """Teamtailor retries a delivery with the same payload and signature: the second one is
+    a duplicate (the delivery id is the payload's hash) and publishes nothing."""
+    candidate = f"cand-{uuid.uuid4().hex[:8]}"
+    payload = teamtailor_application(str(uuid.uuid4()), candidate)
+    body = teamtailor_body(payload)
+    event_id = hashlib.sha256(orjson.dumps(payload)).hexdigest() + ":0"
+    response = await http.post("/v1/webhooks/teamtailor", content=body)
+    assert response.json() == {"status": "accepted", "events": 1}
+    await read_events(broker.address, "ripples.applicants", {event_id})
+
+    replay = await http.post("/v1/webhooks/teamtailor", content=body)
+    assert replay.status_code == 200
+    assert replay.json() == {"status": "duplicate", "events": 0}
+    # A sentinel for the same applicant (same partition) after the replay: read up to it.
+    sentinel = teamtailor_application(str(uuid.uuid4()), candidate)
+    assert (
+        await http.post("/v1/webhooks/teamtailor", content=teamtailor_body(sentinel))
+    ).json() == {"status": "accepted", "events": 1}
+    sentinel_id = hashlib.sha256(orjson.dumps(sentinel)).hexdigest() + ":0"
+    events = await topic_events(
+        broker.address, "ripples.applicants", until=frozenset({sentinel_id})
+    )
+    assert count(events, event_id) == 1
+
+
 async def test_teamtailor_stage_change_that_is_not_a_hire_is_ignored(
     http: httpx.AsyncClient,
 ) -> None:
@@ -411,6 +439,31 @@ async def test_lever_application_and_hire(
     )
     assert count(events, f"{hired['id']}:0") == 1
     no_personal_data(events)
+
+
+async def test_lever_replay_publishes_nothing_new(
+    http: httpx.AsyncClient, broker: Running, lever_api: VendorServer
+) -> None:
+    """Lever redelivers a webhook with the same id, token and signature: the second one is
+    a duplicate, publishes nothing and does not ask Lever's API again."""
+    opportunity = f"opp-{uuid.uuid4().hex[:8]}"
+    created = lever_delivery("applicationCreated", opportunity)
+    response = await http.post("/v1/webhooks/lever", json=created)
+    assert response.json() == {"status": "accepted", "events": 1}
+    await read_events(broker.address, "ripples.applicants", {f"{created['id']}:0"})
+
+    calls = len(lever_api.requests)
+    replay = await http.post("/v1/webhooks/lever", json=created)
+    assert replay.status_code == 200
+    assert replay.json() == {"status": "duplicate", "events": 0}
+    assert len(lever_api.requests) == calls
+    # A sentinel for the same opportunity (same partition) after the replay: read up to it.
+    sentinel = lever_delivery("candidateHired", opportunity)
+    assert (await http.post("/v1/webhooks/lever", json=sentinel)).json()["status"] == "accepted"
+    events = await topic_events(
+        broker.address, "ripples.applicants", until=frozenset({f"{sentinel['id']}:0"})
+    )
+    assert count(events, f"{created['id']}:0") == 1
 
 
 async def test_lever_bad_signatures_are_refused(http: httpx.AsyncClient) -> None:
