@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
 
 from shared.events import TOPICS, Topic
 from shared.settings import KafkaSettings
@@ -59,6 +60,139 @@ def producer(settings: KafkaSettings, linger_ms: int = 2, **overrides: Any) -> A
     return AIOKafkaProducer(**(options | overrides))
 
 
+Record = tuple[str, bytes, bytes, Sequence[tuple[str, bytes]]]
+"""One record to produce: topic, key, value, headers."""
+
+
+class BatchSender:
+    """Produces the records of concurrent callers as one record batch per partition.
+
+    ``await send(records)`` returns once the broker acknowledged every one of ``records`` (with
+    the producer's acks), or raises :class:`KafkaError`. Records handed over while a flush is
+    being prepared wait for the next one, so under load many requests share each batch and
+    produce request; records of one caller keep their order within a partition, and callers
+    are flushed in arrival order. Partitions are chosen exactly as ``producer.send`` would
+    (aiokafka's default partitioner: murmur2 of the key), so an entity's events land on the
+    same partition whichever producer wrote them.
+
+    Why not ``producer.send`` per record: it costs ~17 µs of CPU per record (metadata wait,
+    partitioner, accumulator, a future per record), twice what appending to a batch does; at
+    50,000 events/s that difference is a third of a core.
+    """
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+        self._partitioner = DefaultPartitioner()
+        self._queue: list[tuple[Sequence[Record], asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._partitions: dict[str, list[int]] = {}
+
+    async def send(self, records: Sequence[Record]) -> None:
+        if not records:
+            return
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="kafka-batch-sender")
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((records, done))
+        self._wake.set()
+        await done
+
+    async def close(self) -> None:
+        """Stop taking records; callers still waiting get a KafkaError (what was already handed
+        to the producer is flushed by ``producer.stop()``)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for _, done in self._queue:
+            if not done.done():
+                done.set_exception(KafkaError("the producer was stopped"))
+        self._queue.clear()
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+            taken, self._queue = self._queue, []
+            callers = [(records, done) for records, done in taken if not done.done()]
+            try:
+                await self._flush(callers)
+            except asyncio.CancelledError:
+                self._queue[:0] = callers  # close() fails them
+                raise
+            except Exception as exc:  # anything else fails these callers, not the sender
+                error = exc if isinstance(exc, KafkaError) else KafkaError(repr(exc))
+                for _, done in callers:
+                    if not done.done():
+                        done.set_exception(error)
+
+    async def _partitions_of(self, topic: str) -> list[int]:
+        known = self.producer.client.cluster.partitions_for_topic(topic)
+        if not known:
+            known = await self.producer.partitions_for(topic)
+        cached = self._partitions.get(topic)
+        if cached is None or len(cached) != len(known):
+            cached = self._partitions[topic] = sorted(known)
+        return cached
+
+    async def _flush(
+        self, callers: Sequence[tuple[Sequence[Record], asyncio.Future[None]]]
+    ) -> None:
+        producer = self.producer
+        batches: list[tuple[str, int, Any]] = []  # (topic, partition, BatchBuilder), in order
+        open_batch: dict[tuple[str, int], int] = {}  # (topic, partition) -> index in batches
+        uses: list[set[int]] = []  # per caller: the batches holding its records
+        partitions: dict[str, list[int]] = {}
+        for records, _ in callers:
+            used: set[int] = set()
+            for topic, key, value, headers in records:
+                all_partitions = partitions.get(topic)
+                if all_partitions is None:
+                    all_partitions = partitions[topic] = await self._partitions_of(topic)
+                partition = self._partitioner(key, all_partitions, all_partitions)
+                index = open_batch.get((topic, partition))
+                if index is None or (
+                    batches[index][2].append(key=key, value=value, timestamp=None, headers=headers)
+                    is None
+                ):
+                    builder = producer.create_batch()
+                    if (
+                        builder.append(key=key, value=value, timestamp=None, headers=headers)
+                        is None
+                    ):
+                        raise KafkaError("a record does not fit in an empty batch")
+                    index = open_batch[(topic, partition)] = len(batches)
+                    batches.append((topic, partition, builder))
+                used.add(index)
+            uses.append(used)
+        futures: list[asyncio.Future[Any]] = []
+        for topic, partition, builder in batches:
+            futures.append(await producer.send_batch(builder, topic, partition=partition))
+
+        def settle(outcome: asyncio.Future[list[Any]]) -> None:
+            results = (
+                outcome.result()
+                if not outcome.cancelled()
+                else [KafkaError("cancelled")] * len(batches)
+            )
+            for (_, done), used in zip(callers, uses, strict=True):
+                if done.done():
+                    continue
+                failed = next((r for i in used if isinstance(r := results[i], BaseException)), None)
+                if failed is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(
+                        failed if isinstance(failed, KafkaError) else KafkaError(repr(failed))
+                    )
+
+        # Acknowledgements are awaited off this loop: the next flush is prepared (and queued in
+        # the producer) while this one is on the wire.
+        asyncio.gather(*futures, return_exceptions=True).add_done_callback(settle)
+
+
 def consumer(
     settings: KafkaSettings, group_id: str, *topics: str, **overrides: Any
 ) -> AIOKafkaConsumer:
@@ -97,4 +231,4 @@ async def ensure_topics(
         await admin.close()
 
 
-__all__ = ["KafkaError", "consumer", "ensure_topics", "producer"]
+__all__ = ["BatchSender", "KafkaError", "Record", "consumer", "ensure_topics", "producer"]
