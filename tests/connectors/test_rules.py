@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import uuid
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
@@ -99,6 +100,19 @@ def test_codes_and_visitor_ids() -> None:
     assert links.valid_visitor_id("short") is None
     assert links.valid_visitor_id("x" * 20 + ";drop") is None
     assert links.valid_visitor_id(None) is None
+
+
+def test_buffered_random_ids_have_the_unbuffered_shape_and_never_repeat() -> None:
+    random = links.RandomBytes(chunk=40)  # a refill every 2.5 ids: crosses the boundary
+    visitors = [random.visitor_id() for _ in range(50)]
+    ids = [random.uuid4() for _ in range(50)]
+    assert all(
+        links.valid_visitor_id(v) and len(v) == len(links.new_visitor_id()) for v in visitors
+    )
+    assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)
+    assert len(set(visitors)) == 50
+    assert len(set(ids)) == 50
+    assert [len(random.take(n)) for n in (1, 39, 40, 100)] == [1, 39, 40, 100]
 
 
 def test_link_cache_evicts_the_least_recently_used() -> None:
