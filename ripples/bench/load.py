@@ -212,26 +212,42 @@ def _redirected(status: int) -> bool:
 
 
 async def produce(args: argparse.Namespace) -> None:
-    from aiokafka import AIOKafkaProducer
-
+    """The raw produce ceiling, with ingest's own producing technique and settings: the
+    producer of ``shared.kafka.producer`` (acks=all, the same max batch size) with ingest's
+    default linger, fed through the same :class:`shared.kafka.BatchSender`, in chunks of
+    ``--batch`` events from ``--concurrency`` concurrent senders (as the batch endpoint's
+    clients do), but without HTTP, validation or anything else of ingest."""
+    from services.ingest.settings import IngestSettings
     from shared.cloudevents import parse_structured, to_kafka
+    from shared.kafka import BatchSender, Record, producer
+    from shared.settings import KafkaSettings
 
     load = events(args.events, seed=args.seed, prefix=args.prefix)
-    records = [to_kafka(parse_structured(orjson.dumps(raw))) for raw in load]
-    topics = [parse_structured(orjson.dumps(raw)).topic.name for raw in load]
-    producer = AIOKafkaProducer(
-        bootstrap_servers=args.bootstrap, linger_ms=5, acks="all", max_batch_size=262144
+    records: list[Record] = []
+    for raw in load:
+        event = parse_structured(orjson.dumps(raw))
+        key, value, headers = to_kafka(event)
+        records.append((event.topic.name, key, value, headers))
+    chunks = [records[i : i + args.batch] for i in range(0, len(records), args.batch)]
+    kafka = producer(
+        KafkaSettings(bootstrap_servers=args.bootstrap), linger_ms=IngestSettings().linger_ms
     )
-    await producer.start()
+    await kafka.start()
     try:
+        sender = BatchSender(kafka)
+        for topic in {topic for topic, *_ in records}:
+            await kafka.partitions_for(topic)  # metadata first, as a running ingest has it
+
+        async def one_client() -> None:
+            while chunks:
+                await sender.send(chunks.pop(0))
+
         started = time.perf_counter()
-        pending = []
-        for topic, (key, value, headers) in zip(topics, records, strict=True):
-            pending.append(await producer.send(topic, value, key=key, headers=headers))
-        await asyncio.gather(*pending)
+        await asyncio.gather(*(one_client() for _ in range(args.concurrency)))
         elapsed = time.perf_counter() - started
+        await sender.close()
     finally:
-        await producer.stop()
+        await kafka.stop()
     _emit(len(records), elapsed, [])
 
 
@@ -318,6 +334,8 @@ def main() -> None:
         k.add_argument("--prefix", default="bench")
         if name == "produce":
             k.add_argument("--bootstrap", required=True)
+            k.add_argument("--batch", type=int, default=500)
+            k.add_argument("--concurrency", type=int, default=8)
         else:
             k.add_argument("--url", required=True)
             k.add_argument("--key", required=True)
