@@ -213,8 +213,8 @@ def _redirected(status: int) -> bool:
 
 async def produce(args: argparse.Namespace) -> None:
     """The raw produce ceiling, with ingest's own producing technique and settings: the
-    producer of ``shared.kafka.producer`` (acks=all, the same max batch size) with ingest's
-    default linger, fed through the same :class:`shared.kafka.BatchSender`, in chunks of
+    producer of ``shared.kafka.producer`` (acks=all, the same max batch size, linger 0) fed
+    through the same :class:`shared.kafka.BatchSender` with ingest's default linger, in chunks of
     ``--batch`` events from ``--concurrency`` concurrent senders (as the batch endpoint's
     clients do), but without HTTP, validation or anything else of ingest."""
     from services.ingest.settings import IngestSettings
@@ -229,12 +229,10 @@ async def produce(args: argparse.Namespace) -> None:
         key, value, headers = to_kafka(event)
         records.append((event.topic.name, key, value, headers))
     chunks = [records[i : i + args.batch] for i in range(0, len(records), args.batch)]
-    kafka = producer(
-        KafkaSettings(bootstrap_servers=args.bootstrap), linger_ms=IngestSettings().linger_ms
-    )
+    kafka = producer(KafkaSettings(bootstrap_servers=args.bootstrap), linger_ms=0)
     await kafka.start()
     try:
-        sender = BatchSender(kafka)
+        sender = BatchSender(kafka, linger_s=IngestSettings().linger_ms / 1000)
         for topic in {topic for topic, *_ in records}:
             await kafka.partitions_for(topic)  # metadata first, as a running ingest has it
 

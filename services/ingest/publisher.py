@@ -105,7 +105,8 @@ class Publisher:
 
     async def _check(self) -> None:
         if self._producer is None:
-            candidate = kafka.producer(self.settings, linger_ms=self.linger_ms)
+            # The batching (and its linger) is the sender's: the producer sends at once.
+            candidate = kafka.producer(self.settings, linger_ms=0)
             try:
                 await asyncio.wait_for(candidate.start(), self.settings.request_timeout_s)
             except (TimeoutError, kafka.KafkaError, OSError) as exc:
@@ -113,7 +114,7 @@ class Publisher:
                 self._set_health(False, repr(exc))
                 return
             self._producer = candidate
-            self._sender = kafka.BatchSender(candidate)
+            self._sender = kafka.BatchSender(candidate, linger_s=self.linger_ms / 1000)
         try:
             metadata = await asyncio.wait_for(
                 self._producer.client.fetch_all_metadata(), self.settings.request_timeout_s

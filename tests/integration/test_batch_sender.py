@@ -52,12 +52,15 @@ async def _read(
     return seen
 
 
-async def test_concurrent_callers_are_acknowledged_partitioned_and_ordered(broker: Running) -> None:
+@pytest.mark.parametrize("linger_s", [0.0, 0.002])
+async def test_concurrent_callers_are_acknowledged_partitioned_and_ordered(
+    broker: Running, linger_s: float
+) -> None:
     settings = KafkaSettings(bootstrap_servers=broker.address)
     await ensure_topics(settings)
     kafka = producer(settings, linger_ms=0)
     await kafka.start()
-    sender = BatchSender(kafka)
+    sender = BatchSender(kafka, linger_s=linger_s)
     run = f"bs-{uuid.uuid4().hex[:8]}"
     callers: list[list[Record]] = [
         [
@@ -73,11 +76,16 @@ async def test_concurrent_callers_are_acknowledged_partitioned_and_ordered(broke
     ]
     try:
         await asyncio.gather(*(sender.send(records) for records in callers))
+        # then one caller at a time, and again several (the group commit expects several)
+        for records in callers[:2]:
+            await sender.send([(t, k, v + b"-again", h) for t, k, v, h in records])
     finally:
         await sender.close()
         await kafka.stop()
-    seen = await _read(broker.address, [POSTS.name, LINKS.name], run, 240)
-    assert len(seen) == 240  # every record once
+    seen = await _read(broker.address, [POSTS.name, LINKS.name], run, 320)
+    assert len(seen) == 320  # every record once
+    assert sum(v.endswith(b"-again") for _, _, v in seen) == 80
+    seen = [(t, p, v) for t, p, v in seen if not v.endswith(b"-again")]
     default = DefaultPartitioner()
     for topic, partition, value in seen:
         caller, i = (int(x) for x in value.decode().split(":")[1:])
