@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from services.ingest import ats, linkedin, links
+from services.ingest.app import hot_route
 from services.ingest.directory import work_emails
 
 # The well-known HMAC-SHA256 test vector: key "key", message "The quick brown fox …".
@@ -245,3 +246,26 @@ def test_work_email_is_read_from_every_content_mode() -> None:
 )
 def test_link_previews_are_recognised(method: str, agent: str | None, preview: bool) -> None:
     assert links.is_preview(method, agent) is preview
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "hot"),
+    [
+        ("POST", "/v1/events", ("/v1/events", {})),
+        ("POST", "/v1/events:batch", ("/v1/events:batch", {})),
+        ("GET", "/r/aB3xY9", ("/r/{link_code}", {"link_code": "aB3xY9"})),
+        ("HEAD", "/r/aB3xY9", ("/r/{link_code}", {"link_code": "aB3xY9"})),
+        # everything else goes to Starlette (405s, 404s, the other routes)
+        ("GET", "/v1/events", None),
+        ("POST", "/r/aB3xY9", None),
+        ("GET", "/r/", None),
+        ("GET", "/r/a/b", None),
+        ("POST", "/v1/events/", None),
+        ("POST", "/v1/links", None),
+        ("GET", "/metrics", None),
+    ],
+)
+def test_only_the_hot_routes_skip_starlette(
+    method: str, path: str, hot: tuple[str, dict[str, str]] | None
+) -> None:
+    assert hot_route(method, path) == hot
