@@ -243,6 +243,18 @@ class RequestMetrics:
             self.metrics.duration.labels(route).observe(time.perf_counter() - started)
 
 
+def http_problem(exc: HTTPException) -> ProblemError:
+    """The problem document of one of Starlette's HTTP exceptions (404, 405, …)."""
+    title = HTTPStatus(exc.status_code).phrase
+    return ProblemError(
+        exc.status_code,
+        title.lower().replace(" ", "-"),
+        title,
+        str(exc.detail),
+        headers=exc.headers,
+    )
+
+
 def problem_handlers(
     log: logging.Logger,
 ) -> dict[Any, Callable[[Request, Exception], Awaitable[Response]]]:
@@ -254,17 +266,7 @@ def problem_handlers(
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        title = HTTPStatus(exc.status_code).phrase
-        return problem_response(
-            ProblemError(
-                exc.status_code,
-                title.lower().replace(" ", "-"),
-                title,
-                str(exc.detail),
-                headers=exc.headers,
-            ),
-            request.url.path,
-        )
+        return problem_response(http_problem(exc), request.url.path)
 
     async def on_error(request: Request, exc: Exception) -> Response:
         log.error("unhandled error", exc_info=exc, extra={"route": request.url.path})

@@ -14,6 +14,7 @@ import httpx
 import msgspec
 from prometheus_client import Counter
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,6 +37,7 @@ from shared.http import (
     ProblemError,
     RequestMetrics,
     http_metrics,
+    http_problem,
     json_response,
     operational_routes,
     problem_handlers,
@@ -127,8 +129,9 @@ class HotRoutes:
     exception middlewares and route matching (about a third of the CPU of a single-event
     request). Everything those layers do for these routes is done here the same way: the 431
     header limit, the request metrics by route template, problem+json for
-    :class:`ProblemError`, 415 for :class:`~shared.cloudevents.UnsupportedContentType`, and a
-    logged 500 for anything else. Every other request goes to the Starlette app.
+    :class:`ProblemError` and Starlette's HTTP exceptions, 415 for
+    :class:`~shared.cloudevents.UnsupportedContentType`, and a logged 500 for anything else.
+    Every other request goes to the Starlette app.
     """
 
     def __init__(
@@ -166,6 +169,8 @@ class HotRoutes:
             response = await self.handlers[route](Request(scope, receive))
         except ProblemError as exc:
             response = problem_response(exc, path)
+        except HTTPException as exc:
+            response = problem_response(http_problem(exc), path)
         except ce.UnsupportedContentType as exc:
             response = unsupported_media(exc, path)
         except Exception as exc:
