@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -129,14 +129,22 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise ProblemError(
                 400, "bad-request", "Bad request", "Content-Length is not a number"
             ) from None
+    # The ASGI messages themselves, not ``request.stream()``: an async generator per request
+    # costs more than the usual single message it yields.
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    receive = request.receive
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise too_large
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def operational_routes(
@@ -235,6 +243,18 @@ class RequestMetrics:
             self.metrics.duration.labels(route).observe(time.perf_counter() - started)
 
 
+def http_problem(exc: HTTPException) -> ProblemError:
+    """The problem document of one of Starlette's HTTP exceptions (404, 405, …)."""
+    title = HTTPStatus(exc.status_code).phrase
+    return ProblemError(
+        exc.status_code,
+        title.lower().replace(" ", "-"),
+        title,
+        str(exc.detail),
+        headers=exc.headers,
+    )
+
+
 def problem_handlers(
     log: logging.Logger,
 ) -> dict[Any, Callable[[Request, Exception], Awaitable[Response]]]:
@@ -246,17 +266,7 @@ def problem_handlers(
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        title = HTTPStatus(exc.status_code).phrase
-        return problem_response(
-            ProblemError(
-                exc.status_code,
-                title.lower().replace(" ", "-"),
-                title,
-                str(exc.detail),
-                headers=exc.headers,
-            ),
-            request.url.path,
-        )
+        return problem_response(http_problem(exc), request.url.path)
 
     async def on_error(request: Request, exc: Exception) -> Response:
         log.error("unhandled error", exc_info=exc, extra={"route": request.url.path})

@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
 
 from shared.events import TOPICS, Topic
 from shared.settings import KafkaSettings
@@ -59,6 +60,189 @@ def producer(settings: KafkaSettings, linger_ms: int = 2, **overrides: Any) -> A
     return AIOKafkaProducer(**(options | overrides))
 
 
+Record = tuple[str, bytes, bytes, Sequence[tuple[str, bytes]]]
+"""One record to produce: topic, key, value, headers."""
+
+
+class KeyHashes:
+    """aiokafka's default partitioner (``DefaultPartitioner``: murmur2 of the key, masked to
+    31 bits, modulo the number of partitions, as the Java client does), remembering each
+    key's hash: murmur2 is pure Python in aiokafka (~2 µs a key, a tenth of ingest's CPU per
+    event in a batch) and keys (posts, links, employees) repeat. Bounded: forgets everything
+    after ``size`` keys."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self.size = size
+        self._hashes: dict[bytes, int] = {}
+
+    def partition(self, key: bytes, all_partitions: Sequence[int]) -> int:
+        """The partition ``producer.send(topic, key=key)`` would choose; ``all_partitions``
+        sorted by id."""
+        hashed = self._hashes.get(key)
+        if hashed is None:
+            if len(self._hashes) >= self.size:
+                self._hashes.clear()
+            hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return all_partitions[hashed % len(all_partitions)]
+
+
+class BatchSender:
+    """Produces the records of concurrent callers as one record batch per partition.
+
+    ``await send(records)`` returns once the broker acknowledged every one of ``records`` (with
+    the producer's acks), or raises :class:`KafkaError`. One flush is on the wire at a time:
+    records handed over meanwhile wait for the next one, so under load many requests share
+    each record batch and produce request. Records of one caller keep their order within a
+    partition, and callers are flushed in arrival order. Partitions are chosen exactly as
+    ``producer.send`` would (:class:`KeyHashes`), so an entity's events land on the same
+    partition whichever producer wrote them.
+
+    With ``linger_s``, a flush waits up to that long for as many callers as the previous
+    flush carried (group commit): the callers one flush answered come back within moments,
+    and without the wait the first of them would go alone. A lone caller never waits.
+
+    Why not ``producer.send`` per record: it costs ~17 µs of CPU per record (metadata wait,
+    partitioner, accumulator, a future per record), twice what appending to a batch does.
+    Why wait for the acknowledgements before the next flush (``wait_for_acks``): the local
+    broker's cost is mostly per partition batch, not per record, so gathering everything
+    that arrived during one round trip into one flush gave fewer, larger batches (broker CPU
+    per 10,000 batch events 0.023 -> 0.015 s) than queueing a second, smaller flush behind
+    the first in the producer (aiokafka sends one produce request per broker at a time
+    anyway).
+    """
+
+    def __init__(
+        self, producer: AIOKafkaProducer, wait_for_acks: bool = True, linger_s: float = 0.0
+    ) -> None:
+        self.producer = producer
+        self.wait_for_acks = wait_for_acks
+        self.linger_s = linger_s
+        self._hashes = KeyHashes()
+        self._queue: list[tuple[Sequence[Record], asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._partitions: dict[str, list[int]] = {}
+
+    async def send(self, records: Sequence[Record]) -> None:
+        if not records:
+            return
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="kafka-batch-sender")
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((records, done))
+        self._wake.set()
+        await done
+
+    async def close(self) -> None:
+        """Stop taking records; callers still waiting get a KafkaError (what was already handed
+        to the producer is flushed by ``producer.stop()``)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for _, done in self._queue:
+            if not done.done():
+                done.set_exception(KafkaError("the producer was stopped"))
+        self._queue.clear()
+
+    async def _gather(self, expected: int) -> None:
+        """Wait up to ``linger_s`` until ``expected`` callers are queued (group commit)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.linger_s
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                while len(self._queue) < expected:
+                    self._wake.clear()
+                    await self._wake.wait()
+
+    async def _run(self) -> None:
+        expected = 1
+        while True:
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+            if len(self._queue) < expected and self.linger_s > 0:
+                await self._gather(expected)
+            taken, self._queue = self._queue, []
+            expected = len(taken)
+            callers = [(records, done) for records, done in taken if not done.done()]
+            try:
+                await self._flush(callers)
+            except asyncio.CancelledError:
+                self._queue[:0] = callers  # close() fails them
+                raise
+            except Exception as exc:  # anything else fails these callers, not the sender
+                error = exc if isinstance(exc, KafkaError) else KafkaError(repr(exc))
+                for _, done in callers:
+                    if not done.done():
+                        done.set_exception(error)
+
+    async def _partitions_of(self, topic: str) -> list[int]:
+        known = self.producer.client.cluster.partitions_for_topic(topic)
+        if not known:
+            known = await self.producer.partitions_for(topic)
+        cached = self._partitions.get(topic)
+        if cached is None or len(cached) != len(known):
+            cached = self._partitions[topic] = sorted(known)
+        return cached
+
+    async def _flush(
+        self, callers: Sequence[tuple[Sequence[Record], asyncio.Future[None]]]
+    ) -> None:
+        producer = self.producer
+        batches: list[tuple[str, int, Any]] = []  # (topic, partition, BatchBuilder), in order
+        open_batch: dict[tuple[str, int], int] = {}  # (topic, partition) -> index in batches
+        uses: list[set[int]] = []  # per caller: the batches holding its records
+        partitions: dict[str, list[int]] = {}
+        for records, _ in callers:
+            used: set[int] = set()
+            for topic, key, value, headers in records:
+                all_partitions = partitions.get(topic)
+                if all_partitions is None:
+                    all_partitions = partitions[topic] = await self._partitions_of(topic)
+                partition = self._hashes.partition(key, all_partitions)
+                index = open_batch.get((topic, partition))
+                if index is None or (
+                    batches[index][2].append(key=key, value=value, timestamp=None, headers=headers)
+                    is None
+                ):
+                    builder = producer.create_batch()
+                    if (
+                        builder.append(key=key, value=value, timestamp=None, headers=headers)
+                        is None
+                    ):
+                        raise KafkaError("a record does not fit in an empty batch")
+                    index = open_batch[(topic, partition)] = len(batches)
+                    batches.append((topic, partition, builder))
+                used.add(index)
+            uses.append(used)
+        futures: list[asyncio.Future[Any]] = []
+        for topic, partition, builder in batches:
+            futures.append(await producer.send_batch(builder, topic, partition=partition))
+
+        def settle(outcome: asyncio.Future[list[Any]]) -> None:
+            results = (
+                outcome.result()
+                if not outcome.cancelled()
+                else [KafkaError("cancelled")] * len(batches)
+            )
+            for (_, done), used in zip(callers, uses, strict=True):
+                if done.done():
+                    continue
+                failed = next((r for i in used if isinstance(r := results[i], BaseException)), None)
+                if failed is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(
+                        failed if isinstance(failed, KafkaError) else KafkaError(repr(failed))
+                    )
+
+        acknowledged = asyncio.gather(*futures, return_exceptions=True)
+        acknowledged.add_done_callback(settle)
+        if self.wait_for_acks:
+            await asyncio.wait([acknowledged])
+
+
 def consumer(
     settings: KafkaSettings, group_id: str, *topics: str, **overrides: Any
 ) -> AIOKafkaConsumer:
@@ -97,4 +281,12 @@ async def ensure_topics(
         await admin.close()
 
 
-__all__ = ["KafkaError", "consumer", "ensure_topics", "producer"]
+__all__ = [
+    "BatchSender",
+    "KafkaError",
+    "KeyHashes",
+    "Record",
+    "consumer",
+    "ensure_topics",
+    "producer",
+]

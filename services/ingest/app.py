@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
+import time
 from collections import Counter as Tally
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 import httpx
 import msgspec
 from prometheus_client import Counter
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,9 +33,11 @@ from services.ingest.settings import IngestSettings
 from shared import cloudevents as ce
 from shared.events import EMPLOYEES, INBOUND_TYPES, Envelope
 from shared.http import (
+    HttpMetrics,
     ProblemError,
     RequestMetrics,
     http_metrics,
+    http_problem,
     json_response,
     operational_routes,
     problem_handlers,
@@ -62,13 +67,29 @@ REJECTED = Counter(
     "ingest_events_rejected_total", "Events refused, by event type and reason.", ["type", "reason"]
 )
 preinit(ACCEPTED, INBOUND_TYPES)
+_ACCEPTED = {event_type: ACCEPTED.labels(event_type) for event_type in INBOUND_TYPES}
 preinit(REJECTED, EVENT_TYPES, REJECT_REASONS)
+
+
+def headers_too_large(scope: Scope, limit: int) -> ProblemError | None:
+    """The 431 problem when the request line and headers of ``scope`` exceed ``limit`` bytes.
+    uvicorn's httptools parser accepts any size (a 1 MB header got 202 in
+    tests/reliability/test_bad_input.py before this), so the limit is enforced here."""
+    size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+    size += sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+    if size <= limit:
+        return None
+    return ProblemError(
+        431,
+        "headers-too-large",
+        "Request header fields too large",
+        f"the request line and headers must not exceed {limit} bytes",
+    )
 
 
 class HeaderLimit:
     """ASGI middleware answering 431 problem+json when the request line and headers exceed
-    ``limit`` bytes. uvicorn's httptools parser accepts any size (a 1 MB header got 202 in
-    tests/reliability/test_bad_input.py before this), so the limit is enforced here."""
+    ``limit`` bytes (see :func:`headers_too_large`)."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -76,18 +97,115 @@ class HeaderLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
-            size += sum(len(name) + len(value) + 4 for name, value in scope["headers"])
-            if size > self.limit:
-                error = ProblemError(
-                    431,
-                    "headers-too-large",
-                    "Request header fields too large",
-                    f"the request line and headers must not exceed {self.limit} bytes",
-                )
+            error = headers_too_large(scope, self.limit)
+            if error is not None:
                 await problem_response(error, scope.get("path"))(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def hot_route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
+    """The route template (and path parameters) of the requests :class:`HotRoutes` answers
+    itself, or None for every other request. HEAD is answered like GET on ``/r/{link_code}``
+    (Starlette adds HEAD to GET routes), so a link preview's HEAD takes the same path."""
+    if method == "POST":
+        if path == "/v1/events" or path == "/v1/events:batch":
+            return path, {}
+    elif (method == "GET" or method == "HEAD") and path.startswith("/r/"):
+        code = path[3:]
+        if code and "/" not in code:
+            return "/r/{link_code}", {"link_code": code}
+    return None
+
+
+class HotRoutes:
+    """Pure ASGI front for the three routes that carry the load: ``POST /v1/events``,
+    ``POST /v1/events:batch`` and ``GET /r/{link_code}``.
+
+    They are dispatched straight to their handlers, skipping Starlette's middleware stack,
+    exception middlewares and route matching (about a third of the CPU of a single-event
+    request). Everything those layers do for these routes is done here the same way: the 431
+    header limit, the request metrics by route template, problem+json for
+    :class:`ProblemError` and Starlette's HTTP exceptions, 415 for
+    :class:`~shared.cloudevents.UnsupportedContentType`, and a logged 500 for anything else.
+    Every other request goes to the Starlette app.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        handlers: Mapping[str, Handler],
+        metrics: HttpMetrics,
+        header_limit: int,
+    ) -> None:
+        self.app = app
+        self.handlers = dict(handlers)
+        self.header_limit = header_limit
+        self.metrics = metrics
+        self._durations = {route: metrics.duration.labels(route) for route in self.handlers}
+        self._counts: dict[tuple[str, str, int], Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hot = (
+            hot_route(scope["method"], scope["path"])
+            if scope["type"] == "http" and not scope.get("root_path")
+            else None
+        )
+        if hot is None:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        route, params = hot
+        path = scope["path"]
+        response: Response
+        error = headers_too_large(scope, self.header_limit)
+        try:
+            if error is not None:
+                raise error
+            scope["path_params"] = params
+            response = await self.handlers[route](Request(scope, receive))
+        except ProblemError as exc:
+            response = problem_response(exc, path)
+        except HTTPException as exc:
+            response = problem_response(http_problem(exc), path)
+        except ce.UnsupportedContentType as exc:
+            response = unsupported_media(exc, path)
+        except Exception as exc:
+            response = internal_error(exc, path)
+        status = response.status_code
+        try:
+            await response(scope, receive, send)
+        finally:
+            key = (route, scope["method"], status)
+            count = self._counts.get(key)
+            if count is None:
+                count = self._counts[key] = self.metrics.requests.labels(
+                    route, scope["method"], str(status)
+                )
+            count.inc()
+            self._durations[route].observe(time.perf_counter() - started)
+
+
+def unsupported_media(exc: Exception, path: str) -> Response:
+    return problem_response(
+        ProblemError(415, "unsupported-media-type", "Unsupported media type", str(exc)), path
+    )
+
+
+def internal_error(exc: Exception, path: str) -> Response:
+    log.error("unhandled error", exc_info=exc, extra={"route": path})
+    return problem_response(
+        ProblemError(
+            500,
+            "internal-error",
+            "Internal error",
+            "the request failed inside the service; it has been logged",
+        ),
+        path,
+    )
 
 
 class Ingest:
@@ -122,7 +240,7 @@ class Ingest:
         # Employee events also feed ingest's directory (vendor identities → employee_id):
         # refuse them up front while the database is away rather than half-apply them.
         pool = self.database.pool if employees else None
-        types = Tally(event.type for event in events)
+        types = {events[0].type: 1} if len(events) == 1 else Tally(e.type for e in events)
         try:
             await self.publisher.publish(events)
         except BrokerUnavailable as exc:
@@ -137,7 +255,7 @@ class Ingest:
                 headers={"Retry-After": str(self.settings.retry_after_s)},
             ) from None
         for event_type, count in types.items():
-            ACCEPTED.labels(event_type).inc(count)
+            (_ACCEPTED.get(event_type) or ACCEPTED.labels(event_type)).inc(count)
         if pool is not None:
             emails = directory.work_emails(body, mode, request.headers)
             try:
@@ -256,7 +374,9 @@ class Ingest:
 
 def create_app(
     settings: IngestSettings, kafka_settings: KafkaSettings, database_settings: DatabaseSettings
-) -> Starlette:
+) -> HotRoutes:
+    """The ingest ASGI app: the hot routes answered directly (:class:`HotRoutes`), the rest
+    by Starlette."""
     if not settings.api_keys:
         raise ValueError("INGEST_API_KEYS (or INGEST_API_KEYS_FILE) must hold at least one key")
     publisher = Publisher(
@@ -311,12 +431,9 @@ def create_app(
             await http.aclose()
 
     async def on_media(request: Request, exc: Exception) -> Response:
-        return problem_response(
-            ProblemError(415, "unsupported-media-type", "Unsupported media type", str(exc)),
-            request.url.path,
-        )
+        return unsupported_media(exc, request.url.path)
 
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[
             Middleware(RequestMetrics, metrics=HTTP, routes=routes),
@@ -325,3 +442,9 @@ def create_app(
         exception_handlers={**problem_handlers(log), ce.UnsupportedContentType: on_media},
         lifespan=lifespan,
     )
+    hot = {
+        "/v1/events": ingest.event,
+        "/v1/events:batch": ingest.batch,
+        "/r/{link_code}": links.redirect,
+    }
+    return HotRoutes(app, hot, HTTP, settings.max_header_bytes)

@@ -47,6 +47,7 @@ class Publisher:
         self.linger_ms = linger_ms
         self.health_interval_s = health_interval_s
         self._producer: AIOKafkaProducer | None = None
+        self._sender: kafka.BatchSender | None = None
         self._healthy = False
         self._supervisor: asyncio.Task[None] | None = None
         self._first_check = asyncio.Event()
@@ -66,25 +67,26 @@ class Publisher:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
+        if self._sender is not None:
+            await self._sender.close()
+            self._sender = None
         if self._producer is not None:
             await self._producer.stop()  # flushes what was handed over
             self._producer = None
 
     async def publish(self, events: Sequence[Envelope]) -> None:
         """Return once the broker acknowledged every event; else raise BrokerUnavailable."""
-        producer = self._producer
-        if producer is None or not self._healthy:
+        sender = self._sender
+        if sender is None or not self._healthy:
             raise BrokerUnavailable("the broker is not reachable")
         started = time.perf_counter()
+        records: list[kafka.Record] = []
+        for event in events:
+            key, value, headers = to_kafka(event)
+            records.append((event.topic.name, key, value, headers))
         try:
             async with asyncio.timeout(self.timeout_s):
-                pending = []
-                for event in events:
-                    key, value, headers = to_kafka(event)
-                    pending.append(
-                        await producer.send(event.topic.name, value, key=key, headers=headers)
-                    )
-                await asyncio.gather(*pending)
+                await sender.send(records)
         except (TimeoutError, kafka.KafkaError) as exc:
             raise BrokerUnavailable(f"the broker did not acknowledge: {exc!r}") from exc
         PUBLISH_SECONDS.observe(time.perf_counter() - started)
@@ -103,7 +105,8 @@ class Publisher:
 
     async def _check(self) -> None:
         if self._producer is None:
-            candidate = kafka.producer(self.settings, linger_ms=self.linger_ms)
+            # The batching (and its linger) is the sender's: the producer sends at once.
+            candidate = kafka.producer(self.settings, linger_ms=0)
             try:
                 await asyncio.wait_for(candidate.start(), self.settings.request_timeout_s)
             except (TimeoutError, kafka.KafkaError, OSError) as exc:
@@ -111,6 +114,7 @@ class Publisher:
                 self._set_health(False, repr(exc))
                 return
             self._producer = candidate
+            self._sender = kafka.BatchSender(candidate, linger_s=self.linger_ms / 1000)
         try:
             metadata = await asyncio.wait_for(
                 self._producer.client.fetch_all_metadata(), self.settings.request_timeout_s

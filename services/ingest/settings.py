@@ -19,6 +19,9 @@ class IngestSettings:
     # How long a request waits for the broker's acknowledgement before answering 503.
     publish_timeout_s: float = 5.0
     retry_after_s: int = 5
+    # Concurrent requests share one flush (shared.kafka.BatchSender): after a flush, the next
+    # one waits up to this long for as many requests as the last one carried (group commit);
+    # with a single request in flight at a time it never waits.
     linger_ms: int = 2
     # How often the broker connection is checked (readiness, topic re-creation).
     health_interval_s: float = 1.0

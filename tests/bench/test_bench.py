@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from ripples.bench import harness
+from ripples.bench import harness, load
 from ripples.demo import run as demo
 from tests.conftest import API_KEYS, Running, start_broker, start_service
 
@@ -63,6 +63,35 @@ def test_metric_sum_adds_the_samples_whose_labels_match() -> None:
     assert harness.metric_sum(text, "attribution_events_processed_total", outcome="stored") == 5.0
     assert harness.ratio(50.0, 200.0) == 0.25
     assert harness.ratio(50.0, 0.0) is None
+
+
+def test_the_load_client_encodes_a_whole_request_once() -> None:
+    raw = load.request_bytes(
+        "POST", "http://127.0.0.1:8080/v1/events?x=1", [("Content-Type", "a/b")], b"{}"
+    )
+    assert raw == (
+        b"POST /v1/events?x=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Type: a/b\r\n"
+        b"Content-Length: 2\r\n\r\n{}"
+    )
+    assert (
+        load.request_bytes("GET", "http://h:1/r/abc") == b"GET /r/abc HTTP/1.1\r\nHost: h:1\r\n\r\n"
+    )
+
+
+def test_the_load_client_reads_status_length_and_close_from_the_head() -> None:
+    head = b"HTTP/1.1 202 Accepted\r\ncontent-type: application/json\r\nContent-Length: 17"
+    assert load.parse_head(head) == (202, 17, False)
+    assert load.parse_head(b"HTTP/1.1 302 Found\r\nlocation: /x") == (302, 0, False)
+    assert load.parse_head(b"HTTP/1.1 503 X\r\nConnection: close\r\ncontent-length: 3") == (
+        503,
+        3,
+        True,
+    )
+    assert load.parse_head(b"HTTP/1.0 200 OK") == (200, 0, True)
+    with pytest.raises(load.HttpError):
+        load.parse_head(b"SSH-2.0-OpenSSH")
+    with pytest.raises(load.HttpError):
+        load.parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked")
 
 
 @pytest.fixture(scope="module")

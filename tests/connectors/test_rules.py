@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import uuid
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from services.ingest import ats, linkedin, links
+from services.ingest.app import hot_route
 from services.ingest.directory import work_emails
 
 # The well-known HMAC-SHA256 test vector: key "key", message "The quick brown fox …".
@@ -99,6 +101,19 @@ def test_codes_and_visitor_ids() -> None:
     assert links.valid_visitor_id("short") is None
     assert links.valid_visitor_id("x" * 20 + ";drop") is None
     assert links.valid_visitor_id(None) is None
+
+
+def test_buffered_random_ids_have_the_unbuffered_shape_and_never_repeat() -> None:
+    random = links.RandomBytes(chunk=40)  # a refill every 2.5 ids: crosses the boundary
+    visitors = [random.visitor_id() for _ in range(50)]
+    ids = [random.uuid4() for _ in range(50)]
+    assert all(
+        links.valid_visitor_id(v) and len(v) == len(links.new_visitor_id()) for v in visitors
+    )
+    assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)
+    assert len(set(visitors)) == 50
+    assert len(set(ids)) == 50
+    assert [len(random.take(n)) for n in (1, 39, 40, 100)] == [1, 39, 40, 100]
 
 
 def test_link_cache_evicts_the_least_recently_used() -> None:
@@ -231,3 +246,26 @@ def test_work_email_is_read_from_every_content_mode() -> None:
 )
 def test_link_previews_are_recognised(method: str, agent: str | None, preview: bool) -> None:
     assert links.is_preview(method, agent) is preview
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "hot"),
+    [
+        ("POST", "/v1/events", ("/v1/events", {})),
+        ("POST", "/v1/events:batch", ("/v1/events:batch", {})),
+        ("GET", "/r/aB3xY9", ("/r/{link_code}", {"link_code": "aB3xY9"})),
+        ("HEAD", "/r/aB3xY9", ("/r/{link_code}", {"link_code": "aB3xY9"})),
+        # everything else goes to Starlette (405s, 404s, the other routes)
+        ("GET", "/v1/events", None),
+        ("POST", "/r/aB3xY9", None),
+        ("GET", "/r/", None),
+        ("GET", "/r/a/b", None),
+        ("POST", "/v1/events/", None),
+        ("POST", "/v1/links", None),
+        ("GET", "/metrics", None),
+    ],
+)
+def test_only_the_hot_routes_skip_starlette(
+    method: str, path: str, hot: tuple[str, dict[str, str]] | None
+) -> None:
+    assert hot_route(method, path) == hot
