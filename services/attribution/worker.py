@@ -160,9 +160,8 @@ def create_worker(
         started = time.perf_counter()
         events: list[tuple[Any, Envelope]] = []
         for record in records:
-            headers = dict(record.headers or {})
             try:
-                event = from_kafka(headers.items(), record.value)
+                event = from_kafka(record.headers.items(), record.value)
             except InvalidEvent as exc:
                 label = exc.event_types[0] if exc.event_types else "unknown"
                 await dead_letter(record, "invalid_event", str(exc), label)
