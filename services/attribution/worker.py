@@ -221,8 +221,8 @@ def create_worker(
 
     @app.agent(inputs, concurrency=1)  # type: ignore[untyped-decorator]
     async def consume(stream: Any) -> None:
-        async for records in stream.take_events(
-            settings.batch_size, within=settings.batch_within_s
+        async for records in streaming.take_batches(
+            stream, settings.batch_size, within=settings.batch_within_s
         ):
             await process(records)
 
