@@ -248,7 +248,7 @@ class _Touched:
 
     ring_inputs: bool = False
     applicants: set[str] = field(default_factory=set)
-    visitors: set[str] = field(default_factory=set)
+    clicks: list[tuple[str, datetime, str]] = field(default_factory=list)  # visitor, at, link
     link_codes: set[str] = field(default_factory=set)
     posted_by: set[str] = field(default_factory=set)
     metric_posts: set[str] = field(default_factory=set)
@@ -334,7 +334,7 @@ async def _store_facts(conn: Conn, events: Sequence[Envelope]) -> _Touched:
             touched.link_codes.add(data.link_code)
         elif isinstance(data, LinkClicked):
             add(_INSERT_CLICK, (event.source, event.id, data.link_code, data.visitor_id, data.at))
-            touched.visitors.add(data.visitor_id)
+            touched.clicks.append((data.visitor_id, data.at, data.link_code))
         elif isinstance(data, ApplicantApplied | ApplicantHired):
             applicant_events.append((event, data))
         elif isinstance(data, ApplicantErased):
@@ -497,13 +497,23 @@ class Conversion:
     credit: dict[Model, list[rules.CreditEntry]]
 
 
-async def _affected_applicants(conn: Conn, touched: _Touched, rings_changed: set[str]) -> set[str]:
+async def _affected_applicants(
+    conn: Conn, touched: _Touched, rings_changed: set[str], settings: AttributionSettings
+) -> set[str]:
+    """Applicants whose touches or credit the batch may change: their own events; a new
+    click of their visitor on a known link within the lookback before the application (a
+    click outside it, or on a link not yet known, is not a touch: a link that arrives later
+    re-derives through its code); a new link their visitor clicked or their application names;
+    a credited or referring employee whose ring changed."""
     found = set(touched.applicants)
-    if touched.visitors or touched.link_codes or rings_changed:
+    if touched.clicks or touched.link_codes or rings_changed:
         rows = await conn.fetch(
             """
-            select applicant_id from attribution.applications
-            where visitor_id = any($1::text[])
+            select a.applicant_id
+            from unnest($4::text[], $5::timestamptz[], $6::text[]) as c(visitor_id, at, link_code)
+            join attribution.applications a on a.visitor_id = c.visitor_id
+            where c.at between a.applied_at - $1::interval and a.applied_at
+                and exists (select from attribution.links l where l.link_code = c.link_code)
             union
             select applicant_id from attribution.applications where link_code = any($2::text[])
             union
@@ -517,9 +527,12 @@ async def _affected_applicants(conn: Conn, touched: _Touched, rings_changed: set
             union
             select applicant_id from attribution.credits where employee_id = any($3::text[])
             """,
-            list(touched.visitors),
+            settings.lookback,
             list(touched.link_codes),
             list(rings_changed),
+            [c[0] for c in touched.clicks],
+            [c[1] for c in touched.clicks],
+            [c[2] for c in touched.clicks],
         )
         found |= {r["applicant_id"] for r in rows}
     return found
@@ -913,7 +926,7 @@ async def apply_batch(
     if touched.ring_inputs:
         ring_change = await _derive_rings(conn, settings)
     outbox: list[tuple[str, bytes]] = []
-    affected = await _affected_applicants(conn, touched, ring_change.changed)
+    affected = await _affected_applicants(conn, touched, ring_change.changed, settings)
     erased = set(touched.erased)
     changed = await _derive_conversions(conn, affected, settings, result, outbox)
     if erased:
