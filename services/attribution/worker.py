@@ -247,6 +247,7 @@ def create_worker(
                 highwater = app.consumer.highwater(tp) or 0
                 lag += max(0, highwater - processed.get(tp, highwater))
             metrics.LAG.labels(spec.name).set(lag)
+        streaming.release_native_memory()
         try:
             await flush_outbox()
         except (*_TRANSIENT, asyncpg.PostgresError) as exc:
