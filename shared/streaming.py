@@ -157,19 +157,20 @@ def topic(app: faust.App, spec: Topic) -> faust.TopicT:
 
 
 async def take_batches(
-    stream: Any, max_: int, within: float, settle: float = 0.002
+    stream: Any, max_: int, within: float, idle: float = 0.01, idle_under_load: float = 0.1
 ) -> AsyncIterator[list[Any]]:
     """Batches of a faust stream's events, as ``stream.take_events(max_, within)`` gives them,
-    except that a batch is handed over as soon as nothing more is buffered instead of always
-    waiting for ``within`` seconds.
+    except that a batch is handed over as soon as the stream has nothing more buffered and no
+    new event came for ``idle`` seconds, instead of always waiting for ``within``.
 
-    Under load the stream's buffer holds more than ``max_`` events whenever the previous batch
-    was being processed, so batches stay full; at low load an event waits about ``settle``
-    seconds instead of up to ``within``. ``within`` still bounds how long a batch keeps
-    collecting while events trickle in. Each batch's events are acknowledged when the caller
-    asks for the next batch, after it processed them (at-least-once, as with take_events).
-    Built the way faust builds take_events (a processor fills the buffer, the stream is
-    drained passively in the background)."""
+    At low load an event waits about ``idle`` seconds instead of up to ``within``. Under load
+    (the previous batch was full) the pause that counts is ``idle_under_load``, longer than a
+    fetch from the broker takes, so batches stay full while a backlog is read and the
+    per-batch cost of the caller is paid once per ``max_`` events. ``within`` bounds how long
+    a batch keeps collecting. Each batch's events are acknowledged when the caller asks for
+    the next batch, after it processed them (at-least-once, as with take_events). Built the
+    way faust builds take_events (a processor fills the buffer, the stream is drained
+    passively in the background)."""
     buffer: list[Any] = []
     buffer_full = asyncio.Event()
     buffer_consumed = asyncio.Event()
@@ -177,6 +178,9 @@ async def take_batches(
     consuming: asyncio.Future[None] | None = None
     channel_it = aiter(stream.channel)
     queue = getattr(channel_it, "queue", None)  # what the stream has not taken yet
+
+    loop = asyncio.get_running_loop()
+    last_added = [loop.time()]
 
     def pending() -> bool:
         return queue is None or not queue.empty()
@@ -192,6 +196,7 @@ async def take_batches(
         if event is None:
             raise RuntimeError("take_batches found current_event is None")
         buffer.append(event)
+        last_added[0] = loop.time()
         buffer_started.set()
         if len(buffer) >= max_:
             buffer_full.set()
@@ -203,20 +208,19 @@ async def take_batches(
     stream.enable_acks = False  # acknowledged below, after the caller processed them
     stream.add_processor(add_to_buffer)
     stream._enable_passive(channel_it)
-    loop = asyncio.get_running_loop()
+    loaded = False  # the previous batch was full
     try:
         while not stream.should_stop:
             if not buffer:
                 await stream.wait_for_stopped(buffer_started, timeout=within)
             deadline = loop.time() + within
+            pause = idle_under_load if loaded else idle
             while buffer and not buffer_full.is_set() and loop.time() < deadline:
-                if not pending():
-                    # nothing more buffered now: give the fetcher a moment, then go
-                    await asyncio.sleep(settle)
-                    if not pending():
-                        break
-                await stream.wait_for_stopped(buffer_full, timeout=settle)
+                if not pending() and loop.time() - last_added[0] >= pause:
+                    break  # nothing buffered and nothing new for a while: hand it over
+                await stream.wait_for_stopped(buffer_full, timeout=min(pause, 0.005))
             if buffer:
+                loaded = len(buffer) >= max_
                 consuming = loop.create_future()
                 try:
                     yield list(buffer)
