@@ -168,7 +168,8 @@ async def take_batches(
     fetch from the broker takes, so batches stay full while a backlog is read and the
     per-batch cost of the caller is paid once per ``max_`` events. ``within`` bounds how long
     a batch keeps collecting. Each batch's events are acknowledged when the caller asks for
-    the next batch, after it processed them (at-least-once, as with take_events). Built the
+    the next batch, after it processed them, and not when the caller stops in the middle of
+    one (at-least-once; take_events acknowledges in that case too). Built the
     way faust builds take_events (a processor fills the buffer, the stream is drained
     passively in the background)."""
     buffer: list[Any] = []
@@ -222,13 +223,17 @@ async def take_batches(
             if buffer:
                 loaded = len(buffer) >= max_
                 consuming = loop.create_future()
+                done = False
                 try:
                     yield list(buffer)
+                    done = True
                 finally:
                     events = list(buffer)
                     buffer.clear()
                     buffer_started.clear()
-                    for event in events:
+                    # a batch the caller did not finish (stopped, cancelled, crashed) stays
+                    # unacknowledged, so it is delivered again
+                    for event in events if done else ():
                         await stream.ack(event)
                     if not consuming.done():
                         consuming.set_result(None)
