@@ -29,6 +29,7 @@ async def prepare(kafka: KafkaSettings, database: DatabaseSettings) -> None:
 
 
 def main() -> None:
+    streaming.bound_native_memory()
     settings = load(AttributionSettings, "ATTRIBUTION_")
     logs.configure("attribution", settings.log_level)
     kafka, database = kafka_settings(), database_settings()

@@ -75,11 +75,23 @@ class BatchResult:
 
 # --- facts --------------------------------------------------------------------------------
 
+# Each statement stores all of a batch's rows of one kind at once (arrays, `unnest`). A key
+# may appear more than once in a batch: the rows are first reduced to the one the upsert's
+# own rule would keep last (the greatest (time, source, id), compared by the database as the
+# `where` clause compares them), so the result equals applying the rows one by one.
+
 _UPSERT_EMPLOYEE = """
 insert into attribution.employees as e (employee_id, upsert_time, upsert_source, upsert_id,
     ambassador, department, locale, recognition_opt_out, display_name, notify,
     linkedin_member_urn)
-values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11)
+select distinct on (u.employee_id) u.employee_id, u.upsert_time, u.upsert_source, u.upsert_id,
+    u.ambassador, u.department, u.locale, u.recognition_opt_out, u.display_name,
+    u.notify::jsonb, u.linkedin_member_urn
+from unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::boolean[], $6::text[],
+    $7::text[], $8::boolean[], $9::text[], $10::text[], $11::text[])
+    as u(employee_id, upsert_time, upsert_source, upsert_id, ambassador, department, locale,
+         recognition_opt_out, display_name, notify, linkedin_member_urn)
+order by u.employee_id, u.upsert_time desc, u.upsert_source desc, u.upsert_id desc
 on conflict (employee_id) do update set
     upsert_time = excluded.upsert_time, upsert_source = excluded.upsert_source,
     upsert_id = excluded.upsert_id, ambassador = excluded.ambassador,
@@ -97,7 +109,10 @@ where e.upsert_time is null
 """
 
 _REMOVE_EMPLOYEE = """
-insert into attribution.employees as e (employee_id, removed_time) values ($1, $2)
+insert into attribution.employees as e (employee_id, removed_time)
+select employee_id, max(removed_time)
+from unnest($1::text[], $2::timestamptz[]) as u(employee_id, removed_time)
+group by employee_id
 on conflict (employee_id) do update set
     removed_time = greatest(e.removed_time, excluded.removed_time),
     display_name = case when e.upsert_time > greatest(e.removed_time, excluded.removed_time)
@@ -111,7 +126,14 @@ on conflict (employee_id) do update set
 _UPSERT_POST = """
 insert into attribution.posts as p (post_id, ev_time, ev_source, ev_id, author_kind,
     employee_id, published_at, url, reshare_of, link_codes)
-values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+select distinct on (u.post_id) u.post_id, u.ev_time, u.ev_source, u.ev_id, u.author_kind,
+    u.employee_id, u.published_at, u.url, u.reshare_of,
+    array(select jsonb_array_elements_text(u.link_codes::jsonb))
+from unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
+    $7::timestamptz[], $8::text[], $9::text[], $10::text[])
+    as u(post_id, ev_time, ev_source, ev_id, author_kind, employee_id, published_at, url,
+         reshare_of, link_codes)
+order by u.post_id, u.ev_time desc, u.ev_source desc, u.ev_id desc
 on conflict (post_id) do update set
     ev_time = excluded.ev_time, ev_source = excluded.ev_source, ev_id = excluded.ev_id,
     author_kind = excluded.author_kind, employee_id = excluded.employee_id,
@@ -152,7 +174,11 @@ on conflict do nothing
 _UPSERT_LINK = """
 insert into attribution.links as l (link_code, ev_time, ev_source, ev_id, target_url,
     employee_id, job_id, post_id)
-values ($1, $2, $3, $4, $5, $6, $7, $8)
+select distinct on (u.link_code) *
+from unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
+    $7::text[], $8::text[])
+    as u(link_code, ev_time, ev_source, ev_id, target_url, employee_id, job_id, post_id)
+order by u.link_code, u.ev_time desc, u.ev_source desc, u.ev_id desc
 on conflict (link_code) do update set
     ev_time = excluded.ev_time, ev_source = excluded.ev_source, ev_id = excluded.ev_id,
     target_url = excluded.target_url, employee_id = excluded.employee_id,
@@ -169,7 +195,12 @@ on conflict do nothing
 _UPSERT_APPLICATION = """
 insert into attribution.applications as a (applicant_id, ev_time, ev_source, ev_id, job_id,
     applied_at, visitor_id, link_code, referrer_employee_id, source_name)
-values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+select distinct on (u.applicant_id) *
+from unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
+    $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[])
+    as u(applicant_id, ev_time, ev_source, ev_id, job_id, applied_at, visitor_id, link_code,
+         referrer_employee_id, source_name)
+order by u.applicant_id, u.ev_time desc, u.ev_source desc, u.ev_id desc
 on conflict (applicant_id) do update set
     ev_time = excluded.ev_time, ev_source = excluded.ev_source, ev_id = excluded.ev_id,
     job_id = excluded.job_id, applied_at = excluded.applied_at,
@@ -180,7 +211,10 @@ where (excluded.ev_time, excluded.ev_source, excluded.ev_id) > (a.ev_time, a.ev_
 
 _UPSERT_HIRE = """
 insert into attribution.hires as h (applicant_id, ev_time, ev_source, ev_id, job_id, hired_at)
-values ($1, $2, $3, $4, $5, $6)
+select distinct on (u.applicant_id) *
+from unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
+    $6::timestamptz[]) as u(applicant_id, ev_time, ev_source, ev_id, job_id, hired_at)
+order by u.applicant_id, u.ev_time desc, u.ev_source desc, u.ev_id desc
 on conflict (applicant_id) do update set
     ev_time = excluded.ev_time, ev_source = excluded.ev_source, ev_id = excluded.ev_id,
     job_id = excluded.job_id, hired_at = excluded.hired_at
@@ -214,7 +248,7 @@ class _Touched:
 
     ring_inputs: bool = False
     applicants: set[str] = field(default_factory=set)
-    visitors: set[str] = field(default_factory=set)
+    clicks: list[tuple[str, datetime, str]] = field(default_factory=list)  # visitor, at, link
     link_codes: set[str] = field(default_factory=set)
     posted_by: set[str] = field(default_factory=set)
     metric_posts: set[str] = field(default_factory=set)
@@ -223,15 +257,10 @@ class _Touched:
 
 async def _store_facts(conn: Conn, events: Sequence[Envelope]) -> _Touched:
     touched = _Touched()
-    rows: dict[str, list[tuple[Any, ...]]] = {}
+    rows: dict[str, list[tuple[Any, ...]]] = {}  # statement → its rows, sent as arrays
 
     def add(sql: str, row: tuple[Any, ...]) -> None:
         rows.setdefault(sql, []).append(row)
-
-    arrays: dict[str, list[tuple[Any, ...]]] = {}
-
-    def columns(sql: str, row: tuple[Any, ...]) -> None:
-        arrays.setdefault(sql, []).append(row)
 
     metrics: dict[str, list[tuple[datetime, int] | None]] = {}
 
@@ -273,7 +302,7 @@ async def _store_facts(conn: Conn, events: Sequence[Envelope]) -> _Touched:
                     data.published_at,
                     data.url,
                     data.reshare_of,
-                    list(data.link_codes),
+                    _encode(list(data.link_codes)).decode(),
                 ),
             )
             if data.author_kind == "employee" and data.employee_id is not None:
@@ -291,7 +320,7 @@ async def _store_facts(conn: Conn, events: Sequence[Envelope]) -> _Touched:
                         winners[i] = candidate
             touched.metric_posts.add(data.post_id)
         elif isinstance(data, PostEngagement):
-            columns(
+            add(
                 _INSERT_ENGAGEMENT,
                 (event.source, event.id, data.post_id, data.action, data.at,
                  data.actor_employee_id),
@@ -304,10 +333,8 @@ async def _store_facts(conn: Conn, events: Sequence[Envelope]) -> _Touched:
             )  # fmt: skip
             touched.link_codes.add(data.link_code)
         elif isinstance(data, LinkClicked):
-            columns(
-                _INSERT_CLICK, (event.source, event.id, data.link_code, data.visitor_id, data.at)
-            )
-            touched.visitors.add(data.visitor_id)
+            add(_INSERT_CLICK, (event.source, event.id, data.link_code, data.visitor_id, data.at))
+            touched.clicks.append((data.visitor_id, data.at, data.link_code))
         elif isinstance(data, ApplicantApplied | ApplicantHired):
             applicant_events.append((event, data))
         elif isinstance(data, ApplicantErased):
@@ -341,8 +368,6 @@ async def _store_facts(conn: Conn, events: Sequence[Envelope]) -> _Touched:
                      data.hired_at),
                 )  # fmt: skip
     for sql, batch in rows.items():
-        await conn.executemany(sql, batch)
-    for sql, batch in arrays.items():
         await conn.execute(sql, *(list(column) for column in zip(*batch, strict=True)))
     if metrics:
         values: list[list[Any]] = [sorted(metrics)]
@@ -425,7 +450,11 @@ async def _derive_rings(conn: Conn, settings: AttributionSettings) -> RingChange
             "delete from attribution.placements where employee_id = any($1::text[])", stale
         )
     if fresh:
-        await conn.executemany("insert into attribution.placements values ($1, $2, $3)", fresh)
+        await conn.execute(
+            "insert into attribution.placements "
+            "select * from unnest($1::text[], $2::integer[], $3::timestamptz[])",
+            *(list(column) for column in zip(*fresh, strict=True)),
+        )
 
     old_edges = {
         (r["employee_id"], r["inspirer_id"]): (r["weight"], r["exposure"], r["exposed_at"])
@@ -446,9 +475,10 @@ async def _derive_rings(conn: Conn, settings: AttributionSettings) -> RingChange
             [k[1] for k in gone],
         )
     if added:
-        await conn.executemany(
-            "insert into attribution.inspirers values ($1, $2, $3, $4, $5)",
-            [(*k, *new_edges[k]) for k in added],
+        await conn.execute(
+            "insert into attribution.inspirers select * from unnest($1::text[], $2::text[], "
+            "$3::double precision[], $4::text[], $5::timestamptz[])",
+            *(list(c) for c in zip(*[(*k, *new_edges[k]) for k in added], strict=True)),
         )
     change.new_edges = [(u, e) for e, u in added if (e, u) not in old_edges]
     return change
@@ -467,28 +497,42 @@ class Conversion:
     credit: dict[Model, list[rules.CreditEntry]]
 
 
-async def _affected_applicants(conn: Conn, touched: _Touched, rings_changed: set[str]) -> set[str]:
+async def _affected_applicants(
+    conn: Conn, touched: _Touched, rings_changed: set[str], settings: AttributionSettings
+) -> set[str]:
+    """Applicants whose touches or credit the batch may change: their own events; a new
+    click of their visitor on a known link within the lookback before the application (a
+    click outside it, or on a link not yet known, is not a touch: a link that arrives later
+    re-derives through its code); a new link their visitor clicked or their application names;
+    a credited or referring employee whose ring changed."""
     found = set(touched.applicants)
-    if touched.visitors or touched.link_codes or rings_changed:
+    if touched.clicks or touched.link_codes or rings_changed:
         rows = await conn.fetch(
             """
-            select applicant_id from attribution.applications
-            where visitor_id = any($1::text[])
+            select a.applicant_id
+            from unnest($4::text[], $5::timestamptz[], $6::text[]) as c(visitor_id, at, link_code)
+            join attribution.applications a on a.visitor_id = c.visitor_id
+            where c.at between a.applied_at - $1::interval and a.applied_at
+                and exists (select from attribution.links l where l.link_code = c.link_code)
             union
             select applicant_id from attribution.applications where link_code = any($2::text[])
             union
-            select a.applicant_id from attribution.clicks c
-            join attribution.applications a on a.visitor_id = c.visitor_id
-            where c.link_code = any($2::text[])
+            select applicant_id from attribution.applications
+            where visitor_id = any(array(
+                select visitor_id from attribution.clicks where link_code = any($2::text[])
+            ))
             union
             select applicant_id from attribution.applications
             where referrer_employee_id = any($3::text[])
             union
             select applicant_id from attribution.credits where employee_id = any($3::text[])
             """,
-            list(touched.visitors),
+            settings.lookback,
             list(touched.link_codes),
             list(rings_changed),
+            [c[0] for c in touched.clicks],
+            [c[1] for c in touched.clicks],
+            [c[2] for c in touched.clicks],
         )
         found |= {r["applicant_id"] for r in rows}
     return found
@@ -660,12 +704,13 @@ async def _derive_conversions(
                 (c.applicant_id, m, e, w) for c in changed for m in MODELS for e, w in c.credit[m]
             ],
         )
-        await conn.executemany(
-            "insert into attribution.conversions values ($1, $2, $3, $4) "
+        await conn.execute(
+            "insert into attribution.conversions "
+            "select * from unnest($1::text[], $2::text[], $3::text[], $4::text[]) "
             "on conflict (applicant_id) do update set "
             "derived_digest = excluded.derived_digest, "
             "applied_digest = excluded.applied_digest, hired_digest = excluded.hired_digest",
-            digest_rows,
+            *(list(column) for column in zip(*digest_rows, strict=True)),
         )
     return changed
 
@@ -740,9 +785,9 @@ async def _recognitions(
             select p.employee_id, count(*) as n,
                    coalesce(sum(m.impressions), 0)::bigint as impressions
             from attribution.posts p
-            join affected a on a.employee_id = p.employee_id
             left join attribution.post_metrics m on m.post_id = p.post_id
             where p.author_kind = 'employee'
+                and p.employee_id = any(array(select employee_id from affected))
             group by p.employee_id
             """,
             sorted(touched.metric_posts),
@@ -881,7 +926,7 @@ async def apply_batch(
     if touched.ring_inputs:
         ring_change = await _derive_rings(conn, settings)
     outbox: list[tuple[str, bytes]] = []
-    affected = await _affected_applicants(conn, touched, ring_change.changed)
+    affected = await _affected_applicants(conn, touched, ring_change.changed, settings)
     erased = set(touched.erased)
     changed = await _derive_conversions(conn, affected, settings, result, outbox)
     if erased:

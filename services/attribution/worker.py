@@ -160,9 +160,8 @@ def create_worker(
         started = time.perf_counter()
         events: list[tuple[Any, Envelope]] = []
         for record in records:
-            headers = dict(record.headers or {})
             try:
-                event = from_kafka(headers.items(), record.value)
+                event = from_kafka(record.headers.items(), record.value)
             except InvalidEvent as exc:
                 label = exc.event_types[0] if exc.event_types else "unknown"
                 await dead_letter(record, "invalid_event", str(exc), label)
@@ -222,8 +221,8 @@ def create_worker(
 
     @app.agent(inputs, concurrency=1)  # type: ignore[untyped-decorator]
     async def consume(stream: Any) -> None:
-        async for records in stream.take_events(
-            settings.batch_size, within=settings.batch_within_s
+        async for records in streaming.take_batches(
+            stream, settings.batch_size, within=settings.batch_within_s
         ):
             await process(records)
 
@@ -248,6 +247,7 @@ def create_worker(
                 highwater = app.consumer.highwater(tp) or 0
                 lag += max(0, highwater - processed.get(tp, highwater))
             metrics.LAG.labels(spec.name).set(lag)
+        streaming.release_native_memory()
         try:
             await flush_outbox()
         except (*_TRANSIENT, asyncpg.PostgresError) as exc:

@@ -12,12 +12,10 @@ class NotifierSettings:
     log_level: str = "INFO"
 
     # Consumer: events per batch and how long a batch may gather (a full batch goes at once,
-    # so a short window costs nothing under load), and how long a fetch may wait at the broker
-    # for records (faust's own 1.5 s delays every record on a quiet topic with a broker that
-    # answers only when the wait is over, such as Tansu).
+    # so a short window costs nothing under load). How long a fetch may wait at the broker is
+    # shared.streaming.FETCH_MAX_WAIT_MS, the same for every faust worker.
     batch_size: int = 500
     batch_within_s: float = 0.05
-    fetch_max_wait_s: float = 0.1
 
     # Dispatcher: a stored recognition wakes it at once; besides, it sweeps the ledger this
     # often for what became due by time (retries, leases, digests, waiting rows) and takes

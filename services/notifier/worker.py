@@ -37,7 +37,6 @@ from shared.events import (
     Envelope,
     RecognitionDueEvent,
 )
-from shared.fetchwait import limit_fetch_wait
 from shared.settings import DatabaseSettings, KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -150,7 +149,6 @@ def build(
     settings: NotifierSettings, kafka: KafkaSettings, database: DatabaseSettings
 ) -> faust.App:
     app = streaming.faust_app(APP_ID, kafka)
-    limit_fetch_wait(app, settings.fetch_max_wait_s)
     recognitions_topic = streaming.topic(app, RECOGNITIONS)
     employees_topic = streaming.topic(app, EMPLOYEES)
     dead_letters = streaming.topic(app, DEAD_LETTERS)
@@ -223,11 +221,15 @@ def build(
         await store.record_employees(conn, [event for event, _ in items], now())
 
     async def consume_recognitions(stream: Any) -> None:
-        async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+        async for batch in streaming.take_batches(
+            stream, settings.batch_size, within=settings.batch_within_s
+        ):
             await store_batch(await decode(batch, (RecognitionDueEvent,)), store_recognitions)
 
     async def consume_employees(stream: Any) -> None:
-        async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+        async for batch in streaming.take_batches(
+            stream, settings.batch_size, within=settings.batch_within_s
+        ):
             wanted = (EmployeeUpsertedEvent, EmployeeRemovedEvent)
             await store_batch(await decode(batch, wanted), store_employees)
 

@@ -22,6 +22,7 @@ from services.notifier.channels import Channels
 from services.notifier.dispatcher import Dispatcher
 from services.notifier.messages import Templates
 from services.notifier.settings import NotifierSettings
+from shared import streaming
 from shared.settings import DatabaseSettings, KafkaSettings
 from tests.conftest import Running, fresh_database, start_service
 from tests.notifier.conftest import SECRET, Harness, employee_event, recognition_event
@@ -191,14 +192,14 @@ async def _no_dead_letters(key: bytes, value: bytes, headers: dict[str, bytes]) 
 async def test_the_consumer_fetch_waits_at_most_the_setting() -> None:
     """faust creates its consumer with fetch_max_wait_ms=1500; the notifier's is shorter."""
     app = worker.build(
-        NotifierSettings(fetch_max_wait_s=0.1),
+        NotifierSettings(),
         KafkaSettings(bootstrap_servers="127.0.0.1:9"),
         DatabaseSettings(url="postgresql://nobody@127.0.0.1:9/none"),
     )
     thread = app.consumer._thread  # not started: nothing connects
     consumer = thread._create_worker_consumer(app.transport)
     try:
-        assert consumer._fetch_max_wait_ms == 100
+        assert consumer._fetch_max_wait_ms == streaming.FETCH_MAX_WAIT_MS == 100
     finally:
         await consumer.stop()
         thread.thread_loop.close()
