@@ -73,6 +73,7 @@ class UnsupportedContentType(Exception):
 
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`$")
+_NAMED = re.compile(r"^`(?P<name>\w+)` ")  # our own checks name their field first
 
 
 # msgspec raises UnicodeDecodeError (not a MsgspecError) for invalid UTF-8 inside a string.
@@ -101,6 +102,8 @@ def _field_error(
         path = f"{path}.{missing['name']}" if path else missing["name"]
         message = "required field is missing"
         reason = "missing_field"
+    elif named := _NAMED.match(message):
+        path = f"{path}.{named['name']}" if path else named["name"]
     if path == "type":
         reason = "unknown_type"
         message = f"{message}; known types: {', '.join(INBOUND_TYPES)}"

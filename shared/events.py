@@ -11,8 +11,9 @@ all events about one entity stay in order) and its key field (the subject entity
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, ClassVar, Literal
 
 import msgspec
@@ -37,8 +38,35 @@ AuthorKind = Literal["employee", "company"]
 Action = Literal["reaction", "comment", "reshare", "click"]
 
 
+def _time_fields(cls: type[msgspec.Struct]) -> tuple[str, ...]:
+    return tuple(f.name for f in msgspec.structs.fields(cls) if _is_time(f.type))
+
+
+def _is_time(kind: object) -> bool:
+    return kind is datetime or any(_is_time(arg) for arg in typing.get_args(kind))
+
+
+def _check_times(struct: msgspec.Struct, names: tuple[str, ...]) -> None:
+    """Refuse a timestamp that has no UTC equivalent (``0001-01-01T00:00:00+01:00`` is in year
+    0 in UTC): Python and the database would fail on it long after it was accepted. Only
+    years 1 and 9999 can overflow, so that is all that is looked at per event."""
+    for name in names:
+        value = getattr(struct, name)
+        if value is not None and value.year in (1, 9999) and value.utcoffset():
+            try:
+                value.astimezone(UTC)
+            except OverflowError:
+                raise ValueError(f"`{name}` is outside the years 1-9999 in UTC") from None
+
+
 class Data(msgspec.Struct, kw_only=True, frozen=True):
     """Base of every ``data`` payload."""
+
+    _times: ClassVar[tuple[str, ...]] = ()  # its timestamp fields, set below for each class
+
+    def __post_init__(self) -> None:
+        if self._times:
+            _check_times(self, self._times)
 
 
 # --- data payloads (CONTRACT §1) -----------------------------------------------------------
@@ -78,6 +106,7 @@ class PostPublished(Data, frozen=True):
     link_codes: Annotated[list[LinkCode], msgspec.Meta(max_length=100)] = []
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.author_kind == "employee" and self.employee_id is None:
             raise ValueError("`employee_id` is required when `author_kind` is `employee`")
 
@@ -241,6 +270,10 @@ class Envelope(msgspec.Struct, kw_only=True, frozen=True, tag_field="type"):
     dataschema: Text | None = None
     data: Data
 
+    def __post_init__(self) -> None:
+        if self.time.year in (1, 9999):
+            _check_times(self, ("time",))
+
     @property
     def type(self) -> str:
         tag = self.__struct_config__.tag
@@ -349,3 +382,11 @@ OUTBOUND: tuple[type[Envelope], ...] = (CreditAssignedEvent, RecognitionDueEvent
 BY_TYPE: dict[str, type[Envelope]] = {
     str(cls.__struct_config__.tag): cls for cls in (*INBOUND, *OUTBOUND)
 }
+
+
+def _subclasses(cls: type[Data]) -> list[type[Data]]:
+    return [c for sub in cls.__subclasses__() for c in (sub, *_subclasses(sub))]
+
+
+for _cls in _subclasses(Data):
+    _cls._times = _time_fields(_cls)

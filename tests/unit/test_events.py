@@ -126,7 +126,7 @@ def test_defaults_of_an_employee_record() -> None:
         ({"locale": "de"}, "data.locale"),
         ({"ambassador": "yes"}, "data.ambassador"),
         ({"notify": {"channel": "pigeon", "address": "x"}}, "data.notify.channel"),
-        ({"notify": {"channel": "slack"}}, "data.notify"),
+        ({"notify": {"channel": "slack"}}, "data.notify.address"),
         ({"display_name": ""}, "data.display_name"),
         ({"employee_id": "x" * 257}, "data.employee_id"),
     ],
@@ -146,8 +146,8 @@ def test_an_employee_post_needs_its_author() -> None:
     data = dict(samples.DATA["ripples.post.published.v1"])
     del data["employee_id"]
     ((field, detail),) = errors(samples.event("ripples.post.published.v1", data))
-    assert field == "data"
-    assert "employee_id" in detail
+    assert field == "data.employee_id"
+    assert "author_kind" in detail
 
 
 @pytest.mark.parametrize(
@@ -207,11 +207,34 @@ def test_times_keep_their_offset_and_compare_as_instants() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["2026-06-03T08:15:01", "2026-13-01T00:00:00Z", "2026-06-03T25:00:00Z", "1717400000", ""],
+    [
+        "2026-06-03T08:15:01",
+        "2026-13-01T00:00:00Z",
+        "2026-06-03T25:00:00Z",
+        "1717400000",
+        "",
+        "0001-01-01T00:00:01+00:01",  # year 0 in UTC: found by the fuzz (the directory gave 503)
+        "9999-12-31T23:59:59-01:00",  # year 10000 in UTC
+    ],
 )
 def test_bad_timestamps_are_refused(value: str) -> None:
     ((field, _),) = errors(samples.event("ripples.applicant.erased.v1", time=value))
     assert field == "time"
+
+
+def test_data_times_without_a_utc_equivalent_are_refused_by_name() -> None:
+    data = samples.DATA["ripples.post.published.v1"] | {"published_at": "0001-01-01T00:00:00+05:00"}
+    ((field, detail),) = errors(samples.event("ripples.post.published.v1", data))
+    assert field == "data.published_at"
+    assert "UTC" in detail
+
+
+def test_the_earliest_and_latest_utc_times_are_accepted() -> None:
+    for value in ("0001-01-01T00:00:00Z", "0001-01-01T05:00:00+05:00", "9999-12-31T23:59:59Z"):
+        assert parse(samples.event("ripples.applicant.erased.v1", time=value)).time.year in (
+            1,
+            9999,
+        )
 
 
 def test_unknown_fields_are_ignored_everywhere() -> None:
