@@ -685,6 +685,7 @@ async def _derive_conversions(
         )
     }
     changed: list[Conversion] = []
+    rewrite: list[Conversion] = []  # changed touches or credit rows, not only rings
     digest_rows: list[tuple[str, str | None, str | None, str | None]] = []
     for conv in conversions:
         credit = shares(conv.credit, ring_of)
@@ -721,8 +722,12 @@ async def _derive_conversions(
         if tuple(payloads) != digests.get(conv.applicant_id):
             changed.append(conv)
             digest_rows.append((conv.applicant_id, *payloads))  # type: ignore[arg-type]
-    if changed:
-        ids = [c.applicant_id for c in changed]
+            # a ring that moved changes the payloads but not the stored touches and credit
+            # (they hold no ring): those rows are rewritten only when they differ
+            if derived != digests.get(conv.applicant_id, (None, None, None))[0]:
+                rewrite.append(conv)
+    if rewrite:
+        ids = [c.applicant_id for c in rewrite]
         await conn.execute("delete from attribution.touches where applicant_id = any($1)", ids)
         await conn.execute("delete from attribution.credits where applicant_id = any($1)", ids)
         await conn.copy_records_to_table(
@@ -730,7 +735,7 @@ async def _derive_conversions(
             schema_name="attribution",
             records=[
                 (c.applicant_id, i, t.at, t.kind, t.employee_id, t.link_code)
-                for c in changed
+                for c in rewrite
                 for i, t in enumerate(c.touches)
             ],
         )
@@ -738,9 +743,10 @@ async def _derive_conversions(
             "credits",
             schema_name="attribution",
             records=[
-                (c.applicant_id, m, e, w) for c in changed for m in MODELS for e, w in c.credit[m]
+                (c.applicant_id, m, e, w) for c in rewrite for m in MODELS for e, w in c.credit[m]
             ],
         )
+    if changed:
         await conn.execute(
             "insert into attribution.conversions "
             "select * from unnest($1::text[], $2::text[], $3::text[], $4::text[]) "
