@@ -367,8 +367,23 @@ async def _store_facts(conn: Conn, events: Sequence[Envelope]) -> _Touched:
                     (data.applicant_id, event.time, event.source, event.id, data.job_id,
                      data.hired_at),
                 )  # fmt: skip
+    previous_authors: list[str] = []
+    if _UPSERT_POST in rows:
+        previous_authors = [
+            r["employee_id"]
+            for r in await conn.fetch(
+                "select distinct employee_id from attribution.posts "
+                "where post_id = any($1::text[]) and employee_id is not null",
+                [row[0] for row in rows[_UPSERT_POST]],
+            )
+        ]
     for sql, batch in rows.items():
         await conn.execute(sql, *(list(column) for column in zip(*batch, strict=True)))
+    if _UPSERT_POST in rows:
+        authors = sorted(touched.posted_by | set(previous_authors))
+        await conn.execute(_UPSERT_FIRST_SHARES, authors)
+        if previous_authors:
+            await conn.execute(_DELETE_FIRST_SHARES, sorted(previous_authors))
     if metrics:
         values: list[list[Any]] = [sorted(metrics)]
         for i in range(len(METRIC_FIELDS)):
@@ -381,29 +396,48 @@ async def _store_facts(conn: Conn, events: Sequence[Envelope]) -> _Touched:
 
 # --- rings ----------------------------------------------------------------------------------
 
-_FIRST_SHARES = """
-select employee_id, min(published_at) as s from attribution.posts
-where author_kind = 'employee' and employee_id is not null group by employee_id
+# A batch's post upserts may move the first share of their authors, new and previous
+# (a post re-published under another author); only those employees are re-aggregated.
+_UPSERT_FIRST_SHARES = """
+insert into attribution.first_shares as f (employee_id, first_shared_at)
+select employee_id, min(published_at) from attribution.posts
+where employee_id = any($1::text[]) and author_kind = 'employee'
+group by employee_id
+on conflict (employee_id) do update set first_shared_at = excluded.first_shared_at
+where f.first_shared_at <> excluded.first_shared_at
 """
 
-_RING_EXPOSURES = """
-with fs as (
-    select employee_id, min(published_at) as s from attribution.posts
-    where author_kind = 'employee' and employee_id is not null group by employee_id
+_DELETE_FIRST_SHARES = """
+delete from attribution.first_shares f
+where f.employee_id = any($1::text[]) and not exists (
+    select from attribution.posts p
+    where p.employee_id = f.employee_id and p.author_kind = 'employee'
 )
-select e.actor_employee_id as employee_id, p.employee_id as author_id, e.at,
-       p.published_at, 'engagement' as kind
-from attribution.engagements e
-join fs on fs.employee_id = e.actor_employee_id
-join attribution.employees k on k.employee_id = e.actor_employee_id
-    and k.upsert_time is not null
-join attribution.posts p on p.post_id = e.post_id and p.author_kind = 'employee'
-where e.at between fs.s - $1::interval and fs.s
-    and p.published_at < e.at and p.employee_id <> e.actor_employee_id
+"""
+
+# Per employee with a first share, only the engagements inside its window (the index
+# engagements_by_actor (actor_employee_id, at) bounds both ends) and the post at the first
+# share; `offset 0` keeps the lateral subquery a per-employee index probe instead of a join
+# over every engagement and post.
+_RING_EXPOSURES = """
+select fs.employee_id, x.author_id, x.at, x.published_at, 'engagement' as kind
+from attribution.first_shares fs
+join attribution.employees k on k.employee_id = fs.employee_id and k.upsert_time is not null
+cross join lateral (
+    select p.employee_id as author_id, e.at, p.published_at
+    from attribution.engagements e
+    join attribution.posts p on p.post_id = e.post_id
+    where e.actor_employee_id = fs.employee_id
+        and e.at between fs.first_shared_at - $1::interval and fs.first_shared_at
+        and p.author_kind = 'employee' and p.published_at < e.at
+        and p.employee_id <> fs.employee_id
+    offset 0
+) x
 union all
 select q.employee_id, p.employee_id, q.published_at, p.published_at, 'reshare'
-from attribution.posts q
-join fs on fs.employee_id = q.employee_id and q.published_at = fs.s
+from attribution.first_shares fs
+join attribution.posts q on q.employee_id = fs.employee_id
+    and q.published_at = fs.first_shared_at
 join attribution.posts p on p.post_id = q.reshare_of and p.author_kind = 'employee'
 where q.author_kind = 'employee'
     and p.published_at < q.published_at and p.employee_id <> q.employee_id
@@ -424,7 +458,10 @@ async def _derive_rings(conn: Conn, settings: AttributionSettings) -> RingChange
             "where upsert_time is not null and ambassador"
         )
     ]
-    first = {r["employee_id"]: r["s"] for r in await conn.fetch(_FIRST_SHARES)}
+    first = {
+        r["employee_id"]: r["first_shared_at"]
+        for r in await conn.fetch("select * from attribution.first_shares")
+    }
     exposures = [
         rules.Exposure(r["employee_id"], r["author_id"], r["at"], r["published_at"], r["kind"])
         for r in await conn.fetch(_RING_EXPOSURES, settings.ring_window)
@@ -648,6 +685,7 @@ async def _derive_conversions(
         )
     }
     changed: list[Conversion] = []
+    rewrite: list[Conversion] = []  # changed touches or credit rows, not only rings
     digest_rows: list[tuple[str, str | None, str | None, str | None]] = []
     for conv in conversions:
         credit = shares(conv.credit, ring_of)
@@ -684,8 +722,12 @@ async def _derive_conversions(
         if tuple(payloads) != digests.get(conv.applicant_id):
             changed.append(conv)
             digest_rows.append((conv.applicant_id, *payloads))  # type: ignore[arg-type]
-    if changed:
-        ids = [c.applicant_id for c in changed]
+            # a ring that moved changes the payloads but not the stored touches and credit
+            # (they hold no ring): those rows are rewritten only when they differ
+            if derived != digests.get(conv.applicant_id, (None, None, None))[0]:
+                rewrite.append(conv)
+    if rewrite:
+        ids = [c.applicant_id for c in rewrite]
         await conn.execute("delete from attribution.touches where applicant_id = any($1)", ids)
         await conn.execute("delete from attribution.credits where applicant_id = any($1)", ids)
         await conn.copy_records_to_table(
@@ -693,7 +735,7 @@ async def _derive_conversions(
             schema_name="attribution",
             records=[
                 (c.applicant_id, i, t.at, t.kind, t.employee_id, t.link_code)
-                for c in changed
+                for c in rewrite
                 for i, t in enumerate(c.touches)
             ],
         )
@@ -701,9 +743,10 @@ async def _derive_conversions(
             "credits",
             schema_name="attribution",
             records=[
-                (c.applicant_id, m, e, w) for c in changed for m in MODELS for e, w in c.credit[m]
+                (c.applicant_id, m, e, w) for c in rewrite for m in MODELS for e, w in c.credit[m]
             ],
         )
+    if changed:
         await conn.execute(
             "insert into attribution.conversions "
             "select * from unnest($1::text[], $2::text[], $3::text[], $4::text[]) "
