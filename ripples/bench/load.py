@@ -31,21 +31,31 @@ BATCH_TYPE = "application/cloudevents-batch+json"
 SINGLE_TYPE = "application/cloudevents+json"
 
 
-def _emit(count: int, seconds: float, latencies: list[float], errors: int = 0) -> None:
+def _emit(
+    count: int, seconds: float, latencies: list[float], errors: int = 0, started: float = 0.0
+) -> None:
+    """The result line. ``started`` (epoch seconds, with ``ended`` = started + seconds) lets the
+    harness measure several processes over their common wall-clock window."""
     # A sample keeps the line small; percentiles are computed over the merged samples.
     step = max(1, len(latencies) // 5000)
-    sys.stdout.write(
-        orjson.dumps(
-            {
-                "count": count,
-                "seconds": seconds,
-                "latencies_ms": [round(x * 1000, 3) for x in latencies[::step]],
-                "errors": errors,
-            }
-        ).decode()
-        + "\n"
-    )
+    line: dict[str, Any] = {
+        "count": count,
+        "seconds": seconds,
+        "latencies_ms": [round(x * 1000, 3) for x in latencies[::step]],
+        "errors": errors,
+    }
+    if started:
+        line |= {"started": started, "ended": started + seconds}
+    sys.stdout.write(orjson.dumps(line).decode() + "\n")
     sys.stdout.flush()
+
+
+async def _start_at(moment: float) -> None:
+    """Wait until the epoch time ``moment`` (``--start-at``): the processes of one measurement
+    start sending together, each once it has prepared its load."""
+    delay = moment - time.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
 
 
 # --- a lean HTTP/1.1 keep-alive client ----------------------------------------------------------
@@ -256,10 +266,11 @@ async def batch(args: argparse.Namespace) -> None:
         request_bytes("POST", args.url, headers, orjson.dumps(load[i : i + args.batch]))
         for i in range(0, len(load), args.batch)
     ]
+    await _start_at(args.start_at)
     _, elapsed, latencies, errors = await _workers(
         args.url, args.concurrency, len(requests), requests.__getitem__, _accepted
     )
-    _emit(len(load), elapsed, latencies, errors)
+    _emit(len(load), elapsed, latencies, errors, started=time.time() - elapsed)
 
 
 async def single(args: argparse.Namespace) -> None:
@@ -340,6 +351,12 @@ def main() -> None:
             k.add_argument("--concurrency", type=int, default=8)
         if name == "batch":
             k.add_argument("--batch", type=int, default=500)
+            k.add_argument(
+                "--start-at",
+                type=float,
+                default=0.0,
+                help="epoch seconds to start sending at, once prepared (0 = at once)",
+            )
         if name == "single":
             k.add_argument("--rate", type=float, default=0.0, help="requests/s, 0 = flat out")
     g = kinds.add_parser("get")

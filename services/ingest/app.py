@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import hmac
 import logging
 import time
@@ -31,7 +32,7 @@ from services.ingest.openapi import openapi
 from services.ingest.publisher import BrokerUnavailable, Publisher
 from services.ingest.settings import IngestSettings
 from shared import cloudevents as ce
-from shared.events import EMPLOYEES, INBOUND_TYPES, Envelope
+from shared.events import BY_TYPE, EMPLOYEES, INBOUND_TYPES, Envelope
 from shared.http import (
     HttpMetrics,
     ProblemError,
@@ -208,6 +209,16 @@ def internal_error(exc: Exception, path: str) -> Response:
     )
 
 
+def _type_counts(events: Sequence[Envelope]) -> dict[str, int]:
+    """{event type: how many} of ``events``, counted by class (the ``type`` property costs a
+    Python call per event)."""
+    counts = Tally(map(type, events))
+    return {_TAGS.get(kind, "unknown"): n for kind, n in counts.items()}
+
+
+_TAGS: dict[type, str] = {cls: tag for tag, cls in BY_TYPE.items()}
+
+
 class Ingest:
     """The request handlers, bound to one publisher and one set of settings."""
 
@@ -240,7 +251,7 @@ class Ingest:
         # Employee events also feed ingest's directory (vendor identities → employee_id):
         # refuse them up front while the database is away rather than half-apply them.
         pool = self.database.pool if employees else None
-        types = {events[0].type: 1} if len(events) == 1 else Tally(e.type for e in events)
+        types = {events[0].type: 1} if len(events) == 1 else _type_counts(events)
         try:
             await self.publisher.publish(events)
         except BrokerUnavailable as exc:
@@ -278,7 +289,9 @@ class Ingest:
         """Refuse strings holding U+0000: JSON allows them, PostgreSQL text does not, so
         they would be published and then fail in every consumer's database (found by the
         reliability fuzz: an employee event gave 503 "send them again" forever)."""
-        if b"\\u0000" not in body:  # the only way JSON can carry U+0000
+        # The only way JSON can carry U+0000; a body without any backslash is looked at with
+        # memchr first (searching the 6-byte escape in a 100 KB batch cost ~2% of the CPU).
+        if b"\\" not in body or b"\\u0000" not in body:
             return
         errors: list[ce.FieldError] = []
         types: list[str] = []
@@ -372,6 +385,30 @@ class Ingest:
         return json_response({"status": "accepted", "accepted": len(events)}, 202)
 
 
+GC_YOUNG_THRESHOLD = 20_000
+"""Allocations between two collections of the youngest generation (CPython's default: 700)."""
+
+
+def tune_gc(young_threshold: int = GC_YOUNG_THRESHOLD) -> None:
+    """Make the cyclic garbage collector cheap for the request path; call once started.
+
+    A 500-event batch allocates a few thousand tracked objects (the decoded events, their
+    Kafka records) that live until the broker acknowledges them: with CPython's default
+    threshold (700) each batch set off several young collections, each traversing the batch
+    in flight and promoting it, and the older collections then traversed them again together
+    with everything the service had built at start-up (the modules, the routes, the clients).
+    Under the bench's batch load ingest's CPU per event went 7.8 -> 7.1 us with this. So: what
+    exists once the service has started is frozen (moved to the permanent generation, never
+    traversed again; nothing of it is garbage), and young collections run every
+    ``young_threshold`` allocations instead of 700. Reference counting still frees
+    everything at once; only cycles wait a little longer, bounded by the threshold.
+    """
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(young_threshold, older, oldest)
+
+
 def create_app(
     settings: IngestSettings, kafka_settings: KafkaSettings, database_settings: DatabaseSettings
 ) -> HotRoutes:
@@ -421,6 +458,7 @@ def create_app(
         await database.start()
         clicks.start()
         linkedin.start()
+        tune_gc()
         try:
             yield
         finally:

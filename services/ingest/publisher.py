@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import Gauge, Histogram
 
 from shared import kafka
-from shared.cloudevents import to_kafka
+from shared.cloudevents import kafka_records
 from shared.events import TOPICS, Envelope
 from shared.metrics import LATENCY_BUCKETS
 from shared.settings import KafkaSettings
@@ -80,10 +80,7 @@ class Publisher:
         if sender is None or not self._healthy:
             raise BrokerUnavailable("the broker is not reachable")
         started = time.perf_counter()
-        records: list[kafka.Record] = []
-        for event in events:
-            key, value, headers = to_kafka(event)
-            records.append((event.topic.name, key, value, headers))
+        records = kafka_records(events)
         try:
             async with asyncio.timeout(self.timeout_s):
                 await sender.send(records)

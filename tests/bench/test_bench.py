@@ -46,6 +46,13 @@ def test_processes_side_by_side_add_counts_and_take_the_longest_time() -> None:
         {"count": 300, "seconds": 4.0, "latencies_ms": [3.0]},
     ]
     assert harness.combine(runs) == (400, 4.0, [1.0, 2.0, 3.0], 1)
+    # Processes that say when they ran are measured over their common window: these two
+    # ran 2 s and 4 s, but from 10.0 to 15.0 (not together the whole time).
+    timed = [
+        {"count": 100, "seconds": 2.0, "started": 10.0, "ended": 12.0},
+        {"count": 300, "seconds": 4.0, "started": 11.0, "ended": 15.0},
+    ]
+    assert harness.combine(timed) == (400, 5.0, [], 0)
 
 
 def test_metric_sum_adds_the_samples_whose_labels_match() -> None:

@@ -43,6 +43,24 @@ def test_kafka_binary_mode_round_trip(event_type: str) -> None:
     assert ce.from_kafka(headers, value) == event
 
 
+def test_kafka_records_are_to_kafka_with_the_topic() -> None:
+    """The batch form gives, event by event, the topic and exactly to_kafka's record."""
+    sent = [samples.event(t) for t in INBOUND_TYPES]
+    sent += [
+        samples.event(t, subject="s-1", dataschema="https://x.example/s", time=moment)
+        for t, moment in zip(
+            INBOUND_TYPES, ["2026-06-03T10:15:01+02:00", "2026-06-03T10:15:01.250Z"], strict=False
+        )
+    ]
+    events = ce.parse_batch(orjson.dumps(sent))
+    records = ce.kafka_records(events)
+    assert len(records) == len(events) == len(sent)
+    for event, (topic, key, value, headers) in zip(events, records, strict=True):
+        assert topic == event.topic.name
+        assert (key, value, headers) == ce.to_kafka(event)
+        assert ce.from_kafka(headers, value) == event
+
+
 def test_kafka_times_keep_their_offset() -> None:
     event = ce.parse_structured(
         orjson.dumps(samples.event("ripples.applicant.erased.v1", time="2026-06-03T10:15:01+02:00"))
