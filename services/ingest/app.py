@@ -39,6 +39,7 @@ from shared.http import (
     RequestMetrics,
     http_metrics,
     http_problem,
+    internal_error,
     json_response,
     operational_routes,
     problem_handlers,
@@ -175,7 +176,7 @@ class HotRoutes:
         except ce.UnsupportedContentType as exc:
             response = unsupported_media(exc, path)
         except Exception as exc:
-            response = internal_error(exc, path)
+            response = internal_error(exc, path, log)
         status = response.status_code
         try:
             await response(scope, receive, send)
@@ -193,19 +194,6 @@ class HotRoutes:
 def unsupported_media(exc: Exception, path: str) -> Response:
     return problem_response(
         ProblemError(415, "unsupported-media-type", "Unsupported media type", str(exc)), path
-    )
-
-
-def internal_error(exc: Exception, path: str) -> Response:
-    log.error("unhandled error", exc_info=exc, extra={"route": path})
-    return problem_response(
-        ProblemError(
-            500,
-            "internal-error",
-            "Internal error",
-            "the request failed inside the service; it has been logged",
-        ),
-        path,
     )
 
 
