@@ -36,6 +36,22 @@ from shared.cloudevents import parse_structured, to_kafka
 from tests.conftest import start_broker, start_postgres, start_service
 
 
+def start_worker(tmp: Path, broker: Any, **env: str) -> tuple[Any, int]:
+    """One attribution worker with quick group timeouts; (the running service, its pid)."""
+    worker = start_service(
+        "attribution",
+        tmp / "worker",
+        broker,
+        KAFKA_SESSION_TIMEOUT_S="6",
+        KAFKA_REBALANCE_TIMEOUT_S="6",
+        LOG_LEVEL="WARNING",
+        **env,
+    )
+    pid = State(tmp / "worker").read_pid("attribution")
+    assert pid is not None
+    return worker, pid
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process, in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -160,19 +176,10 @@ def main() -> None:
         asyncio.run(produce(bootstrap, load))
         print(f"produced {n} events in {time.monotonic() - t:.1f} s")
         broker_running = started[0] if started else None
-        worker = start_service(
-            "attribution",
-            tmp / "worker",
-            broker_running,  # type: ignore[arg-type]
-            DATABASE_URL=database,
-            KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-            KAFKA_SESSION_TIMEOUT_S="6",
-            KAFKA_REBALANCE_TIMEOUT_S="6",
-            LOG_LEVEL="WARNING",
+        worker, pid = start_worker(
+            tmp, broker_running, DATABASE_URL=database, KAFKA_BOOTSTRAP_SERVERS=bootstrap
         )
         started.append(worker)
-        pid = State(tmp / "worker").read_pid("attribution")
-        assert pid is not None
         profile = os.environ.get("BENCH_PYSPY")
         spy = None
         if profile:

@@ -20,9 +20,8 @@ from typing import Any
 import asyncpg
 
 from ripples.bench.workload import events, produce
-from ripples.stack import State
-from tests.attribution.benchmark import cpu_seconds
-from tests.conftest import start_broker, start_postgres, start_service
+from tests.attribution.benchmark import cpu_seconds, start_worker
+from tests.conftest import start_broker, start_postgres
 
 
 def status_kb(pid: int, name: str) -> int:
@@ -52,18 +51,8 @@ def main() -> None:
         started.append(broker)
         pg = start_postgres(tmp / "pg")
         started.append(pg)
-        worker = start_service(
-            "attribution",
-            tmp / "worker",
-            broker,
-            DATABASE_URL=pg.address,
-            KAFKA_SESSION_TIMEOUT_S="6",
-            KAFKA_REBALANCE_TIMEOUT_S="6",
-            LOG_LEVEL="WARNING",
-        )
+        worker, pid = start_worker(tmp, broker, DATABASE_URL=pg.address)
         started.append(worker)
-        pid = State(tmp / "worker").read_pid("attribution")
-        assert pid is not None
         rss: list[float] = []
         for q in range(quarters):
             asyncio.run(produce(broker.address, events(n, seed=q, prefix=f"q{q}_")))
