@@ -255,20 +255,6 @@ def http_problem(exc: HTTPException) -> ProblemError:
     )
 
 
-def internal_error(exc: Exception, path: str, log: logging.Logger) -> Response:
-    """The 500 problem+json of an unexpected error, logged to ``log`` with its traceback."""
-    log.error("unhandled error", exc_info=exc, extra={"route": path})
-    return problem_response(
-        ProblemError(
-            500,
-            "internal-error",
-            "Internal error",
-            "the request failed inside the service; it has been logged",
-        ),
-        path,
-    )
-
-
 def problem_handlers(
     log: logging.Logger,
 ) -> dict[Any, Callable[[Request, Exception], Awaitable[Response]]]:
@@ -283,6 +269,15 @@ def problem_handlers(
         return problem_response(http_problem(exc), request.url.path)
 
     async def on_error(request: Request, exc: Exception) -> Response:
-        return internal_error(exc, request.url.path, log)
+        log.error("unhandled error", exc_info=exc, extra={"route": request.url.path})
+        return problem_response(
+            ProblemError(
+                500,
+                "internal-error",
+                "Internal error",
+                "the request failed inside the service; it has been logged",
+            ),
+            request.url.path,
+        )
 
     return {ProblemError: on_problem, HTTPException: on_http, Exception: on_error}

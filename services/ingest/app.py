@@ -15,7 +15,6 @@ import httpx
 import msgspec
 from prometheus_client import Counter
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -38,8 +37,6 @@ from shared.http import (
     ProblemError,
     RequestMetrics,
     http_metrics,
-    http_problem,
-    internal_error,
     json_response,
     operational_routes,
     problem_handlers,
@@ -107,6 +104,7 @@ class HeaderLimit:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 
 def hot_route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
@@ -142,9 +140,11 @@ class HotRoutes:
         handlers: Mapping[str, Handler],
         metrics: HttpMetrics,
         header_limit: int,
+        errors: Mapping[type[Exception], ErrorHandler],
     ) -> None:
         self.app = app
         self.handlers = dict(handlers)
+        self.errors: dict[type[Exception], ErrorHandler] = dict(errors)
         self.header_limit = header_limit
         self.metrics = metrics
         self._durations = {route: metrics.duration.labels(route) for route in self.handlers}
@@ -161,22 +161,16 @@ class HotRoutes:
             return
         started = time.perf_counter()
         route, params = hot
-        path = scope["path"]
         response: Response
         error = headers_too_large(scope, self.header_limit)
+        scope["path_params"] = params
+        request = Request(scope, receive)
         try:
             if error is not None:
                 raise error
-            scope["path_params"] = params
-            response = await self.handlers[route](Request(scope, receive))
-        except ProblemError as exc:
-            response = problem_response(exc, path)
-        except HTTPException as exc:
-            response = problem_response(http_problem(exc), path)
-        except ce.UnsupportedContentType as exc:
-            response = unsupported_media(exc, path)
+            response = await self.handlers[route](request)
         except Exception as exc:
-            response = internal_error(exc, path, log)
+            response = await self._answer(request, exc)
         status = response.status_code
         try:
             await response(scope, receive, send)
@@ -190,11 +184,14 @@ class HotRoutes:
             count.inc()
             self._durations[route].observe(time.perf_counter() - started)
 
-
-def unsupported_media(exc: Exception, path: str) -> Response:
-    return problem_response(
-        ProblemError(415, "unsupported-media-type", "Unsupported media type", str(exc)), path
-    )
+    async def _answer(self, request: Request, exc: Exception) -> Response:
+        """The app's own exception handler for ``exc`` (the nearest class, as Starlette
+        looks it up), so both paths answer an error the same way."""
+        for kind in type(exc).__mro__:
+            handler = self.errors.get(kind)
+            if handler is not None:
+                return await handler(request, exc)
+        raise exc
 
 
 def _type_counts(events: Sequence[Envelope]) -> dict[str, int]:
@@ -457,15 +454,19 @@ def create_app(
             await http.aclose()
 
     async def on_media(request: Request, exc: Exception) -> Response:
-        return unsupported_media(exc, request.url.path)
+        return problem_response(
+            ProblemError(415, "unsupported-media-type", "Unsupported media type", str(exc)),
+            request.url.path,
+        )
 
+    errors = {**problem_handlers(log), ce.UnsupportedContentType: on_media}
     app = Starlette(
         routes=routes,
         middleware=[
             Middleware(RequestMetrics, metrics=HTTP, routes=routes),
             Middleware(HeaderLimit, limit=settings.max_header_bytes),
         ],
-        exception_handlers={**problem_handlers(log), ce.UnsupportedContentType: on_media},
+        exception_handlers=errors,
         lifespan=lifespan,
     )
     hot = {
@@ -473,4 +474,4 @@ def create_app(
         "/v1/events:batch": ingest.batch,
         "/r/{link_code}": links.redirect,
     }
-    return HotRoutes(app, hot, HTTP, settings.max_header_bytes)
+    return HotRoutes(app, hot, HTTP, settings.max_header_bytes, errors)
