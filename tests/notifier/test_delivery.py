@@ -292,4 +292,5 @@ async def test_an_unusable_address_fails_without_retry(harness: Harness) -> None
     await harness.recognize(recognition_event("first_post:e1", "e1", "first_post"))
     await harness.dispatch()
     row = (await harness.ledger("e1"))["first_post:e1"]
-    assert (row["status"], row["last_error"]) == ("failed", "refused: invalid address")
+    assert (row["status"], row["reason"]) == ("failed", "address_not_allowed")
+    assert row["last_error"] == "refused: address not allowed: scheme"
