@@ -142,7 +142,7 @@ def fetch(
     recognitions = None
     if notifier:
         with httpx.Client(base_url=notifier, timeout=timeout_s) as client:
-            recognitions = _get(client, "/v1/recognitions", {})
+            recognitions = _get_pages(client, "/v1/recognitions")
     return ReportData(summary, sharers, ripples, weeks, recognitions)
 
 
@@ -150,6 +150,18 @@ def _get(client: httpx.Client, path: str, params: dict[str, str]) -> Any:
     response = client.get(path, params=params)
     response.raise_for_status()
     return response.json()
+
+
+def _get_pages(client: httpx.Client, path: str) -> list[Any]:
+    """Every row of a list served in pages (the next page in a ``Link: <…>; rel="next"``)."""
+    rows: list[Any] = []
+    url: str | None = f"{path}?limit=500"
+    while url:
+        response = client.get(url)
+        response.raise_for_status()
+        rows += response.json()
+        url = response.links.get("next", {}).get("url")
+    return rows
 
 
 # --- figures --------------------------------------------------------------------------------

@@ -540,6 +540,10 @@ def build(state: State, environ: Mapping[str, str] | None = None) -> Stack:
             "KAFKA_SESSION_TIMEOUT_S": environ.get("KAFKA_SESSION_TIMEOUT_S", "6"),
             "KAFKA_HEARTBEAT_INTERVAL_S": environ.get("KAFKA_HEARTBEAT_INTERVAL_S", "1"),
             "KAFKA_REBALANCE_TIMEOUT_S": environ.get("KAFKA_REBALANCE_TIMEOUT_S", "6"),
+            # The demo's webhook sink listens on 127.0.0.1 over http: the local stack allows
+            # loopback explicitly (deployments do not; link-local is refused everywhere).
+            "NOTIFIER_ALLOW_LOOPBACK": environ.get("NOTIFIER_ALLOW_LOOPBACK", "true"),
+            "NOTIFIER_ALLOW_HTTP": environ.get("NOTIFIER_ALLOW_HTTP", "true"),
             "PYTHONUNBUFFERED": "1",
         }
         | local_secrets(state, environ)

@@ -146,6 +146,11 @@ def start_service(
             "KAFKA_BOOTSTRAP_SERVERS": broker.address,
             "INGEST_API_KEYS": ",".join(API_KEYS),
             "INGEST_HEALTH_INTERVAL_S": "0.2",
+            # the tests' receivers listen on 127.0.0.1 over plain http (tests/security/
+            # test_egress.py runs the notifier in deployment mode too); a secret is required
+            "NOTIFIER_ALLOW_LOOPBACK": "true",
+            "NOTIFIER_ALLOW_HTTP": "true",
+            "NOTIFIER_WEBHOOK_SECRET": "test-webhook-secret",
             "PYTHONUNBUFFERED": "1",
         }
         | env

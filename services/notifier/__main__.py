@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from services.notifier.channels import standard_webhooks_key
 from services.notifier.settings import NotifierSettings
 from services.notifier.worker import build
 from shared import logs, streaming
@@ -18,13 +19,29 @@ def main() -> None:
     # httpx logs every request URL at INFO; webhook URLs are credentials and personal data.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     kafka = kafka_settings()
-    if not settings.webhook_secret:
-        logging.getLogger("services.notifier").warning(
-            "NOTIFIER_WEBHOOK_SECRET is not set: webhook signatures use an empty key"
-        )
+    problem = refusal(settings)
+    if problem is not None:
+        logging.getLogger("services.notifier").error(problem)
+        raise SystemExit(f"notifier: {problem}")
     if kafka.create_topics:
         asyncio.run(ensure_topics(kafka))
     streaming.run(build(settings, kafka, database_settings()), settings.log_level)
+
+
+def refusal(settings: NotifierSettings) -> str | None:
+    """Why the notifier must not start with these settings, or None."""
+    if not settings.webhook_secret:
+        return "NOTIFIER_WEBHOOK_SECRET is not set (webhooks would be signed with an empty key)"
+    try:
+        standard_webhooks_key(settings.webhook_secret)
+    except ValueError as exc:
+        return f"NOTIFIER_WEBHOOK_SECRET: {exc}"
+    if not 0 < settings.attempt_deadline_s < settings.claim_lease_s:
+        return (
+            "NOTIFIER_ATTEMPT_DEADLINE_S must be above 0 and shorter than NOTIFIER_CLAIM_LEASE_S "
+            "(a claim must outlast the attempt it covers)"
+        )
+    return None
 
 
 if __name__ == "__main__":

@@ -4,8 +4,10 @@ operational endpoints. Served from the faust worker's loop."""
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from datetime import datetime
+from urllib.parse import urlencode
 
 import asyncpg
 from starlette.applications import Starlette
@@ -26,7 +28,57 @@ from shared.http import (
 
 log = logging.getLogger(__name__)
 
-MAX_ROWS = 10_000
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 100
+MAX_EMPLOYEE_ID = 256
+
+
+def _invalid(field: str, detail: str) -> ProblemError:
+    return ProblemError(
+        422,
+        "invalid-parameter",
+        "Invalid parameter",
+        f"`{field}` {detail}",
+        errors=[{"field": field, "detail": detail}],
+    )
+
+
+def _has_control(value: str) -> bool:
+    return any(unicodedata.category(ch) == "Cc" for ch in value)
+
+
+def _page_query(request: Request) -> tuple[str | None, int, tuple[datetime, str] | None]:
+    """``employee_id``, ``limit`` and ``cursor`` of GET /v1/recognitions, or a 422 naming the
+    parameter: an empty value, control characters (NUL included), a bad number or range, a
+    cursor that no previous page gave."""
+    params = request.query_params
+    employee_id = params.get("employee_id")
+    if employee_id is not None:
+        if not employee_id:
+            raise _invalid("employee_id", "must not be empty")
+        if len(employee_id) > MAX_EMPLOYEE_ID:
+            raise _invalid("employee_id", f"is at most {MAX_EMPLOYEE_ID} characters")
+        if _has_control(employee_id):
+            raise _invalid("employee_id", "must not contain control characters")
+    raw_limit = params.get("limit")
+    limit = DEFAULT_LIMIT
+    if raw_limit is not None:
+        if (
+            not (raw_limit.isascii() and raw_limit.isdigit())
+            or not 1 <= int(raw_limit) <= MAX_LIMIT
+        ):
+            raise _invalid("limit", f"is a whole number from 1 to {MAX_LIMIT}")
+        limit = int(raw_limit)
+    raw_cursor = params.get("cursor")
+    after = None
+    if raw_cursor is not None:
+        if not raw_cursor or _has_control(raw_cursor) or len(raw_cursor) > 1024:
+            raise _invalid("cursor", "is not a cursor from a previous page's Link header")
+        try:
+            after = store.read_cursor(raw_cursor)
+        except store.BadCursor:
+            raise _invalid("cursor", "is not a cursor from a previous page's Link header") from None
+    return employee_id, limit, after
 
 
 def create_api(
@@ -34,24 +86,10 @@ def create_api(
     ready: Callable[[], Awaitable[Mapping[str, bool]]],
 ) -> Starlette:
     async def recognitions(request: Request) -> Response:
-        employee_id = request.query_params.get("employee_id", "").strip() or None
-        if employee_id is not None and len(employee_id) > 256:
-            raise ProblemError(
-                400,
-                "invalid-parameter",
-                "Invalid parameter",
-                "`employee_id` is at most 256 characters",
-                errors=[{"field": "employee_id", "detail": "too long"}],
-            )
-        raw_limit = request.query_params.get("limit", str(MAX_ROWS))
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_ROWS:
-            raise ProblemError(
-                400,
-                "invalid-parameter",
-                "Invalid parameter",
-                f"`limit` is a whole number from 1 to {MAX_ROWS}",
-                errors=[{"field": "limit", "detail": "out of range"}],
-            )
+        """The ledger (CONTRACT §7), a page at a time: ordered by (due_at, recognition_id);
+        when there is more, a ``Link: <…?cursor=…>; rel="next"`` header names the next page.
+        Each row's ``reason`` is null or one of the closed set (policy.REASONS)."""
+        employee_id, limit, after = _page_query(request)
         current = pool()
         if current is None:
             raise ProblemError(
@@ -59,10 +97,14 @@ def create_api(
                 headers={"Retry-After": "1"},
             )  # fmt: skip
         async with current.acquire() as conn:
-            rows: list[dict[str, Any]] = await store.recognitions_of(
-                conn, employee_id, int(raw_limit)
-            )
-        return json_response(rows)
+            rows, cursor = await store.recognitions_page(conn, employee_id, limit, after)
+        response = json_response(rows)
+        if cursor is not None:
+            query: dict[str, str] = {"limit": str(limit), "cursor": cursor}
+            if employee_id is not None:
+                query = {"employee_id": employee_id} | query
+            response.headers["Link"] = f'<{request.url.path}?{urlencode(query)}>; rel="next"'
+        return response
 
     routes = [
         Route("/v1/recognitions", recognitions, methods=["GET"]),

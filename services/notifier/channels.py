@@ -3,11 +3,19 @@ dispatcher decides about retries from the :class:`~services.notifier.policy.Outc
 
 Every attempt carries the idempotency key (the recognition id, or a digest's id) in an
 ``X-Ripples-Recognition-Id`` header; Slack ``chat.postMessage`` also gets it as message
-metadata and e-mail as a deterministic ``Message-ID``, so a receiver can drop a repeat.
+metadata, a webhook as the Standard Webhooks ``webhook-id``, and e-mail as a deterministic
+``Message-ID``, so a receiver can drop a repeat.
+
+An attempt ends at ``attempt_deadline_s`` whatever its phases do, reads at most
+:data:`MAX_RESPONSE_BYTES` of the answer, and posts only to URLs :mod:`~services.notifier.egress`
+allows (the connection itself is guarded by the client's network backend).
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
 import hashlib
 import hmac
 import logging
@@ -22,6 +30,7 @@ import aiosmtplib
 import httpx
 import orjson
 
+from services.notifier import egress
 from services.notifier.policy import SENT, Outcome, classify_smtp, classify_status
 from services.notifier.settings import NotifierSettings
 
@@ -29,6 +38,8 @@ log = logging.getLogger(__name__)
 
 KEY_HEADER = "X-Ripples-Recognition-Id"
 SIGNATURE_HEADER = "X-Ripples-Signature"
+MAX_RESPONSE_BYTES = 64 * 1024
+"""The most of a peer's answer that is read; a longer answer fails the attempt (too_large)."""
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 # Slack Web API errors that mean "try again later" (answered with HTTP 200 and ok=false).
 _SLACK_TRANSIENT = {"ratelimited", "service_unavailable", "fatal_error", "internal_error",
@@ -68,6 +79,42 @@ def webhook_body(message: Outgoing) -> bytes:
 def signature(secret: str, body: bytes) -> str:
     """``sha256=<hex HMAC-SHA256 of the raw body>``."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def standard_webhooks_key(secret: str) -> bytes:
+    """The Standard Webhooks HMAC key (standardwebhooks.com, "Signature scheme": secrets are
+    serialised base64 behind ``whsec_``); a secret without the prefix is used as its bytes.
+    A ``whsec_`` secret that is not base64 raises ValueError (the notifier refuses to start)."""
+    if secret.startswith("whsec_"):
+        try:
+            return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+        except binascii.Error:
+            raise ValueError("a whsec_ secret is base64 after the prefix") from None
+    return secret.encode()
+
+
+def webhook_id(key: str) -> str:
+    """The Standard Webhooks ``webhook-id`` of an idempotency key: the same on every retry,
+    and free of ``.`` (the spec: message id and timestamp must not contain one)."""
+    return "msg_" + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def standard_webhooks_headers(
+    key: bytes, message_id: str, timestamp: int, body: bytes
+) -> dict[str, str]:
+    """``webhook-id``, ``webhook-timestamp`` (integer Unix seconds) and ``webhook-signature``
+    = ``v1,`` + base64 HMAC-SHA256 of ``{id}.{timestamp}.{body}``."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": f"v1,{digest}",
+    }
+
+
+class ResponseTooLarge(Exception):
+    """The peer's answer is longer than :data:`MAX_RESPONSE_BYTES`."""
 
 
 def teams_payload(message: Outgoing) -> dict[str, Any]:
@@ -138,37 +185,76 @@ class Channels:
         self._smtp_tls: ssl.SSLContext | None = None
 
     async def send(self, channel: str, message: Outgoing) -> Outcome:
+        """One attempt, ended at the overall deadline whatever its phases do."""
+        try:
+            async with asyncio.timeout(self.settings.attempt_deadline_s):
+                return await self._send(channel, message)
+        except TimeoutError:
+            return Outcome("retry", "timeout: attempt deadline", code="timeout")
+
+    async def _send(self, channel: str, message: Outgoing) -> Outcome:
         try:
             if channel == "webhook":
                 return await self._webhook(message)
             if channel == "slack":
                 return await self._slack(message)
             if channel == "teams":
-                return await self._post(message.address, teams_payload(message), message)
+                url = self._check(message.address, self.settings.teams_allowed_hosts)
+                return await self._post(url, teams_payload(message), message)
             if channel == "email":
                 return await self._email(message)
+        except egress.AddressNotAllowed as exc:  # its text is one of a few fixed words
+            return Outcome("permanent", f"address not allowed: {exc}", code="address_not_allowed")
+        except ResponseTooLarge:
+            return Outcome("permanent", "answer over 64 KiB", code="too_large")
         except (httpx.UnsupportedProtocol, httpx.InvalidURL):
-            return Outcome("permanent", "invalid address")
+            return Outcome("permanent", "invalid address", code="address_not_allowed")
         except httpx.TimeoutException:
-            return Outcome("retry", "timeout")
+            return Outcome("retry", "timeout", code="timeout")
         except httpx.TransportError as exc:
-            return Outcome("retry", f"connection: {type(exc).__name__}")
+            return Outcome("retry", f"connection: {type(exc).__name__}", code="connection_error")
         except aiosmtplib.SMTPResponseException as exc:
             return classify_smtp(exc.code, exc.message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             first = exc.recipients[0] if exc.recipients else None
             return classify_smtp(first.code if first else 550, first.message if first else "")
         except (aiosmtplib.SMTPTimeoutError, TimeoutError):
-            return Outcome("retry", "timeout")
+            return Outcome("retry", "timeout", code="timeout")
         except (aiosmtplib.SMTPException, OSError) as exc:
-            return Outcome("retry", f"connection: {type(exc).__name__}")
+            return Outcome("retry", f"connection: {type(exc).__name__}", code="connection_error")
         except Exception as exc:
             # Anything else is counted as a failed attempt, so it ends in `failed` after the
             # configured attempts instead of stopping the dispatcher. Only the type is logged:
             # messages may carry addresses.
             log.error("unexpected error while sending", extra={"error": type(exc).__name__})
-            return Outcome("retry", f"error: {type(exc).__name__}")
-        return Outcome("permanent", f"unknown channel {channel!r}")
+            return Outcome("retry", f"error: {type(exc).__name__}", code="connection_error")
+        return Outcome("permanent", f"unknown channel {channel!r}", code="rejected")
+
+    def _check(self, url: str, allowed_hosts: Sequence[str]) -> str:
+        """``url`` if the deployment rules allow posting to it (else AddressNotAllowed)."""
+        return str(egress.check_url(url, self.settings.allow_http, allowed_hosts))
+
+    async def _request(
+        self, url: str, content: bytes, headers: dict[str, str]
+    ) -> tuple[int, httpx.Headers, bytes]:
+        """POST and read the answer, at most :data:`MAX_RESPONSE_BYTES` of it (uncompressed:
+        a small compressed answer cannot grow past the cap while it is decoded)."""
+        async with self.client.stream(
+            "POST",
+            url,
+            content=content,
+            headers=headers | {"Accept-Encoding": "identity"},
+            timeout=self.settings.request_timeout_s,
+        ) as response:
+            length = response.headers.get("content-length", "")
+            if length.isdigit() and int(length) > MAX_RESPONSE_BYTES:
+                raise ResponseTooLarge
+            body = bytearray()
+            async for chunk in response.aiter_raw():
+                body += chunk
+                if len(body) > MAX_RESPONSE_BYTES:
+                    raise ResponseTooLarge
+            return response.status_code, response.headers, bytes(body)
 
     def _now(self) -> datetime:
         return datetime.now(UTC)
@@ -180,66 +266,70 @@ class Channels:
         message: Outgoing,
         headers: dict[str, str] | None = None,
     ) -> Outcome:
-        response = await self.client.post(
+        status, answer_headers, _ = await self._request(
             url,
-            timeout=self.settings.request_timeout_s,
-            content=orjson.dumps(payload),
-            headers={"Content-Type": "application/json", KEY_HEADER: message.key} | (headers or {}),
+            orjson.dumps(payload),
+            {"Content-Type": "application/json", KEY_HEADER: message.key} | (headers or {}),
         )
-        return classify_status(response.status_code, response.headers.get("Retry-After"),
-                               self._now())  # fmt: skip
+        return classify_status(status, answer_headers.get("Retry-After"), self._now())
 
     async def _webhook(self, message: Outgoing) -> Outcome:
+        url = self._check(message.address, self.settings.webhook_allowed_hosts)
         body = webhook_body(message)
-        response = await self.client.post(
-            message.address,
-            timeout=self.settings.request_timeout_s,
-            content=body,
-            headers={
+        secret = self.settings.webhook_secret
+        standard = standard_webhooks_headers(
+            standard_webhooks_key(secret), webhook_id(message.key), int(self._now().timestamp()),
+            body,
+        )  # fmt: skip
+        status, answer_headers, _ = await self._request(
+            url,
+            body,
+            {
                 "Content-Type": "application/json",
                 KEY_HEADER: message.key,
-                SIGNATURE_HEADER: signature(self.settings.webhook_secret, body),
-            },
+                SIGNATURE_HEADER: signature(secret, body),
+            }
+            | standard,
         )
-        return classify_status(response.status_code, response.headers.get("Retry-After"),
-                               self._now())  # fmt: skip
+        return classify_status(status, answer_headers.get("Retry-After"), self._now())
 
     async def _slack(self, message: Outgoing) -> Outcome:
         if message.address.startswith(("https://", "http://")):
-            return await self._post(message.address, slack_payload(message, None), message)
+            url = self._check(message.address, self.settings.slack_allowed_hosts)
+            return await self._post(url, slack_payload(message, None), message)
         if not self.settings.slack_bot_token:
-            return Outcome("permanent", "slack: NOTIFIER_SLACK_BOT_TOKEN is not set")
-        url = self.settings.slack_api_url.rstrip("/") + "/chat.postMessage"
-        response = await self.client.post(
+            return Outcome(
+                "permanent", "slack: NOTIFIER_SLACK_BOT_TOKEN is not set", code="rejected"
+            )
+        url = self._check(self.settings.slack_api_url.rstrip("/") + "/chat.postMessage", ())
+        status, answer_headers, content = await self._request(
             url,
-            timeout=self.settings.request_timeout_s,
-            content=orjson.dumps(slack_payload(message, message.address)),
-            headers={
+            orjson.dumps(slack_payload(message, message.address)),
+            {
                 "Content-Type": "application/json; charset=utf-8",
                 "Authorization": f"Bearer {self.settings.slack_bot_token}",
                 KEY_HEADER: message.key,
             },
         )
-        outcome = classify_status(
-            response.status_code, response.headers.get("Retry-After"), self._now()
-        )
+        outcome = classify_status(status, answer_headers.get("Retry-After"), self._now())
         if outcome is not SENT:
             return outcome
         try:
-            answer = orjson.loads(response.content)
+            answer = orjson.loads(content)
         except orjson.JSONDecodeError:
-            return Outcome("retry", "slack: answer is not JSON")
+            return Outcome("retry", "slack: answer is not JSON", code="server_error")
         if answer.get("ok") is True:
             return SENT
         error = str(answer.get("error", "unknown"))[:100]
         if error in _SLACK_TRANSIENT:
-            return Outcome("retry", f"slack: {error}")
-        return Outcome("permanent", f"slack: {error}")
+            code = {"ratelimited": "rate_limited", "request_timeout": "timeout"}
+            return Outcome("retry", f"slack: {error}", code=code.get(error, "server_error"))
+        return Outcome("permanent", f"slack: {error}", code="rejected")
 
     async def _email(self, message: Outgoing) -> Outcome:
         settings = self.settings
         if not settings.smtp_host:
-            return Outcome("permanent", "email: NOTIFIER_SMTP_HOST is not set")
+            return Outcome("permanent", "email: NOTIFIER_SMTP_HOST is not set", code="rejected")
         if self._smtp_tls is None:
             self._smtp_tls = ssl.create_default_context(cafile=settings.smtp_ca_file or None)
         await aiosmtplib.send(

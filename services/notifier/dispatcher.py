@@ -1,12 +1,18 @@
 """The dispatcher: delivers what the ledger says is due, outside the consumer loop.
 
-It claims due ``pending`` rows (with a lease, so a crashed replica's rows come back), and for
-each employee in turn decides — suppressed, deferred by the daily cap, folded into a digest —
-then sends one attempt per message under the channel's concurrency and rate limits. The
-attempt is recorded *before* sending and its result after; a process that dies in between
-leaves the row pending, and the next claim sends it again with the same idempotency key and
-notes the interruption in ``last_error``. A recognition id is thus sent successfully at most
-once by the notifier and at most repeated once to a peer per crash, always with one key.
+It claims due ``pending`` rows (with a lease, so a crashed replica's rows come back, and a
+claim token), and for each employee in turn decides — suppressed, deferred by the daily cap,
+folded into a digest — then sends one attempt per message under the channel's concurrency
+and rate limits. Every step after the claim changes the row only under the claim's token: a
+claim that ran out while the employee's earlier messages were sent, and was taken by another
+replica, is no longer this one's, and its step does nothing (nothing is sent). The attempt is
+recorded *before* sending, renewing the lease, and the attempt's deadline is shorter than
+the lease, so no other replica can take a row while its message is on the way. A process
+that dies between sending and recording leaves the row pending; the next claim sends it again
+with the same idempotency key, notes the interruption, and counts it: after
+``max_attempts`` attempts, interrupted ones included, the delivery fails. A recognition id is
+thus sent successfully at most once by the notifier and at most repeated once to a peer per
+crash, always with one key.
 """
 
 from __future__ import annotations
@@ -198,6 +204,11 @@ class Dispatcher:
         now = self.clock()
         settings = self.settings
         ids = [row.recognition_id]
+        token = row.claim_token
+        lease = settings.claim_lease_s
+        if row.interrupted and row.attempts >= settings.max_attempts:
+            # The last allowed attempt was interrupted (a crash mid-send): it counts.
+            return await self._give_up([row], row.channel, "max_attempts", "interrupted")
         async with self.pool.acquire() as conn:
             if employee is None:
                 deadline = row.received_at + timedelta(seconds=settings.employee_wait_s)
@@ -205,22 +216,28 @@ class Dispatcher:
                     # The employee record wakes the row at once; the recheck covers a record
                     # that arrived while this decision was being made.
                     recheck = now + timedelta(seconds=settings.employee_recheck_s)
-                    await store.wait_for_employee(conn, ids, min(deadline, recheck), now)
+                    await store.wait_for_employee(conn, ids, token, min(deadline, recheck), now)
                     return set(ids)
-                return await self._suppress(conn, [row], "no employee record")
-            reason = _suppression(employee)
-            if reason is not None:
-                return await self._suppress(conn, [row], reason)
+                return await self._suppress(conn, [row], "no employee record", "no_notify")
+            suppressed = _suppression(employee)
+            if suppressed is not None:
+                return await self._suppress(conn, [row], *suppressed)
             assert employee.channel is not None
             today = policy.day_of(now)
             if row.digest_id is not None:
-                members = await store.digest_members(conn, row.digest_id)
+                members = await store.digest_members(conn, row.digest_id, token, now, lease)
+                if not members:
+                    return set(ids)  # another claim holds the digest and sends it
             elif row.digest_day is not None:
                 if row.digest_day > today:
-                    await store.postpone(conn, ids, policy.start_of(row.digest_day))
+                    await store.postpone(conn, ids, token, policy.start_of(row.digest_day))
                     return set(ids)
                 digest = policy.digest_id(row.employee_id, row.digest_day)
-                members = await store.form_digest(conn, row.employee_id, today, digest)
+                members = await store.form_digest(
+                    conn, row.employee_id, today, digest, token, now, lease
+                )
+                if not members:
+                    return set(ids)
             else:
                 members = []
                 if row.first_attempt_at is None and policy.over_cap(
@@ -229,7 +246,7 @@ class Dispatcher:
                 ):
                     tomorrow = policy.digest_day(now)
                     await store.postpone(
-                        conn, ids, policy.start_of(tomorrow), "over the daily cap", tomorrow
+                        conn, ids, token, policy.start_of(tomorrow), "over the daily cap", tomorrow
                     )
                     return set(ids)
         if members:
@@ -272,11 +289,12 @@ class Dispatcher:
         )
 
     async def _suppress(
-        self, conn: store.Conn, rows: Sequence[store.Delivery], reason: str
+        self, conn: store.Conn, rows: Sequence[store.Delivery], detail: str, reason: str
     ) -> set[str]:
         ids = [r.recognition_id for r in rows]
-        await store.settle(conn, ids, "suppressed", "none", self.clock(), reason)
-        metrics.DELIVERIES.labels("none", "suppressed").inc(len(ids))
+        token = rows[0].claim_token
+        if await store.settle(conn, ids, token, "suppressed", "none", self.clock(), detail, reason):
+            metrics.DELIVERIES.labels("none", "suppressed").inc(len(ids))
         return set(ids)
 
     async def _attempt(
@@ -285,25 +303,37 @@ class Dispatcher:
         channel = employee.channel
         assert channel is not None
         ids = [r.recognition_id for r in rows]
+        token = rows[0].claim_token
         attempt = max(r.attempts for r in rows) + 1
-        async with self.pool.acquire() as conn:
-            await store.begin_attempt(conn, ids, channel, self.clock())
         semaphore, limiter = self._limit(channel)
         async with semaphore:
             wait = limiter.reserve()
             if wait > 0:
                 await self.sleep(wait)
+            # Recorded (and the claim renewed) only now, after any wait for the channel, so
+            # the lease covers the attempt, whose deadline is shorter than the lease.
+            async with self.pool.acquire() as conn:
+                begun = await store.begin_attempt(
+                    conn, ids, token, channel, self.clock(), self.settings.claim_lease_s
+                )
+            if not begun:
+                metrics.CLAIMS_LOST.inc()
+                log.info("claim lost before sending; another replica has the delivery")
+                return set(ids)
             metrics.ATTEMPTS.labels(channel).inc()
             outcome = await self.channels.send(channel, message)
         now = self.clock()
         async with self.pool.acquire() as conn:
             if outcome.verdict == "sent":
-                await store.settle(conn, ids, "sent", channel, now)
-                metrics.DELIVERIES.labels(channel, "sent").inc(len(ids))
-                for row in rows:
-                    metrics.LATENCY.labels(channel).observe(
-                        max(0.0, (now - row.due_at).total_seconds())
-                    )
+                if await store.settle(conn, ids, token, "sent", channel, now):
+                    metrics.DELIVERIES.labels(channel, "sent").inc(len(ids))
+                    for row in rows:
+                        metrics.LATENCY.labels(channel).observe(
+                            max(0.0, (now - row.due_at).total_seconds())
+                        )
+                else:
+                    metrics.CLAIMS_LOST.inc()
+                    log.warning("claim lost while sending; the result was not recorded")
                 return set(ids)
             if outcome.verdict == "retry" and attempt < self.settings.max_attempts:
                 delay = policy.backoff_s(
@@ -313,16 +343,41 @@ class Dispatcher:
                     outcome.retry_after_s,
                     self.rand,
                 )
-                await store.postpone(conn, ids, now + timedelta(seconds=delay), outcome.reason)
+                await store.postpone(
+                    conn, ids, token, now + timedelta(seconds=delay), outcome.reason,
+                    reason=outcome.code,
+                )  # fmt: skip
                 return set(ids)
-            reason = f"gave up after {attempt} attempts: {outcome.reason}"
-            if outcome.verdict == "permanent":
-                reason = f"refused: {outcome.reason}"
-            await store.settle(conn, ids, "failed", channel, now, reason)
-        metrics.DELIVERIES.labels(channel, "failed").inc(len(ids))
+        if outcome.verdict == "permanent":
+            return await self._give_up(
+                rows, channel, outcome.code or "rejected", outcome.reason, refused=True
+            )
+        return await self._give_up(rows, channel, "max_attempts", outcome.reason, attempt)
+
+    async def _give_up(
+        self,
+        rows: Sequence[store.Delivery],
+        channel: str | None,
+        reason: str,
+        detail: str,
+        attempts: int | None = None,
+        refused: bool = False,
+    ) -> set[str]:
+        """``failed`` with its closed reason, and the recognition to the dead-letter topic."""
+        ids = [r.recognition_id for r in rows]
+        attempts = attempts or max(r.attempts for r in rows)
+        text = f"refused: {detail}" if refused else f"gave up after {attempts} attempts: {detail}"
+        async with self.pool.acquire() as conn:
+            settled = await store.settle(
+                conn, ids, rows[0].claim_token, "failed", channel, self.clock(), text, reason
+            )
+        if not settled:
+            return set(ids)
+        label = channel or "none"
+        metrics.DELIVERIES.labels(label, "failed").inc(len(ids))
         for row in rows:
-            await self._dead_letter(row, reason)
-        log.warning("delivery failed", extra={"channel": channel, "reason": outcome.reason})
+            await self._dead_letter(row, text)
+        log.warning("delivery failed", extra={"channel": label, "reason": reason})
         return set(ids)
 
     async def _dead_letter(self, row: store.Delivery, reason: str) -> None:
@@ -355,11 +410,14 @@ class Dispatcher:
         metrics.DEAD_LETTERS.labels("delivery_failed").inc()
 
 
-def _suppression(employee: store.Employee) -> str | None:
+def _suppression(employee: store.Employee) -> tuple[str, str] | None:
+    """Why an employee gets no message: (detail, closed reason), or None."""
     if employee.removed or employee.display_name is None:
-        return "employee removed"
+        return "employee removed", "no_notify"
     if employee.opt_out:
-        return "opted out"
-    if employee.channel in (None, "none") or not employee.address:
-        return "no notify channel"
+        return "opted out", "opted_out"
+    if employee.channel == "none":
+        return "no notify channel", "channel_none"
+    if employee.channel is None or not employee.address:
+        return "no notify channel", "no_notify"
     return None

@@ -41,6 +41,11 @@ WAKEUPS = Counter(
     "came: retry, recheck, digest, lease) or interval (the fallback sweep).",
     ["cause"],
 )
+CLAIMS_LOST = Counter(
+    "notifier_claims_lost_total",
+    "Claimed deliveries whose claim was taken over by another replica before this one sent "
+    "them (nothing was sent by this replica).",
+)
 DEAD_LETTERS = Counter(
     "notifier_dead_letters_total", "Records sent to the dead-letter topic, by reason.", ["reason"]
 )

@@ -15,14 +15,23 @@ from typing import Literal
 
 Verdict = Literal["sent", "retry", "permanent"]
 
+# The closed set of reasons the ledger records and GET /v1/recognitions shows (no raw text).
+SUPPRESSION_REASONS = ("opted_out", "channel_none", "no_notify", "stale")
+ATTEMPT_REASONS = ("address_not_allowed", "rejected", "too_large", "server_error",
+                   "rate_limited", "timeout", "connection_error")  # fmt: skip
+REASONS = (*SUPPRESSION_REASONS, *ATTEMPT_REASONS, "interrupted", "max_attempts")
+
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one attempt came to. ``retry_after_s`` is the peer's own wish (429/503)."""
+    """What one attempt came to: ``code`` from the closed set (None when sent), ``reason``
+    the operator's detail (kept in the ledger's ``last_error``, never in the API).
+    ``retry_after_s`` is the peer's own wish (429/503)."""
 
     verdict: Verdict
     reason: str = ""
     retry_after_s: float | None = None
+    code: str | None = None
 
 
 SENT = Outcome("sent")
@@ -34,15 +43,16 @@ def classify_status(status: int, retry_after: str | None, now: datetime) -> Outc
     if 200 <= status < 300:
         return SENT
     if status in (408, 429) or status >= 500:
-        return Outcome("retry", f"http_{status}", parse_retry_after(retry_after, now))
-    return Outcome("permanent", f"http_{status}")
+        code = {408: "timeout", 429: "rate_limited"}.get(status, "server_error")
+        return Outcome("retry", f"http_{status}", parse_retry_after(retry_after, now), code)
+    return Outcome("permanent", f"http_{status}", code="rejected")
 
 
 def classify_smtp(code: int, reason: str) -> Outcome:
     """An SMTP reply: 4yz is transient (retry), 5yz permanent."""
     if 400 <= code < 500:
-        return Outcome("retry", f"smtp_{code}")
-    return Outcome("permanent", f"smtp_{code}: {reason[:200]}")
+        return Outcome("retry", f"smtp_{code}", code="server_error")
+    return Outcome("permanent", f"smtp_{code}: {reason[:200]}", code="rejected")
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

@@ -23,6 +23,9 @@ class NotifierSettings:
     dispatch_interval_s: float = 1.0
     dispatch_batch: int = 100
     claim_lease_s: float = 120.0
+    # One attempt (connect, TLS, send, answer) ends after this long, whatever its phases do;
+    # shorter than the lease, so a claim cannot run out while its message is on the way.
+    attempt_deadline_s: float = 30.0
 
     # A recognition whose employee record has not arrived waits this long (it may be late on
     # the employees topic), then is recorded as suppressed (CONTRACT §6: no notify record).
@@ -45,7 +48,23 @@ class NotifierSettings:
     # out the next day as one digest.
     daily_cap: int = 0
 
-    # Channels. Webhook: HMAC-SHA256 secret of X-Ripples-Signature.
+    # Calls out (docs/security.md "Calls out (notifier)"). Deployment defaults: https only,
+    # loopback refused. The local stack and the tests allow both explicitly (their receivers
+    # listen on 127.0.0.1); link-local, private and reserved addresses are always refused.
+    allow_loopback: bool = False
+    allow_http: bool = False
+    # Host allow-lists per channel (an exact host, or *.parent); empty = any public host.
+    # Slack incoming webhooks: hooks.slack.com. Teams Workflows (Power Automate) webhooks:
+    # *.logic.azure.com and *.environment.api.powerplatform.com.
+    slack_allowed_hosts: tuple[str, ...] = ("hooks.slack.com",)
+    teams_allowed_hosts: tuple[str, ...] = (
+        "*.logic.azure.com",
+        "*.environment.api.powerplatform.com",
+    )
+    webhook_allowed_hosts: tuple[str, ...] = ()
+
+    # Channels. Webhook: HMAC-SHA256 secret of X-Ripples-Signature and of the Standard
+    # Webhooks signature (a "whsec_" secret is base64, as that spec serialises it). Required.
     webhook_secret: str = ""
     # Slack: an address that is not a URL is a channel/user id for chat.postMessage.
     slack_bot_token: str = ""

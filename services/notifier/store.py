@@ -6,6 +6,10 @@ caller's clock, so the dispatcher's rules can be tested with a clock of the test
 
 from __future__ import annotations
 
+import base64
+import binascii
+import dataclasses
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -66,6 +70,10 @@ class Delivery:
     digest_day: date | None
     digest_id: str | None
     last_error: str | None
+    reason: str | None = None
+    channel: str | None = None
+    claim_token: uuid.UUID | None = None
+    interrupted: bool = False  # this claim found the previous attempt without a result
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Delivery:
@@ -87,6 +95,10 @@ class Delivery:
             digest_day=row["digest_day"],
             digest_id=row["digest_id"],
             last_error=row["last_error"],
+            reason=row["reason"],
+            channel=row["channel"],
+            claim_token=row["claim_token"],
+            interrupted=bool(row.get("was_in_flight", False)),
         )
 
 
@@ -179,17 +191,25 @@ async def record_employees(conn: Conn, events: Sequence[EmployeeEvent], now: dat
 
 
 async def claim_due(
-    conn: Conn, now: datetime, limit: int, lease_s: float, skip: Sequence[str] = ()
+    conn: Conn,
+    now: datetime,
+    limit: int,
+    lease_s: float,
+    skip: Sequence[str] = (),
+    token: uuid.UUID | None = None,
 ) -> list[Delivery]:
     """Claim up to ``limit`` pending deliveries that are due, for ``lease_s`` seconds, except
-    those of the employees in ``skip`` (being served already).
+    those of the employees in ``skip`` (being served already), under a new claim token
+    (``token``, or a fresh one). Every later step checks the token: a claim that ran out and
+    was taken by another replica is no longer this one's.
 
     A claim whose attempt was still in flight (the process died between sending and
-    recording) is noted in ``last_error``; the delivery is retried with the same key.
+    recording) is noted (reason ``interrupted``, ``Delivery.interrupted``); the delivery is
+    retried with the same key unless it has had its attempts.
     """
     rows = await conn.fetch(
         """with due as (
-               select recognition_id from notifier_deliveries
+               select recognition_id, in_flight as was_in_flight from notifier_deliveries
                where status = 'pending' and next_attempt_at <= $1
                  and (claimed_until is null or claimed_until <= $1)
                  and not (employee_id = any($4::text[]))
@@ -198,16 +218,19 @@ async def claim_due(
                for update skip locked)
            update notifier_deliveries d set
                claimed_until = $1 + make_interval(secs => $3),
+               claim_token = $5,
                last_error = case when d.in_flight
                    then 'interrupted: no result recorded for attempt ' || d.attempts
                    else d.last_error end,
+               reason = case when d.in_flight then 'interrupted' else d.reason end,
                in_flight = false
            from due where d.recognition_id = due.recognition_id
-           returning d.*""",
+           returning d.*, due.was_in_flight""",
         now,
         limit,
         lease_s,
         list(skip),
+        token or uuid.uuid4(),
     )
     return [Delivery.from_row(row) for row in rows]
 
@@ -230,43 +253,60 @@ async def employees(conn: Conn, ids: Sequence[str]) -> dict[str, Employee]:
     }
 
 
+def _changed(status: str) -> int:
+    """Rows an UPDATE changed, from its command tag (``UPDATE n``)."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
 async def postpone(
     conn: Conn,
     ids: Sequence[str],
+    token: uuid.UUID | None,
     until: datetime,
     error: str | None = None,
     digest_day: date | None = None,
-) -> None:
-    """Not now: release the claim until ``until`` (recording why, and a digest day if the
-    daily cap deferred it)."""
-    await conn.execute(
+    reason: str | None = None,
+) -> bool:
+    """Not now: release the claim until ``until`` (recording why — the detail in
+    ``last_error``, the closed ``reason`` — and a digest day if the daily cap deferred it).
+    Only rows still held under ``token`` move; False when the claim was lost."""
+    status = await conn.execute(
         """update notifier_deliveries set next_attempt_at = $2, claimed_until = null,
-               in_flight = false, last_error = coalesce($3, last_error),
-               digest_day = coalesce($4, digest_day)
-           where recognition_id = any($1::text[])""",
+               claim_token = null, in_flight = false, last_error = coalesce($3, last_error),
+               digest_day = coalesce($4, digest_day), reason = coalesce($6, reason)
+           where recognition_id = any($1::text[]) and claim_token = $5
+             and status = 'pending'""",
         list(ids),
         until,
         error,
         digest_day,
+        token,
+        reason,
     )
+    return _changed(status) > 0
 
 
-async def wait_for_employee(conn: Conn, ids: Sequence[str], until: datetime, now: datetime) -> None:
+async def wait_for_employee(
+    conn: Conn, ids: Sequence[str], token: uuid.UUID | None, until: datetime, now: datetime
+) -> bool:
     """Not now, the employee record is missing: look again at ``until`` — or at once if the
     record was stored meanwhile (after the caller read it; its own wake-up of waiting rows
-    may have run before this row was released)."""
-    await conn.execute(
+    may have run before this row was released). Only under ``token``."""
+    status = await conn.execute(
         """update notifier_deliveries d set
                next_attempt_at = case when exists (
                    select 1 from notifier_employees e where e.employee_id = d.employee_id)
                    then $3::timestamptz else $2::timestamptz end,
-               claimed_until = null, in_flight = false, last_error = $4
-           where recognition_id = any($1::text[])""",
+               claimed_until = null, claim_token = null, in_flight = false, last_error = $4
+           where recognition_id = any($1::text[]) and claim_token = $5
+             and status = 'pending'""",
         list(ids),
         until,
         now,
         WAITING,
+        token,
     )
+    return _changed(status) > 0
 
 
 async def next_due(conn: Conn, skip: Sequence[str] = ()) -> datetime | None:
@@ -283,38 +323,71 @@ async def next_due(conn: Conn, skip: Sequence[str] = ()) -> datetime | None:
 async def settle(
     conn: Conn,
     ids: Sequence[str],
+    token: uuid.UUID | None,
     status: str,
     channel: str | None,
     now: datetime,
     error: str | None = None,
-) -> None:
-    """Final state of deliveries: ``sent`` (with ``sent_at``), ``suppressed`` or ``failed``.
-    Only pending rows move, so a delivery settles once."""
-    await conn.execute(
+    reason: str | None = None,
+) -> bool:
+    """Final state of deliveries: ``sent`` (with ``sent_at``, no reason), ``suppressed`` or
+    ``failed`` (with the closed ``reason``). Only pending rows still held under ``token``
+    move, so a delivery settles once, and never from a claim that was lost."""
+    changed = await conn.execute(
         """update notifier_deliveries set status = $2, channel = coalesce($3, channel),
                sent_at = case when $2::text = 'sent' then $4::timestamptz else null end,
-               last_error = coalesce($5, last_error), claimed_until = null, in_flight = false
-           where recognition_id = any($1::text[]) and status = 'pending'""",
+               last_error = coalesce($5, last_error),
+               reason = case when $2::text = 'sent' then null else $7 end,
+               claimed_until = null, claim_token = null, in_flight = false
+           where recognition_id = any($1::text[]) and status = 'pending'
+             and claim_token = $6""",
         list(ids),
         status,
         channel,
         now,
         error,
+        token,
+        reason,
     )
+    return _changed(changed) > 0
 
 
-async def begin_attempt(conn: Conn, ids: Sequence[str], channel: str, now: datetime) -> None:
-    """Record that an attempt starts, before anything is sent."""
-    await conn.execute(
-        """update notifier_deliveries set attempts = attempts + 1, channel = $2,
-               first_attempt_at = coalesce(first_attempt_at, $3), in_flight = true,
-               last_error = case when last_error = $4 then null else last_error end
-           where recognition_id = any($1::text[])""",
-        list(ids),
-        channel,
-        now,
-        WAITING,
-    )
+async def begin_attempt(
+    conn: Conn,
+    ids: Sequence[str],
+    token: uuid.UUID | None,
+    channel: str,
+    now: datetime,
+    lease_s: float,
+) -> bool:
+    """Record that an attempt starts, before anything is sent, and renew the claim for
+    ``lease_s`` (longer than an attempt may take). All of ``ids`` must still be held under
+    ``token``; otherwise nothing changes, False is returned and nothing may be sent."""
+    try:
+        async with conn.transaction():
+            changed = await conn.execute(
+                """update notifier_deliveries set attempts = attempts + 1, channel = $2,
+                       first_attempt_at = coalesce(first_attempt_at, $3), in_flight = true,
+                       claimed_until = $3::timestamptz + make_interval(secs => $6),
+                       last_error = case when last_error = $4 then null else last_error end
+                   where recognition_id = any($1::text[]) and claim_token = $5
+                     and status = 'pending'""",
+                list(ids),
+                channel,
+                now,
+                WAITING,
+                token,
+                lease_s,
+            )
+            if _changed(changed) != len(set(ids)):
+                raise _ClaimLost
+    except _ClaimLost:
+        return False
+    return True
+
+
+class _ClaimLost(Exception):
+    """Rolls back a step of which only part was still held."""
 
 
 async def messages_on(conn: Conn, employee_id: str, start: datetime) -> int:
@@ -331,26 +404,59 @@ async def messages_on(conn: Conn, employee_id: str, start: datetime) -> int:
     return count
 
 
-async def form_digest(conn: Conn, employee_id: str, day: date, digest_id: str) -> list[Delivery]:
-    """Fold every deferred recognition of an employee due by ``day`` into one digest."""
+async def form_digest(
+    conn: Conn,
+    employee_id: str,
+    day: date,
+    digest_id: str,
+    token: uuid.UUID | None,
+    now: datetime,
+    lease_s: float,
+) -> list[Delivery]:
+    """Fold every deferred recognition of an employee due by ``day`` into one digest (those
+    not held by another claim), then take its members under ``token``."""
     await conn.execute(
         """update notifier_deliveries set digest_id = $3
            where employee_id = $1 and status = 'pending' and digest_day <= $2
-             and digest_id is null""",
+             and digest_id is null
+             and (claim_token = $4 or claimed_until is null or claimed_until <= $5)""",
         employee_id,
         day,
         digest_id,
+        token,
+        now,
     )
-    return await digest_members(conn, digest_id)
+    return await digest_members(conn, digest_id, token, now, lease_s)
 
 
-async def digest_members(conn: Conn, digest_id: str) -> list[Delivery]:
-    rows = await conn.fetch(
-        """select * from notifier_deliveries where digest_id = $1 and status = 'pending'
-           order by due_at, recognition_id""",
-        digest_id,
-    )
-    return [Delivery.from_row(row) for row in rows]
+async def digest_members(
+    conn: Conn, digest_id: str, token: uuid.UUID | None, now: datetime, lease_s: float
+) -> list[Delivery]:
+    """A digest's pending members, taken under ``token`` — or none at all if another claim
+    holds one of them (that claim sends the digest)."""
+    async with conn.transaction():
+        rows = await conn.fetch(
+            """select * from notifier_deliveries where digest_id = $1 and status = 'pending'
+               order by due_at, recognition_id for update""",
+            digest_id,
+        )
+        held = [
+            r
+            for r in rows
+            if r["claim_token"] != token and r["claimed_until"] and r["claimed_until"] > now
+        ]
+        if held or not rows:
+            return []
+        await conn.execute(
+            """update notifier_deliveries set claim_token = $2,
+                   claimed_until = $3::timestamptz + make_interval(secs => $4)
+               where digest_id = $1 and status = 'pending'""",
+            digest_id,
+            token,
+            now,
+            lease_s,
+        )
+    return [dataclasses.replace(Delivery.from_row(row), claim_token=token) for row in rows]
 
 
 async def queue_depth(conn: Conn) -> int:
@@ -360,17 +466,44 @@ async def queue_depth(conn: Conn) -> int:
     return depth
 
 
-async def recognitions_of(
-    conn: Conn, employee_id: str | None, limit: int = 10_000
-) -> list[dict[str, Any]]:
-    """CONTRACT §7 ``GET /v1/recognitions`` rows (plus a few extensions): one employee's, or
-    everyone's when ``employee_id`` is None."""
+class BadCursor(ValueError):
+    """A cursor that did not come from :func:`cursor_of`."""
+
+
+def cursor_of(row: dict[str, Any]) -> str:
+    """The opaque cursor after ``row``: its place in the (due_at, recognition_id) order."""
+    raw = _encode([row["due_at"].isoformat(), row["recognition_id"]])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def read_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        when, recognition_id = msgspec.json.decode(raw, type=tuple[datetime, str])
+    except (binascii.Error, ValueError, msgspec.ValidationError, msgspec.DecodeError):
+        raise BadCursor(cursor) from None
+    if when.tzinfo is None:
+        raise BadCursor(cursor)
+    return when, recognition_id
+
+
+async def recognitions_page(
+    conn: Conn, employee_id: str | None, limit: int, after: tuple[datetime, str] | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """CONTRACT §7 ``GET /v1/recognitions`` rows (plus ``due_at``, ``digest_id`` and the closed
+    ``reason``), one employee's or everyone's, ordered by (due_at, recognition_id), from after
+    the cursor ``after``; and the next page's cursor, None on the last page."""
     rows = await conn.fetch(
         """select recognition_id, kind, employee_id, status, channel, attempts, sent_at,
-                  due_at, last_error, digest_id
-           from notifier_deliveries where $1::text is null or employee_id = $1
-           order by due_at, recognition_id limit $2""",
+                  due_at, digest_id, reason
+            from notifier_deliveries
+            where ($1::text is null or employee_id = $1)
+              and ($3::timestamptz is null or (due_at, recognition_id) > ($3, $4::text))
+            order by due_at, recognition_id limit $2""",
         employee_id,
-        limit,
+        limit + 1,
+        after[0] if after else None,
+        after[1] if after else None,
     )
-    return [dict(row) for row in rows]
+    page = [dict(row) for row in rows[:limit]]
+    return page, cursor_of(page[-1]) if len(rows) > limit else None

@@ -20,7 +20,7 @@ import faust
 import httpx
 import mode
 
-from services.notifier import metrics, store
+from services.notifier import egress, metrics, store
 from services.notifier.api import create_api
 from services.notifier.channels import Channels
 from services.notifier.dispatcher import Dispatcher
@@ -81,9 +81,7 @@ class Runtime(mode.Service):  # type: ignore[misc]  # mode is untyped here
         finally:
             await conn.close()
         self.pool = await db.create_pool(self.database)
-        self._client = httpx.AsyncClient(
-            timeout=self.settings.request_timeout_s, follow_redirects=False
-        )
+        self._client = egress.client(self.settings.allow_loopback, self.settings.request_timeout_s)
         self.dispatcher = Dispatcher(
             self.settings,
             self.pool,

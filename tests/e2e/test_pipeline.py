@@ -194,7 +194,11 @@ async def test_recognitions_reach_the_sink_once(pipeline: Pipeline, played: Outc
         assert "apl_" not in item.body["text"]
 
     async with httpx.AsyncClient(base_url=pipeline.notifier.address) as client:
-        ledger = (await client.get("/v1/recognitions")).json()
+        ledger, url = [], "/v1/recognitions?limit=500"
+        while url:  # every page (the next one in the Link header)
+            response = await client.get(url)
+            ledger += response.json()
+            url = response.links.get("next", {}).get("url", "")
     statuses = {row["recognition_id"]: row["status"] for row in ledger}
     suppressed = {contract_id(rid) for rid, e in due.items() if e not in reachable}
     assert {rid for rid, status in statuses.items() if status == "suppressed"} == suppressed

@@ -10,10 +10,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 
-from services.notifier import store
+from services.notifier import egress, store
 from services.notifier.channels import Channels
 from services.notifier.dispatcher import Dispatcher
 from services.notifier.messages import Templates
@@ -87,7 +86,7 @@ class Harness:
         self.pool = pool
         self.now = START
         self.dead: list[tuple[bytes, bytes, dict[str, bytes]]] = []
-        self.client = httpx.AsyncClient(timeout=settings.request_timeout_s)
+        self.client = egress.client(settings.allow_loopback, settings.request_timeout_s)
         self.settings = settings
         self.slept: list[float] = []
         self.dispatcher = self._dispatcher(settings)
@@ -131,9 +130,13 @@ class Harness:
         return await self.dispatcher.dispatch_once()
 
     async def ledger(self, employee_id: str) -> dict[str, dict[str, Any]]:
+        """Every ledger column of the employee's rows (the API shows fewer)."""
         async with self.pool.acquire() as conn:
-            rows = await store.recognitions_of(conn, employee_id)
-        return {row["recognition_id"]: row for row in rows}
+            rows = await conn.fetch(
+                "select * from notifier_deliveries where employee_id = $1 order by due_at",
+                employee_id,
+            )
+        return {row["recognition_id"]: dict(row) for row in rows}
 
 
 @pytest.fixture
@@ -155,8 +158,14 @@ async def harness(pool: asyncpg.Pool) -> AsyncIterator[Harness]:
         backoff_base_s=2.0,
         backoff_max_s=60.0,
         request_timeout_s=5.0,
+        attempt_deadline_s=8.0,
         channel_rate_per_s=1000.0,
         channel_burst=1000,
+        # the peers listen on 127.0.0.1 over plain http (tests/security covers the refusals)
+        allow_loopback=True,
+        allow_http=True,
+        slack_allowed_hosts=(),
+        teams_allowed_hosts=(),
     )
     harness = Harness(pool, settings)
     yield harness

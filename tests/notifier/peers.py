@@ -45,6 +45,7 @@ class Answer:
     reset: bool = False  # close the connection without answering
     hang: bool = False  # never answer (until the peer is released)
     hold: bool = False  # answer only when the test opens this request's gate
+    delay_s: float = 0.0  # answer after this long (a slow receiver)
 
 
 class HttpPeer:
@@ -105,6 +106,8 @@ class HttpPeer:
                     self.arrived.notify_all()
                 if answer.hold:
                     await gate.wait()
+                if answer.delay_s:
+                    await asyncio.sleep(answer.delay_s)
                 self.in_flight -= 1
                 if answer.reset:
                     writer.transport.abort()

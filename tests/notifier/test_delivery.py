@@ -133,6 +133,31 @@ async def test_gives_up_after_max_attempts_and_dead_letters(
     assert sample("notifier_dead_letters_total", reason="delivery_failed") == dead_before + 1
 
 
+async def test_an_interrupted_last_attempt_counts_towards_max_attempts(
+    harness: Harness, peer: HttpPeer
+) -> None:
+    """Each attempt crashes the process mid-send (it never records a result): the attempt
+    still counts, and after max_attempts (4) the delivery fails instead of going out again."""
+    await harness.employee(employee_event("e1", "webhook", peer.url))
+    await harness.recognize(recognition_event("first_post:e1", "e1", "first_post"))
+    async with harness.pool.acquire() as conn:
+        # three attempts begun and interrupted, and a fourth begun by a process that died
+        await conn.execute(
+            """update notifier_deliveries set attempts = 4, in_flight = true, channel = 'webhook',
+                   claimed_until = $1, first_attempt_at = $1""",
+            harness.now,
+        )
+    harness.advance(1)
+    await harness.dispatch()
+    row = (await harness.ledger("e1"))["first_post:e1"]
+    assert peer.requests == []
+    assert (row["status"], row["attempts"]) == ("failed", 4)
+    assert row["reason"] == "max_attempts"
+    assert row["last_error"] == "gave up after 4 attempts: interrupted"
+    ((_, _, headers),) = harness.dead
+    assert headers["x-ripples-error"] == b"gave up after 4 attempts: interrupted"
+
+
 async def test_no_retry_on_400(harness: Harness, peer: HttpPeer) -> None:
     peer.default = Answer(400)
     await harness.employee(employee_event("e1", "webhook", peer.url))
@@ -292,4 +317,5 @@ async def test_an_unusable_address_fails_without_retry(harness: Harness) -> None
     await harness.recognize(recognition_event("first_post:e1", "e1", "first_post"))
     await harness.dispatch()
     row = (await harness.ledger("e1"))["first_post:e1"]
-    assert (row["status"], row["last_error"]) == ("failed", "refused: invalid address")
+    assert (row["status"], row["reason"]) == ("failed", "address_not_allowed")
+    assert row["last_error"] == "refused: address not allowed: scheme"

@@ -136,6 +136,8 @@ async def test_a_retry_goes_out_when_due_with_the_sweep_an_hour_away(
         backoff_max_s=0.2,
         channel_rate_per_s=1000.0,
         channel_burst=1000,
+        allow_loopback=True,
+        allow_http=True,
     )
     async with httpx.AsyncClient(timeout=5) as client:
         dispatcher = Dispatcher(
@@ -176,7 +178,10 @@ async def test_an_employee_record_stored_while_deciding_makes_the_wait_end_at_on
     await harness.employee(employee_event("e1", "webhook", "http://127.0.0.1:9/"))
     later = harness.now + timedelta(seconds=30)
     async with harness.pool.acquire() as conn:
-        await store.wait_for_employee(conn, ["first_post:e1", "first_post:e2"], later, harness.now)
+        claimed = await store.claim_due(conn, harness.now, 10, 60)
+        (token,) = {d.claim_token for d in claimed}
+        ids = ["first_post:e1", "first_post:e2"]
+        assert await store.wait_for_employee(conn, ids, token, later, harness.now)
         rows = await conn.fetch(
             "select recognition_id, next_attempt_at, last_error from notifier_deliveries"
         )

@@ -44,7 +44,10 @@ ENV = {
     "NOTIFIER_WEBHOOK_SECRET": SECRET,
     "NOTIFIER_DISPATCH_INTERVAL_S": "0.2",
     "NOTIFIER_DISPATCH_BATCH": "1000",
-    "NOTIFIER_CLAIM_LEASE_S": "1",
+    # the attempt deadline (shorter than the lease) must let the held requests stay open
+    # until the kill; after the restart the claims come back when their lease runs out
+    "NOTIFIER_CLAIM_LEASE_S": "40",
+    "NOTIFIER_ATTEMPT_DEADLINE_S": "35",
     "NOTIFIER_EMPLOYEE_RECHECK_S": "120",  # only the employee records wake the deliveries
     "NOTIFIER_BATCH_SIZE": "2000",
     "NOTIFIER_BATCH_WITHIN_S": "1",
