@@ -225,20 +225,47 @@ class RecognitionDue(Data, frozen=True):
 
 @dataclass(frozen=True)
 class Topic:
-    """A Kafka topic of the contract, with its explicit partition count."""
+    """A Kafka topic of the contract, with its explicit partition count and the topic
+    configs it is created with (``retention`` marks a topic whose ``retention.ms`` is the
+    setting ``KAFKA_<RETENTION>_S``, see :func:`shared.kafka.topic_configs`)."""
 
     name: str
     partitions: int
     description: str
+    configs: tuple[tuple[str, str], ...] = ()
+    retention: str | None = None
 
 
-EMPLOYEES = Topic("ripples.employees", 6, "HR records: employee upserts and removals")
+# Erasure: the removal is the latest record of its key on the compacted topic (ingest keeps
+# older upserts of a removed employee off it), so compaction deletes the personal fields.
+EMPLOYEES = Topic(
+    "ripples.employees",
+    6,
+    "HR records: employee upserts and removals",
+    configs=(("cleanup.policy", "compact"),),
+)
 POSTS = Topic("ripples.posts", 12, "LinkedIn posts, metric snapshots and engagements")
 LINKS = Topic("ripples.links", 12, "tracked links and their clicks")
 APPLICANTS = Topic("ripples.applicants", 6, "applications, hires and applicant erasures")
-CREDITS = Topic("ripples.credits", 6, "credit of each conversion under every model (output)")
-RECOGNITIONS = Topic("ripples.recognitions", 6, "recognitions due to employees (output)")
-DEAD_LETTERS = Topic("ripples.deadletter", 3, "events a consumer could not process, with reason")
+CREDITS = Topic(
+    "ripples.credits",
+    6,
+    "credit of each conversion under every model (output)",
+    retention="output_retention",
+)
+RECOGNITIONS = Topic(
+    "ripples.recognitions",
+    6,
+    "recognitions due to employees (output)",
+    retention="output_retention",
+)
+# Copies of any record, personal fields included: bounded retention.
+DEAD_LETTERS = Topic(
+    "ripples.deadletter",
+    3,
+    "events a consumer could not process, with reason",
+    retention="dead_letter_retention",
+)
 
 TOPICS: tuple[Topic, ...] = (
     EMPLOYEES,

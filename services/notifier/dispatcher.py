@@ -156,6 +156,7 @@ class Dispatcher:
             if not claimed:
                 return 0, []
             people = await store.employees(conn, sorted({d.employee_id for d in claimed}))
+            claimed = await store.colleague_names(conn, claimed)  # erasure: names rendered now
         groups: dict[str, list[store.Delivery]] = defaultdict(list)
         for delivery in sorted(claimed, key=lambda d: (d.due_at, d.recognition_id)):
             groups[delivery.employee_id].append(delivery)
