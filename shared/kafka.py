@@ -259,11 +259,11 @@ def consumer(
 
 
 def topic_configs(topic: Topic, settings: KafkaSettings) -> dict[str, str]:
-    """The configs ``topic`` is created with: its own, and its retention from the settings."""
+    """The configs ``topic`` is created with: its own, and the times that are settings (in
+    seconds; the config in milliseconds)."""
     configs = dict(topic.configs)
-    if topic.retention is not None:
-        seconds = getattr(settings, f"{topic.retention}_s")
-        configs["retention.ms"] = str(int(seconds * 1000))
+    for name, setting in topic.timed:
+        configs[name] = str(int(getattr(settings, setting) * 1000))
     return configs
 
 

@@ -414,14 +414,15 @@ async def test_topics_holding_personal_data_are_compacted_or_bounded(
     own_broker: Running, erased: Erased
 ) -> None:
     """On the real broker, as the services created them: ``ripples.employees`` compacted
-    (the removal is each key's latest record), the dead-letter topic kept 7 days and the
-    output topics 30 days (the defaults of ``KAFKA_DEAD_LETTER_RETENTION_S`` and
-    ``KAFKA_OUTPUT_RETENTION_S``)."""
+    (the removal is each key's latest record) within 7 days, the dead-letter topic kept 7
+    days and the topics naming applicants 30 days (the defaults of
+    ``KAFKA_EMPLOYEE_COMPACTION_LAG_S``, ``KAFKA_DEAD_LETTER_RETENTION_S`` and
+    ``KAFKA_APPLICANT_RETENTION_S``)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=own_broker.address)
     await admin.start()
     try:
-        names = ("ripples.employees", "ripples.deadletter", "ripples.credits",
-                 "ripples.recognitions")  # fmt: skip
+        names = ("ripples.employees", "ripples.deadletter", "ripples.applicants",
+                 "ripples.credits", "ripples.recognitions")  # fmt: skip
         responses = await admin.describe_configs(
             [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
         )
@@ -432,8 +433,11 @@ async def test_topics_holding_personal_data_are_compacted_or_bounded(
         for response in responses
         for resource in response.resources
     }
-    day_ms = 24 * 3600 * 1000
-    assert configs["ripples.employees"].get("cleanup.policy") == "compact"
-    assert configs["ripples.deadletter"].get("retention.ms") == str(7 * day_ms)
-    assert configs["ripples.credits"].get("retention.ms") == str(30 * day_ms)
-    assert configs["ripples.recognitions"].get("retention.ms") == str(30 * day_ms)
+    week, month = str(7 * 24 * 3600 * 1000), str(30 * 24 * 3600 * 1000)
+    assert configs["ripples.employees"] == {
+        "cleanup.policy": "compact",
+        "max.compaction.lag.ms": week,
+    }
+    assert configs["ripples.deadletter"] == {"retention.ms": week}
+    for name in ("ripples.applicants", "ripples.credits", "ripples.recognitions"):
+        assert configs[name] == {"retention.ms": month}, name
