@@ -337,7 +337,7 @@ class Dispatcher:
                 kind=row.kind,  # type: ignore[arg-type]  # stored from a validated event
                 employee_id=row.employee_id,
                 due_at=row.due_at,
-                facts=row.facts,
+                facts=store.without_names(row.facts),  # erasure: no name on a topic
             ),
         )
         key, value, headers = to_kafka(event)

@@ -152,7 +152,7 @@ async def record_recognitions(conn: Conn, received: Sequence[Received], now: dat
                 r.event.data.kind,
                 r.event.data.employee_id,
                 r.event.data.due_at,
-                _encode(_without_names(r.event.data.facts)).decode(),
+                _encode(without_names(r.event.data.facts)).decode(),
                 r.event.id,
                 r.event.source,
                 r.event.time,
@@ -166,7 +166,8 @@ async def record_recognitions(conn: Conn, received: Sequence[Received], now: dat
     )
 
 
-def _without_names(facts: RecognitionFacts) -> RecognitionFacts:
+def without_names(facts: RecognitionFacts) -> RecognitionFacts:
+    """The facts without the colleague's name (kept neither in the ledger nor on a topic)."""
     return msgspec.structs.replace(facts, colleague_display_name=None)
 
 

@@ -20,7 +20,7 @@ from shared.events import (
     RecognitionFacts,
 )
 from tests.notifier.conftest import START, Harness, employee_event, recognition_event
-from tests.notifier.peers import HttpPeer
+from tests.notifier.peers import Answer, HttpPeer
 
 pytestmark = pytest.mark.integration
 
@@ -72,6 +72,22 @@ async def test_colleague_names_come_from_the_records_and_go_with_a_removal(
     assert "Ida Berg" not in text
     assert "a colleague started sharing" in text
     assert "Ida Berg" not in await ledger_text(harness)
+
+
+async def test_a_dead_lettered_recognition_carries_no_name(
+    harness: Harness, peer: HttpPeer
+) -> None:
+    peer.default = Answer(400)  # refused: dead-lettered at once
+    await harness.employee(
+        employee_event("e1", "webhook", peer.url),
+        employee_event("e7", "none", None, name="Bo Jensen"),
+    )
+    await harness.recognize(inspired("e1", "e7"))
+    await harness.dispatch()
+    assert "Bo Jensen" in peer.requests[0].json()["text"]  # the message names him
+    ((_, value, _),) = harness.dead
+    assert b"e7" in value
+    assert b"Bo Jensen" not in value  # the dead-letter topic does not
 
 
 async def test_a_removed_employees_pending_messages_are_dropped(
