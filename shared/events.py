@@ -225,20 +225,55 @@ class RecognitionDue(Data, frozen=True):
 
 @dataclass(frozen=True)
 class Topic:
-    """A Kafka topic of the contract, with its explicit partition count."""
+    """A Kafka topic of the contract, with its explicit partition count and the topic
+    configs it is created with: its own ``configs``, and those whose values are settings
+    (``{config: setting}``, a ``KAFKA_<SETTING>`` in seconds, see
+    :func:`shared.kafka.topic_configs`)."""
 
     name: str
     partitions: int
     description: str
+    configs: tuple[tuple[str, str], ...] = ()
+    timed: tuple[tuple[str, str], ...] = ()
 
 
-EMPLOYEES = Topic("ripples.employees", 6, "HR records: employee upserts and removals")
+# Erasure: the removal is the latest record of its key on the compacted topic (ingest keeps
+# older upserts of a removed employee off it), so compaction deletes the personal fields,
+# at the latest after the compaction lag.
+EMPLOYEES = Topic(
+    "ripples.employees",
+    6,
+    "HR records: employee upserts and removals",
+    configs=(("cleanup.policy", "compact"),),
+    timed=(("max.compaction.lag.ms", "employee_compaction_lag_s"),),
+)
 POSTS = Topic("ripples.posts", 12, "LinkedIn posts, metric snapshots and engagements")
 LINKS = Topic("ripples.links", 12, "tracked links and their clicks")
-APPLICANTS = Topic("ripples.applicants", 6, "applications, hires and applicant erasures")
-CREDITS = Topic("ripples.credits", 6, "credit of each conversion under every model (output)")
-RECOGNITIONS = Topic("ripples.recognitions", 6, "recognitions due to employees (output)")
-DEAD_LETTERS = Topic("ripples.deadletter", 3, "events a consumer could not process, with reason")
+# Topics whose records name (pseudonymous) applicants, or copy any record: bounded retention.
+APPLICANTS = Topic(
+    "ripples.applicants",
+    6,
+    "applications, hires and applicant erasures",
+    timed=(("retention.ms", "applicant_retention_s"),),
+)
+CREDITS = Topic(
+    "ripples.credits",
+    6,
+    "credit of each conversion under every model (output)",
+    timed=(("retention.ms", "applicant_retention_s"),),
+)
+RECOGNITIONS = Topic(
+    "ripples.recognitions",
+    6,
+    "recognitions due to employees (output)",
+    timed=(("retention.ms", "applicant_retention_s"),),
+)
+DEAD_LETTERS = Topic(
+    "ripples.deadletter",
+    3,
+    "events a consumer could not process, with reason",
+    timed=(("retention.ms", "dead_letter_retention_s"),),
+)
 
 TOPICS: tuple[Topic, ...] = (
     EMPLOYEES,

@@ -258,12 +258,23 @@ def consumer(
     return AIOKafkaConsumer(*topics, **(options | overrides))
 
 
+def topic_configs(topic: Topic, settings: KafkaSettings) -> dict[str, str]:
+    """The configs ``topic`` is created with: its own, and the times that are settings (in
+    seconds; the config in milliseconds)."""
+    configs = dict(topic.configs)
+    for name, setting in topic.timed:
+        configs[name] = str(int(getattr(settings, setting) * 1000))
+    return configs
+
+
 async def ensure_topics(
     settings: KafkaSettings, topics: Iterable[Topic] = TOPICS, timeout_s: float = 10.0
 ) -> list[str]:
-    """Create the topics that do not exist yet, with their explicit partition counts.
+    """Create the topics that do not exist yet, with their explicit partition counts and
+    configs (:func:`topic_configs`; compaction, retention).
 
-    Returns the names created. Safe to call concurrently and repeatedly.
+    Returns the names created. Safe to call concurrently and repeatedly. Topics that exist
+    are left as they are (an operator changes their configs, see deploy/README.md).
     """
     admin = AIOKafkaAdminClient(**_connection(settings))
     await asyncio.wait_for(admin.start(), timeout_s)
@@ -272,7 +283,15 @@ async def ensure_topics(
         missing = [t for t in topics if t.name not in existing]
         if not missing:
             return []
-        new = [NewTopic(t.name, t.partitions, settings.replication_factor) for t in missing]
+        new = [
+            NewTopic(
+                t.name,
+                t.partitions,
+                settings.replication_factor,
+                topic_configs=topic_configs(t, settings),
+            )
+            for t in missing
+        ]
         with contextlib.suppress(TopicAlreadyExistsError):
             await asyncio.wait_for(admin.create_topics(new), timeout_s)
         log.info("created topics", extra={"topics": [t.name for t in missing]})
@@ -289,4 +308,5 @@ __all__ = [
     "consumer",
     "ensure_topics",
     "producer",
+    "topic_configs",
 ]

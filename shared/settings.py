@@ -95,6 +95,13 @@ class KafkaSettings:
     replication_factor: int = 1
     # Create the contract topics at start-up when missing (off where a job or operator does).
     create_topics: bool = True
+    # Erasure cannot reach a record on a topic; these bound how long one outlives it: the
+    # retention of the dead-letter topic (copies of any record) and of the topics whose
+    # records name applicants (applicants, credits, recognitions), and how long a superseded
+    # record of the compacted employees topic may wait for compaction.
+    dead_letter_retention_s: float = 7 * 24 * 3600.0
+    applicant_retention_s: float = 30 * 24 * 3600.0
+    employee_compaction_lag_s: float = 7 * 24 * 3600.0
     # Consumer-group timings. Short values make rebalances quick on the local stack.
     session_timeout_s: float = 10.0
     heartbeat_interval_s: float = 1.0

@@ -759,9 +759,12 @@ async def _derive_conversions(
 
 
 async def _erase(conn: Conn, applicant_ids: Sequence[str]) -> None:
-    """Keep each erased conversion as anonymous numbers, then delete the applicant's rows,
-    its visitor's clicks, and remember only a hash so later events about it are ignored."""
+    """Keep each erased conversion as anonymous numbers (times truncated to the day), then
+    delete the applicant's rows, its visitor's clicks and the unsent output events of earlier
+    batches about it; its ``hire`` recognitions keep only a digest of the id (still counted,
+    never emitted again); remember only the digest so later events about it are ignored."""
     for applicant_id in sorted(set(applicant_ids)):
+        digest = applicant_hash(applicant_id)
         app = await conn.fetchrow(
             "select a.job_id, a.applied_at, a.visitor_id, h.hired_at, h.job_id as hire_job "
             "from attribution.applications a full join attribution.hires h using (applicant_id)"
@@ -778,8 +781,8 @@ async def _erase(conn: Conn, applicant_ids: Sequence[str]) -> None:
                 "(job_id, applied_at, hired_at, attributed) values ($1, $2, $3, $4) "
                 "returning conversion_id",
                 app["job_id"] or app["hire_job"],
-                app["applied_at"],
-                app["hired_at"],
+                _day(app["applied_at"]),
+                _day(app["hired_at"]),
                 attributed,
             )
             await conn.execute(
@@ -798,10 +801,38 @@ async def _erase(conn: Conn, applicant_ids: Sequence[str]) -> None:
                 f"delete from attribution.{table} where applicant_id = $1",  # noqa: S608
                 applicant_id,
             )
+        hires = [
+            r["recognition_id"]
+            for r in await conn.fetch(
+                "update attribution.recognitions "
+                "set recognition_id = 'hire:' || employee_id || ':erased:' || $2 "
+                "where kind = 'hire' and recognition_id = 'hire:' || employee_id || ':' || $1 "
+                "returning 'hire:' || employee_id || ':' || $1 as recognition_id",
+                applicant_id,
+                digest,
+            )
+        ]
+        await conn.execute(
+            "delete from attribution.outbox where (topic = $1 and "
+            "convert_from(event, 'UTF8')::jsonb -> 'data' ->> 'applicant_id' = $3) "
+            "or (topic = $2 and "
+            "convert_from(event, 'UTF8')::jsonb -> 'data' ->> 'recognition_id' = any($4))",
+            CREDITS.name,
+            RECOGNITIONS.name,
+            applicant_id,
+            hires,
+        )
         await conn.execute(
             "insert into attribution.erased_applicants values ($1) on conflict do nothing",
-            applicant_hash(applicant_id),
+            digest,
         )
+
+
+def _day(at: datetime | None) -> datetime | None:
+    """``at`` truncated to its UTC day."""
+    if at is None:
+        return None
+    return at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 # --- recognitions ---------------------------------------------------------------------------
@@ -879,26 +910,17 @@ async def _recognitions(
                         RecognitionFacts(job_id=conv.job_id),
                     )
                 )
-    if ring_change.new_edges:
-        names = {
-            r["employee_id"]: r["display_name"]
-            for r in await conn.fetch(
-                "select employee_id, display_name from attribution.employees "
-                "where employee_id = any($1::text[])",
-                sorted({e for _, e in ring_change.new_edges}),
+    # No name in the event: topics outlive an erasure, and the notifier names the colleague
+    # from its own employee records when it renders the message.
+    for inspirer, colleague in ring_change.new_edges:
+        candidates.append(
+            (
+                f"inspired_colleague:{inspirer}:{colleague}",
+                "inspired_colleague",
+                inspirer,
+                RecognitionFacts(colleague_id=colleague),
             )
-        }
-        for inspirer, colleague in ring_change.new_edges:
-            candidates.append(
-                (
-                    f"inspired_colleague:{inspirer}:{colleague}",
-                    "inspired_colleague",
-                    inspirer,
-                    RecognitionFacts(
-                        colleague_id=colleague, colleague_display_name=names.get(colleague)
-                    ),
-                )
-            )
+        )
     return candidates
 
 
@@ -981,6 +1003,8 @@ async def apply_batch(
             or msgspec.json.decode(body, type=CreditAssignedEvent).data.applicant_id not in erased
         ]
         await _erase(conn, touched.erased)
+        # nor a recognition naming it (a hire derived in this very batch)
+        changed = [c for c in changed if c.applicant_id not in erased]
     candidates = await _recognitions(conn, touched, ring_change, changed)
     await _emit_recognitions(conn, candidates, result, outbox)
     if outbox:

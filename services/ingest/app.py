@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.ingest import directory
 from services.ingest.ats import Webhooks
 from services.ingest.clicks import ClickBuffer
-from services.ingest.database import DB_ERRORS, Database
+from services.ingest.database import DB_ERRORS, Database, unavailable
 from services.ingest.linkedin import LinkedIn
 from services.ingest.links import Links
 from services.ingest.openapi import openapi
@@ -237,6 +237,12 @@ class Ingest:
         # refuse them up front while the database is away rather than half-apply them.
         pool = self.database.pool if employees else None
         types = {events[0].type: 1} if len(events) == 1 else _type_counts(events)
+        if pool is not None:  # an upsert older than a removal stays off the compacted topic
+            try:
+                events = await directory.not_superseded(pool, events)
+            except DB_ERRORS as exc:
+                log.warning("employee directory not read", extra={"reason": type(exc).__name__})
+                raise unavailable() from None
         try:
             await self.publisher.publish(events)
         except BrokerUnavailable as exc:

@@ -5,8 +5,15 @@ names an actor by member URN. Ingest learns both from the employee events it acc
 ``/v1/events``: ``linkedin_member_urn`` (a contract field) and ``work_email``, an optional
 extension field of ``ripples.employee.upserted.v1`` that ingest reads and never forwards (the
 contract models drop unknown fields, so it never reaches Kafka). Only a keyed hash of the
-address is stored (HMAC-SHA256 with ``INGEST_APPLICANT_ID_SECRET``); ``employee.removed``
-deletes the row. The latest CloudEvent ``time`` wins, as in the contract.
+address is stored (HMAC-SHA256 with ``INGEST_APPLICANT_ID_SECRET``). The latest CloudEvent
+``time`` wins, as in the contract.
+
+``employee.removed`` erases: the row stays as a tombstone (no e-mail hash, no member URN, the
+removal's time), so an upsert older than the removal changes nothing — without it a late
+upsert re-inserted both. The member's LinkedIn poller state goes, and a keyed hash of the
+member URN is kept (:func:`member_removed`) so the poller does not poll the member, nor
+write its URN again, while its token is still in the tokens file. An upsert newer than the
+removal (the person is back) clears the tombstone.
 """
 
 from __future__ import annotations
@@ -25,6 +32,14 @@ from shared.events import EmployeeRemovedEvent, EmployeeUpsertedEvent, Envelope
 def email_hash(secret: str, email: str) -> str:
     """The keyed hash under which an e-mail address is stored and looked up."""
     message = b"email:" + email.strip().lower().encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def member_hash(secret: str, urn: str) -> str:
+    """The keyed hash a removed member's URN is remembered by (SHA-256 when no secret)."""
+    message = b"member:" + urn.strip().encode()
+    if not secret:
+        return hashlib.sha256(message).hexdigest()
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
@@ -87,12 +102,36 @@ async def record(
                 " updated_at) values ($1, $2, $3, $4)"
                 " on conflict (employee_id) do update set email_hash = excluded.email_hash,"
                 " linkedin_member_urn = excluded.linkedin_member_urn,"
-                " updated_at = excluded.updated_at"
-                " where ingest_employees.updated_at <= excluded.updated_at",
+                " updated_at = excluded.updated_at, removed_at = null"
+                " where ingest_employees.updated_at <= excluded.updated_at"
+                " and (ingest_employees.removed_at is null"
+                " or ingest_employees.removed_at < excluded.updated_at)",
                 upserts,
             )
+            # Back after a removal (a newer upsert): the poller may poll the member again.
+            await conn.executemany(
+                "delete from ingest_removed_members where member_hash = $1 and removed_at < $2",
+                [(member_hash(secret, u[2]), u[3]) for u in upserts if u[2]],
+            )
         if removals:
-            # Erasure: the member URN goes from the poller's state too.
+            # Erasure: the member URN goes from the poller's state too, and is remembered
+            # by its keyed hash only.
+            rows = await conn.fetch(
+                "select employee_id, linkedin_member_urn, updated_at from ingest_employees"
+                " where employee_id = any($1::text[]) and linkedin_member_urn is not null",
+                sorted({e for e, _ in removals}),
+            )
+            stored = {r["employee_id"]: r for r in rows}
+            await conn.executemany(
+                "insert into ingest_removed_members (member_hash, removed_at) values ($1, $2)"
+                " on conflict (member_hash) do update set removed_at"
+                " = greatest(ingest_removed_members.removed_at, excluded.removed_at)",
+                [
+                    (member_hash(secret, row["linkedin_member_urn"]), at)
+                    for e, at in removals
+                    if (row := stored.get(e)) is not None and row["updated_at"] <= at
+                ],
+            )
             await conn.executemany(
                 "delete from ingest_linkedin_members where member_urn in (select"
                 " linkedin_member_urn from ingest_employees where employee_id = $1"
@@ -100,9 +139,41 @@ async def record(
                 removals,
             )
             await conn.executemany(
-                "delete from ingest_employees where employee_id = $1 and updated_at <= $2",
+                "insert into ingest_employees (employee_id, updated_at, removed_at)"
+                " values ($1, $2, $2) on conflict (employee_id) do update set"
+                " email_hash = null, linkedin_member_urn = null,"
+                " updated_at = excluded.updated_at, removed_at = excluded.removed_at"
+                " where ingest_employees.updated_at <= excluded.updated_at",
                 removals,
             )
+
+
+async def not_superseded(pool: asyncpg.Pool, events: Sequence[Envelope]) -> list[Envelope]:
+    """``events`` without the upserts older than a removal ingest knows of: such an upsert
+    changes nothing anywhere (the latest CloudEvent ``time`` wins), and left off the topic
+    the removal stays the latest record of its key on the compacted ``ripples.employees``."""
+    upserted = {e.data.employee_id for e in events if isinstance(e, EmployeeUpsertedEvent)}
+    if not upserted:
+        return list(events)
+    removed = {
+        r["employee_id"]: r["removed_at"]
+        for r in await pool.fetch(
+            "select employee_id, removed_at from ingest_employees"
+            " where employee_id = any($1::text[]) and removed_at is not null",
+            sorted(upserted),
+        )
+    }
+    if not removed:
+        return list(events)
+    return [
+        e
+        for e in events
+        if not (
+            isinstance(e, EmployeeUpsertedEvent)
+            and e.data.employee_id in removed
+            and e.time <= removed[e.data.employee_id]
+        )
+    ]
 
 
 async def by_email(pool: asyncpg.Pool, secret: str, email: str) -> str | None:
@@ -127,6 +198,15 @@ async def by_member_urn(pool: asyncpg.Pool, urn: str) -> str | None:
 
 async def known(pool: asyncpg.Pool, employee_id: str) -> bool:
     found = await pool.fetchval(
-        "select 1 from ingest_employees where employee_id = $1", employee_id
+        "select 1 from ingest_employees where employee_id = $1 and removed_at is null",
+        employee_id,
+    )
+    return found is not None
+
+
+async def member_removed(pool: asyncpg.Pool, secret: str, urn: str) -> bool:
+    """Whether the member with this URN was removed (and not upserted again since)."""
+    found = await pool.fetchval(
+        "select 1 from ingest_removed_members where member_hash = $1", member_hash(secret, urn)
     )
     return found is not None

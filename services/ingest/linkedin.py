@@ -66,7 +66,8 @@ REQUESTS = Counter(
 )
 SKIPPED = Counter(
     "ingest_linkedin_members_skipped_total",
-    "Members skipped in a poll, by reason (unauthorized: the token was refused).",
+    "Members skipped in a poll, by reason (unauthorized: the token was refused; removed: the "
+    "employee was removed).",
     ["reason"],
 )
 LAST_POLL = Gauge(
@@ -74,7 +75,7 @@ LAST_POLL = Gauge(
 )
 preinit(POLLS, POLL_OUTCOMES)
 preinit(REQUESTS, REQUEST_OUTCOMES)
-preinit(SKIPPED, ("unauthorized", "error"))
+preinit(SKIPPED, ("unauthorized", "error", "removed"))
 
 WEBHOOK_SOURCE = "urn:ripples:ingest:linkedin-webhook"
 POLLER_SOURCE = "urn:ripples:ingest:linkedin-poller"
@@ -390,6 +391,11 @@ class LinkedIn:
         outcome = "completed"
         try:
             for member, token in self._tokens().items():
+                secret = self.settings.applicant_id_secret
+                if await directory.member_removed(pool, secret, member):
+                    # Erased: not polled, and its URN is not written again (token or not).
+                    SKIPPED.labels("removed").inc()
+                    continue
                 # Logs name the employee, never the member URN (a personal field).
                 employee = await directory.by_member_urn(pool, member)
                 who = {"employee_id": employee or "unknown"}
@@ -437,11 +443,15 @@ class LinkedIn:
         return outcome
 
     async def _member_status(self, member: str, status: str) -> None:
+        # Not for a member removed meanwhile (during this poll): its URN stays erased.
         await self.database.pool.execute(
-            "insert into ingest_linkedin_members (member_urn, status) values ($1, $2)"
+            "insert into ingest_linkedin_members (member_urn, status)"
+            " select $1, $2 where not exists"
+            " (select from ingest_removed_members where member_hash = $3)"
             " on conflict (member_urn) do update set status = $2, checked_at = now()",
             member,
             status,
+            directory.member_hash(self.settings.applicant_id_secret, member),
         )
 
     async def _spend(self) -> None:

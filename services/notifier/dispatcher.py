@@ -162,6 +162,7 @@ class Dispatcher:
             if not claimed:
                 return 0, []
             people = await store.employees(conn, sorted({d.employee_id for d in claimed}))
+            claimed = await store.colleague_names(conn, claimed)  # erasure: names rendered now
         groups: dict[str, list[store.Delivery]] = defaultdict(list)
         for delivery in sorted(claimed, key=lambda d: (d.due_at, d.recognition_id)):
             groups[delivery.employee_id].append(delivery)
@@ -391,7 +392,7 @@ class Dispatcher:
                 kind=row.kind,  # type: ignore[arg-type]  # stored from a validated event
                 employee_id=row.employee_id,
                 due_at=row.due_at,
-                facts=row.facts,
+                facts=store.without_names(row.facts),  # erasure: no name on a topic
             ),
         )
         key, value, headers = to_kafka(event)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ Conn = asyncpg.Connection | PoolConnectionProxy
 
 WAITING = "waiting for the employee record"
 """The note on a delivery whose employee is not known yet (cleared when it is attempted)."""
+
+ERASED = "applicant erased"
+"""The note on a hire recognition dropped, unsent, because its applicant was erased."""
 
 _encode = msgspec.json.Encoder().encode
 _decode_facts = msgspec.json.Decoder(RecognitionFacts).decode
@@ -114,8 +118,39 @@ class Received:
     offset: int
 
 
+def applicant_hash(applicant_id: str) -> str:
+    """The digest an erased applicant is remembered by (as attribution does)."""
+    return hashlib.sha256(applicant_id.encode()).hexdigest()
+
+
+def _hire_applicants(recognition_id: str) -> list[str]:
+    """Every applicant id ``hire:{employee_id}:{applicant_id}`` may name (either id may hold
+    a colon, so each split is a candidate)."""
+    if not recognition_id.startswith("hire:"):
+        return []
+    rest = recognition_id[len("hire:") :]
+    return [rest[i + 1 :] for i, c in enumerate(rest) if c == ":" and rest[i + 1 :]]
+
+
 async def record_recognitions(conn: Conn, received: Sequence[Received], now: datetime) -> None:
-    """Ledger rows for new recognition ids; a recognition id seen before changes nothing."""
+    """Ledger rows for new recognition ids; a recognition id seen before changes nothing, and
+    neither does a hire recognition of an erased applicant (a replay after the erasure).
+    Names are not kept: the message is rendered from the employee records when it is sent."""
+    hashes = {
+        r.event.data.recognition_id: [applicant_hash(a) for a in _hire_applicants(rid)]
+        for r in received
+        if r.event.data.kind == "hire" and (rid := r.event.data.recognition_id)
+    }
+    erased: set[str] = set()
+    if hashes:
+        erased = {
+            row["applicant_hash"]
+            for row in await conn.fetch(
+                "select applicant_hash from notifier_erased_applicants"
+                " where applicant_hash = any($1::text[])",
+                sorted({h for hs in hashes.values() for h in hs}),
+            )
+        }
     await conn.executemany(
         """insert into notifier_deliveries (recognition_id, kind, employee_id, due_at, facts,
                event_id, event_source, event_time, source_partition, source_offset,
@@ -128,7 +163,7 @@ async def record_recognitions(conn: Conn, received: Sequence[Received], now: dat
                 r.event.data.kind,
                 r.event.data.employee_id,
                 r.event.data.due_at,
-                _encode(r.event.data.facts).decode(),
+                _encode(without_names(r.event.data.facts)).decode(),
                 r.event.id,
                 r.event.source,
                 r.event.time,
@@ -137,8 +172,70 @@ async def record_recognitions(conn: Conn, received: Sequence[Received], now: dat
                 now,
             )
             for r in received
+            if not erased.intersection(hashes.get(r.event.data.recognition_id, ()))
         ],
     )
+
+
+def without_names(facts: RecognitionFacts) -> RecognitionFacts:
+    """The facts without the colleague's name (kept neither in the ledger nor on a topic)."""
+    return msgspec.structs.replace(facts, colleague_display_name=None)
+
+
+async def erase_applicants(conn: Conn, applicant_ids: Sequence[str], now: datetime) -> None:
+    """``applicant.erased``: each ``hire`` recognition of the applicant keeps only a digest
+    of the id (``hire:{employee_id}:erased:{sha256}``); one not sent yet is dropped
+    (suppressed), as it can no longer go out under its id. The digest is remembered, so a
+    replayed recognition is not stored (nor sent) again."""
+    for applicant_id in sorted(set(applicant_ids)):
+        digest = applicant_hash(applicant_id)
+        await conn.execute(
+            "insert into notifier_erased_applicants values ($1) on conflict do nothing", digest
+        )
+        await conn.execute(
+            """update notifier_deliveries set
+                   recognition_id = 'hire:' || employee_id || ':erased:' || $2,
+                   event_id = 'hire:' || employee_id || ':erased:' || $2,
+                   status = case when status = 'pending' then 'suppressed' else status end,
+                   last_error = case when status = 'pending' then $4 else last_error end,
+                   claimed_until = null, in_flight = false,
+                   sent_at = case when status = 'sent' then sent_at else null end,
+                   next_attempt_at = case when status = 'pending' then $3 else next_attempt_at
+                       end
+               where kind = 'hire' and recognition_id = 'hire:' || employee_id || ':' || $1""",
+            applicant_id,
+            digest,
+            now,
+            ERASED,
+        )
+
+
+async def colleague_names(conn: Conn, deliveries: Sequence[Delivery]) -> list[Delivery]:
+    """The deliveries with each named colleague's current display name filled in from the
+    employee records (none once the colleague is removed: the message then says "a
+    colleague")."""
+    ids = sorted({d.facts.colleague_id for d in deliveries if d.facts.colleague_id})
+    if not ids:
+        return list(deliveries)
+    names = {
+        row["employee_id"]: row["display_name"]
+        for row in await conn.fetch(
+            "select employee_id, display_name from notifier_employees"
+            " where employee_id = any($1::text[]) and not removed",
+            ids,
+        )
+    }
+    return [
+        dataclasses.replace(
+            d,
+            facts=msgspec.structs.replace(
+                d.facts, colleague_display_name=names.get(d.facts.colleague_id or "")
+            ),
+        )
+        if d.facts.colleague_id
+        else d
+        for d in deliveries
+    ]
 
 
 EmployeeEvent = EmployeeUpsertedEvent | EmployeeRemovedEvent

@@ -1,5 +1,6 @@
-"""The faust worker: consumes ``ripples.recognitions`` and ``ripples.employees`` into the
-notifier's own tables, runs the dispatcher beside them and serves the API.
+"""The faust worker: consumes ``ripples.recognitions`` and ``ripples.employees`` (and the
+applicant erasures of ``ripples.applicants``) into the notifier's own tables, runs the
+dispatcher beside them and serves the API.
 
 Consuming only records (one transaction per batch); delivering happens in the dispatcher
 task, which reads pending rows, so a slow peer never holds the consumer loop and pending
@@ -29,9 +30,11 @@ from services.notifier.settings import NotifierSettings
 from shared import db, streaming
 from shared.cloudevents import InvalidEvent, from_kafka
 from shared.events import (
+    APPLICANTS,
     DEAD_LETTERS,
     EMPLOYEES,
     RECOGNITIONS,
+    ApplicantErasedEvent,
     EmployeeRemovedEvent,
     EmployeeUpsertedEvent,
     Envelope,
@@ -149,6 +152,7 @@ def build(
     app = streaming.faust_app(APP_ID, kafka)
     recognitions_topic = streaming.topic(app, RECOGNITIONS)
     employees_topic = streaming.topic(app, EMPLOYEES)
+    applicants_topic = streaming.topic(app, APPLICANTS)
     dead_letters = streaming.topic(app, DEAD_LETTERS)
 
     async def dead_letter(key: bytes, value: bytes, headers: dict[str, bytes]) -> None:
@@ -218,6 +222,9 @@ def build(
     async def store_employees(conn: store.Conn, items: list[Any]) -> None:
         await store.record_employees(conn, [event for event, _ in items], now())
 
+    async def store_erasures(conn: store.Conn, items: list[Any]) -> None:
+        await store.erase_applicants(conn, [event.data.applicant_id for event, _ in items], now())
+
     async def consume_recognitions(stream: Any) -> None:
         async for batch in streaming.take_batches(
             stream, settings.batch_size, within=settings.batch_within_s
@@ -231,7 +238,15 @@ def build(
             wanted = (EmployeeUpsertedEvent, EmployeeRemovedEvent)
             await store_batch(await decode(batch, wanted), store_employees)
 
+    async def consume_applicants(stream: Any) -> None:
+        """Only the erasures: an erased applicant's hire recognitions keep no id."""
+        async for batch in streaming.take_batches(
+            stream, settings.batch_size, within=settings.batch_within_s
+        ):
+            await store_batch(await decode(batch, (ApplicantErasedEvent,)), store_erasures)
+
     app.agent(recognitions_topic, concurrency=1)(consume_recognitions)
+    app.agent(applicants_topic, concurrency=1)(consume_applicants)
     app.agent(employees_topic, concurrency=1)(consume_employees)
     app.service(runtime)
     app.service(

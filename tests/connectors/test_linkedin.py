@@ -20,6 +20,7 @@ import pytest
 from shared.events import PostEngagementEvent, PostMetricsEvent, PostPublishedEvent
 from tests.conftest import API_KEYS, Running, read_events, start_service
 from tests.connectors.conftest import (
+    AUTH,
     SECRETS,
     VendorServer,
     metric,
@@ -438,5 +439,106 @@ async def test_poller_keeps_to_the_daily_budget(
         spent = await conn.fetchval("select requests from ingest_linkedin_budget")
         await conn.close()
         assert spent >= 5  # the refused attempts are counted too
+    finally:
+        service.stop()
+
+
+async def test_a_removed_member_is_not_polled_nor_brought_back(
+    broker: Running, database: str, thrifty_linkedin: VendorServer, tmp_path: Path
+) -> None:
+    """Erasure (issue 14): after ``employee.removed`` the member's URN is in no table of
+    ingest although its token is still in the tokens file (the poller used to write it back
+    at the next poll), the member is not polled, and a late upsert older than the removal
+    brings neither the URN nor the e-mail hash back, nor reaches the topic."""
+    removed = "urn:li:person:erased-member-1"
+    tokens = tmp_path / "tokens.json"
+    tokens.write_bytes(orjson.dumps({removed: "tok-good"}))
+    service = start_service(
+        "ingest",
+        tmp_path / "ingest",
+        broker,
+        DATABASE_URL=database,
+        INGEST_LINKEDIN_POLL_ENABLED="true",
+        INGEST_LINKEDIN_POLL_INTERVAL_S="0.2",
+        INGEST_LINKEDIN_API_BASE_URL=thrifty_linkedin.address + "/rest",
+        INGEST_LINKEDIN_TOKENS_FILE=str(tokens),
+        **SECRETS,
+    )
+    headers = {**AUTH, "Content-Type": "application/cloudevents+json"}
+
+    def hr(kind: str, at: str, data: dict[str, Any]) -> bytes:
+        return orjson.dumps(
+            {"specversion": "1.0", "id": f"hr-{uuid.uuid4()}", "source": "urn:test:hr",
+             "type": f"ripples.employee.{kind}.v1", "time": at, "data": data}
+        )  # fmt: skip
+
+    person = {
+        "employee_id": "emp-erased",
+        "display_name": "Test Person",
+        "linkedin_member_urn": removed,
+        "work_email": "erased.person@example.com",
+    }
+    try:
+        async with httpx.AsyncClient(base_url=service.address, timeout=15) as client:
+
+            async def polls() -> float:
+                text = (await client.get("/metrics")).text
+                return metric(text, "ingest_linkedin_polls_total", outcome="completed")
+
+            async def polled() -> int:
+                return sum(
+                    1 for r in thrifty_linkedin.requests if removed in r.query.get("author", [])
+                )
+
+            post = await client.post(
+                "/v1/events", content=hr("upserted", "2026-06-01T08:00:00Z", person),
+                headers=headers,
+            )  # fmt: skip
+            assert post.status_code == 202, post.text
+            async with asyncio.timeout(20):
+                while not await polled():
+                    await asyncio.sleep(0.1)
+            removal = hr("removed", "2026-06-02T08:00:00Z", {"employee_id": "emp-erased"})
+            post = await client.post("/v1/events", content=removal, headers=headers)
+            assert post.status_code == 202, post.text
+            late = orjson.loads(hr("upserted", "2026-06-01T09:00:00Z", person))
+            post = await client.post("/v1/events", content=orjson.dumps(late), headers=headers)
+            assert post.status_code == 202, post.text
+            sentinel = orjson.loads(removal)
+            sentinel["id"] = f"sentinel-{uuid.uuid4()}"
+            post = await client.post("/v1/events", content=orjson.dumps(sentinel), headers=headers)
+            assert post.status_code == 202, post.text
+            before = await polls()
+            async with asyncio.timeout(20):
+                while await polls() < before + 3:  # three more polls
+                    await asyncio.sleep(0.1)
+            asked = await polled()
+            async with asyncio.timeout(20):
+                while await polls() < before + 5:
+                    await asyncio.sleep(0.1)
+            assert await polled() == asked, "the removed member was polled again"
+            text = (await client.get("/metrics")).text
+            assert metric(text, "ingest_linkedin_members_skipped_total", reason="removed") >= 2
+        conn = await asyncpg.connect(database)
+        try:
+            tables = await conn.fetch(
+                "select table_name from information_schema.tables"
+                " where table_schema = 'public' and table_type = 'BASE TABLE'"
+            )
+            rows = []
+            for t in tables:
+                rows += await conn.fetch(f'select t::text from "{t[0]}" t')  # noqa: S608
+            text = "\n".join(r[0] for r in rows)
+        finally:
+            await conn.close()
+        hashed = hex_hmac(SECRETS["INGEST_APPLICANT_ID_SECRET"], b"email:erased.person@example.com")
+        assert removed not in text
+        assert hashed not in text
+        # The late upsert was accepted but not published: the removal stays the latest
+        # record of the key on the compacted ripples.employees.
+        events = await topic_events(
+            broker.address, "ripples.employees", until=frozenset({sentinel["id"]})
+        )
+        assert late["id"] not in {e.id for e in events}
     finally:
         service.stop()

@@ -16,11 +16,12 @@ from tests.notifier.peers import Answer, HttpPeer, smtp_peer
 
 pytestmark = pytest.mark.integration
 
-FACTS = RecognitionFacts(colleague_id="e7", colleague_display_name="Bo Jensen")
+FACTS = RecognitionFacts(colleague_id="e7")  # the name comes from e7's employee record
 
 
 async def test_slack_incoming_webhook(harness: Harness, peer: HttpPeer) -> None:
     await harness.employee(employee_event("e1", "slack", f"{peer.url}/services/T0/B0/X"))
+    await harness.employee(employee_event("e7", "none", None, name="Bo Jensen"))
     await harness.recognize(recognition_event("inspired_colleague:e1:e7", "e1",
                                               "inspired_colleague", FACTS))  # fmt: skip
     await harness.dispatch()

@@ -275,7 +275,7 @@ async def test_data_the_database_refuses_is_dead_lettered_and_the_rest_stored(
         f"inspired_colleague:{employee}:x",
         employee,
         "inspired_colleague",
-        RecognitionFacts(colleague_id="x", colleague_display_name="nul \u0000 byte"),
+        RecognitionFacts(colleague_id="nul \u0000 byte"),
     )
     good = recognition_event(f"first_post:{employee}", employee, "first_post")
     await publish(producer, bad, good)

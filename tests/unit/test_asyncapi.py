@@ -12,6 +12,8 @@ import yaml
 
 from shared.cloudevents import from_kafka, to_kafka
 from shared.events import BY_TYPE, INBOUND, INBOUND_TYPES, OUTBOUND, TOPICS, InboundEvent
+from shared.kafka import topic_configs
+from shared.settings import KafkaSettings
 
 DOC = yaml.safe_load((Path(__file__).parents[2] / "docs" / "asyncapi.yaml").read_text())
 MESSAGES: dict[str, Any] = DOC["components"]["messages"]
@@ -41,6 +43,18 @@ def test_documented_channels_match_the_topics() -> None:
     for channel in DOC["channels"].values():
         assert channel["address"] in partitions, channel["address"]
         assert channel["bindings"]["kafka"]["partitions"] == partitions[channel["address"]]
+
+
+def test_documented_topic_configs_are_the_ones_created() -> None:
+    """Compaction and retention (erasure: what may stay on a topic, and how long) as
+    ``ensure_topics`` creates the topics with the default settings."""
+    created = {t.name: topic_configs(t, KafkaSettings()) for t in TOPICS}
+    for channel in DOC["channels"].values():
+        documented = channel["bindings"]["kafka"].get("topicConfiguration", {})
+        as_created = {
+            k: ",".join(v) if isinstance(v, list) else str(v) for k, v in documented.items()
+        }
+        assert as_created == created[channel["address"]], channel["address"]
 
 
 @pytest.mark.parametrize("event_type", INBOUND_TYPES)
