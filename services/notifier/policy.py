@@ -16,7 +16,7 @@ from typing import Literal
 Verdict = Literal["sent", "retry", "permanent"]
 
 # The closed set of reasons the ledger records and GET /v1/recognitions shows (no raw text).
-SUPPRESSION_REASONS = ("opted_out", "channel_none", "no_notify", "stale")
+SUPPRESSION_REASONS = ("opted_out", "channel_none", "no_notify", "stale", "erased")
 ATTEMPT_REASONS = ("address_not_allowed", "rejected", "too_large", "server_error",
                    "rate_limited", "timeout", "connection_error")  # fmt: skip
 REASONS = (*SUPPRESSION_REASONS, *ATTEMPT_REASONS, "interrupted", "max_attempts")

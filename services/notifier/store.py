@@ -198,6 +198,7 @@ async def erase_applicants(conn: Conn, applicant_ids: Sequence[str], now: dateti
                    event_id = 'hire:' || employee_id || ':erased:' || $2,
                    status = case when status = 'pending' then 'suppressed' else status end,
                    last_error = case when status = 'pending' then $4 else last_error end,
+                   reason = case when status = 'pending' then 'erased' else reason end,
                    claimed_until = null, in_flight = false,
                    sent_at = case when status = 'sent' then sent_at else null end,
                    next_attempt_at = case when status = 'pending' then $3 else next_attempt_at
