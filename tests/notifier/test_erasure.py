@@ -126,6 +126,7 @@ async def test_applicant_erasure_keeps_one_message_per_id_without_the_id(
     assert rows[f"hire:e1:erased:{digest}"]["status"] == "sent"
     dropped = rows[f"hire:e1:erased:{store.applicant_hash('apl_late')}"]
     assert (dropped["status"], dropped["last_error"]) == ("suppressed", store.ERASED)
+    assert dropped["reason"] == "erased"
 
     # A replay of both recognitions after the erasure: nothing stored, nothing sent.
     await harness.recognize(sent, pending)
