@@ -99,7 +99,9 @@ def test_evidence_fields_are_optional_with_their_defaults() -> None:
         ("ripples.job.upserted.v1", {"hard_to_recruit": "yes"}, "data.hard_to_recruit"),
     ],
 )
-def test_evidence_fields_are_checked(event_type: str, change: dict[str, object], field: str) -> None:
+def test_evidence_fields_are_checked(
+    event_type: str, change: dict[str, object], field: str
+) -> None:
     event = samples.event(event_type, samples.DATA[event_type] | change)
     assert [f for f, _ in errors(event)] == [field]
 
