@@ -342,6 +342,24 @@ def evidence_figures(s: dict[str, Any]) -> list[tuple[str, str, str]]:
             ),
             ("evidence", "Reach vs activity (Spearman)", _number(drivers["activity_spearman"], 2)),
         ]
+    scale = s.get("scale_up")
+    if scale:
+        for target in scale["targets"]:
+            n = target["ambassadors"]
+            rows += [
+                (
+                    "estimate",
+                    f"{n} ambassadors: impressions (estimate)",
+                    f"{_number(target['impressions'])} "
+                    f"({_interval(target.get('impressions_interval'), '', 0)})",
+                ),
+                (
+                    "estimate",
+                    f"{n} ambassadors: applicants credited (estimate)",
+                    f"{_number(target['applicants'], 1)} "
+                    f"({_interval(target.get('applicants_interval'), '', 1)})",
+                ),
+            ]
     for job in s["applicants"].get("jobs", []):
         name = job["family"] or "no family"
         if job["hard_to_recruit"]:
@@ -414,6 +432,18 @@ def evidence_sentences(s: dict[str, Any]) -> list[str]:
                 f"with ρ = {_number(followers, 2)} and activity with ρ = {_number(activity, 2)} "
                 "(1 = in step, 0 = unrelated)."
             )
+    scale = s.get("scale_up")
+    if scale and scale["targets"]:
+        target = scale["targets"][0]
+        out.append(
+            f"Estimate: {target['ambassadors']} ambassadors would likely bring about "
+            f"{_number(target['impressions'])} impressions "
+            f"({_interval(target.get('impressions_interval'), '', 0)}) and "
+            f"{_number(target['applicants'], 1)} credited applicants "
+            f"({_interval(target.get('applicants_interval'), '', 1)}) in a period like this one, "
+            f"scaled from the {scale['ambassadors']} ambassadors of today. "
+            + scale["assumptions"]["en"]
+        )
     hard = [j for j in s["applicants"].get("jobs", []) if j["hard_to_recruit"]]
     if hard:
         out.append(

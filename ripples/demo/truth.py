@@ -33,6 +33,7 @@ class Settings:
     bootstrap_samples: int = 2000  # §10: the attribution service's default settings
     bootstrap_seed: int = 20240601
     bootstrap_level: float = 0.95
+    scale_up_ambassadors: tuple[int, ...] = (25, 50, 100)
 
 
 @dataclass(frozen=True)
@@ -368,6 +369,7 @@ def summary(
         },
         "content_origin": content_origin(employee_posts),
         "drivers": drivers(facts, employee_posts),
+        "scale_up": scale_up(facts, r, employee_posts, applied, model, settings),
     }
 
 
@@ -433,6 +435,44 @@ def drivers(facts: Facts, employee_posts: Sequence[Post]) -> dict[str, Any]:
     }
 
 
+def scale_up(
+    facts: Facts,
+    r: Rings,
+    employee_posts: Sequence[Post],
+    applied: Sequence[Application],
+    model: str,
+    settings: Settings = Settings(),
+) -> dict[str, Any] | None:
+    """The scale-up estimate's points: N times the period's mean per ambassador."""
+    ambassadors = sorted(e for e, ring in r.ring.items() if ring == 1)
+    if not ambassadors:
+        return None
+    impressions = sum(p.impressions for p in employee_posts if p.author in ambassadors)
+    applicants = sum(
+        weight
+        for application in applied
+        for party, weight in credit(facts, application, model, settings).items()
+        if party in ambassadors
+    )
+    per = {
+        "impressions": impressions / len(ambassadors),
+        "applicants": applicants / len(ambassadors),
+    }
+    return {
+        "estimate": True,
+        "ambassadors": len(ambassadors),
+        "per_ambassador": per,
+        "targets": [
+            {
+                "ambassadors": n,
+                "impressions": n * per["impressions"],
+                "applicants": n * per["applicants"],
+            }
+            for n in settings.scale_up_ambassadors
+        ],
+    }
+
+
 def latest_jobs(facts: Facts) -> dict[str, JobRecord]:
     latest: dict[str, JobRecord] = {}
     for job in facts.jobs:
@@ -486,7 +526,7 @@ def job_families(
 def interval_problems(got: dict[str, Any], want: dict[str, Any]) -> list[str]:
     """The §10 intervals of a ``/v1/summary`` answer against the truth's points: null exactly
     when the point is null, else ``[low, high]`` with low <= point <= high."""
-    pairs = (
+    pairs: tuple[tuple[str, Any, Any], ...] = (
         ("uncertainty.reach_ratio", got["uncertainty"]["reach_ratio"], want["reach_ratio"]),
         ("uncertainty.lift", got["uncertainty"]["lift"], want["ripples"]["lift"]),
         (
@@ -500,6 +540,22 @@ def interval_problems(got: dict[str, Any], want: dict[str, Any]) -> list[str]:
             want["content_origin"]["own_vs_prepared"],
         ),
     )
+    scale_got, scale_want = got.get("scale_up"), want.get("scale_up")
+    if (scale_got is None) != (scale_want is None):
+        return [f"$.scale_up: {scale_got!r} != {scale_want!r}"]
+    if scale_got is not None and scale_want is not None:
+        rows = [("per_ambassador", scale_got["per_ambassador"], scale_want["per_ambassador"])]
+        rows += [
+            (f"targets[{i}]", g, w)
+            for i, (g, w) in enumerate(
+                zip(scale_got["targets"], scale_want["targets"], strict=True)
+            )
+        ]
+        pairs += tuple(
+            (f"scale_up.{where}.{key}_interval", g[f"{key}_interval"], w[key])
+            for where, g, w in rows
+            for key in ("impressions", "applicants")
+        )
     found = []
     for path, bounds, point in pairs:
         slack = TOLERANCE * max(1, abs(point or 0))

@@ -27,7 +27,7 @@ MIN_SPEARMAN = 5
 """Spearman is null over fewer employees than this."""
 
 # one independent random stream per statistic, so adding one never moves another
-_REACH_RATIO, _SPILLOVER, _CONTENT_ORIGIN = 1, 2, 3
+_REACH_RATIO, _SPILLOVER, _CONTENT_ORIGIN, _SCALE_UP = 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,59 @@ def spillover_intervals(
     with np.errstate(divide="ignore", invalid="ignore"):
         lifts = np.where(rate_u > 0, rate_x / rate_u, np.nan)
     return interval(lifts, lift, boot.level), interval(baseline, baseline_adjusted, boot.level)
+
+
+# --- scale-up estimate (an extension of §10) -----------------------------------------------
+
+SCALE_UP_ASSUMPTIONS = {
+    "en": "An estimate, not a forecast: each added ambassador is assumed to bring what the "
+    "period's average ambassador brought (the same number of posts, reach per post and "
+    "applicant credit), with no overlap between their audiences and no saturation; the "
+    "interval resamples the current ambassadors and covers only their variation.",
+    "da": "Et skøn, ikke en prognose: hver ny ambassadør antages at bringe det samme som "
+    "periodens gennemsnitlige ambassadør (lige så mange opslag, samme rækkevidde pr. opslag "
+    "og samme ansøgerkredit), uden overlap mellem deres publikum og uden mætning; "
+    "intervallet gensampler de nuværende ambassadører og dækker kun deres variation.",
+}
+
+
+def scale_up(
+    ambassadors: Sequence[tuple[int, float]], targets: Sequence[int], boot: Bootstrap
+) -> dict[str, Any] | None:
+    """What ``targets`` ambassadors would likely bring, from each current ambassador's
+    (impressions, applicant credit) in the period (in a fixed order): the mean per
+    ambassador with a bootstrap interval (ambassadors resampled, both figures from the same
+    resample), times N. Null without ambassadors."""
+    if not ambassadors:
+        return None
+    impressions = np.asarray([a[0] for a in ambassadors], dtype=np.float64)
+    credit = np.asarray([a[1] for a in ambassadors], dtype=np.float64)
+    rng = boot.generator(_SCALE_UP)
+    picks = rng.integers(0, len(ambassadors), size=(boot.samples, len(ambassadors)))
+    per = {
+        "impressions": (rnd(float(impressions.mean())), impressions[picks].mean(axis=1)),
+        "applicants": (rnd(float(credit.mean())), credit[picks].mean(axis=1)),
+    }
+    bounds = {k: interval(draws, point, boot.level) for k, (point, draws) in per.items()}
+
+    def times(n: int, key: str) -> dict[str, Any]:
+        low, high = bounds[key] or [0.0, 0.0]
+        return {key: rnd(n * per[key][0]), f"{key}_interval": [rnd(n * low), rnd(n * high)]}
+
+    return {
+        "estimate": True,
+        "ambassadors": len(ambassadors),
+        "per_ambassador": {
+            "impressions": per["impressions"][0],
+            "impressions_interval": bounds["impressions"],
+            "applicants": per["applicants"][0],
+            "applicants_interval": bounds["applicants"],
+        },
+        "targets": [
+            {"ambassadors": n, **times(n, "impressions"), **times(n, "applicants")} for n in targets
+        ],
+        "assumptions": SCALE_UP_ASSUMPTIONS,
+    }
 
 
 # --- content origin ---------------------------------------------------------------------------

@@ -157,6 +157,40 @@ SCHEMAS: dict[str, Any] = {
                 "against followers (those whose latest record has followers) and against "
                 "their number of posts.",
             ),
+            "scale_up": {
+                "type": ["object", "null"],
+                "description": "Extension of CONTRACT §10 (issue 17): an estimate, labelled so, "
+                "of what ATTRIBUTION_SCALE_UP_AMBASSADORS ambassadors would bring, from the "
+                "period's mean per current ambassador (impressions of their posts, applicant "
+                "credit under the model) with a bootstrap interval over the ambassadors, times "
+                "N; `assumptions` in English and Danish. Null without ambassadors.",
+                "required": ["estimate", "ambassadors", "per_ambassador", "targets", "assumptions"],
+                "properties": {
+                    "estimate": {"const": True},
+                    "ambassadors": _INT,
+                    "per_ambassador": _object(
+                        {
+                            "impressions": _NUM,
+                            "impressions_interval": _INTERVAL,
+                            "applicants": _NUM,
+                            "applicants_interval": _INTERVAL,
+                        }
+                    ),
+                    "targets": {
+                        "type": "array",
+                        "items": _object(
+                            {
+                                "ambassadors": _INT,
+                                "impressions": _NUM,
+                                "impressions_interval": _INTERVAL,
+                                "applicants": _NUM,
+                                "applicants_interval": _INTERVAL,
+                            }
+                        ),
+                    },
+                    "assumptions": _object({"en": {"type": "string"}, "da": {"type": "string"}}),
+                },
+            },
         }
     ),
     "OriginReach": _object(

@@ -217,6 +217,10 @@ async def summary(
             sorted(activity),
         )
     }
+    ambassador_credit: dict[str, list[float]] = {}
+    for row in credit:
+        if row["employee_id"] is not None and ring_of.get(row["employee_id"]) == 1:
+            ambassador_credit.setdefault(row["employee_id"], []).append(row["weight"])
     jobs = {
         r["job_id"]: evidence.Job(r["family"], r["hard_to_recruit"])
         for r in await conn.fetch("select job_id, family, hard_to_recruit from attribution.jobs")
@@ -282,6 +286,15 @@ async def summary(
             [(origin_of[p.post_id], p.impressions) for p in employee_posts], boot
         ),
         "drivers": evidence.drivers(activity, followers),
+        # an extension of §10 (issue 17 part 4), labelled an estimate with its assumptions
+        "scale_up": evidence.scale_up(
+            [
+                (activity.get(e, (0, 0))[1], _sum(ambassador_credit.get(e, [])))
+                for e in sorted(e for e, ring in ring_of.items() if ring == 1)
+            ],
+            settings.scale_up_ambassadors,
+            boot,
+        ),
     }
 
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from services.attribution import evidence
+
 _seq = itertools.count(1)
 
 
@@ -220,6 +222,31 @@ def uncertainty(**intervals: Containing | None) -> dict[str, Any]:
     return {"method": "bootstrap", "level": 0.95, "samples": 2000, "seed": 20240601, **intervals}
 
 
+def scale_up(ambassadors: int, impressions: float, applicants: float) -> dict[str, Any]:
+    """The scale-up estimate from the mean per ambassador, for 25, 50 and 100 ambassadors."""
+    return {
+        "estimate": True,
+        "ambassadors": ambassadors,
+        "per_ambassador": {
+            "impressions": impressions,
+            "impressions_interval": Containing(impressions),
+            "applicants": applicants,
+            "applicants_interval": Containing(applicants),
+        },
+        "targets": [
+            {
+                "ambassadors": n,
+                "impressions": n * impressions,
+                "impressions_interval": Containing(n * impressions),
+                "applicants": round(n * applicants, 12),
+                "applicants_interval": Containing(round(n * applicants, 12)),
+            }
+            for n in (25, 50, 100)
+        ],
+        "assumptions": evidence.SCALE_UP_ASSUMPTIONS,
+    }
+
+
 def no_origin(posts: int, impressions: int) -> dict[str, Any]:
     """content_origin when every employee post is `own` (no event of the scenario says
     otherwise): no prepared posts, so no ratio."""
@@ -306,6 +333,8 @@ SUMMARY_ALL_LINEAR: dict[str, Any] = {
     "content_origin": no_origin(6, 4050),
     # six sharers with one post each (activity constant), no follower counts known
     "drivers": {"employees": 6, "followers_spearman": None, "activity_spearman": None},
+    # amb1: A1 2000, linear credit 1/3 + 1/3; amb2: A2 1000, 1/3 → means 1500 and 0.5
+    "scale_up": scale_up(2, 1500.0, 0.5),
 }
 
 PERIOD = ("2026-06-05T00:00:00Z", "2026-06-10T00:00:00Z")
@@ -364,6 +393,8 @@ SUMMARY_PERIOD_FIRST_TOUCH: dict[str, Any] = {
     ),
     "content_origin": no_origin(3, 450),
     "drivers": {"employees": 3, "followers_spearman": None, "activity_spearman": None},
+    # no ambassador post and no ambassador credit in the period
+    "scale_up": scale_up(2, 0.0, 0.0),
 }
 
 

@@ -176,6 +176,12 @@ async def test_new_facts_in_both_arrival_orders(pool: asyncpg.Pool) -> None:
     )
     low, high = u["reach_ratio"]
     assert low <= forward["reach_ratio"] <= high
+    # e0: 6000 + 2000 impressions, credit 2 (a1, a3 through k0); e1: 5000 + 7000, credit 0
+    scale = forward["scale_up"]
+    assert scale["ambassadors"] == 2
+    assert scale["per_ambassador"]["impressions"] == 10000.0
+    assert scale["per_ambassador"]["applicants"] == 1.0
+    assert scale["targets"][0] == scale["targets"][0] | {"ambassadors": 25, "applicants": 25.0}
 
 
 async def test_the_api_serves_the_evidence_twice_the_same(pool: asyncpg.Pool) -> None:

@@ -62,6 +62,10 @@ def data() -> report.ReportData:
         "baseline_adjusted": [0.0, summary["ripples"]["baseline_adjusted"] + 3],
     }
     summary["content_origin"]["interval"] = [1.4, 4.1]
+    summary["scale_up"]["assumptions"] = {"en": "Assumed: like today's.", "da": "Antaget."}
+    for target in summary["scale_up"]["targets"]:
+        target["impressions_interval"] = [target["impressions"] / 2, target["impressions"] * 2]
+        target["applicants_interval"] = [0.0, target["applicants"] * 2]
     return report.ReportData(
         summary,
         as_api(truth.sharers(facts)),
@@ -127,13 +131,19 @@ def test_the_evidence_in_plain_words(data: report.ReportData) -> None:
         figures[("jobs", f"{first['family']} (hard to recruit): applicants (attributed)")]
         == f"{first['applicants']} ({first['attributed']})"
     )
+    first_target = s["scale_up"]["targets"][0]
+    assert f"Estimate: {first_target['ambassadors']} ambassadors would likely bring" in text
+    assert "Assumed: like today's." in text
+    assert figures[
+        ("estimate", f"{first_target['ambassadors']} ambassadors: impressions (estimate)")
+    ].startswith(f"{first_target['impressions']:,.0f} (")
     assert "How sure, in plain words" in report.render(data, "md")
     assert "<h2>How sure, in plain words</h2>" in report.render(data, "html")
 
 
 def test_older_answers_without_the_evidence_still_render(data: report.ReportData) -> None:
     summary = dict(data.summary)
-    for key in ("uncertainty", "content_origin", "drivers"):
+    for key in ("uncertainty", "content_origin", "drivers", "scale_up"):
         summary.pop(key)
     summary["applicants"] = {k: v for k, v in summary["applicants"].items() if k != "jobs"}
     old = report.ReportData(summary, data.sharers, data.ripples, data.weeks, data.recognitions)

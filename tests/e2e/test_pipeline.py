@@ -158,6 +158,8 @@ async def test_summary_evidence_equals_the_truth_and_is_reproducible(
     assert got["drivers"]["followers_spearman"] is not None
     assert [j["family"] for j in got["applicants"]["jobs"]][-1] is None
     assert got["applicants"]["jobs"][0]["hard_to_recruit"]
+    assert got["scale_up"]["estimate"] is True
+    assert got["scale_up"]["ambassadors"] == sum(p.ambassador for p in played.scenario.people)
 
 
 async def test_summary_of_a_period_equals_the_truth(pipeline: Pipeline, played: Outcome) -> None:

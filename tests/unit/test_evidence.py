@@ -192,3 +192,21 @@ def test_two_thousand_resamples_over_a_pilot_take_well_under_a_second() -> None:
     evidence.spillover_intervals(60, 20, 80, 5, 4.0, 10.0, BOOT)
     evidence.content_origin(posts, BOOT)
     assert time.perf_counter() - started < 0.5
+
+
+def test_scale_up_is_an_estimate_from_the_mean_per_ambassador() -> None:
+    # three ambassadors: impressions 3000, 6000, 0; applicant credit 1, 0.5, 0
+    got = evidence.scale_up([(3000, 1.0), (6000, 0.5), (0, 0.0)], (10, 30), BOOT)
+    assert got is not None
+    assert got["estimate"] is True
+    assert set(got["assumptions"]) == {"en", "da"}
+    per = got["per_ambassador"]
+    assert (per["impressions"], per["applicants"]) == (3000.0, 0.5)
+    low, high = per["impressions_interval"]
+    assert 0 <= low <= 3000 <= high <= 6000
+    ten, thirty = got["targets"]
+    assert (ten["ambassadors"], ten["impressions"], ten["applicants"]) == (10, 30000.0, 5.0)
+    assert ten["impressions_interval"] == [10 * low, 10 * high]
+    assert thirty["applicants_interval"][0] <= 15.0 <= thirty["applicants_interval"][1]
+    assert evidence.scale_up([(3000, 1.0), (6000, 0.5), (0, 0.0)], (10, 30), BOOT) == got
+    assert evidence.scale_up([], (10,), BOOT) is None
