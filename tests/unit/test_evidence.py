@@ -12,6 +12,8 @@ import pytest
 
 from services.attribution import evidence
 from services.attribution.evidence import Bootstrap, Job
+from services.attribution.settings import AttributionSettings
+from shared.settings import SettingsError, load
 
 BOOT = Bootstrap(samples=2000, seed=11)
 
@@ -210,3 +212,32 @@ def test_scale_up_is_an_estimate_from_the_mean_per_ambassador() -> None:
     assert thirty["applicants_interval"][0] <= 15.0 <= thirty["applicants_interval"][1]
     assert evidence.scale_up([(3000, 1.0), (6000, 0.5), (0, 0.0)], (10, 30), BOOT) == got
     assert evidence.scale_up([], (10,), BOOT) is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ATTRIBUTION_BOOTSTRAP_SAMPLES", "0"),
+        ("ATTRIBUTION_BOOTSTRAP_SAMPLES", "many"),
+        ("ATTRIBUTION_BOOTSTRAP_SEED", "-1"),
+        ("ATTRIBUTION_BOOTSTRAP_LEVEL", "1.5"),
+        ("ATTRIBUTION_SCALE_UP_AMBASSADORS", "25,0"),
+    ],
+)
+def test_bad_bootstrap_settings_name_their_variable(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        load(AttributionSettings, "ATTRIBUTION_", {variable: value})
+
+
+def test_bootstrap_settings_are_read() -> None:
+    got = load(
+        AttributionSettings,
+        "ATTRIBUTION_",
+        {"ATTRIBUTION_BOOTSTRAP_SAMPLES": "500", "ATTRIBUTION_BOOTSTRAP_SEED": "3",
+         "ATTRIBUTION_SCALE_UP_AMBASSADORS": "10,20"},
+    )  # fmt: skip
+    assert (got.bootstrap_samples, got.bootstrap_seed, got.scale_up_ambassadors) == (
+        500,
+        3,
+        (10, 20),
+    )
