@@ -28,6 +28,7 @@ MIN_SPEARMAN = 5
 
 # one independent random stream per statistic, so adding one never moves another
 _REACH_RATIO, _SPILLOVER, _CONTENT_ORIGIN, _SCALE_UP = 1, 2, 3, 4
+_CHUNK = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,16 @@ def resampled_means(
     data = np.asarray(values, dtype=np.float64)
     if data.size == 0:
         return np.full(samples, np.nan)
-    picks = rng.integers(0, data.size, size=(samples, data.size))
-    means: NDArray[np.float64] = data[picks].mean(axis=1)
+    # at most ~4 million indices at a time (32 MB), so a large period stays bounded in memory
+    rows = max(1, _CHUNK // data.size)
+    means: NDArray[np.float64] = np.concatenate(
+        [
+            data[rng.integers(0, data.size, size=(min(rows, samples - done), data.size))].mean(
+                axis=1
+            )
+            for done in range(0, samples, rows)
+        ]
+    )
     return means
 
 

@@ -241,3 +241,16 @@ def test_bootstrap_settings_are_read() -> None:
         3,
         (10, 20),
     )
+
+
+def test_a_large_period_is_resampled_in_bounded_chunks() -> None:
+    """100,000 posts × 2,000 samples would be 200 million indices at once; in chunks the same
+    generator gives a deterministic answer, with the point inside."""
+    rng = np.random.default_rng(2)
+    ambassadors = rng.integers(0, 10_000, 100_000).astype(float)
+    company = rng.integers(0, 2_000, 50).astype(float)
+    point = float(ambassadors.mean() / company.mean())
+    got = evidence.reach_ratio_interval(ambassadors, company, point, Bootstrap(200, 5))
+    assert got is not None
+    assert got[0] <= point <= got[1]
+    assert evidence.reach_ratio_interval(ambassadors, company, point, Bootstrap(200, 5)) == got
