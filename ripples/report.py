@@ -66,6 +66,27 @@ HOW = (
         "rate would predict: baseline-adjusted = observed − expected "
         "by chance; lift = exposed rate ÷ unexposed rate.",
     ),
+    (
+        "How sure the numbers are",
+        "95 % intervals from a seeded bootstrap (the attribution service resamples the "
+        "period's posts within each group for the reach ratios, and the exposed and "
+        "unexposed colleagues for lift and baseline-adjusted spillover; the same data give "
+        "the same intervals). An effect is distinguishable from chance when its interval "
+        "leaves out 'no effect' (a ratio of 1×, a baseline-adjusted count of 0). An "
+        "interval's width shrinks with the square root of the posts or colleagues behind "
+        "it: about four times as many halve it.",
+    ),
+    (
+        "Own words vs prepared text",
+        "Mean impressions per employee post written in the employee's own words ÷ mean per "
+        "post of suggested or template text.",
+    ),
+    (
+        "What drives reach",
+        "Spearman rank correlation, over the period's sharers, of mean impressions per post "
+        "with their follower count (network size) and with their number of posts "
+        "(activity); shown when at least five sharers are known.",
+    ),
 )
 
 
@@ -255,6 +276,7 @@ def key_figures(data: ReportData) -> list[tuple[str, str, str]]:
         ("ripples", "Baseline-adjusted spillover", _number(r["baseline_adjusted"], 1)),
         ("ripples", "Lift", "–" if r["lift"] is None else f"{r['lift']:.2f}×"),
     ]
+    rows += evidence_figures(s)
     counts = _recognition_counts(data)
     if data.recognitions is not None:
         for status in ("sent", "suppressed", "pending", "failed"):
@@ -266,6 +288,186 @@ def key_figures(data: ReportData) -> list[tuple[str, str, str]]:
                 )
             )
     return rows
+
+
+def _interval(bounds: Sequence[float] | None, unit: str = "×", decimals: int = 2) -> str:
+    if not bounds:
+        return "–"
+    return f"{bounds[0]:,.{decimals}f}–{bounds[1]:,.{decimals}f}{unit}"
+
+
+def _chance(bounds: Sequence[float] | None, no_effect: float) -> str:
+    if not bounds:
+        return "not yet measurable"
+    if bounds[0] > no_effect or bounds[1] < no_effect:
+        return "distinguishable from chance"
+    return "not yet distinguishable from chance"
+
+
+def evidence_figures(s: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(section, figure, value) rows of CONTRACT §10's figures, when the service has them."""
+    rows: list[tuple[str, str, str]] = []
+    u = s.get("uncertainty")
+    if u:
+        level = f"{u['level']:.0%}"
+        rows += [
+            ("evidence", f"Reach ratio, {level} interval", _interval(u["reach_ratio"])),
+            ("evidence", f"Lift, {level} interval", _interval(u["lift"])),
+            (
+                "evidence",
+                f"Baseline-adjusted spillover, {level} interval",
+                _interval(u["baseline_adjusted"], "", 1),
+            ),
+        ]
+    origin = s.get("content_origin")
+    if origin:
+        for key, label in (
+            ("own", "own words"),
+            ("suggested", "suggested"),
+            ("template", "template"),
+        ):
+            rows.append(("evidence", f"Posts in {label}", _number(origin[key]["posts"])))
+            rows.append(
+                (
+                    "evidence",
+                    f"Posts in {label}: mean impressions",
+                    _number(origin[key]["mean_impressions_per_post"], 1),
+                )
+            )
+        ratio = origin["own_vs_prepared"]
+        rows.append(
+            (
+                "evidence",
+                "Own words vs prepared (mean impressions)",
+                "–" if ratio is None else f"{ratio:.2f}×",
+            )
+        )
+        rows.append(("evidence", "Own words vs prepared, interval", _interval(origin["interval"])))
+    drivers = s.get("drivers")
+    if drivers:
+        rows += [
+            ("evidence", "Sharers behind the drivers", _number(drivers["employees"])),
+            (
+                "evidence",
+                "Reach vs followers (Spearman)",
+                _number(drivers["followers_spearman"], 2),
+            ),
+            ("evidence", "Reach vs activity (Spearman)", _number(drivers["activity_spearman"], 2)),
+        ]
+    scale = s.get("scale_up")
+    if scale:
+        for target in scale["targets"]:
+            n = target["ambassadors"]
+            rows += [
+                (
+                    "estimate",
+                    f"{n} ambassadors: impressions (estimate)",
+                    f"{_number(target['impressions'])} "
+                    f"({_interval(target.get('impressions_interval'), '', 0)})",
+                ),
+                (
+                    "estimate",
+                    f"{n} ambassadors: applicants credited (estimate)",
+                    f"{_number(target['applicants'], 1)} "
+                    f"({_interval(target.get('applicants_interval'), '', 1)})",
+                ),
+            ]
+    for job in s["applicants"].get("jobs", []):
+        name = job["family"] or "no family"
+        if job["hard_to_recruit"]:
+            name += " (hard to recruit)"
+        rows.append(
+            (
+                "jobs",
+                f"{name}: applicants (attributed)",
+                f"{_number(job['applicants'])} ({_number(job['attributed'])})",
+            )
+        )
+    return rows
+
+
+def evidence_sentences(s: dict[str, Any]) -> list[str]:
+    """CONTRACT §10's figures in plain words: each effect with its interval, whether it is
+    distinguishable from chance yet, and how much more data would narrow it."""
+    u = s.get("uncertainty")
+    if not u:
+        return []
+    level = f"{u['level']:.0%}"
+    out: list[str] = []
+    posts = s["ambassadors"]["posts"] + s["company"]["posts"]
+    if s["reach_ratio"] is not None:
+        out.append(
+            f"Ambassador posts reached {s['reach_ratio']:.1f}× the company page's mean "
+            f"({level} interval {_interval(u['reach_ratio'], '×', 1)}): "
+            f"{_chance(u['reach_ratio'], 1.0)}. About {3 * posts:,} more ambassador and "
+            "company posts would halve the interval."
+        )
+    else:
+        out.append("Reach ratio: not measurable yet (no ambassador or company posts with reach).")
+    r = s["ripples"]
+    if r["lift"] is not None:
+        out.append(
+            f"Colleagues exposed to the programme started sharing {r['lift']:.1f}× as often as "
+            f"the unexposed ({level} interval {_interval(u['lift'], '×', 1)}): "
+            f"{_chance(u['lift'], 1.0)}."
+        )
+    else:
+        out.append("Lift: not measurable yet (no unexposed colleague started sharing).")
+    out.append(
+        f"{r['baseline_adjusted']:.1f} colleagues started sharing beyond what chance predicts "
+        f"({level} interval {_interval(u['baseline_adjusted'], '', 1)}): "
+        f"{_chance(u['baseline_adjusted'], 0.0)}. About three times as many colleagues in "
+        "the comparison would halve the interval."
+    )
+    origin = s.get("content_origin")
+    if origin and origin["own_vs_prepared"] is not None:
+        out.append(
+            f"Posts in the employees' own words reached {origin['own_vs_prepared']:.1f}× the "
+            f"mean of prepared posts ({level} interval {_interval(origin['interval'], '×', 1)},"
+            f" {origin['own']['posts']} own vs "
+            f"{origin['suggested']['posts'] + origin['template']['posts']} prepared): "
+            f"{_chance(origin['interval'], 1.0)}."
+        )
+    elif origin:
+        out.append("Own words vs prepared text: not measurable yet (posts of both kinds needed).")
+    drivers = s.get("drivers")
+    if drivers:
+        followers, activity = drivers["followers_spearman"], drivers["activity_spearman"]
+        if followers is None and activity is None:
+            out.append(
+                f"What drives reach: too few sharers ({drivers['employees']}) to say; five "
+                "are needed."
+            )
+        else:
+            out.append(
+                f"Over {drivers['employees']} sharers, reach per post follows network size "
+                f"with ρ = {_number(followers, 2)} and activity with ρ = {_number(activity, 2)} "
+                "(1 = in step, 0 = unrelated)."
+            )
+    scale = s.get("scale_up")
+    if scale and scale["targets"]:
+        target = scale["targets"][0]
+        out.append(
+            f"Estimate: {target['ambassadors']} ambassadors would likely bring about "
+            f"{_number(target['impressions'])} impressions "
+            f"({_interval(target.get('impressions_interval'), '', 0)}) and "
+            f"{_number(target['applicants'], 1)} credited applicants "
+            f"({_interval(target.get('applicants_interval'), '', 1)}) in a period like this one, "
+            f"scaled from the {scale['ambassadors']} ambassadors of today. "
+            + scale["assumptions"]["en"]
+        )
+    hard = [j for j in s["applicants"].get("jobs", []) if j["hard_to_recruit"]]
+    if hard:
+        out.append(
+            "Hard-to-recruit families: "
+            + "; ".join(
+                f"{j['family'] or 'no family'} {j['applicants']} applicants, "
+                f"{j['attributed']} through employees or tracked links"
+                for j in hard
+            )
+            + "."
+        )
+    return out
 
 
 def top_sharers(data: ReportData, limit: int = 10) -> list[dict[str, Any]]:
@@ -286,6 +488,11 @@ def render_text(data: ReportData) -> str:
             out.write(f"\n{sec.upper()}\n")
             section = sec
         out.write(f"  {figure:<56} {value:>16}\n")
+    sentences = evidence_sentences(s)
+    if sentences:
+        out.write("\nHOW SURE, IN PLAIN WORDS\n")
+        for sentence in sentences:
+            out.write(f"  - {sentence}\n")
     out.write("\nTOP SHARERS\n")
     out.write(
         f"  {'name':<26} {'ring':>5} {'posts':>6} {'impressions':>12} "
@@ -318,6 +525,10 @@ def render_markdown(data: ReportData) -> str:
             lines += ["", f"## {sec.capitalize()}", "", "| figure | value |", "|---|---:|"]
             section = sec
         lines.append(f"| {figure} | {value} |")
+    sentences = evidence_sentences(s)
+    if sentences:
+        lines += ["", "## How sure, in plain words", ""]
+        lines += [f"- {sentence}" for sentence in sentences]
     lines += [
         "",
         "## Top sharers",
@@ -562,6 +773,13 @@ def render_html(data: ReportData) -> str:
         f"<tr><td>Baseline-adjusted</td><td>{_number(r['baseline_adjusted'], 1)}</td></tr>",
         f"<tr><td>Lift</td><td>{lift}</td></tr>",
         "</table></div>",
+        *(
+            ["<h2>How sure, in plain words</h2><ul>"]
+            + [f"<li>{_e(x)}</li>" for x in evidence_sentences(s)]
+            + ["</ul>"]
+            if evidence_sentences(s)
+            else []
+        ),
         "<h2>Reach: company page vs ambassadors vs colleagues</h2><div class='row'><div>",
         "<h3>Mean impressions per post</h3>",
         svg_bars(reach),

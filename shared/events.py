@@ -35,6 +35,8 @@ Count = Annotated[int, msgspec.Meta(ge=0, le=10**15)]
 Locale = Literal["da", "en"]
 Channel = Literal["slack", "teams", "email", "webhook", "none"]
 AuthorKind = Literal["employee", "company"]
+Origin = Literal["own", "suggested", "template"]
+"""Whether a post's text is the employee's own words or a prepared message (CONTRACT §10)."""
 Action = Literal["reaction", "comment", "reshare", "click"]
 
 
@@ -90,6 +92,7 @@ class EmployeeUpserted(Data, frozen=True):
     notify: Notify | None = None
     recognition_opt_out: bool = False
     linkedin_member_urn: Text | None = None
+    followers: Count | None = None  # §10: the LinkedIn network size, when known
 
 
 class EmployeeRemoved(Data, frozen=True):
@@ -104,6 +107,7 @@ class PostPublished(Data, frozen=True):
     url: Url | None = None
     reshare_of: Id | None = None
     link_codes: Annotated[list[LinkCode], msgspec.Meta(max_length=100)] = []
+    origin: Origin = "own"  # §10
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -161,6 +165,15 @@ class ApplicantHired(Data, frozen=True):
 
 class ApplicantErased(Data, frozen=True):
     applicant_id: Id
+
+
+class JobUpserted(Data, frozen=True):
+    """A job of the ATS (CONTRACT §10); the one with the latest CloudEvent ``time`` wins."""
+
+    job_id: Id
+    title: Text | None = None
+    family: Text | None = None
+    hard_to_recruit: bool = False
 
 
 # --- data payloads of the events Ripples itself emits -------------------------------------
@@ -253,7 +266,7 @@ LINKS = Topic("ripples.links", 12, "tracked links and their clicks")
 APPLICANTS = Topic(
     "ripples.applicants",
     6,
-    "applications, hires and applicant erasures",
+    "applications, hires, applicant erasures and the jobs applied to",
     timed=(("retention.ms", "applicant_retention_s"),),
 )
 CREDITS = Topic(
@@ -381,6 +394,12 @@ class ApplicantErasedEvent(Envelope, frozen=True, tag="ripples.applicant.erased.
     data: ApplicantErased
 
 
+class JobUpsertedEvent(Envelope, frozen=True, tag="ripples.job.upserted.v1"):
+    topic = APPLICANTS
+    key_field = "job_id"
+    data: JobUpserted
+
+
 class CreditAssignedEvent(Envelope, frozen=True, tag="ripples.credit.assigned.v1"):
     topic = CREDITS
     key_field = "applicant_id"
@@ -404,6 +423,7 @@ InboundEvent = (
     | ApplicantAppliedEvent
     | ApplicantHiredEvent
     | ApplicantErasedEvent
+    | JobUpsertedEvent
 )
 """Any event other systems publish into Ripples (CONTRACT §1); msgspec decodes this union in
 one pass, dispatching on ``type``."""

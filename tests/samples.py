@@ -18,6 +18,7 @@ DATA: dict[str, dict[str, Any]] = {
         "notify": {"channel": "webhook", "address": "http://127.0.0.1:9/hook"},
         "recognition_opt_out": False,
         "linkedin_member_urn": "urn:li:person:abc123",
+        "followers": 1250,
     },
     "ripples.employee.removed.v1": {"employee_id": "emp-2"},
     "ripples.post.published.v1": {
@@ -28,6 +29,7 @@ DATA: dict[str, dict[str, Any]] = {
         "url": "https://www.linkedin.com/feed/x",
         "reshare_of": "urn:li:share:7000",
         "link_codes": ["aB3xY9"],
+        "origin": "suggested",
     },
     "ripples.post.metrics.v1": {
         "post_id": "urn:li:share:7001",
@@ -72,6 +74,12 @@ DATA: dict[str, dict[str, Any]] = {
         "hired_at": "2026-07-01T09:00:00Z",
     },
     "ripples.applicant.erased.v1": {"applicant_id": "app-9d1e"},
+    "ripples.job.upserted.v1": {
+        "job_id": "job-42",
+        "title": "District heating engineer",
+        "family": "engineering",
+        "hard_to_recruit": True,
+    },
 }
 
 KEYS = {
@@ -85,6 +93,7 @@ KEYS = {
     "ripples.applicant.applied.v1": "app-9d1e",
     "ripples.applicant.hired.v1": "app-9d1e",
     "ripples.applicant.erased.v1": "app-9d1e",
+    "ripples.job.upserted.v1": "job-42",
 }
 
 

@@ -120,7 +120,8 @@ class Player:
                         "recognition_opt_out": p.opt_out,
                         "linkedin_member_urn": p.member_urn,
                         "work_email": p.email,
-                    },
+                    }
+                    | ({} if p.followers is None else {"followers": p.followers}),
                     "urn:ripples:demo:hr",
                 )
             )
@@ -134,6 +135,10 @@ class Player:
                 data["employee_id"] = post.author
             if post.reshare_of is not None:
                 data["reshare_of"] = post.reshare_of
+            # LinkedIn's own connector does not know the origin: most own-words posts come
+            # without the field (the default), the communication team's tool marks the rest
+            if post.author is not None and (post.origin != "own" or len(out) % 3 == 0):
+                data["origin"] = post.origin
             out.append(
                 _event(
                     "post.published",
@@ -160,6 +165,21 @@ class Player:
                         "clicks": snap.clicks,
                     },
                     "urn:ripples:demo:linkedin",
+                )
+            )
+        for job in scenario.jobs:
+            out.append(
+                _event(
+                    "job.upserted",
+                    f"ats-job-{job.job_id}-{int(job.at.timestamp())}",
+                    job.at,
+                    {
+                        "job_id": job.job_id,
+                        "title": job.title,
+                        "family": job.family,
+                        "hard_to_recruit": job.hard_to_recruit,
+                    },
+                    "urn:ripples:demo:ats",
                 )
             )
         for i, (engagement, action) in enumerate(scenario.engagements):

@@ -130,6 +130,8 @@ async def check_against_truth(
             got = truth.in_order((await client.get(path)).json())
             want = truth.in_order(orjson.loads(orjson.dumps(want, option=orjson.OPT_UTC_Z)))
             found += truth.differences(got, want, path)
+            if path == "/v1/summary":
+                found += truth.interval_problems(got, want)
     reachable = {p.id for p in scenario.people if p.channel == "webhook" and not p.opt_out}
     due = sum(1 for employee in truth.recognitions(facts).values() if employee in reachable)
     if len(sink.recognition_ids()) != due:

@@ -32,6 +32,19 @@ DEPARTMENTS = ("Water supply", "Wastewater", "District heating", "IT", "Customer
                "Engineering", "HR", "Finance")  # fmt: skip
 JOBS = ("job-engineer", "job-electrician", "job-data", "job-planner", "job-technician")
 VENDORS = ("greenhouse", "teamtailor", "lever")
+# The ATS's jobs (CONTRACT §10 job.upserted): the families the utility finds hard to recruit
+# for are flagged. job-planner is never upserted (its applicants have no family), and
+# job-data is first filed under "data", then moved to "IT" a week later (the latest wins).
+JOB_RECORDS = (
+    ("job-engineer", "District heating engineer", "engineering", True, 0),
+    ("job-electrician", "Electrician", "skilled trades", True, 0),
+    ("job-technician", "Wastewater technician", "skilled trades", False, 0),
+    ("job-data", "Data engineer", "data", False, 0),
+    ("job-data", "Data engineer", "IT", False, 7),
+)
+PREPARED_REACH = 0.45
+"""A prepared post (suggested or template text) reaches this share of what the same author's
+own words would: the pilot's observation, built into the generator so the demo shows it."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,16 @@ class Person:
     channel: str  # webhook | none
     opt_out: bool = False
     member_urn: str = ""
+    followers: int | None = None  # the LinkedIn network size, when the HR system knows it
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    job_id: str
+    title: str
+    family: str
+    hard_to_recruit: bool
+    at: datetime  # the CloudEvent time of this record
 
 
 @dataclass(frozen=True)
@@ -102,6 +125,7 @@ class Scenario:
     # own times: (link key, visitor id, at).
     imported_clicks: list[tuple[str, str, datetime]] = field(default_factory=list)
     applications: list[ApplicationPlan] = field(default_factory=list)
+    jobs: list[JobPlan] = field(default_factory=list)
 
     def facts(
         self, click_times: dict[int, datetime], live_applied_at: dict[str, datetime]
@@ -111,7 +135,11 @@ class Scenario:
         facts = truth.Facts()
         for p in self.people:
             facts.employees[p.id] = truth.Employee(
-                p.id, p.name, p.ambassador, notify=p.channel != "none" and not p.opt_out
+                p.id,
+                p.name,
+                p.ambassador,
+                notify=p.channel != "none" and not p.opt_out,
+                followers=p.followers,
             )
         latest: dict[str, Snapshot] = {}
         for snap in self.snapshots:
@@ -129,6 +157,7 @@ class Scenario:
                 reactions=last.reactions if last else 0,
                 comments=last.comments if last else 0,
                 reshares=last.reshares if last else 0,
+                origin=post.origin,
             )
         facts.engagements = [e for e, _ in self.engagements]
         for link in self.links:
@@ -138,6 +167,9 @@ class Scenario:
             for i, c in enumerate(self.clicks)
             if i in click_times
         ] + [truth.Click(link, visitor, at) for link, visitor, at in self.imported_clicks]
+        facts.jobs = [
+            truth.JobRecord(j.job_id, j.title, j.family, j.hard_to_recruit, j.at) for j in self.jobs
+        ]
         for a in self.applications:
             applied = a.applied_at or live_applied_at[a.candidate]
             facts.applications[a.candidate] = truth.Application(
@@ -188,6 +220,9 @@ def generate(
     sink_url: str = "http://127.0.0.1:8099/recognitions",
 ) -> Scenario:
     rng = random.Random(seed)
+    # The §10 fields (follower counts, post origins) come from a stream of their own, so the
+    # rest of the pilot is the one the seed always gave.
+    evidence = random.Random(f"{seed}:evidence")
     # The pilot covers whole days up to midnight today; the shape of what happens depends on
     # the seed alone (not on the time of day the demo runs), only the dates move with today.
     end = (now or datetime.now(UTC)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -211,6 +246,10 @@ def generate(
                 channel=channel,
                 opt_out=ambassador and i == size.ambassadors - 1,
                 member_urn=f"urn:li:person:m{i:03d}",
+                # network size known for most; unrelated to how far their posts travel
+                followers=None
+                if evidence.random() < 0.1
+                else int(evidence.lognormvariate(6.0, 0.9)),
             )
         )
     staff = [p.id for p in scenario.people]
@@ -225,7 +264,12 @@ def generate(
         cursor += n
         return chosen
 
+    scenario.jobs = [
+        JobPlan(job, title, family, hard, start + days * DAY)
+        for job, title, family, hard, days in JOB_RECORDS
+    ]
     post_count = 0
+    ambassador_set = set(staff[: size.ambassadors])
 
     def publish(
         author: str | None,
@@ -235,9 +279,18 @@ def generate(
     ) -> truth.Post:
         nonlocal post_count
         post_count += 1
-        post = truth.Post(f"urn:li:share:{7_000_000 + post_count}", author, at, reshare_of)
+        # Employees mostly write their own words; now and then they post the communication
+        # team's suggested text or a template (ambassadors less often).
+        origin = "own"
+        if author is not None and reshare_of is None:
+            own_share = 0.75 if author in ambassador_set else 0.6
+            if evidence.random() >= own_share:
+                origin = evidence.choice(("suggested", "template"))
+        post = truth.Post(
+            f"urn:li:share:{7_000_000 + post_count}", author, at, reshare_of, origin=origin
+        )
         scenario.posts.append(post)
-        _snapshots(scenario, rng, post, reach)
+        _snapshots(scenario, rng, post, reach, 1.0 if origin == "own" else PREPARED_REACH)
         return post
 
     # The company page posts twice a week; the ambassadors post their own stories.
@@ -479,11 +532,15 @@ def generate(
 
 
 def _snapshots(
-    scenario: Scenario, rng: random.Random, post: truth.Post, reach: tuple[int, int]
+    scenario: Scenario,
+    rng: random.Random,
+    post: truth.Post,
+    reach: tuple[int, int],
+    scale: float = 1.0,
 ) -> None:
     """Polled cumulative statistics that grow after publication (LinkedIn's curve: most
-    impressions in the first days)."""
-    final = rng.randint(*reach)
+    impressions in the first days); ``scale`` < 1 for prepared text."""
+    final = int(rng.randint(*reach) * scale)
     rates = [(rng.uniform(0.01, 0.03), rng.uniform(0.005, 0.02)) for _ in range(3)]
     for (day, share), (reacted, clicked) in zip(
         ((1, 0.55), (3, 0.85), (7, 1.0)), rates, strict=True

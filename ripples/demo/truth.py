@@ -9,6 +9,7 @@ one of them misread the contract.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,10 @@ class Settings:
     cpm: float = 220.0  # §4
     cpc: float = 40.0
     currency: str = "DKK"
+    bootstrap_samples: int = 2000  # §10: the attribution service's default settings
+    bootstrap_seed: int = 20240601
+    bootstrap_level: float = 0.95
+    scale_up_ambassadors: tuple[int, ...] = (25, 50, 100)
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class Employee:
     ambassador: bool
     notify: bool  # has a notify channel other than none, and did not opt out
     removed: bool = False
+    followers: int | None = None  # §10, from the latest record
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,7 @@ class Post:
     reactions: int = 0
     comments: int = 0
     reshares: int = 0
+    origin: str = "own"  # §10: own | suggested | template
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,17 @@ class Hire:
     hired_at: datetime
 
 
+@dataclass(frozen=True)
+class JobRecord:
+    """One ``job.upserted`` (§10): ``time`` is its CloudEvent time."""
+
+    job_id: str
+    title: str | None
+    family: str | None
+    hard_to_recruit: bool
+    time: datetime
+
+
 @dataclass
 class Facts:
     employees: dict[str, Employee] = field(default_factory=dict)
@@ -99,6 +117,7 @@ class Facts:
     clicks: list[Click] = field(default_factory=list)
     applications: dict[str, Application] = field(default_factory=dict)
     hires: dict[str, Hire] = field(default_factory=dict)
+    jobs: list[JobRecord] = field(default_factory=list)  # every record, any order
 
 
 # --- §2 rings --------------------------------------------------------------------------
@@ -317,6 +336,7 @@ def summary(
         for party, weight in shares.items():
             hire_ring[_ring_key(party, r.ring)] += weight
 
+    ripples = spillover_baseline(facts, r, start, end, settings)
     return {
         "period": {"from": start, "to": end},
         "model": model,
@@ -330,6 +350,7 @@ def summary(
             "attributed": attributed,
             "unattributed": len(applied) - attributed,
             "credit_by_ring": dict(applicant_ring),
+            "jobs": job_families(facts, applied, model, r.ring, settings),
         },
         "hires": {
             "total": len(hired),
@@ -337,8 +358,217 @@ def summary(
             "credit_by_ring": dict(hire_ring),
         },
         "emv": {"currency": settings.currency, "value": emv},
-        "ripples": spillover_baseline(facts, r, start, end, settings),
+        "ripples": ripples,
+        # §10: the intervals themselves come from the service's seeded resampling, which the
+        # contract does not fix; :func:`interval_problems` checks them against these points
+        "uncertainty": {
+            "method": "bootstrap",
+            "level": settings.bootstrap_level,
+            "samples": settings.bootstrap_samples,
+            "seed": settings.bootstrap_seed,
+        },
+        "content_origin": content_origin(employee_posts),
+        "drivers": drivers(facts, employee_posts),
+        "scale_up": scale_up(facts, r, employee_posts, applied, model, settings),
     }
+
+
+# --- §10 evidence ---------------------------------------------------------------------------
+
+
+def content_origin(employee_posts: Sequence[Post]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        origin: _group(p for p in employee_posts if p.origin == origin)
+        for origin in ("own", "suggested", "template")
+    }
+    for group in out.values():
+        del group["clicks"]
+    own = out["own"]["mean_impressions_per_post"]
+    prepared = [p for p in employee_posts if p.origin != "own"]
+    prepared_mean = sum(p.impressions for p in prepared) / len(prepared) if prepared else None
+    out["own_vs_prepared"] = own / prepared_mean if own is not None and prepared_mean else None
+    return out
+
+
+def mean_ranks(values: Sequence[float]) -> list[float]:
+    """1-based ranks; a run of equal values shares the mean of the positions it spans."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    out = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            out[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return out
+
+
+def spearman(pairs: Sequence[tuple[float, float]]) -> float | None:
+    if len(pairs) < 5:
+        return None
+    rx = mean_ranks([x for x, _ in pairs])
+    ry = mean_ranks([y for _, y in pairs])
+    n = len(pairs)
+    mx, my = sum(rx) / n, sum(ry) / n
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
+    sxx = sum((a - mx) ** 2 for a in rx)
+    syy = sum((b - my) ** 2 for b in ry)
+    if sxx == 0 or syy == 0:
+        return None
+    return float(sxy / (sxx * syy) ** 0.5)
+
+
+def drivers(facts: Facts, employee_posts: Sequence[Post]) -> dict[str, Any]:
+    by_author: dict[str, list[int]] = defaultdict(list)
+    for post in employee_posts:
+        if post.author is not None:
+            by_author[post.author].append(post.impressions)
+    per_post = {e: sum(v) / len(v) for e, v in by_author.items()}
+    known = {e: facts.employees[e].followers for e in by_author if e in facts.employees}
+    followers = {e: f for e, f in known.items() if f is not None}
+    return {
+        "employees": len(by_author),
+        "followers_spearman": spearman([(per_post[e], float(f)) for e, f in followers.items()]),
+        "activity_spearman": spearman([(per_post[e], float(len(v))) for e, v in by_author.items()]),
+    }
+
+
+def scale_up(
+    facts: Facts,
+    r: Rings,
+    employee_posts: Sequence[Post],
+    applied: Sequence[Application],
+    model: str,
+    settings: Settings = Settings(),
+) -> dict[str, Any] | None:
+    """The scale-up estimate's points: N times the period's mean per ambassador."""
+    ambassadors = sorted(e for e, ring in r.ring.items() if ring == 1)
+    if not ambassadors:
+        return None
+    impressions = sum(p.impressions for p in employee_posts if p.author in ambassadors)
+    applicants = sum(
+        weight
+        for application in applied
+        for party, weight in credit(facts, application, model, settings).items()
+        if party in ambassadors
+    )
+    per = {
+        "impressions": impressions / len(ambassadors),
+        "applicants": applicants / len(ambassadors),
+    }
+    return {
+        "estimate": True,
+        "ambassadors": len(ambassadors),
+        "per_ambassador": per,
+        "targets": [
+            {
+                "ambassadors": n,
+                "impressions": n * per["impressions"],
+                "applicants": n * per["applicants"],
+            }
+            for n in settings.scale_up_ambassadors
+        ],
+    }
+
+
+def latest_jobs(facts: Facts) -> dict[str, JobRecord]:
+    latest: dict[str, JobRecord] = {}
+    for job in facts.jobs:
+        if job.job_id not in latest or job.time > latest[job.job_id].time:
+            latest[job.job_id] = job
+    return latest
+
+
+def job_families(
+    facts: Facts,
+    applied: Sequence[Application],
+    model: str,
+    ring_of: dict[str, int | None],
+    settings: Settings = Settings(),
+) -> list[dict[str, Any]]:
+    jobs = latest_jobs(facts)
+    families: dict[str | None, dict[str, Any]] = {}
+    for application in applied:
+        job = jobs.get(application.job)
+        family = None if job is None else job.family
+        entry = families.setdefault(
+            family,
+            {
+                "family": family,
+                "hard_to_recruit": any(
+                    j.hard_to_recruit for j in jobs.values() if j.family == family
+                ),
+                "applicants": 0,
+                "attributed": 0,
+                "credit": defaultdict(float),
+            },
+        )
+        shares = credit(facts, application, model, settings)
+        entry["applicants"] += 1
+        entry["attributed"] += bool(shares)
+        for party, weight in shares.items():
+            entry["credit"][_ring_key(party, ring_of)] += weight
+    for entry in families.values():
+        entry["credit"] = dict(entry["credit"])
+    return sorted(
+        families.values(),
+        key=lambda f: (
+            not f["hard_to_recruit"],
+            -f["applicants"],
+            f["family"] is None,
+            f["family"] or "",
+        ),
+    )
+
+
+def interval_problems(got: dict[str, Any], want: dict[str, Any]) -> list[str]:
+    """The §10 intervals of a ``/v1/summary`` answer against the truth's points: null exactly
+    when the point is null, else ``[low, high]`` with low <= point <= high."""
+    pairs: tuple[tuple[str, Any, Any], ...] = (
+        ("uncertainty.reach_ratio", got["uncertainty"]["reach_ratio"], want["reach_ratio"]),
+        ("uncertainty.lift", got["uncertainty"]["lift"], want["ripples"]["lift"]),
+        (
+            "uncertainty.baseline_adjusted",
+            got["uncertainty"]["baseline_adjusted"],
+            want["ripples"]["baseline_adjusted"],
+        ),
+        (
+            "content_origin.interval",
+            got["content_origin"]["interval"],
+            want["content_origin"]["own_vs_prepared"],
+        ),
+    )
+    scale_got, scale_want = got.get("scale_up"), want.get("scale_up")
+    if (scale_got is None) != (scale_want is None):
+        return [f"$.scale_up: {scale_got!r} != {scale_want!r}"]
+    if scale_got is not None and scale_want is not None:
+        rows = [("per_ambassador", scale_got["per_ambassador"], scale_want["per_ambassador"])]
+        rows += [
+            (f"targets[{i}]", g, w)
+            for i, (g, w) in enumerate(
+                zip(scale_got["targets"], scale_want["targets"], strict=True)
+            )
+        ]
+        pairs += tuple(
+            (f"scale_up.{where}.{key}_interval", g[f"{key}_interval"], w[key])
+            for where, g, w in rows
+            for key in ("impressions", "applicants")
+        )
+    found = []
+    for path, bounds, point in pairs:
+        slack = TOLERANCE * max(1, abs(point or 0))
+        if point is None:
+            if bounds is not None:
+                found.append(f"$.{path}: {bounds!r} for a null point")
+        elif not (
+            isinstance(bounds, list)
+            and len(bounds) == 2
+            and bounds[0] - slack <= point <= bounds[1] + slack
+        ):
+            found.append(f"$.{path}: {bounds!r} does not contain {point!r}")
+    return found
 
 
 def spillover_baseline(
@@ -530,7 +760,7 @@ def differences(got: Any, want: Any, path: str = "$") -> list[str]:
     large sums), absent ``credit_by_ring`` entries counting as 0, extra fields in ``got``
     allowed. Empty when they agree."""
     if isinstance(want, dict) and isinstance(got, dict):
-        if path.endswith("credit_by_ring"):
+        if path.endswith("credit_by_ring") or re.search(r"\.jobs\[\d+\]\.credit$", path):
             return [
                 d
                 for key in sorted(set(want) | set(got))

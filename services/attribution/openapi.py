@@ -53,6 +53,21 @@ _CREDIT_BY_RING = {
     '"independent"; every ring up to the deepest one is present.',
     "additionalProperties": _NUM,
 }
+_INTERVAL = {
+    "type": ["array", "null"],
+    "items": _NUM,
+    "minItems": 2,
+    "maxItems": 2,
+    "description": "[low, high] at `uncertainty.level`, containing the point value; null "
+    "when the point value is null.",
+}
+_SPEARMAN = {
+    "type": ["number", "null"],
+    "minimum": -1,
+    "maximum": 1,
+    "description": "Spearman (mean ranks for ties); null under 5 employees or when either "
+    "variable is constant.",
+}
 
 SCHEMAS: dict[str, Any] = {
     "Reach": _object(_REACH, "Posts published in the period by this group, latest snapshots."),
@@ -72,6 +87,22 @@ SCHEMAS: dict[str, Any] = {
                     "attributed": _INT,
                     "unattributed": _INT,
                     "credit_by_ring": _CREDIT_BY_RING,
+                    "jobs": {
+                        "type": "array",
+                        "description": "Per job family of the period's applications (a "
+                        "job's family from its latest job.upserted, null if never upserted); "
+                        "hard-to-recruit families first, then applicants descending, then "
+                        "family (null last).",
+                        "items": _object(
+                            {
+                                "family": {"type": ["string", "null"]},
+                                "hard_to_recruit": {"type": "boolean"},
+                                "applicants": _INT,
+                                "attributed": _INT,
+                                "credit": _CREDIT_BY_RING,
+                            }
+                        ),
+                    },
                 }
             ),
             "hires": _object(
@@ -90,6 +121,83 @@ SCHEMAS: dict[str, Any] = {
                     "lift": {"type": ["number", "null"]},
                 }
             ),
+            "uncertainty": _object(
+                {
+                    "method": {"const": "bootstrap"},
+                    "level": _NUM,
+                    "samples": _INT,
+                    "seed": _INT,
+                    "reach_ratio": _INTERVAL,
+                    "lift": _INTERVAL,
+                    "baseline_adjusted": _INTERVAL,
+                },
+                "A seeded bootstrap (ATTRIBUTION_BOOTSTRAP_SAMPLES, _SEED, _LEVEL): posts "
+                "resampled within each group for reach_ratio, the employees of X and of U for "
+                "lift and baseline_adjusted; percentile intervals widened to contain the point. "
+                "The same data and seed give the same intervals.",
+            ),
+            "content_origin": _object(
+                {
+                    "own": _ref("OriginReach"),
+                    "suggested": _ref("OriginReach"),
+                    "template": _ref("OriginReach"),
+                    "own_vs_prepared": {"type": ["number", "null"]},
+                    "interval": _INTERVAL,
+                },
+                "Employee posts of the period by their latest origin; own_vs_prepared = mean "
+                "impressions per own post ÷ per prepared (suggested + template) post.",
+            ),
+            "drivers": _object(
+                {
+                    "employees": _INT,
+                    "followers_spearman": _SPEARMAN,
+                    "activity_spearman": _SPEARMAN,
+                },
+                "Over the employees with a post in the period: mean impressions per post "
+                "against followers (those whose latest record has followers) and against "
+                "their number of posts.",
+            ),
+            "scale_up": {
+                "type": ["object", "null"],
+                "description": "Extension of CONTRACT §10 (issue 17): an estimate, labelled so, "
+                "of what ATTRIBUTION_SCALE_UP_AMBASSADORS ambassadors would bring, from the "
+                "period's mean per current ambassador (impressions of their posts, applicant "
+                "credit under the model) with a bootstrap interval over the ambassadors, times "
+                "N; `assumptions` in English and Danish. Null without ambassadors.",
+                "required": ["estimate", "ambassadors", "per_ambassador", "targets", "assumptions"],
+                "properties": {
+                    "estimate": {"const": True},
+                    "ambassadors": _INT,
+                    "per_ambassador": _object(
+                        {
+                            "impressions": _NUM,
+                            "impressions_interval": _INTERVAL,
+                            "applicants": _NUM,
+                            "applicants_interval": _INTERVAL,
+                        }
+                    ),
+                    "targets": {
+                        "type": "array",
+                        "items": _object(
+                            {
+                                "ambassadors": _INT,
+                                "impressions": _NUM,
+                                "impressions_interval": _INTERVAL,
+                                "applicants": _NUM,
+                                "applicants_interval": _INTERVAL,
+                            }
+                        ),
+                    },
+                    "assumptions": _object({"en": {"type": "string"}, "da": {"type": "string"}}),
+                },
+            },
+        }
+    ),
+    "OriginReach": _object(
+        {
+            "posts": _INT,
+            "impressions": _INT,
+            "mean_impressions_per_post": {"type": ["number", "null"]},
         }
     ),
     "Sharer": _object(

@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from services.attribution import rules
+from services.attribution import evidence, rules
 from services.attribution.settings import AttributionSettings
 from services.attribution.store import Conn
 from shared.events import MODELS, Model
@@ -76,18 +76,18 @@ _POSTS = f"""
 select p.post_id, p.author_kind, p.employee_id, p.published_at,
        coalesce(m.impressions, 0) as impressions, coalesce(m.reactions, 0) as reactions,
        coalesce(m.comments, 0) as comments, coalesce(m.reshares, 0) as reshares,
-       coalesce(m.clicks, 0) as clicks
+       coalesce(m.clicks, 0) as clicks, p.origin
 from attribution.posts p left join attribution.post_metrics m using (post_id)
 where {in_period("p.published_at")}
 order by p.post_id
 """  # noqa: S608
 
 _CREDIT = f"""
-select c.employee_id, c.weight from attribution.credits c
+select c.employee_id, c.weight, a.job_id from attribution.credits c
 join attribution.applications a using (applicant_id)
 where c.model = $3 and {in_period("a.applied_at")}
 union all
-select c.employee_id, c.weight from attribution.erased_credits c
+select c.employee_id, c.weight, x.job_id from attribution.erased_credits c
 join attribution.erased_conversions x using (conversion_id)
 where c.model = $3 and {in_period("x.applied_at")}
 """  # noqa: S608
@@ -104,10 +104,10 @@ where c.model = $3 and x.hired_at is not null and {in_period("x.hired_at")}
 
 _APPLICANTS = f"""
 select exists(select 1 from attribution.touches t where t.applicant_id = a.applicant_id)
-       as attributed
+       as attributed, a.job_id
 from attribution.applications a where {in_period("a.applied_at")}
 union all
-select attributed from attribution.erased_conversions x
+select attributed, job_id from attribution.erased_conversions x
 where x.applied_at is not null and {in_period("x.applied_at")}
 """  # noqa: S608
 
@@ -163,10 +163,13 @@ async def summary(
     ring_of = {r["employee_id"]: r["ring"] for r in placements}
     first = {r["employee_id"]: r["first_shared_at"] for r in placements if r["first_shared_at"]}
     max_ring = max([1, *(r["ring"] for r in placements if r["ring"] is not None)])
-    posts = [rules.PostFigures(**dict(r)) for r in await conn.fetch(_POSTS, *_ends(period))]
+    post_rows = await conn.fetch(_POSTS, *_ends(period))
+    origin_of = {r["post_id"]: r["origin"] for r in post_rows}
+    posts = [rules.PostFigures(**{k: v for k, v in r.items() if k != "origin"}) for r in post_rows]
     groups = rules.reach(posts, ring_of)
     employee_posts = [p for p in posts if p.author_kind == "employee"]
-    applicants = [r["attributed"] for r in await conn.fetch(_APPLICANTS, *_ends(period))]
+    application_rows = await conn.fetch(_APPLICANTS, *_ends(period))
+    applicants = [r["attributed"] for r in application_rows]
     hires = [r["attributed"] for r in await conn.fetch(_HIRES, *_ends(period))]
     credit = await conn.fetch(_CREDIT, *_ends(period), model)
     hire_credit = await conn.fetch(_HIRE_CREDIT, *_ends(period), model)
@@ -187,6 +190,41 @@ async def summary(
             and (period.end is None or shared < period.end)
         ):
             sharers_per_ring[r["ring"]] = sharers_per_ring.get(r["ring"], 0) + 1
+    credit_by_ring = _by_ring(credit, ring_of, max_ring)
+    boot = evidence.Bootstrap(
+        settings.bootstrap_samples, settings.bootstrap_seed, settings.bootstrap_level
+    )
+    reach_ratio = rules.reach_ratio(groups)
+    lift_interval, baseline_interval = evidence.spillover_intervals(
+        spill.exposed,
+        spill.inspired,
+        spill.unexposed,
+        spill.adopters_unexposed,
+        spill.lift,
+        spill.baseline_adjusted,
+        boot,
+    )
+    activity: dict[str, tuple[int, int]] = {}
+    for p in employee_posts:
+        if p.employee_id is not None:
+            n, total = activity.get(p.employee_id, (0, 0))
+            activity[p.employee_id] = (n + 1, total + p.impressions)
+    followers = {
+        r["employee_id"]: r["followers"]
+        for r in await conn.fetch(
+            "select employee_id, followers from attribution.employees "
+            "where employee_id = any($1::text[]) and upsert_time is not null",
+            sorted(activity),
+        )
+    }
+    ambassador_credit: dict[str, list[float]] = {}
+    for row in credit:
+        if row["employee_id"] is not None and ring_of.get(row["employee_id"]) == 1:
+            ambassador_credit.setdefault(row["employee_id"], []).append(row["weight"])
+    jobs = {
+        r["job_id"]: evidence.Job(r["family"], r["hard_to_recruit"])
+        for r in await conn.fetch("select job_id, family, hard_to_recruit from attribution.jobs")
+    }
     return {
         "period": period.as_dict(),
         "model": model,
@@ -194,12 +232,18 @@ async def summary(
         "ambassadors": groups["ambassadors"].as_dict(),
         "spillover": groups["spillover"].as_dict(with_sharers=True),
         "independent": groups["independent"].as_dict(),
-        "reach_ratio": rules.reach_ratio(groups),
+        "reach_ratio": reach_ratio,
         "applicants": {
             "total": len(applicants),
             "attributed": sum(applicants),
             "unattributed": len(applicants) - sum(applicants),
-            "credit_by_ring": _by_ring(credit, ring_of, max_ring),
+            "credit_by_ring": credit_by_ring,
+            "jobs": evidence.job_families(
+                [(r["job_id"], r["attributed"]) for r in application_rows],
+                [(r["job_id"], ring_key(r["employee_id"], ring_of), r["weight"]) for r in credit],
+                jobs,
+                list(credit_by_ring),
+            ),
         },
         "hires": {
             "total": len(hires),
@@ -224,6 +268,33 @@ async def summary(
             "baseline_adjusted": spill.baseline_adjusted,
             "lift": spill.lift,
         },
+        "uncertainty": {
+            "method": "bootstrap",
+            "level": boot.level,
+            "samples": boot.samples,
+            "seed": boot.seed,
+            "reach_ratio": evidence.reach_ratio_interval(
+                [p.impressions for p in posts if rules.group_of(p, ring_of) == "ambassadors"],
+                [p.impressions for p in posts if p.author_kind == "company"],
+                reach_ratio,
+                boot,
+            ),
+            "lift": lift_interval,
+            "baseline_adjusted": baseline_interval,
+        },
+        "content_origin": evidence.content_origin(
+            [(origin_of[p.post_id], p.impressions) for p in employee_posts], boot
+        ),
+        "drivers": evidence.drivers(activity, followers),
+        # an extension of §10 (issue 17 part 4), labelled an estimate with its assumptions
+        "scale_up": evidence.scale_up(
+            [
+                (activity.get(e, (0, 0))[1], _sum(ambassador_credit.get(e, [])))
+                for e in sorted(e for e, ring in ring_of.items() if ring == 1)
+            ],
+            settings.scale_up_ambassadors,
+            boot,
+        ),
     }
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from shared.settings import SettingsError
+
 
 @dataclass(frozen=True)
 class AttributionSettings:
@@ -24,6 +26,23 @@ class AttributionSettings:
     # batches: at most this many events, waiting at most this long for them
     batch_size: int = 2000
     batch_within_s: float = 0.5
+    # §10 uncertainty: bootstrap resamples, their seed (same data and seed: same intervals)
+    # and the intervals' confidence level
+    bootstrap_samples: int = 2000
+    bootstrap_seed: int = 20240601
+    bootstrap_level: float = 0.95
+    # §10 extension: the ambassador counts the scale-up estimate is given for
+    scale_up_ambassadors: tuple[int, ...] = (25, 50, 100)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.bootstrap_samples <= 100_000:
+            raise SettingsError("ATTRIBUTION_BOOTSTRAP_SAMPLES must be between 1 and 100000")
+        if not 0 <= self.bootstrap_seed < 2**63:
+            raise SettingsError("ATTRIBUTION_BOOTSTRAP_SEED must be between 0 and 2^63 - 1")
+        if not all(1 <= n <= 1_000_000 for n in self.scale_up_ambassadors):
+            raise SettingsError("ATTRIBUTION_SCALE_UP_AMBASSADORS must be between 1 and 1000000")
+        if not 0 < self.bootstrap_level < 1:
+            raise SettingsError("ATTRIBUTION_BOOTSTRAP_LEVEL must be between 0 and 1")
 
     @property
     def ring_window(self) -> timedelta:

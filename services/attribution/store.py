@@ -32,6 +32,7 @@ from shared.events import (
     EmployeeRemoved,
     EmployeeUpserted,
     Envelope,
+    JobUpserted,
     LinkClicked,
     LinkCreated,
     Model,
@@ -83,20 +84,20 @@ class BatchResult:
 _UPSERT_EMPLOYEE = """
 insert into attribution.employees as e (employee_id, upsert_time, upsert_source, upsert_id,
     ambassador, department, locale, recognition_opt_out, display_name, notify,
-    linkedin_member_urn)
+    linkedin_member_urn, followers)
 select distinct on (u.employee_id) u.employee_id, u.upsert_time, u.upsert_source, u.upsert_id,
     u.ambassador, u.department, u.locale, u.recognition_opt_out, u.display_name,
-    u.notify::jsonb, u.linkedin_member_urn
+    u.notify::jsonb, u.linkedin_member_urn, u.followers
 from unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::boolean[], $6::text[],
-    $7::text[], $8::boolean[], $9::text[], $10::text[], $11::text[])
+    $7::text[], $8::boolean[], $9::text[], $10::text[], $11::text[], $12::bigint[])
     as u(employee_id, upsert_time, upsert_source, upsert_id, ambassador, department, locale,
-         recognition_opt_out, display_name, notify, linkedin_member_urn)
+         recognition_opt_out, display_name, notify, linkedin_member_urn, followers)
 order by u.employee_id, u.upsert_time desc, u.upsert_source desc, u.upsert_id desc
 on conflict (employee_id) do update set
     upsert_time = excluded.upsert_time, upsert_source = excluded.upsert_source,
     upsert_id = excluded.upsert_id, ambassador = excluded.ambassador,
     department = excluded.department, locale = excluded.locale,
-    recognition_opt_out = excluded.recognition_opt_out,
+    recognition_opt_out = excluded.recognition_opt_out, followers = excluded.followers,
     display_name = case when e.removed_time is null or excluded.upsert_time > e.removed_time
         then excluded.display_name end,
     notify = case when e.removed_time is null or excluded.upsert_time > e.removed_time
@@ -125,21 +126,36 @@ on conflict (employee_id) do update set
 
 _UPSERT_POST = """
 insert into attribution.posts as p (post_id, ev_time, ev_source, ev_id, author_kind,
-    employee_id, published_at, url, reshare_of, link_codes)
+    employee_id, published_at, url, reshare_of, link_codes, origin)
 select distinct on (u.post_id) u.post_id, u.ev_time, u.ev_source, u.ev_id, u.author_kind,
     u.employee_id, u.published_at, u.url, u.reshare_of,
-    array(select jsonb_array_elements_text(u.link_codes::jsonb))
+    array(select jsonb_array_elements_text(u.link_codes::jsonb)), u.origin
 from unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
-    $7::timestamptz[], $8::text[], $9::text[], $10::text[])
+    $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::text[])
     as u(post_id, ev_time, ev_source, ev_id, author_kind, employee_id, published_at, url,
-         reshare_of, link_codes)
+         reshare_of, link_codes, origin)
 order by u.post_id, u.ev_time desc, u.ev_source desc, u.ev_id desc
 on conflict (post_id) do update set
     ev_time = excluded.ev_time, ev_source = excluded.ev_source, ev_id = excluded.ev_id,
     author_kind = excluded.author_kind, employee_id = excluded.employee_id,
     published_at = excluded.published_at, url = excluded.url,
-    reshare_of = excluded.reshare_of, link_codes = excluded.link_codes
+    reshare_of = excluded.reshare_of, link_codes = excluded.link_codes,
+    origin = excluded.origin
 where (excluded.ev_time, excluded.ev_source, excluded.ev_id) > (p.ev_time, p.ev_source, p.ev_id)
+"""
+
+
+_UPSERT_JOB = """
+insert into attribution.jobs as j (job_id, ev_time, ev_source, ev_id, title, family,
+    hard_to_recruit)
+select distinct on (u.job_id) *
+from unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
+    $7::boolean[]) as u(job_id, ev_time, ev_source, ev_id, title, family, hard_to_recruit)
+order by u.job_id, u.ev_time desc, u.ev_source desc, u.ev_id desc
+on conflict (job_id) do update set
+    ev_time = excluded.ev_time, ev_source = excluded.ev_source, ev_id = excluded.ev_id,
+    title = excluded.title, family = excluded.family, hard_to_recruit = excluded.hard_to_recruit
+where (excluded.ev_time, excluded.ev_source, excluded.ev_id) > (j.ev_time, j.ev_source, j.ev_id)
 """
 
 
@@ -285,6 +301,7 @@ async def _store_facts(conn: Conn, events: Sequence[Envelope]) -> _Touched:
                     data.display_name,
                     notify,
                     data.linkedin_member_urn,
+                    data.followers,
                 ),
             )
         elif isinstance(data, EmployeeRemoved):
@@ -303,6 +320,7 @@ async def _store_facts(conn: Conn, events: Sequence[Envelope]) -> _Touched:
                     data.url,
                     data.reshare_of,
                     _encode(list(data.link_codes)).decode(),
+                    data.origin,
                 ),
             )
             if data.author_kind == "employee" and data.employee_id is not None:
@@ -339,6 +357,12 @@ async def _store_facts(conn: Conn, events: Sequence[Envelope]) -> _Touched:
             applicant_events.append((event, data))
         elif isinstance(data, ApplicantErased):
             touched.erased.append(data.applicant_id)
+        elif isinstance(data, JobUpserted):
+            add(
+                _UPSERT_JOB,
+                (data.job_id, event.time, event.source, event.id, data.title, data.family,
+                 data.hard_to_recruit),
+            )  # fmt: skip
 
     if applicant_events:
         hashes = {applicant_hash(d.applicant_id) for _, d in applicant_events}

@@ -24,6 +24,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from services.attribution import evidence
+
 _seq = itertools.count(1)
 
 
@@ -191,6 +193,74 @@ _AP1 = [2 ** (-4 / 7), 2 ** (-1 / 7), 1.0]
 
 ZERO_RINGS = {"0": 0.0, "1": 0.0, "2": 0.0, "3": 0.0, "independent": 0.0}
 
+
+class Containing:
+    """Equal to any bootstrap interval [low, high] with low <= point <= high (CONTRACT §10:
+    each interval contains its point value). The intervals' exact bounds depend on the
+    seeded resampling, not on a rule a hand can follow; their reproducibility is checked by
+    the byte comparisons of the same facts fed in other orders."""
+
+    def __init__(self, point: float) -> None:
+        self.point = point
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, list)
+            and len(other) == 2
+            and all(isinstance(v, float) for v in other)
+            and other[0] <= self.point <= other[1]
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.point)
+
+    def __repr__(self) -> str:
+        return f"Containing({self.point})"
+
+
+def uncertainty(**intervals: Containing | None) -> dict[str, Any]:
+    return {"method": "bootstrap", "level": 0.95, "samples": 2000, "seed": 20240601, **intervals}
+
+
+def scale_up(ambassadors: int, impressions: float, applicants: float) -> dict[str, Any]:
+    """The scale-up estimate from the mean per ambassador, for 25, 50 and 100 ambassadors."""
+    return {
+        "estimate": True,
+        "ambassadors": ambassadors,
+        "per_ambassador": {
+            "impressions": impressions,
+            "impressions_interval": Containing(impressions),
+            "applicants": applicants,
+            "applicants_interval": Containing(applicants),
+        },
+        "targets": [
+            {
+                "ambassadors": n,
+                "impressions": n * impressions,
+                "impressions_interval": Containing(n * impressions),
+                "applicants": round(n * applicants, 12),
+                "applicants_interval": Containing(round(n * applicants, 12)),
+            }
+            for n in (25, 50, 100)
+        ],
+        "assumptions": evidence.SCALE_UP_ASSUMPTIONS,
+    }
+
+
+def no_origin(posts: int, impressions: int) -> dict[str, Any]:
+    """content_origin when every employee post is `own` (no event of the scenario says
+    otherwise): no prepared posts, so no ratio."""
+    none = {"posts": 0, "impressions": 0, "mean_impressions_per_post": None}
+    return {
+        "own": {"posts": posts, "impressions": impressions,
+                "mean_impressions_per_post": impressions / posts},
+        "suggested": none,
+        "template": none,
+        "own_vs_prepared": None,
+        "interval": None,
+    }  # fmt: skip
+
+
 SUMMARY_ALL_LINEAR: dict[str, Any] = {
     "period": {"from": None, "to": None},
     "model": "linear",
@@ -222,6 +292,16 @@ SUMMARY_ALL_LINEAR: dict[str, Any] = {
         # linear: ap1 = company, amb1, c1 a third each; ap2 = d1 1; ap4 = amb1, c1, amb2 a third
         # ring 1: amb1 1/3 + amb1 1/3 + amb2 1/3 = 1; ring 2: c1 1/3 + 1/3; ring 3: d1 1
         "credit_by_ring": {"0": THIRD, "1": 1.0, "2": TWO_THIRDS, "3": 1.0, "independent": 0.0},
+        # J1 was never upserted: one family, null
+        "jobs": [
+            {
+                "family": None,
+                "hard_to_recruit": False,
+                "applicants": 4,
+                "attributed": 3,
+                "credit": {"0": THIRD, "1": 1.0, "2": TWO_THIRDS, "3": 1.0, "independent": 0.0},
+            }
+        ],
     },
     # ap1 hired (credited like its application) and ap5 (no application: unattributed)
     "hires": {
@@ -246,6 +326,15 @@ SUMMARY_ALL_LINEAR: dict[str, Any] = {
         "baseline_adjusted": 1.0,
         "lift": 1.5,
     },
+    "uncertainty": uncertainty(
+        reach_ratio=Containing(5.0), lift=Containing(1.5), baseline_adjusted=Containing(1.0)
+    ),
+    # employee posts A1 2000, A2 1000, C1 600, D1 300, G1 100, S1 50: all own words
+    "content_origin": no_origin(6, 4050),
+    # six sharers with one post each (activity constant), no follower counts known
+    "drivers": {"employees": 6, "followers_spearman": None, "activity_spearman": None},
+    # amb1: A1 2000, linear credit 1/3 + 1/3; amb2: A2 1000, 1/3 → means 1500 and 0.5
+    "scale_up": scale_up(2, 1500.0, 0.5),
 }
 
 PERIOD = ("2026-06-05T00:00:00Z", "2026-06-10T00:00:00Z")
@@ -270,6 +359,15 @@ SUMMARY_PERIOD_FIRST_TOUCH: dict[str, Any] = {
         "attributed": 1,
         "unattributed": 0,
         "credit_by_ring": ZERO_RINGS | {"0": 1.0},
+        "jobs": [
+            {
+                "family": None,
+                "hard_to_recruit": False,
+                "applicants": 1,
+                "attributed": 1,
+                "credit": ZERO_RINGS | {"0": 1.0},
+            }
+        ],
     },
     "hires": {"total": 0, "attributed": 0, "credit_by_ring": ZERO_RINGS},
     # 450 / 1000 x 220 + 4 x 40 = 99 + 160
@@ -289,6 +387,14 @@ SUMMARY_PERIOD_FIRST_TOUCH: dict[str, Any] = {
         "baseline_adjusted": 0.5,
         "lift": round(4 / 3, 12),
     },
+    # no company or ambassador post in the period: no reach ratio, so no interval
+    "uncertainty": uncertainty(
+        reach_ratio=None, lift=Containing(round(4 / 3, 12)), baseline_adjusted=Containing(0.5)
+    ),
+    "content_origin": no_origin(3, 450),
+    "drivers": {"employees": 3, "followers_spearman": None, "activity_spearman": None},
+    # no ambassador post and no ambassador credit in the period
+    "scale_up": scale_up(2, 0.0, 0.0),
 }
 
 

@@ -175,6 +175,16 @@ def test_summary_of_the_chain() -> None:
         "attributed": 2,
         "unattributed": 1,
         "credit_by_ring": {"1": 1.0, "independent": 1.0},
+        # job j never upserted: one family, null
+        "jobs": [
+            {
+                "family": None,
+                "hard_to_recruit": False,
+                "applicants": 3,
+                "attributed": 2,
+                "credit": {"1": 1.0, "independent": 1.0},
+            }
+        ],
     }
     # w has no application: counted, unattributed.
     assert s["hires"] == {"total": 2, "attributed": 1, "credit_by_ring": {"1": 1.0}}
@@ -249,3 +259,67 @@ def test_the_scenario_is_seeded_and_rich() -> None:
     assert len(one.people) == 150
     assert sum(p.ambassador for p in one.people) == 8
     assert {p.locale for p in one.people} == {"da", "en"}
+
+
+# --- §10 evidence -----------------------------------------------------------------------------
+
+
+def test_mean_ranks_and_spearman_by_hand() -> None:
+    assert truth.mean_ranks([30, 10, 20, 20]) == [4.0, 1.0, 2.5, 2.5]
+    # ranks of y: 1, 2, 3.5, 5, 3.5 → r = 8 / sqrt(10 × 9.5)
+    pairs = list(zip([1, 2, 3, 4, 5], [5, 6, 7, 8, 7], strict=True))
+    assert truth.spearman(pairs) == pytest.approx(8 / (10 * 9.5) ** 0.5)
+    assert truth.spearman(pairs[:4]) is None
+    assert truth.spearman([(x, 1.0) for x in range(6)]) is None
+
+
+def test_content_origin_drivers_and_jobs() -> None:
+    f = chain()
+    f.posts["a2"] = Post("a2", "a", T0 + 5 * DAY, impressions=3000, origin="template")
+    f.posts["d1"] = Post("d1", "d", T0 + 6 * DAY, impressions=400, origin="suggested")
+    f.employees = {e: Employee(e, e, e == "a", True, followers=10 * (i + 1))
+                   for i, e in enumerate("abcdef")}  # fmt: skip
+    f.jobs = [
+        truth.JobRecord("j1", "Engineer", "eng", False, T0),
+        truth.JobRecord("j1", "Engineer", "heat", True, T0 + DAY),  # the latest wins
+        truth.JobRecord("j2", None, "it", False, T0),
+    ]
+    f.applications = {
+        "x": Application("x", "j2", T0 + 3 * DAY, referrer="a"),
+        "y": Application("y", "j2", T0 + 3 * DAY),
+        "z": Application("z", "j1", T0 + 3 * DAY, referrer="d"),
+        "w": Application("w", "j9", T0 + 3 * DAY),
+    }
+    s = truth.summary(f)
+    origin = s["content_origin"]
+    # own: a1 5000, b1 2000, c1 800 → 2600; prepared: a2 3000, d1 400 → 1700
+    assert origin["own"] == {"posts": 3, "impressions": 7800, "mean_impressions_per_post": 2600.0}
+    assert origin["own_vs_prepared"] == pytest.approx(2600 / 1700)
+    # sharers a (2 posts, 4000 per post), b 2000, c 800, d 400: four, fewer than five
+    assert s["drivers"] == {"employees": 4, "followers_spearman": None, "activity_spearman": None}
+    assert s["applicants"]["jobs"] == [
+        {"family": "heat", "hard_to_recruit": True, "applicants": 1, "attributed": 1,
+         "credit": {"independent": 1.0}},
+        {"family": "it", "hard_to_recruit": False, "applicants": 2, "attributed": 1,
+         "credit": {"1": 1.0}},
+        {"family": None, "hard_to_recruit": False, "applicants": 1, "attributed": 0,
+         "credit": {}},
+    ]  # fmt: skip
+
+
+def test_interval_problems() -> None:
+    want = {
+        "reach_ratio": 4.0,
+        "ripples": {"lift": None, "baseline_adjusted": 0.5},
+        "content_origin": {"own_vs_prepared": 1.5},
+    }
+    good = {
+        "uncertainty": {"reach_ratio": [2.0, 6.0], "lift": None, "baseline_adjusted": [0.0, 2.0]},
+        "content_origin": {"interval": [1.5, 1.9]},
+    }
+    assert truth.interval_problems(good, want) == []
+    bad = {
+        "uncertainty": {"reach_ratio": [4.5, 6.0], "lift": [1.0, 2.0], "baseline_adjusted": None},
+        "content_origin": {"interval": [1.5]},
+    }
+    assert len(truth.interval_problems(bad, want)) == 4

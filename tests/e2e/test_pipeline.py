@@ -136,6 +136,32 @@ async def test_summary_equals_the_truth(pipeline: Pipeline, played: Outcome, mod
     assert len(got["ripples"]["rings"]) >= 3
 
 
+async def test_summary_evidence_equals_the_truth_and_is_reproducible(
+    pipeline: Pipeline, played: Outcome
+) -> None:
+    """CONTRACT §10: content origin, drivers and job families equal the truth's own reading
+    (above, with every other key); each bootstrap interval contains the truth's point value,
+    is null exactly when the point is, and comes back the same on a second call (same data,
+    same seed). The contract does not fix the resampling itself, so the truth does not
+    recompute the bounds."""
+    auth = {"Authorization": f"Bearer {API_KEYS[0]}"}
+    async with httpx.AsyncClient(base_url=pipeline.attribution.address, headers=auth) as client:
+        first = await client.get("/v1/summary", params={"model": "linear"})
+        second = await client.get("/v1/summary", params={"model": "linear"})
+    assert first.status_code == 200
+    assert first.content == second.content
+    got = first.json()
+    want = _api(truth.summary(played.facts, "linear"))
+    assert truth.interval_problems(got, want) == []
+    assert got["uncertainty"]["reach_ratio"] is not None
+    assert got["content_origin"]["interval"] is not None
+    assert got["drivers"]["followers_spearman"] is not None
+    assert [j["family"] for j in got["applicants"]["jobs"]][-1] is None
+    assert got["applicants"]["jobs"][0]["hard_to_recruit"]
+    assert got["scale_up"]["estimate"] is True
+    assert got["scale_up"]["ambassadors"] == sum(p.ambassador for p in played.scenario.people)
+
+
 async def test_summary_of_a_period_equals_the_truth(pipeline: Pipeline, played: Outcome) -> None:
     start = played.scenario.start + (played.scenario.end - played.scenario.start) / 3
     end = played.scenario.end - (played.scenario.end - played.scenario.start) / 4
@@ -145,6 +171,7 @@ async def test_summary_of_a_period_equals_the_truth(pipeline: Pipeline, played: 
     want = _api(truth.summary(played.facts, "linear", start, end))
     want.pop("period")
     _close(got, want)
+    assert truth.interval_problems(got, want) == []
 
 
 @pytest.mark.parametrize("model", truth.MODELS)
@@ -247,3 +274,15 @@ def test_scenario_exercises_every_rule(played: Outcome) -> None:
     assert any(c.at < a.applied_at - timedelta(days=30) for c, a in pairs)
     assert any(a.applied_at - timedelta(days=30) <= c.at <= a.applied_at for c, a in pairs)
     assert any(c.at > a.applied_at for c, a in pairs)
+    # §10: own words travel further than prepared text; every origin, a job family that is
+    # hard to recruit only through one of its jobs, a job moved to another family, one never
+    # filed; some employees' network size unknown
+    summary = truth.summary(facts)
+    assert summary["content_origin"]["own_vs_prepared"] > 1.2
+    assert all(summary["content_origin"][o]["posts"] for o in ("own", "suggested", "template"))
+    families = {j.job_id: j for j in truth.latest_jobs(facts).values()}
+    assert families["job-data"].family == "IT"
+    trades = [j for j in families.values() if j.family == "skilled trades"]
+    assert {j.hard_to_recruit for j in trades} == {True, False}
+    assert any(a.job not in families for a in facts.applications.values())
+    assert any(e.followers is None for e in facts.employees.values())

@@ -45,6 +45,7 @@ def test_every_contract_type_is_known() -> None:
         "ripples.applicant.applied.v1",
         "ripples.applicant.hired.v1",
         "ripples.applicant.erased.v1",
+        "ripples.job.upserted.v1",
     }
 
 
@@ -69,10 +70,40 @@ def test_each_sample_parses_to_its_type(event_type: str) -> None:
         ("ripples.applicant.applied.v1", APPLICANTS),
         ("ripples.applicant.hired.v1", APPLICANTS),
         ("ripples.applicant.erased.v1", APPLICANTS),
+        ("ripples.job.upserted.v1", APPLICANTS),
     ],
 )
 def test_events_of_one_entity_share_a_topic(event_type: str, topic: object) -> None:
     assert BY_TYPE[event_type].topic is topic
+
+
+def test_evidence_fields_are_optional_with_their_defaults() -> None:
+    """CONTRACT §10: older events without origin, followers or a job's flags stay valid."""
+    post = dict(samples.DATA["ripples.post.published.v1"])
+    del post["origin"]
+    assert parse(samples.event("ripples.post.published.v1", post)).data.origin == "own"
+    employee = dict(samples.DATA["ripples.employee.upserted.v1"])
+    del employee["followers"]
+    assert parse(samples.event("ripples.employee.upserted.v1", employee)).data.followers is None
+    job = parse(samples.event("ripples.job.upserted.v1", {"job_id": "j"})).data
+    assert (job.title, job.family, job.hard_to_recruit) == (None, None, False)
+
+
+@pytest.mark.parametrize(
+    ("event_type", "change", "field"),
+    [
+        ("ripples.post.published.v1", {"origin": "copied"}, "data.origin"),
+        ("ripples.employee.upserted.v1", {"followers": -1}, "data.followers"),
+        ("ripples.employee.upserted.v1", {"followers": 1.5}, "data.followers"),
+        ("ripples.job.upserted.v1", {"job_id": ""}, "data.job_id"),
+        ("ripples.job.upserted.v1", {"hard_to_recruit": "yes"}, "data.hard_to_recruit"),
+    ],
+)
+def test_evidence_fields_are_checked(
+    event_type: str, change: dict[str, object], field: str
+) -> None:
+    event = samples.event(event_type, samples.DATA[event_type] | change)
+    assert [f for f, _ in errors(event)] == [field]
 
 
 def test_topics_have_explicit_partition_counts() -> None:
@@ -93,6 +124,7 @@ def test_every_required_field_is_named_when_missing(event_type: str) -> None:
         "ripples.applicant.applied.v1": ["applicant_id", "job_id", "applied_at"],
         "ripples.applicant.hired.v1": ["applicant_id", "job_id", "hired_at"],
         "ripples.applicant.erased.v1": ["applicant_id"],
+        "ripples.job.upserted.v1": ["job_id"],
     }[event_type]
     for name in required:
         event = samples.event(event_type)
