@@ -13,9 +13,7 @@ from tests.conftest import API_KEYS, Running, fresh_database, start_service
 ROOT = Path(__file__).parents[2]
 SERVICES = ("ingest", "attribution", "notifier")
 AUTH = {"Authorization": f"Bearer {API_KEYS[0]}"}
-KEYS = {
-    f"{name.upper()}_API_KEYS": ",".join(API_KEYS) for name in SERVICES
-}
+KEYS = {f"{name.upper()}_API_KEYS": ",".join(API_KEYS) for name in SERVICES}
 FAST = {
     "KAFKA_SESSION_TIMEOUT_S": "6",
     "KAFKA_REBALANCE_TIMEOUT_S": "6",
