@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install tools lint test test-unit test-integration demo up down status openapi lock bench \
+.PHONY: help install tools api-tools lint test test-unit test-integration demo up down status openapi lock bench \
 	clean
 
 help:
@@ -44,7 +44,18 @@ tools:
 	@command -v kubectl >/dev/null || { \
 	  echo "kubectl missing: the deploy tests render kustomize with 'kubectl kustomize'" >&2; exit 1; }
 
-test: lint tools
+# The API document tools the conformance suite runs (tests/conformance/test_tools.py): the
+# official AsyncAPI parser and Redocly's linter, pinned in tools/package-lock.json. `npm ci`
+# when tools/node_modules is missing; no install scripts run.
+API_TOOLS := tools/node_modules/.package-lock.json
+
+$(API_TOOLS):
+	@command -v npm >/dev/null || { echo "npm missing: install Node.js 20.19+ and npm" >&2; exit 1; }
+	cd tools && npm ci --ignore-scripts --no-audit --no-fund
+
+api-tools: $(API_TOOLS)
+
+test: lint tools api-tools
 	$(BIN)/pytest
 
 test-unit: install

@@ -75,22 +75,6 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 in every service's document)."""
 
 
-def operational_paths(ready: str) -> dict[str, Any]:
-    """The OpenAPI paths of :func:`operational_routes`; ``ready`` says what ``/readyz``
-    checks."""
-
-    def get(summary: str, ok: str) -> dict[str, Any]:
-        return {"get": {"summary": summary, "tags": ["operations"],
-                        "responses": {"200": {"description": ok}}}}  # fmt: skip
-
-    return {
-        "/livez": get("The process is alive", "Alive."),
-        "/readyz": get(ready, "Ready (503 when not)."),
-        "/metrics": get("Prometheus metrics", "Text exposition format."),
-        "/openapi.json": get("This document", "OpenAPI 3.1."),
-    }
-
-
 def problem_response(error: ProblemError, instance: str | None = None) -> Response:
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + error.kind,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -19,6 +18,7 @@ from services.attribution import metrics, queries
 from services.attribution.openapi import openapi
 from services.attribution.settings import AttributionSettings
 from services.attribution.store import Conn
+from shared import params
 from shared.events import MODELS, Model
 from shared.http import (
     ProblemError,
@@ -33,42 +33,22 @@ log = logging.getLogger(__name__)
 PoolGetter = Callable[[], Awaitable[asyncpg.Pool]]
 
 
-def _invalid(parameter: str, detail: str) -> ProblemError:
-    return ProblemError(
-        422,
-        "invalid-parameter",
-        "Invalid query parameter",
-        f"`{parameter}`: {detail}",
-        errors=[{"field": parameter, "detail": detail}],
-    )
-
-
-def _time(request: Request, name: str) -> datetime | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise _invalid(name, "must be an RFC 3339 timestamp, e.g. 2026-01-01T00:00:00Z") from None
-    if value.tzinfo is None:
-        raise _invalid(name, "needs a UTC designator (Z) or an offset")
-    return value
-
-
 def period(request: Request) -> queries.Period:
-    start, end = _time(request, "from"), _time(request, "to")
-    if start is not None and end is not None and start > end:
-        raise _invalid("to", "must not be before `from`")
+    query = request.query_params
+    start = params.timestamp(query.get("from"), "from")
+    end = params.timestamp(query.get("to"), "to")
+    params.period(start, end)
     return queries.Period(start, end)
 
 
 def model(request: Request) -> Model:
-    raw = request.query_params.get("model", "last_touch")
-    for known in MODELS:
-        if raw == known:
-            return known
-    raise _invalid("model", f"must be one of {', '.join(MODELS)}")
+    return params.choice(request.query_params.get("model"), "model", MODELS, "last_touch")
+
+
+def path_id(request: Request, name: str) -> str:
+    found = params.identifier(request.path_params[name], name)
+    assert found is not None  # a path parameter is always there
+    return found
 
 
 def create_api(
@@ -93,7 +73,7 @@ def create_api(
 
     async def sharer(request: Request) -> Response:
         p, m = period(request), model(request)
-        employee_id = request.path_params["employee_id"]
+        employee_id = path_id(request, "employee_id")
 
         async def one(conn: Conn) -> Any:
             if not await queries.known_employee(conn, employee_id):
@@ -106,7 +86,7 @@ def create_api(
         return json_response(found)
 
     async def conversion(request: Request) -> Response:
-        applicant_id = request.path_params["applicant_id"]
+        applicant_id = path_id(request, "applicant_id")
         found = await read(lambda c: queries.conversion(c, applicant_id))
         if found is None:
             raise ProblemError(404, "not-found", "Not found", "no such applicant")

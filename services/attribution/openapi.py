@@ -13,7 +13,18 @@ from typing import Any
 import orjson
 
 from shared.events import MODELS
-from shared.http import PROBLEM_SCHEMA, operational_paths
+from shared.openapi import (
+    BEARER,
+    LICENSE,
+    components,
+    invalid_parameter,
+    json_body,
+    not_found,
+    operational_paths,
+    unauthorized,
+    unavailable,
+)
+from shared.params import IDENTIFIER_SCHEMA
 
 _REF = "#/components/schemas/{}"
 _NUM = {"type": "number"}
@@ -259,7 +270,6 @@ SCHEMAS: dict[str, Any] = {
             },
         }
     ),
-    "Problem": PROBLEM_SCHEMA,
 }
 
 _PARAMS = [
@@ -267,15 +277,18 @@ _PARAMS = [
         "name": "from",
         "in": "query",
         "required": False,
-        "description": "Period start (inclusive), RFC 3339; absent = all time.",
+        "description": "Period start (inclusive), RFC 3339 with `Z` or an offset, with a UTC "
+        "equivalent in years 1-9999; absent = all time. Must be before `to`.",
         "schema": _TIME,
+        "example": "2026-06-01T00:00:00Z",
     },
     {
         "name": "to",
         "in": "query",
         "required": False,
-        "description": "Period end (exclusive), RFC 3339; absent = all time.",
+        "description": "Period end (exclusive), RFC 3339 as `from`; absent = all time.",
         "schema": _TIME,
+        "example": "2026-09-01T00:00:00+02:00",
     },
     {
         "name": "model",
@@ -286,32 +299,129 @@ _PARAMS = [
     },
 ]
 
+_REACH_EXAMPLE = {"posts": 4, "impressions": 2400, "clicks": 31, "mean_impressions_per_post": 600.0}
+_SHARER_EXAMPLE = {
+    "employee_id": "emp-1",
+    "display_name": "Mette Jensen",
+    "ring": 1,
+    "posts": 3,
+    "impressions": 5200,
+    "reactions": 140,
+    "comments": 22,
+    "reshares": 9,
+    "clicks": 61,
+    "applicant_credit": 1.5,
+    "hire_credit": 1.0,
+    "inspired": ["emp-7"],
+}
+_EXAMPLES: dict[str, Any] = {
+    "Summary": {
+        "period": {"from": "2026-06-01T00:00:00Z", "to": "2026-09-01T00:00:00Z"},
+        "model": "last_touch",
+        "company": {**_REACH_EXAMPLE, "impressions": 1200, "mean_impressions_per_post": 300.0},
+        "ambassadors": _REACH_EXAMPLE,
+        "spillover": {**_REACH_EXAMPLE, "posts": 2, "mean_impressions_per_post": 1200.0,
+                      "sharers": 2},
+        "independent": {"posts": 0, "impressions": 0, "clicks": 0,
+                        "mean_impressions_per_post": None},
+        "reach_ratio": 2.0,
+        "applicants": {
+            "total": 12,
+            "attributed": 7,
+            "unattributed": 5,
+            "credit_by_ring": {"0": 2.0, "1": 4.0, "2": 1.0, "independent": 0.0},
+        },
+        "hires": {"total": 2, "attributed": 1,
+                  "credit_by_ring": {"0": 0.0, "1": 1.0, "2": 0.0, "independent": 0.0}},
+        "emv": {"currency": "DKK", "value": 2296.0},
+        "ripples": {
+            "rings": [{"ring": 1, "sharers": 8}, {"ring": 2, "sharers": 2}],
+            "inspired": 2,
+            "expected_by_chance": 0.5,
+            "baseline_adjusted": 1.5,
+            "lift": 4.0,
+        },
+    },
+    "Sharer": _SHARER_EXAMPLE,
+    "Sharers": [_SHARER_EXAMPLE],
+    "Conversion": {
+        "applicant_id": "ap-3f9c",
+        "job_id": "job-42",
+        "applied_at": "2026-06-05T14:22:53Z",
+        "hired_at": None,
+        "touches": [
+            {"at": "2026-06-03T10:00:00Z", "kind": "click", "employee_id": "emp-1",
+             "link_code": "aB3xY9"},
+        ],
+        "credit": {m: [{"employee_id": "emp-1", "ring": 1, "weight": 1.0}] for m in MODELS},
+    },
+    "Ripples": {
+        "nodes": [
+            {"employee_id": "emp-1", "ring": 1, "first_shared_at": "2026-06-03T08:15:00Z"},
+            {"employee_id": "emp-7", "ring": 2, "first_shared_at": "2026-06-04T09:00:00Z"},
+        ],
+        "edges": [
+            {"from": "emp-1", "to": "emp-7", "weight": 1.0, "exposure": "reshare",
+             "exposed_at": "2026-06-04T09:00:00Z"},
+        ],
+    },
+}  # fmt: skip
 
-def _problem(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/problem+json": {"schema": _ref("Problem")}},
+_BAD_PERIOD = invalid_parameter(
+    "A bad query parameter, named in `errors[].field`: an empty value, control characters, "
+    "`from`/`to` not RFC 3339, without a UTC equivalent or `from` not before `to`, an "
+    "unknown `model`.",
+    "from",
+    "has no UTC equivalent (out of range)",
+)
+_BAD_ID = invalid_parameter(
+    "A bad path parameter: empty, over 256 characters or with control characters.",
+    "employee_id",
+    "must not contain control characters",
+)
+_DOWN = unavailable("The database is unavailable; retry after `Retry-After` seconds.")
+
+
+def _get(
+    operation_id: str,
+    summary: str,
+    schema: dict[str, Any],
+    example: Any,
+    *,
+    params: bool,
+    path: str | None = None,
+) -> Any:
+    responses: dict[str, Any] = {
+        "200": {"description": summary, "content": json_body(schema, example)},
+        "401": unauthorized(),
     }
-
-
-def _ok(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _get(summary: str, schema: dict[str, Any], *, params: bool, extra: Any = None) -> Any:
-    responses: dict[str, Any] = {"200": _ok(schema, summary)}
-    if params:
-        responses["422"] = _problem("Unknown `model`, or `from`/`to` not RFC 3339.")
-    parameters = list(_PARAMS) if params else []
-    if extra:
-        parameters = [extra, *parameters]
-        responses["404"] = _problem("Unknown id.")
-    return {"get": {"summary": summary, "tags": ["results"], "parameters": parameters,
-                    "responses": responses}}  # fmt: skip
+    parameters: list[dict[str, Any]] = list(_PARAMS) if params else []
+    if path:
+        parameters = [_path(path), *parameters]
+        responses["404"] = not_found(f"no such {path.removesuffix('_id')}")
+    if params or path:
+        responses["422"] = _BAD_PERIOD if params else _BAD_ID
+    responses["503"] = _DOWN
+    operation = {
+        "operationId": operation_id,
+        "summary": summary,
+        "tags": ["results"],
+        "security": BEARER,
+        "parameters": parameters,
+        "responses": responses,
+    }
+    return {"get": operation}
 
 
 def _path(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": "1-256 characters, no control characters.",
+        "schema": IDENTIFIER_SCHEMA,
+        "example": "emp-1" if name == "employee_id" else "ap-3f9c",
+    }
 
 
 @functools.cache
@@ -321,6 +431,7 @@ def openapi() -> dict[str, Any]:
         "info": {
             "title": "Ripples attribution results API",
             "version": "1.0.0",
+            "license": LICENSE,
             "description": (
                 "Reach, applicant and hire credit and spillover rings (CONTRACT §2-§5, §7). "
                 "Every answer is computed from the stored facts, so the same events give "
@@ -329,28 +440,51 @@ def openapi() -> dict[str, Any]:
         },
         "servers": [{"url": "http://127.0.0.1:8081"}],
         "paths": {
-            "/v1/summary": _get("Period summary", _ref("Summary"), params=True),
+            "/v1/summary": _get(
+                "getSummary",
+                "Period summary",
+                _ref("Summary"),
+                _EXAMPLES["Summary"],
+                params=True,
+            ),
             "/v1/sharers": _get(
+                "listSharers",
                 "Every employee with a post or credit in the period, ordered by applicant "
                 "credit, then impressions (descending), then employee_id",
                 {"type": "array", "items": _ref("Sharer")},
+                _EXAMPLES["Sharers"],
                 params=True,
             ),
             "/v1/sharers/{employee_id}": _get(
-                "One sharer", _ref("Sharer"), params=True, extra=_path("employee_id")
+                "getSharer",
+                "One sharer",
+                _ref("Sharer"),
+                _EXAMPLES["Sharer"],
+                params=True,
+                path="employee_id",
             ),
             "/v1/conversions/{applicant_id}": _get(
+                "getConversion",
                 "One applicant's touches and credit under every model",
                 _ref("Conversion"),
+                _EXAMPLES["Conversion"],
                 params=False,
-                extra=_path("applicant_id"),
+                path="applicant_id",
             ),
             "/v1/ripples": _get(
-                "The ripple graph: rings and inspirer edges", _ref("Ripples"), params=False
+                "getRipples",
+                "The ripple graph: rings and inspirer edges",
+                _ref("Ripples"),
+                _EXAMPLES["Ripples"],
+                params=False,
             ),
-            **operational_paths("The database answers and partitions are assigned"),
+            **operational_paths(
+                "attribution",
+                "The database answers and partitions are assigned",
+                ["database", "partitions_assigned"],
+            ),
         },
-        "components": {"schemas": SCHEMAS},
+        "components": components(SCHEMAS),
     }
 
 

@@ -174,7 +174,7 @@ async def summary(
     credit = await conn.fetch(_CREDIT, *_ends(period), model)
     hire_credit = await conn.fetch(_HIRE_CREDIT, *_ends(period), model)
     population = [r["employee_id"] for r in await conn.fetch(_POPULATION)]
-    lower = None if period.start is None else period.start - settings.ring_window
+    lower = rules.window_start(period.start, settings.ring_window)
     exposures: dict[str, list[datetime]] = {}
     for row in await conn.fetch(_EXPOSURES, lower, period.end):
         exposures.setdefault(row["employee_id"], []).append(row["at"])

@@ -327,6 +327,17 @@ class Spillover:
     adopters_unexposed: int
 
 
+def window_start(start: datetime | None, window: timedelta) -> datetime | None:
+    """``start - window``; None (no lower bound) when that is before year 1, which no
+    stored time can be (``from=0001-01-01T00:00:00Z`` was a 500: OverflowError)."""
+    if start is None:
+        return None
+    try:
+        return start - window
+    except OverflowError:
+        return None
+
+
 def spillover(
     population: Iterable[str],
     first_shares: Mapping[str, datetime],
@@ -342,7 +353,7 @@ def spillover(
     def in_period(t: datetime | None) -> bool:
         return t is not None and (start is None or t >= start) and (end is None or t < end)
 
-    lower = None if start is None else start - window
+    lower = window_start(start, window)
     p = sorted(
         e
         for e in set(population)

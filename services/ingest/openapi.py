@@ -14,32 +14,113 @@ import msgspec
 import orjson
 
 from shared.events import InboundEvent
-from shared.http import PROBLEM_SCHEMA, operational_paths
+from shared.openapi import (
+    BEARER,
+    LICENSE,
+    OPEN,
+    RETRY_AFTER,
+    components,
+    json_body,
+    operational_paths,
+    problem,
+    unauthorized,
+)
 
 _REF = "#/components/schemas/{name}"
 
+_BAD_REQUEST = problem(
+    400, "Malformed request (`Content-Length` not a number).", "bad-request", "Bad request",
+    "Content-Length is not a number",
+)  # fmt: skip
+_TOO_LARGE = problem(
+    413, "Body (or batch) too large (`INGEST_MAX_BODY_BYTES`, `INGEST_MAX_BATCH_EVENTS`).",
+    "body-too-large", "Request body too large", "the body must not exceed 1048576 bytes",
+)  # fmt: skip
+_UNSUPPORTED = problem(
+    415, "Content type not accepted here.", "unsupported-media-type", "Unsupported media type",
+    "expected application/cloudevents+json",
+)  # fmt: skip
+_HEADERS_TOO_LARGE = problem(
+    431, "Request line and headers too large (`INGEST_MAX_HEADER_BYTES`).",
+    "request-header-fields-too-large", "Request header fields too large",
+    "the request line and headers must not exceed 16384 bytes",
+)  # fmt: skip
+_INVALID_EVENT = problem(
+    422, "Not a valid contract event; `errors` names each field (and, in a batch, each index).",
+    "invalid-event", "Invalid event", "data.post_id: Object missing required field `post_id`",
+    errors=[{"field": "data.post_id", "detail": "Object missing required field `post_id`"}],
+)  # fmt: skip
 
-def _problem(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {
-            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
-        },
-    }
+
+def _unavailable(description: str, kind: str, detail: str) -> dict[str, Any]:
+    return problem(
+        503, description, kind, "Service unavailable", detail,
+        headers={"Retry-After": RETRY_AFTER},
+    )  # fmt: skip
 
 
-_AUTH_ERRORS = {
-    "401": _problem("Missing or invalid API key."),
-    "413": _problem("Body (or batch) too large."),
-    "415": _problem("Content type not accepted here."),
-    "431": _problem("Request line and headers too large (`INGEST_MAX_HEADER_BYTES`)."),
-    "422": _problem("Not a valid contract event; `errors` names each field."),
-    "503": {
-        **_problem("The broker did not acknowledge; retry after `Retry-After` seconds."),
-        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-    },
+_BROKER_DOWN = _unavailable(
+    "The broker did not acknowledge, or (employee events) the database is unavailable; "
+    "retry after `Retry-After` seconds.",
+    "broker-unavailable",
+    "the events were not acknowledged by the broker; retry later",
+)
+_EVENT_ERRORS = {
+    "400": _BAD_REQUEST,
+    "401": unauthorized(),
+    "413": _TOO_LARGE,
+    "415": _UNSUPPORTED,
+    "422": _INVALID_EVENT,
+    "431": _HEADERS_TOO_LARGE,
+    "503": _BROKER_DOWN,
 }
 
+_EVENT_EXAMPLE: dict[str, Any] = {
+    "specversion": "1.0",
+    "id": "hr-4711",
+    "source": "urn:hr:example",
+    "type": "ripples.employee.upserted.v1",
+    "time": "2026-06-01T08:00:00Z",
+    "subject": "emp-1",
+    "data": {
+        "employee_id": "emp-1",
+        "display_name": "Mette Jensen",
+        "ambassador": True,
+        "locale": "da",
+        "notify": {"channel": "slack", "address": "U024BE7LH"},
+    },
+}
+_METRICS_EXAMPLE: dict[str, Any] = {
+    "specversion": "1.0",
+    "id": "li-poll-7001-1",
+    "source": "urn:linkedin:poller",
+    "type": "ripples.post.metrics.v1",
+    "time": "2026-06-04T08:00:00Z",
+    "data": {
+        "post_id": "urn:li:share:7001",
+        "observed_at": "2026-06-04T08:00:00Z",
+        "impressions": 1234,
+        "clicks": 19,
+    },
+}
+_ACCEPTED = {
+    "type": "object",
+    "required": ["status", "id", "source", "type"],
+    "properties": {
+        "status": {"const": "accepted"},
+        "id": {"type": "string"},
+        "source": {"type": "string"},
+        "type": {"type": "string"},
+    },
+}
+_BATCH_ACCEPTED = {
+    "type": "object",
+    "required": ["status", "accepted"],
+    "properties": {
+        "status": {"const": "accepted"},
+        "accepted": {"type": "integer", "minimum": 0, "description": "events published"},
+    },
+}
 
 _LINK_REQUEST = {
     "type": "object",
@@ -75,39 +156,112 @@ _DELIVERY_RESULT = {
         "events": {"type": "integer", "description": "contract events published"},
     },
 }
+_WEBHOOK_EXAMPLES: dict[str, Any] = {
+    "greenhouse": {
+        "action": "new_candidate_application",
+        "payload": {
+            "application": {
+                "id": 69306314,
+                "applied_at": "2026-06-05T14:22:53.000Z",
+                "candidate": {"id": 57683957},
+                "jobs": [{"id": 4227442}],
+                "source": {"public_name": "LinkedIn"},
+                "custom_fields": {
+                    "ripples_ref": {"name": "ripples_ref", "type": "short_text", "value": "aB3xY9"}
+                },
+            }
+        },
+    },
+    "teamtailor": {
+        "payload": '{"event_name":"job_application.create","data":{"id":"1","type":'
+        '"job-applications","attributes":{"created-at":"2026-06-05T14:22:53Z",'
+        '"referring-url":"https://careers.example.com/jobs/42?ripples_ref=aB3xY9"},'
+        '"relationships":{"candidate":{"data":{"id":"77","type":"candidates"}},'
+        '"job":{"data":{"id":"42","type":"jobs"}}}}}',
+        "signature": "YmFzZTY0IG9mIHRoZSBoZXggSE1BQw==",
+    },
+    "lever": {
+        "id": "4f1c2d7e-3b2a-4c56-9e8f-1a2b3c4d5e6f",
+        "event": "applicationCreated",
+        "triggeredAt": 1780669373000,
+        "data": {
+            "applicationId": "a1b2c3",
+            "contactId": "c4d5e6",
+            "opportunityId": "o7f8a9",
+        },
+        "token": "3f8e9c0d1a2b",
+        "signature": "9b1d…hex HMAC-SHA256 of token + triggeredAt",
+    },
+    "linkedin": {
+        "type": "ORGANIZATION_SOCIAL_ACTION_NOTIFICATIONS",
+        "notifications": [
+            {
+                "notificationId": 2004012,
+                "action": "SHARE",
+                "sourcePost": "urn:li:share:7001",
+                "actor": "urn:li:person:abc123",
+                "lastModifiedAt": 1780669373000,
+                "decoratedGeneratedActivity": {
+                    "share": {"entity": "urn:li:share:7002", "owner": "urn:li:person:abc123"}
+                },
+            }
+        ],
+    },
+}
 
 
-def _webhook(summary: str, description: str, signature: str) -> dict[str, Any]:
+def _webhook(vendor: str, summary: str, description: str, signature: str) -> dict[str, Any]:
+    header = [
+        {
+            "name": signature,
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "The vendor's signature (see the description); a missing or wrong "
+            "one is a 401.",
+        }
+    ]
     return {
         "post": {
+            "operationId": f"{vendor}Webhook",
             "summary": summary,
             "description": description,
             "tags": ["webhooks"],
-            "security": [],
-            "parameters": [
-                {
-                    "name": signature,
-                    "in": "header",
-                    "required": False,
-                    "schema": {"type": "string"},
-                    "description": "the vendor's signature (see the description)",
-                }
-            ]
-            if signature
-            else [],
+            "security": OPEN,
+            "parameters": header if signature else [],
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": {"type": "object"}}},
+                "description": "The vendor's delivery, as its documentation describes it.",
+                "content": json_body({"type": "object"}, _WEBHOOK_EXAMPLES[vendor]),
             },
             "responses": {
                 "200": {
                     "description": "Published (or a duplicate / an event Ripples does not use).",
-                    "content": {"application/json": {"schema": _DELIVERY_RESULT}},
+                    "content": json_body(_DELIVERY_RESULT, {"status": "accepted", "events": 1}),
                 },
-                "401": _problem("Missing or invalid signature."),
-                "413": _problem("Body too large."),
-                "422": _problem("Signed, but not the vendor's documented shape."),
-                "503": _problem("Broker, database or vendor API unavailable; redeliver."),
+                "400": _BAD_REQUEST,
+                "401": problem(
+                    401,
+                    "Missing or invalid signature.",
+                    "bad-signature",
+                    "Bad signature",
+                    "the signature does not match the body",
+                ),
+                "413": _TOO_LARGE,
+                "422": problem(
+                    422,
+                    "Signed, but not the vendor's documented shape.",
+                    "invalid-delivery",
+                    "Invalid delivery",
+                    "payload.application is missing",
+                ),
+                "431": _HEADERS_TOO_LARGE,
+                "503": _unavailable(
+                    "Not configured, or the broker, the database or the vendor's API is "
+                    "unavailable; redeliver.",
+                    "broker-unavailable",
+                    "the events were not acknowledged by the broker; retry later",
+                ),
             },
         }
     }
@@ -117,27 +271,65 @@ def _connector_paths() -> dict[str, Any]:
     return {
         "/v1/links": {
             "post": {
+                "operationId": "createLink",
                 "summary": "Create a tracked link",
                 "description": "Answers 201 once `ripples.link.created.v1` was acknowledged.",
                 "tags": ["links"],
+                "security": BEARER,
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": _LINK_REQUEST}},
+                    "content": json_body(
+                        _LINK_REQUEST,
+                        {
+                            "target_url": "https://careers.example.com/jobs/42",
+                            "employee_id": "emp-1",
+                            "job_id": "job-42",
+                        },
+                    ),
                 },
                 "responses": {
                     "201": {
                         "description": "Created; `Location` is the public link.",
-                        "content": {"application/json": {"schema": _LINK}},
+                        "headers": {
+                            "Location": {
+                                "description": "The public `/r/{link_code}` URL.",
+                                "schema": {"type": "string", "format": "uri"},
+                            }
+                        },
+                        "content": json_body(
+                            _LINK,
+                            {
+                                "link_code": "aB3xY9",
+                                "url": "http://127.0.0.1:8080/r/aB3xY9",
+                                "target_url": "https://careers.example.com/jobs/42",
+                                "employee_id": "emp-1",
+                                "job_id": "job-42",
+                                "post_id": None,
+                            },
+                        ),
                     },
-                    "401": _problem("Missing or invalid API key."),
-                    "413": _problem("Body too large."),
-                    "422": _problem("Invalid body, or a target host not on the allow-list."),
-                    "503": _problem("Broker or database unavailable; retry."),
+                    "400": _BAD_REQUEST,
+                    "401": unauthorized(),
+                    "413": _TOO_LARGE,
+                    "422": problem(
+                        422,
+                        "Invalid body, or a target host not on the allow-list.",
+                        "invalid-link",
+                        "Invalid link",
+                        "target_url: the host is not in INGEST_LINK_ALLOWED_HOSTS",
+                    ),
+                    "431": _HEADERS_TOO_LARGE,
+                    "503": _unavailable(
+                        "Broker or database unavailable; retry.",
+                        "database-unavailable",
+                        "the database is not reachable; retry later",
+                    ),
                 },
             }
         },
         "/r/{link_code}": {
             "get": {
+                "operationId": "followLink",
                 "summary": "Follow a tracked link",
                 "description": "302 to the target with utm_source=linkedin, "
                 "utm_medium=employee_advocacy, utm_campaign=<job_id>, utm_content=<code> and "
@@ -145,29 +337,50 @@ def _connector_paths() -> dict[str, Any]:
                 "SameSite=Lax, one year) unless a valid one is sent; emits "
                 "`ripples.link.clicked.v1` in the background.",
                 "tags": ["links"],
-                "security": [],
+                "security": OPEN,
                 "parameters": [
                     {
                         "name": "link_code",
                         "in": "path",
                         "required": True,
+                        "description": "The code of a tracked link; anything else is a 404.",
                         "schema": {"type": "string"},
+                        "example": "aB3xY9",
                     }
                 ],
                 "responses": {
                     "302": {
                         "description": "Redirect to the tagged target.",
                         "headers": {
-                            "Location": {"schema": {"type": "string"}},
-                            "Set-Cookie": {"schema": {"type": "string"}},
+                            "Location": {
+                                "description": "The target with the UTM parameters added.",
+                                "required": True,
+                                "schema": {"type": "string"},
+                            },
+                            "Set-Cookie": {
+                                "description": "`ripples_vid`, when no valid one was sent.",
+                                "schema": {"type": "string"},
+                            },
                         },
                     },
-                    "404": _problem("Unknown code, or a target no longer allowed."),
-                    "503": _problem("The link is not cached and the database is unavailable."),
+                    "404": problem(
+                        404,
+                        "Unknown code, or a target no longer allowed.",
+                        "unknown-link",
+                        "Unknown link",
+                        "no tracked link has this code",
+                    ),
+                    "431": _HEADERS_TOO_LARGE,
+                    "503": _unavailable(
+                        "The link is not cached and the database is unavailable.",
+                        "database-unavailable",
+                        "the database is not reachable; retry later",
+                    ),
                 },
             }
         },
         "/v1/webhooks/greenhouse": _webhook(
+            "greenhouse",
             "Greenhouse web hook",
             "`new_candidate_application` → applicant.applied.v1, `hire_candidate` → "
             "applicant.hired.v1. `Signature: sha256 <hex HMAC-SHA256 of the raw body>`; "
@@ -175,6 +388,7 @@ def _connector_paths() -> dict[str, Any]:
             "Signature",
         ),
         "/v1/webhooks/teamtailor": _webhook(
+            "teamtailor",
             "Teamtailor company webhook",
             "`job_application.create` → applicant.applied.v1, `job_application.update` to a "
             "stage of type `hired` → applicant.hired.v1. Body `{payload, signature}`, where "
@@ -182,6 +396,7 @@ def _connector_paths() -> dict[str, Any]:
             "",
         ),
         "/v1/webhooks/lever": _webhook(
+            "lever",
             "Lever webhook",
             "`applicationCreated` → applicant.applied.v1, `candidateHired` → "
             "applicant.hired.v1. `signature` = hex HMAC-SHA256 of `token + triggeredAt` with "
@@ -190,37 +405,58 @@ def _connector_paths() -> dict[str, Any]:
         ),
         "/v1/webhooks/linkedin": {
             "get": {
+                "operationId": "linkedinWebhookValidation",
                 "summary": "LinkedIn webhook validation",
                 "tags": ["webhooks"],
-                "security": [],
+                "security": OPEN,
                 "parameters": [
                     {
                         "name": "challengeCode",
                         "in": "query",
                         "required": True,
-                        "schema": {"type": "string"},
+                        "description": "The challenge LinkedIn sends (a type-4 UUID).",
+                        "schema": {"type": "string", "format": "uuid"},
+                        "example": "890e4665-4dfe-4ab1-b689-ed553bceeed0",
                     }
                 ],
                 "responses": {
                     "200": {
                         "description": "`challengeResponse` = hex HMAC-SHA256 of the code "
                         "with the client secret.",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "properties": {
-                                        "challengeCode": {"type": "string"},
-                                        "challengeResponse": {"type": "string"},
-                                    },
-                                }
-                            }
-                        },
+                        "content": json_body(
+                            {
+                                "type": "object",
+                                "required": ["challengeCode", "challengeResponse"],
+                                "properties": {
+                                    "challengeCode": {"type": "string"},
+                                    "challengeResponse": {"type": "string"},
+                                },
+                            },
+                            {
+                                "challengeCode": "890e4665-4dfe-4ab1-b689-ed553bceeed0",
+                                "challengeResponse": "b4f1c7…64 hex digits",
+                            },
+                        ),
                     },
-                    "400": _problem("No challengeCode."),
+                    "400": problem(
+                        400,
+                        "No `challengeCode`, or not of the documented form.",
+                        "bad-request",
+                        "Bad request",
+                        "challengeCode is required",
+                    ),
+                    "431": _HEADERS_TOO_LARGE,
+                    "503": problem(
+                        503,
+                        "The LinkedIn client secret is not configured.",
+                        "not-configured",
+                        "Not configured",
+                        "INGEST_LINKEDIN_CLIENT_SECRET is not set",
+                    ),
                 },
             },
             **_webhook(
+                "linkedin",
                 "LinkedIn organization social-action notifications",
                 "LIKE/COMMENT/SHARE → post.engagement.v1; a SHARE by a known employee → "
                 "post.published.v1 with reshare_of. `X-LI-Signature` = hex HMAC-SHA256 of the "
@@ -233,8 +469,7 @@ def _connector_paths() -> dict[str, Any]:
 
 @functools.cache
 def openapi() -> dict[str, Any]:
-    (event_ref,), components = msgspec.json.schema_components([InboundEvent], ref_template=_REF)
-    components["Problem"] = PROBLEM_SCHEMA
+    (event_ref,), schemas = msgspec.json.schema_components([InboundEvent], ref_template=_REF)
     binary_headers = [
         {
             "name": f"ce-{name}",
@@ -245,11 +480,13 @@ def openapi() -> dict[str, Any]:
         }
         for name in ("specversion", "id", "source", "type", "time", "subject")
     ]
+    binary_data = dict(_EVENT_EXAMPLE["data"])
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "Ripples ingest API",
             "version": "1.0.0",
+            "license": LICENSE,
             "description": (
                 "Takes the contract events (CloudEvents 1.0, JSON data) from other systems "
                 "and publishes them to Kafka. A 202 means the broker acknowledged every "
@@ -258,55 +495,85 @@ def openapi() -> dict[str, Any]:
             ),
         },
         "servers": [{"url": "http://127.0.0.1:8080"}],
-        "security": [{"bearer": []}],
         "paths": {
             "/v1/events": {
                 "post": {
+                    "operationId": "publishEvent",
                     "summary": "Publish one event (structured or binary mode)",
                     "tags": ["events"],
+                    "security": BEARER,
                     "parameters": binary_headers,
                     "requestBody": {
                         "required": True,
+                        "description": "Structured mode: the whole event as "
+                        "`application/cloudevents+json`. Binary mode: the event's `data` as "
+                        "`application/json`, its attributes in `ce-*` headers.",
                         "content": {
-                            "application/cloudevents+json": {"schema": event_ref},
+                            "application/cloudevents+json": {
+                                "schema": event_ref,
+                                "examples": {
+                                    "employee": {"value": _EVENT_EXAMPLE},
+                                    "metrics": {"value": _METRICS_EXAMPLE},
+                                },
+                            },
                             "application/json": {
                                 "schema": {"type": "object"},
-                                "description": "Binary mode: the event's `data`; attributes in "
-                                "`ce-*` headers.",
+                                "example": binary_data,
                             },
                         },
                     },
                     "responses": {
-                        "202": {"description": "Acknowledged by the broker."},
-                        **_AUTH_ERRORS,
+                        "202": {
+                            "description": "Acknowledged by the broker.",
+                            "content": json_body(
+                                _ACCEPTED,
+                                {
+                                    "status": "accepted",
+                                    "id": "hr-4711",
+                                    "source": "urn:hr:example",
+                                    "type": "ripples.employee.upserted.v1",
+                                },
+                            ),
+                        },
+                        **_EVENT_ERRORS,
                     },
                 }
             },
             "/v1/events:batch": {
                 "post": {
+                    "operationId": "publishEventBatch",
                     "summary": "Publish a batch of events, all or nothing",
                     "tags": ["events"],
+                    "security": BEARER,
                     "requestBody": {
                         "required": True,
                         "content": {
                             "application/cloudevents-batch+json": {
-                                "schema": {"type": "array", "minItems": 1, "items": event_ref}
+                                "schema": {"type": "array", "items": event_ref},
+                                "example": [_EVENT_EXAMPLE, _METRICS_EXAMPLE],
                             }
                         },
                     },
                     "responses": {
-                        "202": {"description": "Every event acknowledged by the broker."},
-                        **_AUTH_ERRORS,
+                        "202": {
+                            "description": "Every event acknowledged by the broker.",
+                            "content": json_body(
+                                _BATCH_ACCEPTED, {"status": "accepted", "accepted": 2}
+                            ),
+                        },
+                        **_EVENT_ERRORS,
                     },
                 }
             },
             **_connector_paths(),
-            **operational_paths("The broker and the database are reachable"),
+            **operational_paths(
+                "ingest",
+                "The broker and the database are reachable",
+                ["broker", "database"],
+                {"431": _HEADERS_TOO_LARGE},
+            ),
         },
-        "components": {
-            "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        },
+        "components": components(schemas),
     }
 
 

@@ -1,0 +1,103 @@
+"""The running services against their committed documents: each serves exactly its
+committed `/openapi.json`, and schemathesis' server-error, status-code and response-schema
+checks pass on every operation, with the service's key, on data the pipeline really stored
+(issue 20: `?employee_id=%00` was a 500 and `employee_id=` answered everyone's rows, neither
+in the document; ingest is fuzzed by tests/reliability/test_fuzz.py with the same checks)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import orjson
+import pytest
+import requests
+
+from tests import samples
+from tests.conformance.conftest import AUTH, SERVICES, document
+from tests.conformance.fuzz import Run, fuzz, operations, validate
+from tests.conftest import Running
+
+pytestmark = pytest.mark.integration
+
+# A few hundred cases in all (ingest's 2,400 run in tests/reliability/test_fuzz.py).
+EXAMPLES = {"attribution": 200, "notifier": 100}
+SEEDED = [t for t in samples.DATA if t != "ripples.applicant.erased.v1"]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_served_document_is_the_committed_one(
+    services: dict[str, Running], service: str
+) -> None:
+    async with httpx.AsyncClient(timeout=15) as client:
+        response = await client.get(f"{services[service].address}/openapi.json")
+    assert response.status_code == 200
+    assert response.json() == orjson.loads(document(service).read_bytes())
+
+
+async def _poll(address: str, path: str, timeout_s: float = 90) -> None:
+    async with httpx.AsyncClient(base_url=address, headers=AUTH, timeout=15) as client:
+        for _ in range(int(timeout_s / 0.5)):
+            response = await client.get(path)
+            if response.status_code == 200 and response.json():
+                return
+            await asyncio.sleep(0.5)
+    pytest.fail(f"{address}{path} never had data")
+
+
+@pytest.fixture(scope="module")
+async def seeded(services: dict[str, Running]) -> dict[str, Running]:
+    """Every contract event type (one each) through ingest, stored by attribution and turned
+    into recognitions in the notifier's ledger, so the checks read real answers."""
+    batch = [samples.event(t) for t in SEEDED]
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.post(
+            f"{services['ingest'].address}/v1/events:batch",
+            content=orjson.dumps(batch),
+            headers={**AUTH, "Content-Type": "application/cloudevents-batch+json"},
+        )
+    assert response.status_code == 202, response.text
+    await _poll(services["attribution"].address, "/v1/sharers")
+    await _poll(services["notifier"].address, "/v1/recognitions")
+    return services
+
+
+def _known(service: Running, run: Run) -> None:
+    """The id routes with ids that exist, so their 200 bodies are checked too."""
+    session = requests.Session()
+    known = {
+        "/v1/sharers/{employee_id}": {"employee_id": "emp-1"},
+        "/v1/conversions/{applicant_id}": {"applicant_id": "app-9d1e"},
+    }
+    for op in operations(document("attribution")):
+        if op.path in known:
+            case = op.Case(path_parameters=known[op.path], query={"model": "linear"})
+            response = case.call(base_url=service.address, session=session, headers=AUTH)
+            assert response.status_code == 200, response.text
+            validate(case, response, run)
+
+
+@pytest.mark.parametrize(
+    "service",
+    [
+        "attribution",
+        pytest.param(
+            "notifier",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="GET /v1/recognitions as TEAM.md fixes it is built by branch `notifier`"
+                " (today: 400 not 422, limit up to 10,000, employee_id=%00 a 500)",
+            ),
+        ),
+    ],
+)
+def test_schemathesis_checks_pass(seeded: dict[str, Running], service: str) -> None:
+    running = seeded[service]
+    run = fuzz(document(service), running.address, EXAMPLES[service], lambda _: AUTH)
+    if service == "attribution":
+        _known(running, run)
+    print(run.summary())
+    assert not run.failures, "\n".join(run.failures[:10])
+    assert set(run.per_operation) == {op.label for op in operations(document(service))}
+    assert any(s == 200 for s in run.statuses), run.summary()
+    assert any(400 <= s < 500 for s in run.statuses), run.summary()
