@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from services.notifier.policy import REASONS
 from shared.events import RECOGNITION_KINDS
 from shared.openapi import (
     BEARER,
@@ -27,23 +28,6 @@ from shared.openapi import (
 from shared.params import IDENTIFIER_SCHEMA
 
 MAX_LIMIT = 500
-REASONS = (
-    "opted_out",
-    "channel_none",
-    "no_notify",
-    "stale",
-    "address_not_allowed",
-    "rejected",
-    "too_large",
-    "server_error",
-    "rate_limited",
-    "timeout",
-    "connection_error",
-    "interrupted",
-    "max_attempts",
-)
-"""Why a recognition was suppressed or its last attempt failed: a closed set, never raw
-error text."""
 REQUIRED = ["recognition_id", "kind", "employee_id", "status", "channel", "attempts", "sent_at"]
 _RECOGNITION = {
     "type": "object",

@@ -165,6 +165,7 @@ def test_notifier_documents_the_recognitions_pages() -> None:
         "channel_none",
         "no_notify",
         "stale",
+        "erased",
         "address_not_allowed",
         "rejected",
         "too_large",

@@ -81,14 +81,7 @@ def _known(service: Running, run: Run) -> None:
     "service",
     [
         "attribution",
-        pytest.param(
-            "notifier",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="GET /v1/recognitions as TEAM.md fixes it is built by branch `notifier`"
-                " (today: 400 not 422, limit up to 10,000, employee_id=%00 a 500)",
-            ),
-        ),
+        "notifier",
     ],
 )
 def test_schemathesis_checks_pass(seeded: dict[str, Running], service: str) -> None:

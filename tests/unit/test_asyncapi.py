@@ -50,7 +50,9 @@ def test_documented_topic_configs_are_the_ones_created() -> None:
     ``ensure_topics`` creates the topics with the default settings."""
     created = {t.name: topic_configs(t, KafkaSettings()) for t in TOPICS}
     for channel in DOC["channels"].values():
-        documented = channel["bindings"]["kafka"].get("topicConfiguration", {})
+        documented = channel["bindings"]["kafka"].get("topicConfiguration", {}) | channel.get(
+            "x-kafka-topic-configuration", {}
+        )
         as_created = {
             k: ",".join(v) if isinstance(v, list) else str(v) for k, v in documented.items()
         }
