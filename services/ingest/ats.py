@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import msgspec
 import orjson
+from asyncpg.pool import PoolConnectionProxy
 from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import Response
@@ -597,9 +598,11 @@ class Webhooks:
             DELIVERIES.labels(vendor, "invalid").inc()
             raise ProblemError(422, "invalid-delivery", "Invalid delivery", str(exc)) from None
 
-    async def _seen(self, vendor: str, keys: list[str]) -> bool:
+    async def _seen(
+        self, vendor: str, keys: list[str], conn: PoolConnectionProxy | None = None
+    ) -> bool:
         """Whether a delivery known by any of ``keys`` was published already."""
-        found = await self.database.pool.fetchval(
+        found = await (conn or self.database.pool).fetchval(
             "select 1 from ingest_deliveries where vendor = $1"
             " and delivery_id = any($2::text[]) limit 1",
             vendor,
@@ -646,7 +649,23 @@ class Webhooks:
         pool = self.database.pool
         parsed = parse()
         delivery = parsed if isinstance(parsed, Delivery) else await parsed
-        if await self._seen(vendor, delivery.keys):
+        # Referrers resolved first, so the lock below holds one connection and needs no other.
+        resolved = [await self._resolve(change) for change in delivery.changes]
+        delivery = replace(delivery, changes=resolved)
+        async with pool.acquire() as conn, conn.transaction():
+            # One delivery at a time per signed key (until this transaction ends): a copy
+            # racing the original waits here, then finds it recorded.
+            signed = (delivery.also or (delivery.delivery_id,))[0]
+            await conn.execute(
+                "select pg_advisory_xact_lock(hashtextextended($1, 0))", f"{vendor}:{signed}"
+            )
+            return await self._publish_once(vendor, delivery, conn)
+
+    async def _publish_once(
+        self, vendor: str, delivery: Delivery, conn: PoolConnectionProxy
+    ) -> Response:
+        secret = self.settings.applicant_id_secret
+        if await self._seen(vendor, delivery.keys, conn):
             DELIVERIES.labels(vendor, "duplicate").inc()
             log.info(
                 "duplicate delivery", extra={"vendor": vendor, "delivery": delivery.delivery_id}
@@ -655,9 +674,7 @@ class Webhooks:
         if not delivery.changes:
             DELIVERIES.labels(vendor, "ignored").inc()
             return json_response({"status": "ignored", "events": 0})
-        resolved = [await self._resolve(change) for change in delivery.changes]
-        now = datetime.now(UTC)
-        events = to_events(vendor, Delivery(delivery.delivery_id, resolved), secret, now)
+        events = to_events(vendor, delivery, secret, datetime.now(UTC))
         try:
             await self.publisher.publish(events)
         except BrokerUnavailable:
@@ -669,7 +686,7 @@ class Webhooks:
                 "the delivery was not published; redeliver later",
                 headers={"Retry-After": str(self.settings.retry_after_s)},
             ) from None
-        await pool.executemany(
+        await conn.executemany(
             "insert into ingest_deliveries (vendor, delivery_id) values ($1, $2)"
             " on conflict do nothing",
             [(vendor, key) for key in delivery.keys],

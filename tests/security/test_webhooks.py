@@ -19,6 +19,7 @@ Each vendor's scheme as its own page states it:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -311,3 +312,21 @@ async def test_teamtailor_absurd_timestamp_is_422(http: httpx.AsyncClient) -> No
     }
     response = await http.post("/v1/webhooks/teamtailor", content=teamtailor_body(payload))
     is_problem(response, 422)
+
+
+async def test_concurrent_replays_publish_once(http: httpx.AsyncClient, broker: Running) -> None:
+    """The same signed Greenhouse body sent five times at once under five event ids: one is
+    published, the others are duplicates (none may pass the dedup check before the first is
+    recorded)."""
+    candidate = uuid.uuid4().int % 10**9
+    document = greenhouse_application(candidate)
+    ids = [str(uuid.uuid4()) for _ in range(5)]
+    answers = await asyncio.gather(*(post_greenhouse(http, document, i) for i in ids))
+    statuses = sorted(a.json()["status"] for a in answers)
+    assert statuses == ["accepted", "duplicate", "duplicate", "duplicate", "duplicate"], statuses
+    sentinel = str(uuid.uuid4())
+    assert (await post_greenhouse(http, greenhouse_hire(candidate), sentinel)).status_code == 200
+    events = await topic_events(
+        broker.address, "ripples.applicants", until=frozenset({f"{sentinel}:0"})
+    )
+    assert sum(count(events, f"{i}:0") for i in ids) == 1
