@@ -3,6 +3,27 @@
 Parsing never raises anything but :class:`InvalidEvent` (bad content) or
 :class:`UnsupportedContentType`, so the HTTP layer can turn every failure into a 4xx
 problem+json document that names the field at fault.
+
+What the specification (github.com/cloudevents/spec, v1.0: spec.md, formats/json-format.md,
+bindings/http-protocol-binding.md, bindings/kafka-protocol-binding.md) requires is enforced:
+attribute names of lower-case ASCII letters and digits and never ``data`` (spec "Naming
+Conventions"); values of the "Type System" (a String without control characters,
+noncharacters or lone surrogates, an Integer in 32 bits, a Boolean; `source` a non-empty
+URI-reference, `dataschema` a URI, `subject` non-empty, `time` RFC 3339, `datacontenttype` a
+media type); no ``ce-datacontenttype`` header in binary mode (HTTP binding §3.1.1); extension
+attributes are kept and go to Kafka as ``ce_`` headers (Kafka binding §3.2.3). What it allows
+is accepted: an empty batch (HTTP binding §3.3.2 "The batch MAY be empty"), media-type
+parameters, binary-mode header values double-quoted and percent-encoded (HTTP binding
+§3.1.3.2), a binary-mode request without Content-Type (the data is JSON, as a JSON-format
+event without `datacontenttype` is: spec "datacontenttype").
+
+The hot path stays cheap: an event decodes straight into its typed struct in one msgspec pass
+and a second pass over the same bytes (:class:`_Members`, which refuses unknown members and
+decodes nothing: every value a ``Raw`` slice) tells whether it has extension attributes; only
+one that has them, or a `datacontenttype` with parameters, goes to the slower path that checks
+and keeps them. Per event, only `source` (against a small cache of sources already found
+valid), `subject`, `dataschema` and `datacontenttype` are looked at, and whether `id` is
+printable (the String rules run in full only when it is not).
 """
 
 from __future__ import annotations
@@ -12,6 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast, get_type_hints
+from urllib.parse import unquote_to_bytes
 
 import msgspec
 
@@ -25,10 +47,70 @@ _decode_inbound = msgspec.json.Decoder(InboundEvent).decode
 _decode_raw_list = msgspec.json.Decoder(list[msgspec.Raw]).decode
 _decode_inbound_list = msgspec.json.Decoder(list[InboundEvent]).decode
 _decode_object = msgspec.json.Decoder(dict[str, Any]).decode
+_decode_members = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
+
+
+_ABSENT = msgspec.Raw(b"")
+
+
+class _Members(msgspec.Struct, forbid_unknown_fields=True):
+    """The members a structured event may have besides extension attributes, undecoded."""
+
+    specversion: msgspec.Raw = _ABSENT
+    id: msgspec.Raw = _ABSENT
+    source: msgspec.Raw = _ABSENT
+    type: msgspec.Raw = _ABSENT
+    time: msgspec.Raw = _ABSENT
+    subject: msgspec.Raw = _ABSENT
+    datacontenttype: msgspec.Raw = _ABSENT
+    dataschema: msgspec.Raw = _ABSENT
+    data: msgspec.Raw = _ABSENT
+
+
+_probe = msgspec.json.Decoder(_Members).decode
+_probe_list = msgspec.json.Decoder(list[_Members]).decode
+_decode_any = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 
 # CloudEvents context attributes carried as `ce-` HTTP headers / `ce_` Kafka headers.
 _ATTRIBUTES = ("specversion", "id", "source", "type", "time", "subject", "dataschema")
+# The members of a structured event that are not extension attributes.
+_MEMBERS = frozenset((*_ATTRIBUTES, "datacontenttype", "data"))
+
+MAX_EXTENSIONS = 32
+"""Extension attributes one event may carry (each becomes a Kafka header)."""
+
+KafkaHeaders = list[tuple[str, bytes]]
+Extensions = KafkaHeaders | None
+"""The ``ce_<name>`` Kafka headers of an event's extension attributes (None: it has none)."""
+
+# spec "Naming Conventions": "attribute names MUST consist of lower-case letters ('a' to
+# 'z') or digits ('0' to '9') from the ASCII character set" (20 characters are a SHOULD).
+_NAME = re.compile(r"\A[a-z0-9]+\Z")
+# spec "Type System", String: no control characters U+0000-U+001F and U+007F-U+009F, no
+# noncharacters, no surrogate code points (a lone one: a pair is one character in Python).
+_BAD_STRING = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ufdd0-\ufdef\ufffe\uffff\ud800-\udfff"
+    + "".join(
+        f"{chr(plane * 0x10000 + 0xFFFE)}{chr(plane * 0x10000 + 0xFFFF)}" for plane in range(1, 17)
+    )
+    + "]"
+)
+# RFC 3986 §4.1 URI-reference: only unreserved, reserved and "%" HEXDIG HEXDIG; a scheme, when
+# there is one, of ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
+_URI_REFERENCE = re.compile(
+    r"\A(?:[A-Za-z][A-Za-z0-9+.-]*:|(?![^/?#]*:))"
+    r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*\Z"
+)
+_ABSOLUTE_URI = re.compile(r"\A[A-Za-z][A-Za-z0-9+.-]*:")
+# RFC 2046 / RFC 9110 media type: type "/" subtype *( OWS ";" OWS parameter ).
+_TCHARS = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_MEDIA_TYPE = re.compile(
+    rf"\A({_TCHARS})/({_TCHARS})"
+    rf'(?:[ \t]*;[ \t]*{_TCHARS}=(?:{_TCHARS}|"[^"\\]*"))*[ \t]*\Z'
+)
+_VALID_SOURCES: set[str] = set()
+_MAX_VALID_SOURCES = 4096
 
 
 @dataclass(frozen=True)
@@ -127,70 +209,353 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def parse_structured(body: bytes) -> Envelope:
-    """One event in structured mode: the whole event is the JSON body."""
-    try:
-        event: Envelope = _decode_inbound(body)
-    except _DECODE_ERRORS as exc:
-        raise InvalidEvent([_field_error(exc)], [_raw_type(body)]) from None
+def is_json_media(content_type: str) -> bool:
+    """Whether a media type (parameters allowed) says the data is JSON: ``application/json``
+    or a ``+json`` structured syntax suffix (RFC 6839)."""
+    match = _MEDIA_TYPE.match(content_type)
+    if match is None:
+        return False
+    kind, subtype = match[1].lower(), match[2].lower()
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+def _string_error(name: str, value: str) -> FieldError | None:
+    if value.isascii() and value.isprintable():  # the usual case, without a regex
+        return None
+    if _BAD_STRING.search(value):
+        return FieldError(
+            name,
+            "must not hold control characters, noncharacters or lone surrogates"
+            " (CloudEvents 1.0, Type System: String)",
+        )
+    return None
+
+
+def _source_error(source: str) -> str | None:
+    if source in _VALID_SOURCES:
+        return None
+    if not _URI_REFERENCE.match(source):
+        return "must be a URI-reference (RFC 3986 §4.1; CloudEvents 1.0, source)"
+    if len(_VALID_SOURCES) < _MAX_VALID_SOURCES:
+        _VALID_SOURCES.add(source)
+    return None
+
+
+def _context_errors(event: Envelope, prefix: str = "") -> list[FieldError]:
+    """What is wrong with the context attributes of a decoded event (msgspec has checked the
+    types, lengths and that ``id``/``source`` are non-empty; ``type`` is one of ours)."""
+    errors: list[FieldError] = []
+    if (detail := _source_error(event.source)) is not None:
+        errors.append(FieldError(prefix + "source", detail))
+    if event.subject is not None and not event.subject:
+        errors.append(
+            FieldError(
+                prefix + "subject", "must be non-empty when present (CloudEvents 1.0, subject)"
+            )
+        )
+    if event.dataschema is not None and not (
+        _ABSOLUTE_URI.match(event.dataschema) and _URI_REFERENCE.match(event.dataschema)
+    ):
+        errors.append(
+            FieldError(
+                prefix + "dataschema", "must be an absolute URI (CloudEvents 1.0, dataschema)"
+            )
+        )
+    for name in ("id", "subject"):  # source and dataschema: printable ASCII, checked above
+        value = getattr(event, name)
+        if value is not None and (error := _string_error(prefix + name, value)):
+            errors.append(error)
+    return errors
+
+
+def _plain(event: Envelope) -> bool:
+    """True for the usual event, whose context needs no closer look: a source already found
+    valid (a URI-reference is printable ASCII), a printable id (``str.isprintable``, one C
+    call: no control character, noncharacter or lone surrogate), no subject or dataschema."""
+    return (
+        event.source in _VALID_SOURCES
+        and event.id.isprintable()
+        and event.subject is None
+        and event.dataschema is None
+    )
+
+
+_NOT_JSON = (
+    "must be a JSON media type such as application/json (parameters allowed): the data of"
+    " every Ripples event is a JSON object"
+)
+
+
+def _checked(event: Envelope, prefix: str = "") -> Envelope:
+    if not _plain(event):
+        errors = _context_errors(event, prefix)
+        if errors:
+            raise InvalidEvent(errors, [event.type] * len(errors))
     return event
 
 
-def parse_binary(headers: Mapping[str, str], body: bytes) -> Envelope:
-    """One event in binary mode: attributes in ``ce-*`` headers, the body is ``data``."""
+def _extension(name: str, raw: bytes, prefix: str = "") -> tuple[str, bytes] | FieldError | None:
+    """An extension attribute of a structured event as its Kafka header (the canonical string
+    encoding of the spec's Type System), an error, or None for a JSON null (taken as absent)."""
+    field = prefix + name
+    if name == "data_base64":
+        return FieldError(field, "data must be a JSON object; data_base64 is not accepted")
+    if not _NAME.match(name):
+        return FieldError(
+            field,
+            "attribute names must consist of lower-case letters a-z and digits 0-9"
+            " (CloudEvents 1.0, Naming Conventions)",
+        )
+    try:
+        value = _decode_any(raw)
+    except _DECODE_ERRORS as exc:  # pragma: no cover - the members decoded already
+        return _field_error(exc, prefix)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, int):
+        if not -(2**31) <= value < 2**31:
+            return FieldError(
+                field, "an Integer attribute must fit in 32 bits (CloudEvents 1.0, Type System)"
+            )
+        text = str(value)
+    elif isinstance(value, str):
+        if not value:
+            return FieldError(field, "must not be empty")
+        if error := _string_error(field, value):
+            return error
+        text = value
+    else:
+        return FieldError(
+            field,
+            "an attribute value must be a string, an integer or a boolean"
+            " (CloudEvents 1.0, Type System)",
+        )
+    return f"ce_{name}", text.encode()
+
+
+def _with_extensions(raw: bytes, prefix: str = "") -> tuple[Envelope, Extensions]:
+    """The slow path of one structured event: split off its extension attributes (checked,
+    as Kafka headers), take a `datacontenttype` with parameters as ``application/json`` (the
+    data is re-encoded as UTF-8 JSON), decode the rest into its typed struct."""
+    try:
+        members = _decode_members(raw)
+    except _DECODE_ERRORS as exc:
+        raise InvalidEvent([_field_error(exc, prefix)], [_raw_type(raw)]) from None
+    headers: KafkaHeaders = []
+    errors: list[FieldError] = []
+    rest: list[bytes] = []
+    for name, value in members.items():
+        if name == "datacontenttype":
+            content_type = _decode_any(bytes(value))
+            if content_type is None:
+                continue
+            if not isinstance(content_type, str) or not is_json_media(content_type):
+                errors.append(FieldError(prefix + name, _NOT_JSON))
+                continue
+            rest.append(b'"datacontenttype":"application/json"')
+        elif name in _MEMBERS:
+            rest.append(_encode(name) + b":" + bytes(value))
+        else:
+            found = _extension(name, bytes(value), prefix)
+            if isinstance(found, FieldError):
+                errors.append(found)
+            elif found is not None:
+                headers.append(found)
+    if len(headers) > MAX_EXTENSIONS:
+        errors.append(
+            FieldError(prefix.rstrip(".") or "$", f"at most {MAX_EXTENSIONS} extension attributes")
+        )
+    if errors:
+        raise InvalidEvent(errors, [_raw_type(raw)] * len(errors))
+    try:
+        event: Envelope = _decode_inbound(b"{" + b",".join(rest) + b"}")
+    except _DECODE_ERRORS as exc:
+        raise InvalidEvent([_field_error(exc, prefix)], [_raw_type(raw)]) from None
+    return _checked(event, prefix), headers or None
+
+
+def parse_structured(body: bytes, extensions: list[Extensions] | None = None) -> Envelope:
+    """One event in structured mode: the whole event is the JSON body. Its extension
+    attributes (as Kafka headers) are appended to ``extensions`` when it is given."""
+    try:
+        event: Envelope = _decode_inbound(body)
+        _probe(body)  # refuses a member that is not a core attribute: an extension
+    except _DECODE_ERRORS:
+        event, found = _with_extensions(body)
+    else:
+        found = None
+        _checked(event)
+    if extensions is not None:
+        extensions.append(found)
+    return event
+
+
+_QUOTED_PAIR = re.compile(rb"\\(.)", re.DOTALL)
+
+
+def _header_value(name: str, raw: bytes) -> str | FieldError:
+    """A binary-mode header value (HTTP binding §3.1.3.2): a double-quoted string unescaped
+    (RFC 7230 §3.2.6), then one round of percent-decoding; the bytes must be UTF-8 and the
+    result a String."""
+    if raw[:1] == b'"' and raw[-1:] == b'"' and len(raw) >= 2:
+        raw = _QUOTED_PAIR.sub(rb"\1", raw[1:-1])
+    try:
+        value = raw.decode()
+        if "%" in value:
+            value = unquote_to_bytes(raw).decode()
+    except UnicodeDecodeError:
+        return FieldError(
+            name, "not UTF-8 once percent-decoded (HTTP binding §3.1.3.2)", "malformed"
+        )
+    if value.isascii() and value.isprintable():
+        return value
+    return _string_error(name, value) or value
+
+
+def _raw_headers(headers: Mapping[str, str]) -> Iterable[tuple[bytes, bytes]]:
+    raw = getattr(headers, "raw", None)  # starlette.datastructures.Headers: the bytes as sent
+    if raw is not None:
+        return cast(Iterable[tuple[bytes, bytes]], raw)
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
+def parse_binary(
+    headers: Mapping[str, str], body: bytes, extensions: list[Extensions] | None = None
+) -> Envelope:
+    """One event in binary mode: attributes in ``ce-*`` headers, the body is ``data``, the
+    Content-Type is ``datacontenttype`` (absent: JSON). Other ``ce-*`` headers are extension
+    attributes, appended to ``extensions`` (as Kafka headers) when it is given."""
     attributes: dict[str, Any] = {}
-    for name in _ATTRIBUTES:
-        value = headers.get(f"ce-{name}")
-        if value is not None:
+    found: KafkaHeaders = []
+    names: set[str] = set()  # of the extension attributes
+    errors: list[FieldError] = []
+    content_type: str | None = None
+    for raw_name, raw_value in _raw_headers(headers):
+        if raw_name[:3] != b"ce-":
+            if raw_name == b"content-type":
+                content_type = raw_value.decode("latin-1")
+            continue
+        header = raw_name.decode("latin-1")  # ASGI header names are lower-case
+        name = header[3:]
+        if name == "datacontenttype":
+            errors.append(
+                FieldError(
+                    header,
+                    "must not be sent in binary mode: the Content-Type is the datacontenttype"
+                    " (HTTP binding §3.1.1)",
+                )
+            )
+            continue
+        if not _NAME.match(name) or name == "data":
+            errors.append(
+                FieldError(
+                    header,
+                    "attribute names must consist of lower-case letters a-z and digits 0-9,"
+                    " and not be `data` (CloudEvents 1.0, Naming Conventions)",
+                )
+            )
+            continue
+        value = _header_value(header, raw_value)
+        if isinstance(value, FieldError):
+            errors.append(value)
+        elif name in attributes or name in names:
+            errors.append(
+                FieldError(header, "appears more than once (CloudEvents 1.0, Context Attributes)")
+            )
+        elif name in _ATTRIBUTES:
             attributes[name] = value
+        elif not value:
+            errors.append(FieldError(header, "must not be empty"))
+        else:
+            names.add(name)
+            found.append((f"ce_{name}", value.encode()))
+    if content_type is not None:
+        if not is_json_media(content_type):
+            errors.append(FieldError("content-type", _NOT_JSON))
+        attributes["datacontenttype"] = "application/json"  # parameters: re-encoded as UTF-8
     event_type = attributes.get("type")
+    label = event_type if event_type in INBOUND_TYPES else "unknown"
+    if len(found) > MAX_EXTENSIONS:
+        errors.append(FieldError("ce-*", f"at most {MAX_EXTENSIONS} extension attributes"))
+    if errors:
+        raise InvalidEvent(errors, [str(label)] * len(errors))
     try:
         attributes["data"] = _decode_object(body)
     except _DECODE_ERRORS as exc:
-        raise InvalidEvent([_field_error(exc, "data.")], [str(event_type)]) from None
+        raise InvalidEvent([_field_error(exc, "data.")], [str(label)]) from None
     try:
         event: Envelope = msgspec.convert(attributes, InboundEvent)
     except msgspec.ValidationError as exc:
         error = _field_error(exc)
-        if error.field in _ATTRIBUTES:
+        if error.field in (*_ATTRIBUTES, "datacontenttype"):
             error = FieldError(f"ce-{error.field}", error.detail, error.reason)
-        label = event_type if event_type in INBOUND_TYPES else "unknown"
         raise InvalidEvent([error], [str(label)]) from None
+    if not _plain(event) and (problems := _context_errors(event, prefix="ce-")):
+        raise InvalidEvent(problems, [str(label)] * len(problems))
+    if extensions is not None:
+        extensions.append(found or None)
     return event
 
 
-def parse_batch(body: bytes) -> list[Envelope]:
-    """A batch: a JSON array of structured events. All or nothing: every bad item is named.
+def parse_batch(body: bytes, extensions: list[Extensions] | None = None) -> list[Envelope]:
+    """A batch: a JSON array of structured events, zero or more. All or nothing: every bad
+    item is named. The items' extension attributes are appended to ``extensions`` (one entry
+    per event) when it is given.
 
-    A valid batch is decoded in one pass (3.5x faster than item by item); only a batch that
-    fails is decoded again item by item, to name every bad item, not just the first."""
+    A valid batch without extension attributes is decoded in one pass (3.5x faster than item
+    by item); only a batch that fails is decoded again item by item, to keep the extension
+    attributes or to name every bad item, not just the first."""
     try:
         events = cast(list[Envelope], _decode_inbound_list(body))
+        _probe_list(body)  # refuses a member that is not a core attribute: an extension
     except _DECODE_ERRORS:
         pass
     else:
-        if events:
-            return events
+        valid = _VALID_SOURCES
+        errors = [  # _plain, inlined: the per-event cost of every batch
+            FieldError(e.field, e.detail, e.reason, index)
+            for index, event in enumerate(events)
+            if event.source not in valid
+            or event.subject is not None
+            or event.dataschema is not None
+            or not event.id.isprintable()
+            for e in _context_errors(event)
+        ]
+        if errors:
+            raise InvalidEvent(errors, [events[e.index or 0].type for e in errors])
+        if extensions is not None:
+            extensions.extend([None] * len(events))
+        return events
     try:
         items = _decode_raw_list(body)
     except _DECODE_ERRORS as exc:
         raise InvalidEvent([_field_error(exc)], ["unknown"]) from None
-    if not items:
-        raise InvalidEvent([FieldError("$", "a batch holds at least one event", "empty_batch")])
     events = []
-    errors: list[FieldError] = []
+    found: list[Extensions] = []
+    errors = []
     types: list[str] = []
     for index, raw in enumerate(items):
+        item = bytes(raw)
         try:
-            event: Envelope = _decode_inbound(raw)
-        except _DECODE_ERRORS as exc:
-            error = _field_error(exc)
-            errors.append(FieldError(error.field, error.detail, error.reason, index))
-            types.append(_raw_type(raw))
+            try:
+                event: Envelope = _decode_inbound(item)
+                _probe(item)
+                _checked(event)
+                headers: Extensions = None
+            except _DECODE_ERRORS:
+                event, headers = _with_extensions(item)
+        except InvalidEvent as exc:
+            errors.extend(FieldError(e.field, e.detail, e.reason, index) for e in exc.errors)
+            types.extend(exc.event_types or ["unknown"] * len(exc.errors))
         else:
             events.append(event)
+            found.append(headers)
     if errors:
         raise InvalidEvent(errors, types)
+    if extensions is not None:
+        extensions.extend(found)
     return events
 
 
@@ -200,9 +565,6 @@ def to_structured(event: Envelope) -> bytes:
 
 
 # --- Kafka (binary content mode) -------------------------------------------------------------
-
-
-KafkaHeaders = list[tuple[str, bytes]]
 
 
 def _format_time(value: datetime) -> str:
@@ -232,7 +594,9 @@ KafkaRecord = tuple[str, bytes, bytes, KafkaHeaders]
 """topic, key, value, headers (``shared.kafka.Record``)."""
 
 
-def kafka_records(events: Iterable[Envelope]) -> list[KafkaRecord]:
+def kafka_records(
+    events: Iterable[Envelope], extensions: Sequence[Extensions] | None = None
+) -> list[KafkaRecord]:
     """``(topic, key, value, headers)`` of each event (see :func:`to_kafka`): the records of a
     whole request at once. Called for every published event, so it avoids per-event work:
     each class's topic, ``ce_type`` header and key field are looked up in one dict, the
@@ -264,6 +628,10 @@ def kafka_records(events: Iterable[Envelope]) -> list[KafkaRecord]:
         data = event.data
         entity: str = getattr(data, key_field)
         append((topic, entity.encode(), encode(data), attributes))
+    if extensions:  # the events' extension attributes, as parsed: more `ce_` headers
+        for record, found in zip(out, extensions, strict=True):
+            if found:
+                record[3].extend(found)
     return out
 
 

@@ -230,7 +230,12 @@ class Ingest:
             )
 
     async def _publish(
-        self, events: Sequence[Envelope], request: Request, body: bytes, mode: str
+        self,
+        events: Sequence[Envelope],
+        request: Request,
+        body: bytes,
+        mode: str,
+        extensions: Sequence[ce.Extensions] | None = None,
     ) -> None:
         employees = [event for event in events if event.topic is EMPLOYEES]
         # Employee events also feed ingest's directory (vendor identities → employee_id):
@@ -244,7 +249,7 @@ class Ingest:
                 log.warning("employee directory not read", extra={"reason": type(exc).__name__})
                 raise unavailable() from None
         try:
-            await self.publisher.publish(events)
+            await self.publisher.publish(events, extensions)
         except BrokerUnavailable as exc:
             for event_type, count in types.items():
                 REJECTED.labels(event_type, "broker_unavailable").inc(count)
@@ -327,12 +332,17 @@ class Ingest:
     async def event(self, request: Request) -> Response:
         self.authorize(request)
         body = await read_body(request, self.settings.max_body_bytes)
-        media = ce.media_type(request.headers.get("content-type"))
+        content_type = request.headers.get("content-type")
+        media = ce.media_type(content_type)
+        extensions: list[ce.Extensions] = []
         try:
             if media == ce.STRUCTURED:
-                event = ce.parse_structured(body)
-            elif "ce-specversion" in request.headers and media == ce.JSON:
-                event = ce.parse_binary(request.headers, body)
+                event = ce.parse_structured(body, extensions)
+            elif "ce-specversion" in request.headers and (
+                content_type is None or ce.is_json_media(content_type)
+            ):
+                # Binary mode; no Content-Type (the official Python SDK's default) is JSON.
+                event = ce.parse_binary(request.headers, body, extensions)
             elif media == ce.BATCH:
                 raise ProblemError(
                     415,
@@ -348,7 +358,7 @@ class Ingest:
             raise self._invalid(exc, batch=False) from None
         self._refuse_nul([event], body, batch=False)
         mode = "structured" if media == ce.STRUCTURED else "binary"
-        await self._publish([event], request, body, mode)
+        await self._publish([event], request, body, mode, extensions)
         return json_response(
             {"status": "accepted", "id": event.id, "source": event.source, "type": event.type}, 202
         )
@@ -359,10 +369,13 @@ class Ingest:
         media = ce.media_type(request.headers.get("content-type"))
         if media != ce.BATCH:
             raise ce.UnsupportedContentType(media, [ce.BATCH])
+        extensions: list[ce.Extensions] = []
         try:
-            events = ce.parse_batch(body)
+            events = ce.parse_batch(body, extensions)
         except ce.InvalidEvent as exc:
             raise self._invalid(exc, batch=True) from None
+        if not events:  # "zero or more" events (CloudEvents 1.0 §2): nothing to publish
+            return json_response({"status": "accepted", "accepted": 0}, 202)
         if len(events) > self.settings.max_batch_events:
             raise ProblemError(
                 413,
@@ -372,7 +385,7 @@ class Ingest:
                 f"this one {len(events)}",
             )
         self._refuse_nul(events, body, batch=True)
-        await self._publish(events, request, body, "batch")
+        await self._publish(events, request, body, "batch", extensions)
         return json_response({"status": "accepted", "accepted": len(events)}, 202)
 
 

@@ -1,7 +1,10 @@
 """Applicant tracking system webhooks: Greenhouse, Teamtailor and Lever.
 
-Each vendor's delivery is verified with its own signature scheme (constant-time compare),
-deduplicated on the vendor's event id, and mapped to ``applicant.applied.v1`` /
+Each vendor's delivery is verified with its own signature scheme (constant-time compare, on
+bytes: a malformed or non-ASCII signature is a 401, never an error), deduplicated on what the
+signature covers as well as on the vendor's event id (Greenhouse: the SHA-256 of the raw body;
+Lever: the signed ``token``, and a ``triggeredAt`` outside the replay window is refused), and
+mapped to ``applicant.applied.v1`` /
 ``applicant.hired.v1``. Applicants are pseudonymised here, at the edge: the applicant id is a
 keyed HMAC of vendor and candidate id; no name, e-mail address or phone number leaves this
 module (not in events, not in logs).
@@ -19,13 +22,14 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import msgspec
 import orjson
+from asyncpg.pool import PoolConnectionProxy
 from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import Response
@@ -73,27 +77,59 @@ def pseudonym(secret: str, vendor: str, candidate_id: str) -> str:
     return "apl_" + digest.hexdigest()[:32]
 
 
-def _hmac_hex(key: str, message: bytes) -> str:
-    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+def _hmac_hex(key: str, message: bytes) -> bytes:
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest().encode()
+
+
+def as_bytes(text: str) -> bytes:
+    """Any ``str`` as bytes, for a comparison that cannot raise: a header value (Starlette
+    decodes headers as Latin-1, so a non-ASCII byte is a non-ASCII character) or a JSON string
+    (which may hold a lone surrogate). ``hmac.compare_digest(str, str)`` raises TypeError on
+    non-ASCII text: that was an unauthenticated 500 on every webhook."""
+    return text.encode("utf-8", "surrogatepass")
 
 
 def verify_greenhouse(secret: str, body: bytes, header: str | None) -> bool:
     """``Signature: sha256 <hex HMAC-SHA256 of the raw body>``."""
     algorithm, _, signature = (header or "").partition(" ")
     expected = _hmac_hex(secret, body)
-    return bool(secret) and algorithm == "sha256" and hmac.compare_digest(signature, expected)
+    same = hmac.compare_digest(as_bytes(signature), expected)
+    return bool(secret) and algorithm == "sha256" and same
 
 
 def verify_teamtailor(key: str, payload: bytes, signature: str | None) -> bool:
     """``signature`` = Base64 of the hex HMAC-SHA256 of the ``payload`` member's JSON text."""
-    expected = base64.b64encode(_hmac_hex(key, payload).encode()).decode()
-    return bool(key) and hmac.compare_digest(signature or "", expected)
+    expected = base64.b64encode(_hmac_hex(key, payload))
+    return bool(key) and hmac.compare_digest(as_bytes(signature or ""), expected)
 
 
 def verify_lever(signature_token: str, token: str, triggered_at: str, signature: str) -> bool:
     """``signature`` = hex HMAC-SHA256 of ``token + triggeredAt`` keyed by the signature token."""
-    expected = _hmac_hex(signature_token, (token + triggered_at).encode())
-    return bool(signature_token) and hmac.compare_digest(signature, expected)
+    expected = _hmac_hex(signature_token, as_bytes(token + triggered_at))
+    return bool(signature_token) and hmac.compare_digest(as_bytes(signature), expected)
+
+
+def lever_triggered_at(value: Any) -> datetime | None:
+    """Lever's ``triggeredAt`` (epoch milliseconds, a number or a string of digits), or None
+    when it is not one or is outside the years :data:`EARLIEST`-:data:`LATEST`."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    try:
+        return _time(value, "triggeredAt")
+    except Invalid:
+        return None
+
+
+def outside_window(at: datetime, now: datetime, window_s: float, skew_s: float) -> str | None:
+    """Why a signed timestamp cannot be a fresh delivery (older than the replay window, or
+    further in the future than clocks disagree), or None when it can."""
+    if at < now - timedelta(seconds=window_s):
+        return f"older than the replay window ({window_s:g} s)"
+    if at > now + timedelta(seconds=skew_s):
+        return f"more than {skew_s:g} s in the future"
+    return None
 
 
 def refs_from_url(url: str | None) -> tuple[str | None, str | None]:
@@ -136,10 +172,18 @@ Change = Applied | Hired
 
 @dataclass(frozen=True)
 class Delivery:
-    """A verified delivery: the vendor's id for it, and what it says (may be nothing)."""
+    """A verified delivery: the vendor's id for it, and what it says (may be nothing).
+
+    ``also`` are further keys the same delivery is known by, taken from what the signature
+    covers: a replay under a new (unsigned) id still matches one of them."""
 
     delivery_id: str
     changes: list[Change]
+    also: tuple[str, ...] = ()
+
+    @property
+    def keys(self) -> list[str]:
+        return [self.delivery_id, *self.also]
 
 
 def _get(obj: Any, *path: str | int) -> Any:
@@ -157,18 +201,40 @@ def _id(value: Any, field: str) -> str:
     return str(value)
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+"""Vendor timestamps outside [EARLIEST, LATEST) are absurd (year 1 with an offset has no UTC
+equivalent; epoch values past the year 9999 do not fit a datetime; a year-1 time would
+overflow the attribution's look-back arithmetic): refused as invalid, never a 500."""
+
+
 def _time(value: Any, field: str, default: datetime | None = None) -> datetime:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value / 1000, UTC)  # epoch milliseconds
-    if isinstance(value, str):
+        try:
+            parsed = datetime.fromtimestamp(value / 1000, UTC)  # epoch milliseconds
+        except (OverflowError, OSError, ValueError):
+            raise Invalid(f"{field} is out of range") from None
+    elif isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise Invalid(f"{field} is not a timestamp") from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    if default is not None:
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            parsed.astimezone(UTC)  # 0001-01-01T00:00:00+01:00 is in the year 0 in UTC
+        except (OverflowError, ValueError):
+            raise Invalid(f"{field} is not a timestamp in the years 1970-8999") from None
+    elif default is not None:
         return default
-    raise Invalid(f"{field} is missing")
+    else:
+        raise Invalid(f"{field} is missing")
+    if not EARLIEST <= parsed < LATEST:
+        raise Invalid(f"{field} is not a timestamp in the years 1970-8999")
+    return parsed
+
+
+def vendor_time(value: Any, field: str) -> datetime:
+    """A vendor timestamp (epoch milliseconds or RFC 3339); :class:`Invalid` when it is
+    missing, malformed or absurd (outside the years 1970-8999)."""
+    return _time(value, field)
 
 
 def _custom_value(fields: Any, name: str) -> str | None:
@@ -183,16 +249,19 @@ GREENHOUSE_HIRED = ("hire_candidate", "candidate_hired")
 
 
 def greenhouse(document: Any, event_id: str | None, body: bytes, now: datetime) -> Delivery:
-    """A Greenhouse delivery (``action`` + ``payload.application``)."""
-    delivery_id = event_id or hashlib.sha256(body).hexdigest()
+    """A Greenhouse delivery (``action`` + ``payload.application``), known by its
+    ``Greenhouse-Event-ID`` and by the SHA-256 of the signed body."""
+    digest = hashlib.sha256(body).hexdigest()
+    delivery_id = event_id or digest
+    also = (f"sha256:{digest}",)
     action = _get(document, "action")
     application = _get(document, "payload", "application")
     if action not in (GREENHOUSE_APPLIED, *GREENHOUSE_HIRED):
-        return Delivery(delivery_id, [])
+        return Delivery(delivery_id, [], also)
     if not isinstance(application, dict):
         raise Invalid("payload.application is missing")
     if application.get("prospect") is True:
-        return Delivery(delivery_id, [])  # a sourced prospect has not applied
+        return Delivery(delivery_id, [], also)  # a sourced prospect has not applied
     candidate = _get(application, "candidate", "id") or _get(application, "candidate_id")
     if candidate is None:
         candidate = _get(document, "payload", "candidate", "id")
@@ -222,10 +291,13 @@ def greenhouse(document: Any, event_id: str | None, body: bytes, now: datetime) 
                     referrer_email=email if isinstance(email, str) and email else None,
                 )
             ],
+            also,
         )
     hired_at = _get(application, "hired_at") or _get(application, "last_activity_at")
     return Delivery(
-        delivery_id, [Hired(candidate_id, job_id, _time(hired_at, "hired_at", default=now))]
+        delivery_id,
+        [Hired(candidate_id, job_id, _time(hired_at, "payload.application.hired_at", default=now))],
+        also,
     )
 
 
@@ -282,11 +354,13 @@ LEVER_EVENTS = ("applicationCreated", "candidateHired")
 
 
 def lever(document: Any, opportunity: Any) -> Delivery:
-    """A Lever delivery, with the opportunity read from Lever's API (``?expand=applications``)."""
+    """A Lever delivery, with the opportunity read from Lever's API (``?expand=applications``),
+    known by its ``id`` and by its signed ``token``."""
     delivery_id = _id(_get(document, "id"), "id")
+    also = lever_keys(document)
     event = _get(document, "event")
     if event not in LEVER_EVENTS:
-        return Delivery(delivery_id, [])
+        return Delivery(delivery_id, [], also)
     data = _get(document, "data")
     candidate_id = _id(
         _get(data, "candidateId") or _get(data, "contactId") or _get(data, "opportunityId"),
@@ -301,7 +375,7 @@ def lever(document: Any, opportunity: Any) -> Delivery:
     job_id = _id(_get(application, "posting"), "opportunity.applications[].posting")
     if event == "candidateHired":
         hired_at = _time(_get(document, "triggeredAt"), "triggeredAt")
-        return Delivery(delivery_id, [Hired(candidate_id, job_id, hired_at)])
+        return Delivery(delivery_id, [Hired(candidate_id, job_id, hired_at)], also)
     sources = [s for s in (_get(opportunity, "sources") or []) if isinstance(s, str)]
     ref = vid = None
     for entry in sources:
@@ -321,7 +395,14 @@ def lever(document: Any, opportunity: Any) -> Delivery:
                 visitor_id=vid,
             )
         ],
+        also,
     )
+
+
+def lever_keys(document: Any) -> tuple[str, ...]:
+    """The key of a Lever delivery that its signature covers: ``token:<token>``."""
+    token = _get(document, "token")
+    return (f"token:{token}",) if isinstance(token, str) else ()
 
 
 def to_events(vendor: str, delivery: Delivery, secret: str, now: datetime) -> list[Envelope]:
@@ -438,17 +519,37 @@ class Webhooks:
         if not (
             isinstance(token, str)
             and isinstance(triggered, int | str)
+            and not isinstance(triggered, bool)
             and isinstance(signature, str)
             and verify_lever(self.settings.lever_signature_token, token, str(triggered), signature)
         ):
             raise unauthorized("lever", "the signature does not match token + triggeredAt")
+        at = lever_triggered_at(triggered)
+        if at is None:
+            DELIVERIES.labels("lever", "invalid").inc()
+            raise ProblemError(
+                422,
+                "invalid-delivery",
+                "Invalid delivery",
+                "triggeredAt is not a timestamp in epoch milliseconds (years 1970-8999)",
+            )
+        stale = outside_window(
+            at,
+            datetime.now(UTC),
+            self.settings.lever_replay_window_s,
+            self.settings.webhook_clock_skew_s,
+        )
+        if stale:
+            raise unauthorized("lever", f"triggeredAt is {stale}: not a fresh delivery")
 
         async def parse() -> Delivery:
             if _get(document, "event") not in LEVER_EVENTS:
                 return self._parse("lever", lambda: lever(document, None))
             delivery_id = _get(document, "id")
-            if isinstance(delivery_id, str) and await self._seen("lever", delivery_id):
-                return Delivery(delivery_id, [])  # a redelivery: no need to ask Lever again
+            keys = [k for k in (delivery_id, *lever_keys(document)) if isinstance(k, str)]
+            if await self._seen("lever", keys):
+                # A redelivery: no need to ask Lever again.
+                return Delivery(str(delivery_id), [], lever_keys(document))
             opportunity = await self._lever_opportunity(_get(document, "data", "opportunityId"))
             return self._parse("lever", lambda: lever(document, opportunity))
 
@@ -497,11 +598,15 @@ class Webhooks:
             DELIVERIES.labels(vendor, "invalid").inc()
             raise ProblemError(422, "invalid-delivery", "Invalid delivery", str(exc)) from None
 
-    async def _seen(self, vendor: str, delivery_id: str) -> bool:
-        found = await self.database.pool.fetchval(
-            "select 1 from ingest_deliveries where vendor = $1 and delivery_id = $2",
+    async def _seen(
+        self, vendor: str, keys: list[str], conn: PoolConnectionProxy | None = None
+    ) -> bool:
+        """Whether a delivery known by any of ``keys`` was published already."""
+        found = await (conn or self.database.pool).fetchval(
+            "select 1 from ingest_deliveries where vendor = $1"
+            " and delivery_id = any($2::text[]) limit 1",
             vendor,
-            delivery_id,
+            keys,
         )
         return found is not None
 
@@ -544,7 +649,23 @@ class Webhooks:
         pool = self.database.pool
         parsed = parse()
         delivery = parsed if isinstance(parsed, Delivery) else await parsed
-        if await self._seen(vendor, delivery.delivery_id):
+        # Referrers resolved first, so the lock below holds one connection and needs no other.
+        resolved = [await self._resolve(change) for change in delivery.changes]
+        delivery = replace(delivery, changes=resolved)
+        async with pool.acquire() as conn, conn.transaction():
+            # One delivery at a time per signed key (until this transaction ends): a copy
+            # racing the original waits here, then finds it recorded.
+            signed = (delivery.also or (delivery.delivery_id,))[0]
+            await conn.execute(
+                "select pg_advisory_xact_lock(hashtextextended($1, 0))", f"{vendor}:{signed}"
+            )
+            return await self._publish_once(vendor, delivery, conn)
+
+    async def _publish_once(
+        self, vendor: str, delivery: Delivery, conn: PoolConnectionProxy
+    ) -> Response:
+        secret = self.settings.applicant_id_secret
+        if await self._seen(vendor, delivery.keys, conn):
             DELIVERIES.labels(vendor, "duplicate").inc()
             log.info(
                 "duplicate delivery", extra={"vendor": vendor, "delivery": delivery.delivery_id}
@@ -553,9 +674,7 @@ class Webhooks:
         if not delivery.changes:
             DELIVERIES.labels(vendor, "ignored").inc()
             return json_response({"status": "ignored", "events": 0})
-        resolved = [await self._resolve(change) for change in delivery.changes]
-        now = datetime.now(UTC)
-        events = to_events(vendor, Delivery(delivery.delivery_id, resolved), secret, now)
+        events = to_events(vendor, delivery, secret, datetime.now(UTC))
         try:
             await self.publisher.publish(events)
         except BrokerUnavailable:
@@ -567,11 +686,10 @@ class Webhooks:
                 "the delivery was not published; redeliver later",
                 headers={"Retry-After": str(self.settings.retry_after_s)},
             ) from None
-        await pool.execute(
+        await conn.executemany(
             "insert into ingest_deliveries (vendor, delivery_id) values ($1, $2)"
             " on conflict do nothing",
-            vendor,
-            delivery.delivery_id,
+            [(vendor, key) for key in delivery.keys],
         )
         DELIVERIES.labels(vendor, "accepted").inc()
         log.info(

@@ -1,9 +1,12 @@
 """LinkedIn: the organization social-action webhook, and the statistics poller.
 
 Webhook (``/v1/webhooks/linkedin``): LinkedIn validates the endpoint with
-``GET ?challengeCode=…`` and expects ``challengeResponse`` = hex HMAC-SHA256 of the code keyed
-by the app's client secret; each notification ``POST`` carries ``X-LI-Signature``, the hex
-HMAC-SHA256 of the raw body with the same secret. Likes, comments and shares on the company
+``GET ?challengeCode=…`` (a type-4 UUID; nothing else is answered, so the challenge is no
+signing oracle) and expects ``challengeResponse`` = hex HMAC-SHA256 of the code keyed by the
+app's client secret; each notification ``POST`` carries ``X-LI-Signature``, the hex
+HMAC-SHA256 with the same secret "of the JSON-encoded string representation of the POST body
+prefixed by hmacsha256=" (both readings are accepted: the prefix on the header value, or on
+the signed message). Likes, comments and shares on the company
 page's posts become ``post.engagement.v1`` (the actor mapped to an employee by member URN when
 known); a share by a known employee (or the page) also becomes ``post.published.v1`` with
 ``reshare_of``. Notifications are deduplicated on ``notificationId``.
@@ -24,6 +27,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,7 +42,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.ingest import directory
-from services.ingest.ats import DELIVERIES
+from services.ingest.ats import DELIVERIES, Invalid, as_bytes, vendor_time
 from services.ingest.database import Database, answering_503
 from services.ingest.publisher import BrokerUnavailable, Publisher
 from services.ingest.settings import IngestSettings
@@ -97,15 +101,29 @@ MEMBER_METRICS = {
 # --- pure rules ----------------------------------------------------------------------------
 
 
+CHALLENGE_CODE = re.compile(
+    r"\A[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z", re.IGNORECASE
+)
+"""LinkedIn's ``challengeCode``: "Randomly generated type-4 UUID string" (RFC 4122 variant)."""
+SIGNATURE_PREFIX = b"hmacsha256="
+
+
 def challenge_response(client_secret: str, challenge_code: str) -> str:
     return hmac.new(client_secret.encode(), challenge_code.encode(), hashlib.sha256).hexdigest()
 
 
 def verify_signature(client_secret: str, body: bytes, header: str | None) -> bool:
-    """``X-LI-Signature``: hex HMAC-SHA256 of the raw body (``hmacsha256=`` prefix allowed)."""
-    signature = (header or "").removeprefix("hmacsha256=")
-    expected = hmac.new(client_secret.encode(), body, hashlib.sha256).hexdigest()
-    return bool(client_secret) and hmac.compare_digest(signature, expected)
+    """``X-LI-Signature``: the hex HMAC-SHA256 "of the JSON-encoded string representation of
+    the POST body prefixed by hmacsha256=". Read either way: ``hmacsha256=<HMAC(body)>`` or
+    ``<HMAC("hmacsha256=" + body)>`` (with or without the prefix on the header). Compared on
+    bytes, both every time, so the time taken tells nothing."""
+    if not client_secret or header is None:
+        return False
+    presented = as_bytes(header).removeprefix(SIGNATURE_PREFIX).lower()
+    key = client_secret.encode()
+    plain = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
+    prefixed = hmac.new(key, SIGNATURE_PREFIX + body, hashlib.sha256).hexdigest().encode()
+    return hmac.compare_digest(presented, plain) | hmac.compare_digest(presented, prefixed)
 
 
 def _millis(value: Any) -> datetime | None:
@@ -133,7 +151,8 @@ def notifications(document: Any) -> list[Notification]:
             continue
         action = ACTIONS.get(str(item.get("action")))
         post = item.get("sourcePost")
-        at = _millis(item.get("lastModifiedAt"))
+        modified = item.get("lastModifiedAt")
+        at = vendor_time(modified, "lastModifiedAt") if modified is not None else None
         notification_id = item.get("notificationId")
         if action is None or not isinstance(post, str) or at is None or notification_id is None:
             continue
@@ -243,6 +262,16 @@ class LinkedIn:
             )
         if not code:
             raise ProblemError(400, "bad-request", "Bad request", "challengeCode is required")
+        if not CHALLENGE_CODE.match(code):
+            # Only what LinkedIn sends is answered: an HMAC of any text would let anyone
+            # have a notification body signed with the client secret.
+            raise ProblemError(
+                400,
+                "bad-request",
+                "Bad request",
+                "challengeCode must be a type-4 UUID, as LinkedIn sends it",
+                errors=[{"field": "challengeCode", "detail": "not a type-4 UUID"}],
+            )
         return json_response(
             {
                 "challengeCode": code,
@@ -260,12 +289,15 @@ class LinkedIn:
                 401, "bad-signature", "Bad signature", "X-LI-Signature does not match the body"
             )
         try:
-            document = orjson.loads(body)
+            found = notifications(orjson.loads(body))
         except orjson.JSONDecodeError:
             DELIVERIES.labels("linkedin", "invalid").inc()
             raise ProblemError(422, "invalid-delivery", "Invalid delivery", "not JSON") from None
+        except Invalid as exc:
+            DELIVERIES.labels("linkedin", "invalid").inc()
+            raise ProblemError(422, "invalid-delivery", "Invalid delivery", str(exc)) from None
         with answering_503():
-            return await self._notify(notifications(document))
+            return await self._notify(found)
 
     async def _notify(self, found: list[Notification]) -> Response:
         pool = self.database.pool

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import ipaddress
 import logging
 import os
 import re
@@ -19,9 +20,10 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import asyncpg
+import idna
 import msgspec
 from prometheus_client import Counter
 from starlette.requests import Request
@@ -115,23 +117,104 @@ def valid_visitor_id(value: str | None) -> str | None:
     return value if value is not None and VISITOR.match(value) else None
 
 
-def host_allowed(url: str, allowed: tuple[str, ...]) -> bool:
-    """Whether ``url`` is http(s) on a host of the allow-list (``host`` or ``*.domain``)."""
+# A backslash (a path separator to browsers: ``https://evil.com\.example.com/`` goes to
+# evil.com), C0/C1 control characters and spaces (browsers drop tabs and newlines before
+# parsing, so what they see is not what was checked).
+_REFUSED_CHARACTERS = re.compile(r"[\\\x00-\x20\x7f-\x9f]")
+_LABEL = re.compile(r"\A(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
+_NUMERIC_LABEL = re.compile(r"\A(?:[0-9]+|0x[0-9a-f]*)\Z")
+_ASCII = "".join(map(chr, range(0x21, 0x7F)))  # percent-encode only what is not ASCII
+
+
+class TargetRefused(ValueError):
+    """A redirect target Ripples will not send a browser to; the message says why."""
+
+
+def normalise_host(host: str) -> str:
+    """The host as a browser resolves it (WHATWG URL host parsing): lower case, without the
+    root's trailing dot, a U-label as its A-label (UTS #46, the ``idna`` package), an IP
+    literal in its canonical form. :class:`TargetRefused` when it is none of a valid
+    IDNA/ASCII host name, an IPv4 address or a bracketed IPv6 address."""
+    if host.startswith("["):
+        if not host.endswith("]") or "%" in host:
+            raise TargetRefused("is not a valid IPv6 literal")
+        try:
+            return f"[{ipaddress.IPv6Address(host[1:-1]).compressed}]"
+        except ValueError:
+            raise TargetRefused("is not a valid IPv6 literal") from None
+    name = host[:-1] if host.endswith(".") else host
+    if not name.isascii():
+        try:
+            name = idna.encode(name, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError):
+            raise TargetRefused("is not a valid internationalised host name") from None
+    name = name.lower()
+    labels = name.split(".")
+    if _NUMERIC_LABEL.match(labels[-1]):  # browsers parse this as an IPv4 address
+        try:
+            return str(ipaddress.IPv4Address(name))
+        except ValueError:
+            raise TargetRefused("is not a valid IPv4 address") from None
+    if len(name) > 253 or not all(_LABEL.match(label) for label in labels):
+        raise TargetRefused("is not a valid host name")
+    for label in labels:
+        if label.startswith("xn--"):
+            try:
+                idna.decode(label)
+            except (idna.IDNAError, UnicodeError):
+                raise TargetRefused("is not a valid internationalised host name") from None
+    return name
+
+
+def target_host(url: str) -> str:
+    """The normalised host of a redirect target; :class:`TargetRefused` when the URL is not
+    http(s), carries a backslash, userinfo or a control character, has a bad port, or its
+    host is not a valid host name or IP literal."""
+    if _REFUSED_CHARACTERS.search(url):
+        raise TargetRefused("contains a backslash, a space or a control character")
     try:
         parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
+        _ = parts.port  # a port that is not a number 0-65535 raises
     except ValueError:
-        return False
-    if parts.scheme not in ("http", "https") or not host or parts.username or parts.password:
-        return False
+        raise TargetRefused("is not a valid URL") from None
+    if parts.scheme not in ("http", "https"):
+        raise TargetRefused("must be an http or https URL")
+    if "@" in parts.netloc:
+        raise TargetRefused("must not carry userinfo (user@)")
+    host = parts.netloc
+    if host.startswith("["):
+        host = host[: host.find("]") + 1]
+    else:
+        host = host.rpartition(":")[0] if ":" in host else host
+    if not host:
+        raise TargetRefused("has no host")
+    try:
+        return normalise_host(host)
+    except TargetRefused as exc:
+        raise TargetRefused(f"has a host that {exc}") from None
+
+
+def target_refused(url: str, allowed: tuple[str, ...]) -> str | None:
+    """Why ``url`` may not be a redirect target, or None when it is http(s) on a host of the
+    allow-list (``host`` or ``*.domain``), compared after normalising both sides."""
+    try:
+        host = target_host(url)
+    except TargetRefused as exc:
+        return str(exc)
     for entry in allowed:
-        entry = entry.lower()
-        if entry.startswith("*."):
-            if host.endswith(entry[1:]) and host != entry[2:]:
-                return True
-        elif host == entry:
-            return True
-    return False
+        wildcard = entry.startswith("*.")
+        try:
+            name = normalise_host(entry[2:] if wildcard else entry)
+        except TargetRefused:
+            continue  # a bad entry allows nothing
+        if host == name if not wildcard else host.endswith("." + name):
+            return None
+    return "has a host that is not on the allow-list (INGEST_LINK_ALLOWED_HOSTS)"
+
+
+def host_allowed(url: str, allowed: tuple[str, ...]) -> bool:
+    """Whether ``url`` may be a redirect target (see :func:`target_refused`)."""
+    return target_refused(url, allowed) is None
 
 
 def tagged_target(target_url: str, link_code: str, job_id: str | None) -> str:
@@ -148,7 +231,12 @@ def tagged_target(target_url: str, link_code: str, job_id: str | None) -> str:
     }
     kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ours]
     query = urlencode([*kept, *ours.items()])
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+    netloc = parts.netloc
+    if not netloc.isascii():  # the Location header is ASCII: the host as its A-label
+        port = f":{parts.port}" if parts.port is not None else ""
+        netloc = target_host(target_url) + port
+    path, fragment = quote(parts.path, safe=_ASCII), quote(parts.fragment, safe=_ASCII)
+    return urlunsplit((parts.scheme, netloc, path, query, fragment))
 
 
 def is_preview(method: str, user_agent: str | None) -> bool:
@@ -252,16 +340,24 @@ class Links:
         try:
             spec = _decode_request(body)
         except msgspec.ValidationError as exc:
-            raise ProblemError(422, "invalid-link", "Invalid link", str(exc)) from None
+            field = str(exc).rpartition("$.")[2].rstrip("`") if "$." in str(exc) else "$"
+            raise ProblemError(
+                422,
+                "invalid-link",
+                "Invalid link",
+                str(exc),
+                errors=[{"field": field, "detail": str(exc)}],
+            ) from None
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec's invalid UTF-8
             raise ProblemError(422, "invalid-link", "Invalid link", f"not JSON: {exc}") from None
-        if not host_allowed(spec.target_url, self.settings.link_allowed_hosts):
+        refused = target_refused(spec.target_url, self.settings.link_allowed_hosts)
+        if refused is not None:
             raise ProblemError(
                 422,
                 "target-not-allowed",
                 "Target not allowed",
-                "target_url must be http(s) on a host of INGEST_LINK_ALLOWED_HOSTS",
-                errors=[{"field": "target_url", "detail": "host not on the allow-list"}],
+                f"target_url {refused}",
+                errors=[{"field": "target_url", "detail": refused}],
             )
         pool = self.database.pool
         link = None

@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import Gauge, Histogram
 
 from shared import kafka
-from shared.cloudevents import kafka_records
+from shared.cloudevents import Extensions, kafka_records
 from shared.events import TOPICS, Envelope
 from shared.metrics import LATENCY_BUCKETS
 from shared.settings import KafkaSettings
@@ -74,13 +74,16 @@ class Publisher:
             await self._producer.stop()  # flushes what was handed over
             self._producer = None
 
-    async def publish(self, events: Sequence[Envelope]) -> None:
-        """Return once the broker acknowledged every event; else raise BrokerUnavailable."""
+    async def publish(
+        self, events: Sequence[Envelope], extensions: Sequence[Extensions] | None = None
+    ) -> None:
+        """Return once the broker acknowledged every event; else raise BrokerUnavailable.
+        ``extensions``: each event's extension attributes as ``ce_`` headers, when parsed."""
         sender = self._sender
         if sender is None or not self._healthy:
             raise BrokerUnavailable("the broker is not reachable")
         started = time.perf_counter()
-        records = kafka_records(events)
+        records = kafka_records(events, extensions)
         try:
             async with asyncio.timeout(self.timeout_s):
                 await sender.send(records)

@@ -53,6 +53,12 @@ class IngestSettings:
     lever_api_base_url: str = "https://api.lever.co/v1"
     lever_api_key: str = ""
     vendor_timeout_s: float = 10.0
+    # A Lever delivery whose signed `triggeredAt` is older than this is refused (401) as a
+    # replay; its signed `token` is remembered (deduplicated) at least this long.
+    lever_replay_window_s: float = 24 * 3600.0
+    # How far a signed webhook timestamp may lie in the future (clocks disagree) before it
+    # is refused as absurd.
+    webhook_clock_skew_s: float = 300.0
 
     # --- LinkedIn ---
     # The app's client secret: webhook challenge responses and X-LI-Signature.

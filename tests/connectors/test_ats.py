@@ -9,6 +9,7 @@ import base64
 import copy
 import hashlib
 import hmac
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -204,7 +205,9 @@ async def test_greenhouse_bad_signatures_are_refused(
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
     sentinel = str(uuid.uuid4())
-    assert (await post_greenhouse(http, greenhouse_hire(1), sentinel)).status_code == 200
+    hire = greenhouse_hire(1)  # the same applicant (partition); a new body, so not a replay
+    hire["payload"]["application"]["id"] = uuid.uuid4().int % 10**9
+    assert (await post_greenhouse(http, hire, sentinel)).json()["status"] == "accepted"
     events = await topic_events(
         broker.address, "ripples.applicants", until=frozenset({f"{sentinel}:0"})
     )
@@ -375,8 +378,9 @@ async def test_teamtailor_bad_signatures_are_refused(http: httpx.AsyncClient) ->
 
 
 def lever_delivery(event: str, opportunity: str, token: str | None = None) -> dict[str, Any]:
-    """Lever's documented webhook body, signed: HMAC-SHA256(token + triggeredAt)."""
-    triggered_at = 1780000123456
+    """Lever's documented webhook body, signed: HMAC-SHA256(token + triggeredAt), triggered
+    now (ingest refuses a ``triggeredAt`` outside its replay window)."""
+    triggered_at = int(time.time() * 1000)
     token = token or uuid.uuid4().hex
     data: dict[str, Any] = {
         "opportunityId": opportunity,
@@ -426,7 +430,7 @@ async def test_lever_application_and_hire(
         await read_events(broker.address, "ripples.applicants", {f"{hired['id']}:0"})
     ).values()
     assert isinstance(event, ApplicantHiredEvent)
-    assert event.data.hired_at == datetime.fromtimestamp(1780000123.456, UTC)
+    assert event.data.hired_at == datetime.fromtimestamp(hired["triggeredAt"] / 1000, UTC)
 
     calls = len(lever_api.requests)
     replay = await http.post("/v1/webhooks/lever", json=hired)

@@ -87,6 +87,15 @@ def test_tagged_target_adds_utm_and_keeps_other_parameters() -> None:
         ("ftp://careers.example.com/", False),
         ("https://xjobs.example.org/", False),
         ("not a url", False),
+        ("https://evil.com\\.a.jobs.example.org/", False),  # a browser goes to evil.com
+        ("https://careers.example.com/\\x", False),
+        ("https://x@careers.example.com/", False),
+        ("https://careers.example.com/\x01", False),
+        ("https://careers.example.com./", True),
+        ("https://xn--bcher-kva.jobs.example.org/", True),
+        ("https://bücher.jobs.example.org/", True),
+        ("https://xn--zz.jobs.example.org/", False),  # not a valid A-label
+        ("https://care_ers.example.com/", False),
     ],
 )
 def test_host_allow_list(url: str, allowed: bool) -> None:

@@ -207,7 +207,7 @@ async def test_bad_batch_names_every_bad_index_and_publishes_nothing(
         await read_events(broker.address, "ripples.links", refused, timeout_s=2)
 
 
-@pytest.mark.parametrize("body", [b"[]", b"{}", b"[1, 2", b"\xff\xfe"])
+@pytest.mark.parametrize("body", [b"{}", b"[1, 2", b"\xff\xfe"])
 async def test_malformed_batches(client: httpx.AsyncClient, body: bytes) -> None:
     problem(await client.post("/v1/events:batch", content=body, headers=BATCH), 422)
 

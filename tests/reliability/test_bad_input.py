@@ -78,7 +78,11 @@ async def test_an_escaped_backslash_before_u0000_is_not_a_nul(client: httpx.Asyn
 )
 async def test_undecodable_bodies(client: httpx.AsyncClient, body: bytes) -> None:
     problem(await client.post("/v1/events", content=body, headers=STRUCTURED), 422)
-    problem(await client.post("/v1/events:batch", content=b"[" + body + b"]", headers=BATCH), 422)
+    batch = await client.post("/v1/events:batch", content=b"[" + body + b"]", headers=BATCH)
+    if body.strip():
+        problem(batch, 422)
+    else:  # `[]` is an empty batch, which is valid (CloudEvents HTTP binding §3.3.2)
+        assert batch.status_code == 202, batch.text
 
 
 @pytest.mark.parametrize("depth", [64, 1_000, 100_000])

@@ -270,7 +270,7 @@ def test_the_earliest_and_latest_utc_times_are_accepted() -> None:
 
 
 def test_unknown_fields_are_ignored_everywhere() -> None:
-    event = samples.event("ripples.applicant.hired.v1", extension_attribute="x")
+    event = samples.event("ripples.applicant.hired.v1", extensionattribute="x")
     event["data"]["salary"] = 1
     hired = parse(event)
     assert hired.data.hired_at == datetime(2026, 7, 1, 9, tzinfo=timezone.utc)  # noqa: UP017
