@@ -19,6 +19,7 @@ from datetime import datetime
 import asyncpg
 import msgspec
 
+from services.ingest import tokens
 from shared.events import EmployeeRemovedEvent, EmployeeUpsertedEvent, Envelope
 
 
@@ -68,14 +69,16 @@ async def record(
     pool: asyncpg.Pool, events: Sequence[Envelope], emails: Mapping[str, str], secret: str
 ) -> None:
     """Apply the employee events of an accepted request to the directory."""
-    upserts: list[tuple[str, str | None, str | None, datetime]] = []
+    upserts: list[tuple[str, str | None, str | None, datetime, str]] = []
     removals: list[tuple[str, datetime]] = []
     for event in events:
         if isinstance(event, EmployeeUpsertedEvent):
             data = event.data
             email = emails.get(data.employee_id)
             hashed = email_hash(secret, email) if email and secret else None
-            upserts.append((data.employee_id, hashed, data.linkedin_member_urn, event.time))
+            upserts.append(
+                (data.employee_id, hashed, data.linkedin_member_urn, event.time, data.locale)
+            )
         elif isinstance(event, EmployeeRemovedEvent):
             removals.append((event.data.employee_id, event.time))
     if not upserts and not removals:
@@ -84,14 +87,16 @@ async def record(
         if upserts:
             await conn.executemany(
                 "insert into ingest_employees (employee_id, email_hash, linkedin_member_urn,"
-                " updated_at) values ($1, $2, $3, $4)"
+                " updated_at, locale) values ($1, $2, $3, $4, $5)"
                 " on conflict (employee_id) do update set email_hash = excluded.email_hash,"
+                " locale = excluded.locale,"
                 " linkedin_member_urn = excluded.linkedin_member_urn,"
                 " updated_at = excluded.updated_at"
                 " where ingest_employees.updated_at <= excluded.updated_at",
                 upserts,
             )
         if removals:
+            await tokens.forget(conn, removals)
             # Erasure: the member URN goes from the poller's state too.
             await conn.executemany(
                 "delete from ingest_linkedin_members where member_urn in (select"

@@ -39,6 +39,7 @@ from starlette.responses import Response
 
 from services.ingest import directory
 from services.ingest.ats import DELIVERIES
+from services.ingest.connect import Connect
 from services.ingest.database import Database, answering_503
 from services.ingest.publisher import BrokerUnavailable, Publisher
 from services.ingest.settings import IngestSettings
@@ -224,7 +225,9 @@ class LinkedIn:
         database: Database,
         publisher: Publisher,
         http: httpx.AsyncClient,
+        connect: Connect | None = None,
     ) -> None:
+        self.connect = connect
         self.settings = settings
         self.database = database
         self.publisher = publisher
@@ -375,6 +378,16 @@ class LinkedIn:
             return {}
         return {k: v for k, v in tokens.items() if isinstance(k, str) and isinstance(v, str)}
 
+    async def _members(self) -> list[tuple[str, str, str | None]]:
+        """(member URN, token, employee id when connected through the connect flow): the
+        connected employees' tokens (refreshed when due), then the tokens file's others."""
+        connected = await self.connect.tokens() if self.connect is not None else []
+        seen = {member for member, _, _ in connected}
+        filed = [(m, t, None) for m, t in self._tokens().items() if m not in seen]
+        if self.connect is not None:
+            await self.connect.store.measure(self.database.pool)
+        return [*connected, *filed]
+
     async def poll_once(self) -> str:
         """One poll, unless another replica is polling right now; returns the outcome."""
         pool = self.database.pool
@@ -389,9 +402,9 @@ class LinkedIn:
         poll = Poll(observed_at=datetime.now(UTC))
         outcome = "completed"
         try:
-            for member, token in self._tokens().items():
+            for member, token, connected in await self._members():
                 # Logs name the employee, never the member URN (a personal field).
-                employee = await directory.by_member_urn(pool, member)
+                employee = connected or await directory.by_member_urn(pool, member)
                 who = {"employee_id": employee or "unknown"}
                 try:
                     await self._poll_member(poll, member, token, employee)
@@ -399,6 +412,8 @@ class LinkedIn:
                     SKIPPED.labels("unauthorized").inc()
                     log.warning("linkedin token refused; member skipped", extra=who)
                     await self._member_status(member, "unauthorized")
+                    if connected and self.connect is not None:
+                        await self.connect.refused(connected)
                     continue
                 except ApiError as exc:
                     SKIPPED.labels("error").inc()
