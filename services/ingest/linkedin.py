@@ -565,7 +565,8 @@ class LinkedIn:
             if employee:
                 await self._announce(poll, post, employee)
             kind = "ugc" if post["id"].startswith("urn:li:ugcPost:") else "share"
-            entity = quote(f"({kind}:{post['id']})", safe="(:)")
+            # Rest.li 2.0: the URN is URL-encoded inside the tuple (Member Post Statistics).
+            entity = f"({kind}:{quote(post['id'], safe='')})"
             counts: dict[str, int] = {}
             for metric in MEMBER_METRICS:
                 answer = await self._get(

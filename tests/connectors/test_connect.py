@@ -213,6 +213,15 @@ async def test_round_trip_connect_poll_refresh_revoke_disconnect(
             for c in emulator.calls
         )
     )
+    # memberCreatorPostAnalytics with the URN URL-encoded inside the Rest.li tuple, as in
+    # "Member Post Statistics" (https://learn.microsoft.com/en-us/linkedin/marketing/
+    # community-management/members/post-statistics): entity=(share:urn%3Ali%3Ashare%3A…).
+    encoded = post.replace(":", "%3A")
+    await until(lambda: any(c.path == "/rest/memberCreatorPostAnalytics" for c in emulator.calls))
+    analytics = next(c for c in emulator.calls if c.path == "/rest/memberCreatorPostAnalytics")
+    assert analytics.raw_query.startswith(f"q=entity&entity=(share:{encoded})&queryType="), (
+        analytics.raw_query
+    )
     published = await wait_for(
         broker.address,
         "ripples.posts",
