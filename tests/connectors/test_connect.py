@@ -239,8 +239,11 @@ async def test_round_trip_connect_poll_refresh_revoke_disconnect(
     dump = pg_dump(connect_db)
     assert b"ingest_linkedin_connections" in dump
     assert member.encode() in dump
+    # (bytea is dumped as hex: look for the token as text and as hex, and base64 of it)
     for token in (issued[0], fresh, refresh[0]):
         assert token.encode() not in dump
+        assert token.encode().hex().encode() not in dump
+        assert base64.b64encode(token.encode())[:40] not in dump
 
     # LinkedIn refuses the token (revoked at LinkedIn): the connection says so.
     emulator.revoke(sub)
