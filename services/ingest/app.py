@@ -431,6 +431,10 @@ def create_app(
         ingest.authorize(request)
         return await connect.connection(request)
 
+    async def register_post(request: Request) -> Response:
+        ingest.authorize(request)
+        return await connect.register_post(request)
+
     async def ready() -> dict[str, bool]:
         return {"broker": publisher.ready, "database": await database.ready()}
 
@@ -441,6 +445,7 @@ def create_app(
         Route("/r/{link_code}", links.redirect, methods=["GET"]),
         Route("/v1/linkedin/invitations", invite, methods=["POST"]),
         Route("/v1/linkedin/connections/{employee_id}", connection, methods=["GET", "DELETE"]),
+        Route("/v1/linkedin/posts", register_post, methods=["POST"]),
         Route("/connect/linkedin/callback", connect.callback, methods=["GET"]),
         Route("/connect/linkedin/{token}", connect.open, methods=["GET"]),
         Route("/v1/webhooks/greenhouse", webhooks.greenhouse, methods=["POST"]),

@@ -38,8 +38,8 @@ import html
 import logging
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Any
-from urllib.parse import urlencode
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 
 import httpx
 import msgspec
@@ -50,6 +50,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from services.ingest import directory
 from services.ingest.database import DB_ERRORS, Database, answering_503
+from services.ingest.linkedin_posts import NotAPostUrl, post_urn
 from services.ingest.settings import IngestSettings
 from services.ingest.tokens import Connection, Grant, Store, TokenCipher, parse_keys
 from shared.http import ProblemError, json_response, read_body
@@ -225,7 +226,13 @@ class _Invite(msgspec.Struct, forbid_unknown_fields=True):
     employee_id: str
 
 
+class _Post(msgspec.Struct, forbid_unknown_fields=True):
+    employee_id: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    url: Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
+
+
 _decode_invite = msgspec.json.Decoder(_Invite).decode
+_decode_post = msgspec.json.Decoder(_Post).decode
 
 
 class Connect:
@@ -238,6 +245,7 @@ class Connect:
             TokenCipher(keys) if keys else None,
             timedelta(seconds=settings.linkedin_expiry_warning_s),
         )
+        self._scopes: dict[str, tuple[str, ...]] = {}
 
     @property
     def configured(self) -> bool:
@@ -488,7 +496,124 @@ class Connect:
             token = await self._fresh(pool, connection, now)
             if token is not None:
                 found.append((connection.member_urn, token, connection.employee_id))
+                self._scopes[connection.employee_id] = connection.scopes
         return found
+
+    def may_list(self, employee: str | None) -> bool:
+        """Whether the poller may list the member's posts (``GET /rest/posts?q=author``):
+        only with ``r_member_social`` granted, checked on the connection's scopes; members of
+        the operator's tokens file (scopes unknown) keep being listed."""
+        scopes = self._scopes.get(employee) if employee else None
+        return scopes is None or "r_member_social" in scopes
+
+    async def registered_posts(self, employee: str) -> list[dict[str, Any]]:
+        """The posts polled for a connected employee whose posts may not be listed: those
+        registered by URL, and those the employee's tracked links name."""
+        rows = await self.database.pool.fetch(
+            "select post_id from ingest_linkedin_registered_posts where employee_id = $1"
+            " union select post_id from ingest_links where employee_id = $1"
+            " and (post_id like 'urn:li:share:%' or post_id like 'urn:li:ugcPost:%')"
+            " order by post_id",
+            employee,
+        )
+        return [{"id": row["post_id"]} for row in rows]
+
+    async def register_post(self, request: Request) -> Response:
+        """``POST /v1/linkedin/posts {"employee_id","url"}`` (CONTRACT §8)."""
+        body = await read_body(request, self.settings.max_body_bytes)
+        try:
+            spec = _decode_post(body)
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
+            field = "url" if "url" in str(exc) else "employee_id"
+            raise ProblemError(
+                422,
+                "invalid-post",
+                "Invalid post",
+                str(exc),
+                errors=[{"field": field, "detail": str(exc)}],
+            ) from None
+        try:
+            urn = post_urn(spec.url)
+        except NotAPostUrl as exc:
+            raise ProblemError(
+                422,
+                "invalid-post",
+                "Invalid post",
+                f"url: {exc}",
+                errors=[{"field": "url", "detail": str(exc)}],
+            ) from None
+        if urn.startswith("urn:li:activity:"):
+            raise ProblemError(
+                422,
+                "unsupported-post-url",
+                "Unsupported post URL",
+                "url names an activity; LinkedIn's post statistics take the post's share or"
+                " ugcPost URN (the address of the post itself: /feed/update/urn:li:share:… or"
+                " urn:li:ugcPost:…)",
+                errors=[{"field": "url", "detail": "an activity URN, not a share or ugcPost"}],
+            )
+        with answering_503():
+            mine = {e: (m, t) for m, t, e in await self.tokens()}
+            if spec.employee_id not in mine:
+                raise ProblemError(
+                    409,
+                    "not-connected",
+                    "Not connected",
+                    "the employee has no working LinkedIn connection; send an invitation",
+                    errors=[{"field": "employee_id", "detail": "not connected"}],
+                )
+            _, token = mine[spec.employee_id]
+            owned = await self._owns(token, urn)
+            if owned is None:
+                raise ProblemError(
+                    503,
+                    "linkedin-unavailable",
+                    "LinkedIn unavailable",
+                    "LinkedIn did not answer; retry later",
+                    headers={"Retry-After": str(self.settings.retry_after_s)},
+                )
+            if not owned:
+                raise ProblemError(
+                    422,
+                    "not-own-post",
+                    "Not the employee's post",
+                    "LinkedIn does not give this member's statistics for this post: it is not"
+                    " one of the employee's own posts",
+                    errors=[{"field": "url", "detail": "not a post of the employee's account"}],
+                )
+            await self.database.pool.execute(
+                "insert into ingest_linkedin_registered_posts (post_id, employee_id)"
+                " values ($1, $2) on conflict (post_id) do update set employee_id = $2",
+                urn,
+                spec.employee_id,
+            )
+        return json_response({"post_id": urn}, 202)
+
+    async def _owns(self, token: str, urn: str) -> bool | None:
+        """Whether ``urn`` is the token's member's own post: Member Post Statistics answer
+        only for the authenticated member's posts (403/404 otherwise). None: no answer."""
+        kind = "ugc" if urn.startswith("urn:li:ugcPost:") else "share"
+        url = (
+            f"{self.settings.linkedin_api_base_url.rstrip('/')}/memberCreatorPostAnalytics"
+            f"?q=entity&entity=({kind}:{quote(urn, safe='')})&queryType=IMPRESSION"
+            "&aggregation=TOTAL"
+        )
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "LinkedIn-Version": self.settings.linkedin_version,
+            "X-Restli-Protocol-Version": "2.0.0",
+        }
+        try:
+            response = await self.http.get(
+                url, headers=headers, timeout=self.settings.vendor_timeout_s
+            )
+        except httpx.HTTPError:
+            return None
+        if response.status_code == 200:
+            return True
+        if response.status_code in (400, 403, 404):
+            return False
+        return None
 
     async def _fresh(self, pool: Any, connection: Connection, now: datetime) -> str | None:
         due = connection.expires_at - now <= self.store.warn_before

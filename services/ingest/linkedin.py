@@ -561,7 +561,12 @@ class LinkedIn:
         )
 
     async def _poll_member(self, poll: Poll, member: str, token: str, employee: str | None) -> None:
-        for post in await self._posts(member, token):
+        # Listing needs r_member_social: without it, the posts registered or linked.
+        if employee and self.connect is not None and not self.connect.may_list(employee):
+            posts = await self.connect.registered_posts(employee)
+        else:
+            posts = await self._posts(member, token)
+        for post in posts:
             if employee:
                 await self._announce(poll, post, employee)
             kind = "ugc" if post["id"].startswith("urn:li:ugcPost:") else "share"

@@ -38,7 +38,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 SIXTY_DAYS = 60 * 24 * 3600
 YEAR = 365 * 24 * 3600
@@ -67,7 +67,9 @@ class LinkedInEmulator:
     calls: list[Call] = field(default_factory=list)
     codes: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     access: dict[str, str] = field(default_factory=dict)  # token → sub
+    scopes: dict[str, list[str]] = field(default_factory=dict)  # token → granted scopes
     refresh: dict[str, str] = field(default_factory=dict)  # refresh token → sub
+    refresh_scopes: dict[str, list[str]] = field(default_factory=dict)  # sub → scopes
     address: str = ""
 
     def revoke(self, sub: str) -> None:
@@ -136,6 +138,8 @@ class LinkedInEmulator:
             _, sub, scope = issued
             token = "AQV" + secrets.token_urlsafe(32)
             self.access[token] = sub
+            self.scopes[token] = scope.split()
+            self.refresh_scopes[sub] = scope.split()
             body: dict[str, Any] = {
                 "access_token": token,
                 "expires_in": self.expires_in,
@@ -152,6 +156,7 @@ class LinkedInEmulator:
                 return 400, {}, {"error": "invalid_request", "error_description": "bad token"}
             token = "AQV" + secrets.token_urlsafe(32)
             self.access[token] = sub
+            self.scopes[token] = self.refresh_scopes.get(sub, [])
             return (
                 200,
                 {},
@@ -178,6 +183,11 @@ class LinkedInEmulator:
         if sub is None:
             return 401, {}, {"status": 401, "serviceErrorCode": 65601, "code": "REVOKED"}
         member = f"urn:li:person:{sub}"
+        token = call.headers.get("authorization", "").removeprefix("Bearer ")
+        granted = self.scopes.get(token, [])
+        if call.path == "/rest/posts" and "r_member_social" not in granted:
+            # Posts API: reading a member's posts needs the closed r_member_social permission.
+            return 403, {}, {"status": 403, "code": "ACCESS_DENIED", "message": "r_member_social"}
         if call.path == "/rest/posts" and call.query.get("author") == [member]:
             posts = self.posts.get(member, [])
             return (
@@ -197,6 +207,18 @@ class LinkedInEmulator:
                 },
             )
         if call.path == "/rest/memberCreatorPostAnalytics":
+            # Member Post Statistics: only the authenticated member's own posts, named in the
+            # tuple with the URN URL-encoded: (share:urn%3Ali%3Ashare%3A…) / (ugc:…).
+            raw = dict(p.split("=", 1) for p in call.raw_query.split("&") if "=" in p)
+            entity = raw.get("entity", "")
+            kind, _, encoded = entity.removeprefix("(").removesuffix(")").partition(":")
+            urn = unquote(encoded)
+            if "r_member_postAnalytics" not in granted:
+                return 403, {}, {"status": 403, "code": "ACCESS_DENIED"}
+            if ":" in encoded or kind not in ("share", "ugc"):
+                return 400, {}, {"status": 400, "code": "ILLEGAL_ARGUMENT", "message": entity}
+            if urn not in self.posts.get(member, []):
+                return 403, {}, {"status": 403, "code": "ACCESS_DENIED", "message": "not owner"}
             return 200, {}, {"elements": [{"count": 100}], "paging": {"start": 0, "count": 10}}
         return 403, {}, {"status": 403, "code": "ACCESS_DENIED"}
 

@@ -23,7 +23,7 @@ import orjson
 import pytest
 
 from services.ingest.connect import sign_invitation
-from shared.events import PostPublishedEvent
+from shared.events import PostMetricsEvent
 from tests.conftest import API_KEYS, Running, fresh_database, start_service
 from tests.connectors.conftest import SECRETS, wait_for
 from tests.connectors.linkedin_emulator import SIXTY_DAYS, LinkedInEmulator
@@ -207,9 +207,18 @@ async def test_round_trip_connect_poll_refresh_revoke_disconnect(
     await until(lambda: any(c.form.get("refresh_token") == refresh for c in emulator.calls))
     await until(lambda: len([t for t, o in emulator.access.items() if o == sub]) == 2)
     fresh = next(t for t, o in emulator.access.items() if o == sub and t != issued[0])
+    # The employee registers the post by its URL; the poller reads its statistics.
+    registered = await http.post(
+        "/v1/linkedin/posts",
+        json={"employee_id": employee_id, "url": f"https://www.linkedin.com/feed/update/{post}/"},
+        headers=AUTH,
+    )
+    assert registered.status_code == 202, registered.text
+    assert registered.json() == {"post_id": post}
     await until(
         lambda: any(
-            c.path == "/rest/posts" and c.headers.get("authorization") == f"Bearer {fresh}"
+            c.path == "/rest/memberCreatorPostAnalytics"
+            and c.headers.get("authorization") == f"Bearer {fresh}"
             for c in emulator.calls
         )
     )
@@ -222,12 +231,14 @@ async def test_round_trip_connect_poll_refresh_revoke_disconnect(
     assert analytics.raw_query.startswith(f"q=entity&entity=(share:{encoded})&queryType="), (
         analytics.raw_query
     )
-    published = await wait_for(
+    metrics = await wait_for(
         broker.address,
         "ripples.posts",
-        lambda e: isinstance(e, PostPublishedEvent) and e.data.post_id == post,
+        lambda e: isinstance(e, PostMetricsEvent) and e.data.post_id == post,
     )
-    assert published[0].data.employee_id == employee_id  # known from the connection
+    assert metrics[0].data.impressions == 100
+    # Without r_member_social the member's posts are never listed.
+    assert not [c for c in emulator.calls if c.path == "/rest/posts"]
 
     connected = await status(http, employee_id)
     assert connected["status"] == "connected"
@@ -369,3 +380,42 @@ async def test_removed_employees_lose_their_tokens(
     assert (await status(http, employee_id))["status"] == "none"
     # Its invitation is gone with it.
     assert (await http.get(invitation)).status_code == 403
+
+
+async def test_registering_posts(http: httpx.AsyncClient, emulator: LinkedInEmulator) -> None:
+    sub = f"m{uuid.uuid4().hex[:10]}"
+    own, other = (f"urn:li:ugcPost:7{uuid.uuid4().int % 10**17:017d}" for _ in range(2))
+    emulator.member_sub, emulator.posts[f"urn:li:person:{sub}"] = sub, [own]
+    emulator.refresh_tokens, emulator.expires_in = False, SIXTY_DAYS
+    employee_id = await employee(http, "en")
+
+    async def register(body: dict[str, str], auth: bool = True) -> httpx.Response:
+        return await http.post("/v1/linkedin/posts", json=body, headers=AUTH if auth else {})
+
+    own_url = f"https://www.linkedin.com/posts/test-person_hiring-ugcPost-{own[15:]}-Ab1c?utm=x"
+    assert (await register({"employee_id": employee_id, "url": own_url}, False)).status_code == 401
+    # Not connected yet.
+    refused = await register({"employee_id": employee_id, "url": own_url})
+    assert refused.status_code == 409
+    assert refused.json()["errors"][0]["field"] == "employee_id"
+    assert (
+        await http.get(await authorize(http, await invite(http, employee_id)))
+    ).status_code == 200
+
+    for url in (
+        "https://example.com/feed/update/urn:li:share:1/",
+        "https://www.linkedin.com/in/test-person/",
+        "https://www.linkedin.com/feed/update/urn:li:activity:7123456789012345678/",
+        f"https://www.linkedin.com/feed/update/{other}/",  # someone else's post
+    ):
+        response = await register({"employee_id": employee_id, "url": url})
+        assert response.status_code == 422, url
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["errors"][0]["field"] == "url"
+    missing = await register({"employee_id": employee_id})
+    assert missing.status_code == 422
+    assert missing.json()["errors"][0]["field"] == "url"
+
+    accepted = await register({"employee_id": employee_id, "url": own_url})
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.json() == {"post_id": own}

@@ -35,3 +35,13 @@ create table ingest_linkedin_connections (
     updated_at timestamptz not null default now()
 );
 create index ingest_linkedin_connections_member on ingest_linkedin_connections (member_urn);
+
+-- Posts an employee registered by URL (POST /v1/linkedin/posts): polled for statistics with
+-- the employee's token, without listing the member's posts (which needs r_member_social).
+create table ingest_linkedin_registered_posts (
+    post_id text primary key,
+    employee_id text not null,
+    registered_at timestamptz not null default now()
+);
+create index ingest_linkedin_registered_posts_employee
+    on ingest_linkedin_registered_posts (employee_id);
