@@ -26,7 +26,7 @@ import hmac
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -566,7 +566,12 @@ class LinkedIn:
             posts = await self.connect.registered_posts(employee)
         else:
             posts = await self._posts(member, token)
+        # Member Post Statistics cover the last 12 months: older posts are not asked for.
+        window = poll.observed_at - timedelta(days=365)
         for post in posts:
+            published = _millis(post.get("publishedAt")) or _millis(post.get("createdAt"))
+            if published is not None and published < window:
+                continue
             if employee:
                 await self._announce(poll, post, employee)
             kind = "ugc" if post["id"].startswith("urn:li:ugcPost:") else "share"

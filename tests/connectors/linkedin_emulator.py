@@ -64,6 +64,7 @@ class LinkedInEmulator:
     expires_in: int = SIXTY_DAYS
     refresh_tokens: bool = False
     posts: dict[str, list[str]] = field(default_factory=dict)  # member URN → post URNs
+    published: dict[str, int] = field(default_factory=dict)  # post URN → publishedAt (ms)
     calls: list[Call] = field(default_factory=list)
     codes: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     access: dict[str, str] = field(default_factory=dict)  # token → sub
@@ -198,7 +199,7 @@ class LinkedInEmulator:
                         {
                             "id": p,
                             "author": member,
-                            "publishedAt": 1780000000000 + i,
+                            "publishedAt": self.published.get(p, 1780000000000 + i),
                             "lifecycleState": "PUBLISHED",
                         }
                         for i, p in enumerate(posts)

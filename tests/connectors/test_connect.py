@@ -52,6 +52,11 @@ async def connect_db(postgres: Running) -> AsyncIterator[str]:
         yield url
 
 
+# A member of the operator's tokens file whose token holds r_member_social: listed.
+FILE_SUB, FILE_TOKEN = "filemember", "tok-file-member"
+RECENT_POST, OLD_POST = "urn:li:share:7300000000000000001", "urn:li:share:7000000000000000001"
+
+
 @pytest.fixture(scope="module")
 def service(
     broker: Running,
@@ -59,9 +64,20 @@ def service(
     emulator: LinkedInEmulator,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Running]:
+    tmp = tmp_path_factory.mktemp("connect")
+    tokens = tmp / "tokens.json"
+    tokens.write_bytes(orjson.dumps({f"urn:li:person:{FILE_SUB}": FILE_TOKEN}))
+    emulator.access[FILE_TOKEN] = FILE_SUB
+    emulator.scopes[FILE_TOKEN] = ["r_member_social", "r_member_postAnalytics"]
+    emulator.posts[f"urn:li:person:{FILE_SUB}"] = [RECENT_POST, OLD_POST]
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    emulator.published |= {
+        RECENT_POST: now_ms - 30 * 86400_000,
+        OLD_POST: now_ms - 400 * 86400_000,
+    }
     running = start_service(
         "ingest",
-        tmp_path_factory.mktemp("connect"),
+        tmp / "ingest",
         broker,
         DATABASE_URL=connect_db,
         INGEST_PUBLIC_BASE_URL=PUBLIC,
@@ -73,6 +89,7 @@ def service(
         INGEST_TOKEN_KEYS=f"{NEW_KEY},{OLD_KEY}",
         INGEST_LINKEDIN_POLL_ENABLED="true",
         INGEST_LINKEDIN_POLL_INTERVAL_S="0.3",
+        INGEST_LINKEDIN_TOKENS_FILE=str(tokens),
         **SECRETS,
     )
     yield running
@@ -227,7 +244,11 @@ async def test_round_trip_connect_poll_refresh_revoke_disconnect(
     # community-management/members/post-statistics): entity=(share:urn%3Ali%3Ashare%3A…).
     encoded = post.replace(":", "%3A")
     await until(lambda: any(c.path == "/rest/memberCreatorPostAnalytics" for c in emulator.calls))
-    analytics = next(c for c in emulator.calls if c.path == "/rest/memberCreatorPostAnalytics")
+    analytics = next(
+        c
+        for c in emulator.calls
+        if c.path == "/rest/memberCreatorPostAnalytics" and post[13:] in c.raw_query
+    )
     assert analytics.raw_query.startswith(f"q=entity&entity=(share:{encoded})&queryType="), (
         analytics.raw_query
     )
@@ -238,7 +259,11 @@ async def test_round_trip_connect_poll_refresh_revoke_disconnect(
     )
     assert metrics[0].data.impressions == 100
     # Without r_member_social the member's posts are never listed.
-    assert not [c for c in emulator.calls if c.path == "/rest/posts"]
+    assert not [
+        c
+        for c in emulator.calls
+        if c.path == "/rest/posts" and c.headers["authorization"] != f"Bearer {FILE_TOKEN}"
+    ]
 
     connected = await status(http, employee_id)
     assert connected["status"] == "connected"
@@ -419,3 +444,21 @@ async def test_registering_posts(http: httpx.AsyncClient, emulator: LinkedInEmul
     accepted = await register({"employee_id": employee_id, "url": own_url})
     assert accepted.status_code == 202, accepted.text
     assert accepted.json() == {"post_id": own}
+
+
+async def test_only_posts_of_the_last_twelve_months_are_asked_for(
+    service: Running, emulator: LinkedInEmulator
+) -> None:
+    """Member Post Statistics cover 12 months: a listed post older than that is not asked
+    for (failed before: the poller asked for the 400-day-old post's statistics too)."""
+
+    def asked(post: str) -> bool:
+        return any(
+            c.path == "/rest/memberCreatorPostAnalytics" and post.replace(":", "%3A") in c.raw_query
+            for c in emulator.calls
+        )
+
+    await until(lambda: asked(RECENT_POST))
+    listings = len([c for c in emulator.calls if c.path == "/rest/posts"])
+    await until(lambda: len([c for c in emulator.calls if c.path == "/rest/posts"]) > listings)
+    assert not asked(OLD_POST)
