@@ -36,6 +36,7 @@ import hashlib
 import hmac
 import html
 import logging
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -412,9 +413,12 @@ class Connect:
             if row["used_at"] is not None:
                 return page("used_invitation", locale)
             if params.get("error") or not params.get("code"):
+                # LinkedIn's error codes are [a-z_]; anything else is not logged verbatim.
+                error = params.get("error", "no_code")
+                reason = error if re.fullmatch(r"[a-z_]{1,64}", error) else "other"
                 log.info(
                     "linkedin authorization not granted",
-                    extra={"employee_id": employee, "reason": params.get("error", "no code")[:64]},
+                    extra={"employee_id": employee, "reason": reason},
                 )
                 return page("denied", locale)
             grant, member = await self._exchange(params["code"], employee)
