@@ -25,7 +25,12 @@ posts and their statistics, speaking the formats of LinkedIn's own pages:
   ``LinkedIn-Version: YYYYMM`` and ``X-Restli-Protocol-Version: 2.0.0``; a missing version is
   400 ``VERSION_MISSING``; an expired or revoked token is 401 (``EXPIRED_ACCESS_TOKEN`` /
   ``REVOKED_ACCESS_TOKEN``).
-- Posts API ``GET /rest/posts?q=author&author={encoded urn}`` and Member Post Statistics
+- Rest.li protocol 2.0,
+  https://learn.microsoft.com/en-us/linkedin/shared/api-guide/concepts/protocol-version :
+  URNs inside a parameter are URL-encoded (``:`` → ``%3A``), the tuple's own parentheses are
+  not (``List(urn%3Ali%3Aorganization%3A12345)``).
+- Posts API ``GET /rest/posts?q=author&author={encoded urn}`` (needs ``r_member_social``) and
+  Member Post Statistics (the authenticated member's own posts, ``r_member_postAnalytics``)
   ``GET /rest/memberCreatorPostAnalytics?q=entity&entity=(share:{encoded urn})&queryType=
   IMPRESSION&aggregation=TOTAL``.
 """
