@@ -485,6 +485,10 @@ LOCAL_SECRETS = (
     "INGEST_TEAMTAILOR_SIGNATURE_KEY",
     "INGEST_LEVER_SIGNATURE_TOKEN",
     "INGEST_LINKEDIN_CLIENT_SECRET",
+    # the connect flow's invitation signatures and token key (32 random bytes, base64url);
+    # INGEST_LINKEDIN_CLIENT_ID passes through from the environment when set
+    "INGEST_CONNECT_SECRET",
+    "INGEST_TOKEN_KEYS",
     "NOTIFIER_WEBHOOK_SECRET",
 )
 # Where local tracked links may point (no open redirect, even on a laptop).

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.ingest import directory
 from services.ingest.ats import Webhooks
 from services.ingest.clicks import ClickBuffer
+from services.ingest.connect import Connect
 from services.ingest.database import DB_ERRORS, Database, unavailable
 from services.ingest.linkedin import LinkedIn
 from services.ingest.links import Links
@@ -434,11 +435,24 @@ def create_app(
     ingest = Ingest(settings, publisher, database)
     links = Links(settings, database, publisher, clicks)
     webhooks = Webhooks(settings, database, publisher, http)
-    linkedin = LinkedIn(settings, database, publisher, http)
+    connect = Connect(settings, database, http)
+    linkedin = LinkedIn(settings, database, publisher, http, connect)
 
     async def create_link(request: Request) -> Response:
         ingest.authorize(request)
         return await links.create(request)
+
+    async def invite(request: Request) -> Response:
+        ingest.authorize(request)
+        return await connect.invite(request)
+
+    async def connection(request: Request) -> Response:
+        ingest.authorize(request)
+        return await connect.connection(request)
+
+    async def register_post(request: Request) -> Response:
+        ingest.authorize(request)
+        return await connect.register_post(request)
 
     async def ready() -> dict[str, bool]:
         return {"broker": publisher.ready, "database": await database.ready()}
@@ -448,6 +462,11 @@ def create_app(
         Route("/v1/events:batch", ingest.batch, methods=["POST"]),
         Route("/v1/links", create_link, methods=["POST"]),
         Route("/r/{link_code}", links.redirect, methods=["GET"]),
+        Route("/v1/linkedin/invitations", invite, methods=["POST"]),
+        Route("/v1/linkedin/connections/{employee_id}", connection, methods=["GET", "DELETE"]),
+        Route("/v1/linkedin/posts", register_post, methods=["POST"]),
+        Route("/connect/linkedin/callback", connect.callback, methods=["GET"]),
+        Route("/connect/linkedin/{token}", connect.open, methods=["GET"]),
         Route("/v1/webhooks/greenhouse", webhooks.greenhouse, methods=["POST"]),
         Route("/v1/webhooks/teamtailor", webhooks.teamtailor, methods=["POST"]),
         Route("/v1/webhooks/lever", webhooks.lever, methods=["POST"]),

@@ -26,6 +26,7 @@ from datetime import datetime
 import asyncpg
 import msgspec
 
+from services.ingest import tokens
 from shared.events import EmployeeRemovedEvent, EmployeeUpsertedEvent, Envelope
 
 
@@ -83,14 +84,16 @@ async def record(
     pool: asyncpg.Pool, events: Sequence[Envelope], emails: Mapping[str, str], secret: str
 ) -> None:
     """Apply the employee events of an accepted request to the directory."""
-    upserts: list[tuple[str, str | None, str | None, datetime]] = []
+    upserts: list[tuple[str, str | None, str | None, datetime, str]] = []
     removals: list[tuple[str, datetime]] = []
     for event in events:
         if isinstance(event, EmployeeUpsertedEvent):
             data = event.data
             email = emails.get(data.employee_id)
             hashed = email_hash(secret, email) if email and secret else None
-            upserts.append((data.employee_id, hashed, data.linkedin_member_urn, event.time))
+            upserts.append(
+                (data.employee_id, hashed, data.linkedin_member_urn, event.time, data.locale)
+            )
         elif isinstance(event, EmployeeRemovedEvent):
             removals.append((event.data.employee_id, event.time))
     if not upserts and not removals:
@@ -99,8 +102,9 @@ async def record(
         if upserts:
             await conn.executemany(
                 "insert into ingest_employees (employee_id, email_hash, linkedin_member_urn,"
-                " updated_at) values ($1, $2, $3, $4)"
+                " updated_at, locale) values ($1, $2, $3, $4, $5)"
                 " on conflict (employee_id) do update set email_hash = excluded.email_hash,"
+                " locale = excluded.locale,"
                 " linkedin_member_urn = excluded.linkedin_member_urn,"
                 " updated_at = excluded.updated_at, removed_at = null"
                 " where ingest_employees.updated_at <= excluded.updated_at"
@@ -114,6 +118,7 @@ async def record(
                 [(member_hash(secret, u[2]), u[3]) for u in upserts if u[2]],
             )
         if removals:
+            await tokens.forget(conn, removals)
             # Erasure: the member URN goes from the poller's state too, and is remembered
             # by its keyed hash only.
             rows = await conn.fetch(

@@ -30,7 +30,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -43,6 +43,7 @@ from starlette.responses import Response
 
 from services.ingest import directory
 from services.ingest.ats import DELIVERIES, Invalid, as_bytes, vendor_time
+from services.ingest.connect import Connect
 from services.ingest.database import Database, answering_503
 from services.ingest.publisher import BrokerUnavailable, Publisher
 from services.ingest.settings import IngestSettings
@@ -244,7 +245,9 @@ class LinkedIn:
         database: Database,
         publisher: Publisher,
         http: httpx.AsyncClient,
+        connect: Connect | None = None,
     ) -> None:
+        self.connect = connect
         self.settings = settings
         self.database = database
         self.publisher = publisher
@@ -408,6 +411,16 @@ class LinkedIn:
             return {}
         return {k: v for k, v in tokens.items() if isinstance(k, str) and isinstance(v, str)}
 
+    async def _members(self) -> list[tuple[str, str, str | None]]:
+        """(member URN, token, employee id when connected through the connect flow): the
+        connected employees' tokens (refreshed when due), then the tokens file's others."""
+        connected = await self.connect.tokens() if self.connect is not None else []
+        seen = {member for member, _, _ in connected}
+        filed = [(m, t, None) for m, t in self._tokens().items() if m not in seen]
+        if self.connect is not None:
+            await self.connect.store.measure(self.database.pool)
+        return [*connected, *filed]
+
     async def poll_once(self) -> str:
         """One poll, unless another replica is polling right now; returns the outcome."""
         pool = self.database.pool
@@ -422,14 +435,14 @@ class LinkedIn:
         poll = Poll(observed_at=datetime.now(UTC))
         outcome = "completed"
         try:
-            for member, token in self._tokens().items():
+            for member, token, connected in await self._members():
                 secret = self.settings.applicant_id_secret
                 if await directory.member_removed(pool, secret, member):
                     # Erased: not polled, and its URN is not written again (token or not).
                     SKIPPED.labels("removed").inc()
                     continue
                 # Logs name the employee, never the member URN (a personal field).
-                employee = await directory.by_member_urn(pool, member)
+                employee = connected or await directory.by_member_urn(pool, member)
                 who = {"employee_id": employee or "unknown"}
                 try:
                     await self._poll_member(poll, member, token, employee)
@@ -437,6 +450,8 @@ class LinkedIn:
                     SKIPPED.labels("unauthorized").inc()
                     log.warning("linkedin token refused; member skipped", extra=who)
                     await self._member_status(member, "unauthorized")
+                    if connected and self.connect is not None:
+                        await self.connect.refused(connected)
                     continue
                 except ApiError as exc:
                     SKIPPED.labels("error").inc()
@@ -588,11 +603,22 @@ class LinkedIn:
         )
 
     async def _poll_member(self, poll: Poll, member: str, token: str, employee: str | None) -> None:
-        for post in await self._posts(member, token):
+        # Listing needs r_member_social: without it, the posts registered or linked.
+        if employee and self.connect is not None and not self.connect.may_list(employee):
+            posts = await self.connect.registered_posts(employee)
+        else:
+            posts = await self._posts(member, token)
+        # Member Post Statistics cover the last 12 months: older posts are not asked for.
+        window = poll.observed_at - timedelta(days=365)
+        for post in posts:
+            published = _millis(post.get("publishedAt")) or _millis(post.get("createdAt"))
+            if published is not None and published < window:
+                continue
             if employee:
                 await self._announce(poll, post, employee)
             kind = "ugc" if post["id"].startswith("urn:li:ugcPost:") else "share"
-            entity = quote(f"({kind}:{post['id']})", safe="(:)")
+            # Rest.li 2.0: the URN is URL-encoded inside the tuple (Member Post Statistics).
+            entity = f"({kind}:{quote(post['id'], safe='')})"
             counts: dict[str, int] = {}
             for metric in MEMBER_METRICS:
                 answer = await self._get(

@@ -77,3 +77,23 @@ class IngestSettings:
     # After a 429 the poller waits Retry-After, or this long when the header is absent.
     linkedin_backoff_s: float = 60.0
     linkedin_page_size: int = 50
+
+    # --- LinkedIn connect flow (CONTRACT §8; services/ingest/connect.py) ---
+    # The app's client id (LinkedIn Developer Portal → Auth) beside its client secret.
+    linkedin_client_id: str = ""
+    # {base}/authorization (the browser is sent there) and {base}/accessToken (code exchange).
+    linkedin_oauth_base_url: str = "https://www.linkedin.com/oauth/v2"
+    # OpenID Connect userinfo: `sub` names the member (urn:li:person:{sub}).
+    linkedin_userinfo_url: str = "https://api.linkedin.com/v2/userinfo"
+    # Scopes asked for (space-separated at LinkedIn): openid+profile find the member,
+    # r_member_postAnalytics reads their post statistics.
+    linkedin_scopes: tuple[str, ...] = ("openid", "profile", "r_member_postAnalytics")
+    # HMAC key signing invitation links.
+    connect_secret: str = ""
+    # AES-256-GCM keys for tokens at rest, comma-separated (first encrypts, all decrypt).
+    token_keys: tuple[str, ...] = ()
+    linkedin_invitation_ttl_s: int = 7 * 24 * 3600
+    # How long a `state` handed to LinkedIn stays valid.
+    linkedin_state_ttl_s: int = 1800
+    # A token this close to expiry is `expiring` (or refreshed, when it can be).
+    linkedin_expiry_warning_s: int = 7 * 24 * 3600
