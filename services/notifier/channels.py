@@ -36,6 +36,9 @@ from services.notifier.policy import SENT, Outcome, classify_smtp, classify_stat
 from services.notifier.settings import NotifierSettings
 
 log = logging.getLogger(__name__)
+# httpx logs every request with its full URL at INFO; a Slack or Teams webhook URL is a
+# secret (whoever has it may post), so only its warnings are let through.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 KEY_HEADER = "X-Ripples-Recognition-Id"
 SIGNATURE_HEADER = "X-Ripples-Signature"
