@@ -168,5 +168,5 @@ async def test_a_large_back_fill_drains_without_pacing(harness: Harness, peer: H
     assert counts == {"stale": 3300, "sent": 10}
     assert len(peer.requests) == 10
     assert sum(harness.slept) == 0.0  # ten fresh ones fit the burst: nothing was paced
-    print(f"\nback-fill of {total} recognitions drained in {drained_s:.1f} s")  # noqa: T201
+    print(f"\nback-fill of {total} recognitions drained in {drained_s:.1f} s")
     assert drained_s < 120
