@@ -548,6 +548,8 @@ def build(state: State, environ: Mapping[str, str] | None = None) -> Stack:
             # loopback explicitly (deployments do not; link-local is refused everywhere).
             "NOTIFIER_ALLOW_LOOPBACK": environ.get("NOTIFIER_ALLOW_LOOPBACK", "true"),
             "NOTIFIER_ALLOW_HTTP": environ.get("NOTIFIER_ALLOW_HTTP", "true"),
+            # The demo replays history: no recognition is old news locally (CONTRACT §6).
+            "NOTIFIER_MAX_AGE_S": environ.get("NOTIFIER_MAX_AGE_S", "0"),
             "PYTHONUNBUFFERED": "1",
         }
         | local_secrets(state, environ)

@@ -220,6 +220,11 @@ class RecognitionFacts(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=
     job_id: Id | None = None
     colleague_id: Id | None = None
     colleague_display_name: Text | None = None
+    # (v1.1) When the achievement happened (the first post's time, the application's, the
+    # hire's, the colleague's first share, the newest impressions count of a milestone), so
+    # the notifier can leave old news unsent (CONTRACT §6 "stale"). Optional: an event
+    # without it is judged by its due_at.
+    achieved_at: Time | None = None
 
 
 class RecognitionDue(Data, frozen=True):

@@ -151,6 +151,7 @@ def start_service(
             "NOTIFIER_ALLOW_LOOPBACK": "true",
             "NOTIFIER_ALLOW_HTTP": "true",
             "NOTIFIER_WEBHOOK_SECRET": "test-webhook-secret",
+            "NOTIFIER_MAX_AGE_S": "0",  # stale recognitions: off unless a test turns it on
             "PYTHONUNBUFFERED": "1",
         }
         | env

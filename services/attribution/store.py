@@ -881,7 +881,9 @@ async def _recognitions(
                 select unnest($2::text[])
             )
             select p.employee_id, count(*) as n,
-                   coalesce(sum(m.impressions), 0)::bigint as impressions
+                   coalesce(sum(m.impressions), 0)::bigint as impressions,
+                   min(p.published_at) as first_at,
+                   max(coalesce(m.impressions_at, p.published_at)) as counted_at
             from attribution.posts p
             left join attribution.post_metrics m on m.post_id = p.post_id
             where p.author_kind = 'employee'
@@ -899,7 +901,7 @@ async def _recognitions(
                         f"first_post:{employee_id}",
                         "first_post",
                         employee_id,
-                        RecognitionFacts(post_count=posts),
+                        RecognitionFacts(post_count=posts, achieved_at=r["first_at"]),
                     )
                 )
             for threshold in rules.milestones_reached(impressions):
@@ -909,40 +911,58 @@ async def _recognitions(
                         "reach_milestone",
                         employee_id,
                         RecognitionFacts(
-                            post_count=posts, impressions=impressions, threshold=threshold
+                            post_count=posts,
+                            impressions=impressions,
+                            threshold=threshold,
+                            achieved_at=r["counted_at"],
                         ),
                     )
                 )
+    first: dict[str, Conversion] = {}  # the earliest application each employee earned
     for conv in changed:
         linear = [e for e, w in conv.credit["linear"] if e is not None and w > 0]
         for employee in linear:
             if conv.applied_at is not None:
-                candidates.append(
-                    (
-                        f"first_applicant:{employee}",
-                        "first_applicant",
-                        employee,
-                        RecognitionFacts(job_id=conv.job_id),
-                    )
-                )
+                earlier = first.get(employee)
+                if earlier is None or (earlier.applied_at or conv.applied_at) > conv.applied_at:
+                    first[employee] = conv
             if conv.hired_at is not None:
                 candidates.append(
                     (
                         f"hire:{employee}:{conv.applicant_id}",
                         "hire",
                         employee,
-                        RecognitionFacts(job_id=conv.job_id),
+                        RecognitionFacts(job_id=conv.job_id, achieved_at=conv.hired_at),
                     )
                 )
+    for employee, conv in first.items():
+        candidates.append(
+            (
+                f"first_applicant:{employee}",
+                "first_applicant",
+                employee,
+                RecognitionFacts(job_id=conv.job_id, achieved_at=conv.applied_at),
+            )
+        )
     # No name in the event: topics outlive an erasure, and the notifier names the colleague
     # from its own employee records when it renders the message.
+    shared_at = {}
+    if ring_change.new_edges:  # the colleague's first share is when they were inspired
+        shared_at = {
+            r["employee_id"]: r["first_shared_at"]
+            for r in await conn.fetch(
+                "select employee_id, first_shared_at from attribution.placements "
+                "where employee_id = any($1::text[])",
+                sorted({c for _, c in ring_change.new_edges}),
+            )
+        }
     for inspirer, colleague in ring_change.new_edges:
         candidates.append(
             (
                 f"inspired_colleague:{inspirer}:{colleague}",
                 "inspired_colleague",
                 inspirer,
-                RecognitionFacts(colleague_id=colleague),
+                RecognitionFacts(colleague_id=colleague, achieved_at=shared_at.get(colleague)),
             )
         )
     return candidates

@@ -20,7 +20,8 @@ import hashlib
 import hmac
 import logging
 import ssl
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -35,12 +36,25 @@ from services.notifier.policy import SENT, Outcome, classify_smtp, classify_stat
 from services.notifier.settings import NotifierSettings
 
 log = logging.getLogger(__name__)
+# httpx logs every request with its full URL at INFO; a Slack or Teams webhook URL is a
+# secret (whoever has it may post), so only its warnings are let through.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 KEY_HEADER = "X-Ripples-Recognition-Id"
 SIGNATURE_HEADER = "X-Ripples-Signature"
 MAX_RESPONSE_BYTES = 64 * 1024
 """The most of a peer's answer that is read; a longer answer fails the attempt (too_large)."""
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
+# Vendor limits (tests/unit/test_vendor_limits.py cites the pages). Slack Block Kit: a
+# header block's plain_text at most 150 characters, a section's text at most 3000.
+SLACK_HEADER_MAX = 150
+SLACK_SECTION_MAX = 3000
+# Teams incoming webhooks and Workflows: a message of at most 28 KB (measured on the body).
+TEAMS_MAX_BYTES = 28 * 1000
+ELLIPSIS = "\u2026"
+# Characters that belong to the one before them: a cut never separates them from it.
+_ZWJ = "\u200d"
+_JOINERS = {_ZWJ, "\ufe0e", "\ufe0f"}
 # Slack Web API errors that mean "try again later" (answered with HTTP 200 and ok=false).
 _SLACK_TRANSIENT = {"ratelimited", "service_unavailable", "fatal_error", "internal_error",
                     "request_timeout"}  # fmt: skip
@@ -117,7 +131,70 @@ class ResponseTooLarge(Exception):
     """The peer's answer is longer than :data:`MAX_RESPONSE_BYTES`."""
 
 
-def teams_payload(message: Outgoing) -> dict[str, Any]:
+def _joins(char: str) -> bool:
+    """Whether ``char`` attaches to the character before it (a combining mark, a variation
+    selector, a zero-width joiner, an emoji skin tone)."""
+    return (
+        bool(unicodedata.combining(char))
+        or char in _JOINERS
+        or "\U0001f3fb" <= char <= "\U0001f3ff"
+    )
+
+
+def cut(text: str, limit: int, escape: Callable[[str], str] = lambda t: t) -> str:
+    """``escape(text)`` if it is at most ``limit`` characters long, else the longest start of
+    ``text`` whose escaped form fits with an ellipsis after it. The cut falls on a character
+    boundary: never inside an escape (``&amp;``), never between a character and a mark or
+    joiner that belongs to it."""
+    whole = escape(text)
+    if len(whole) <= limit:
+        return whole
+    budget = limit - len(ELLIPSIS)
+    used = end = 0
+    for char in text:
+        used += len(escape(char))
+        if used > budget:
+            break
+        end += 1
+    while end > 0 and (_joins(text[end]) or text[end - 1] == _ZWJ):
+        end -= 1
+    return escape(text[:end].rstrip()) + ELLIPSIS
+
+
+def slack_escape(text: str) -> str:
+    """Slack's control characters as the HTML entities Slack decodes (only these three)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def teams_body(message: Outgoing, limit: int = TEAMS_MAX_BYTES) -> bytes:
+    """The encoded Teams message, at most ``limit`` bytes: the text (then, if need be, the
+    title) cut as little as needed, measured on the JSON body itself."""
+    title, text = message.title, message.text
+    body = orjson.dumps(teams_payload(title, text, message.locale))
+    if len(body) <= limit:
+        return body
+    for which in ("text", "title"):
+        source = text if which == "text" else title
+        low, high = 0, len(source)  # the longest cut that fits, by bisection
+        while low < high:
+            middle = (low + high + 1) // 2
+            trial = cut(source, middle)
+            parts = (title, trial) if which == "text" else (trial, cut(text, 0))
+            if len(orjson.dumps(teams_payload(*parts, message.locale))) <= limit:
+                low = middle
+            else:
+                high = middle - 1
+        if which == "text":
+            text = cut(text, low)
+        else:
+            title, text = cut(title, low), cut(text, 0)
+        body = orjson.dumps(teams_payload(title, text, message.locale))
+        if len(body) <= limit:
+            return body
+    return body
+
+
+def teams_payload(title: str, text: str, locale: str) -> dict[str, Any]:
     """A message with one Adaptive Card, as Teams incoming webhooks and Workflows take it."""
     return {
         "type": "message",
@@ -129,16 +206,16 @@ def teams_payload(message: Outgoing) -> dict[str, Any]:
                     "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
                     "type": "AdaptiveCard",
                     "version": "1.4",
-                    "lang": message.locale,
+                    "lang": locale,
                     "body": [
                         {
                             "type": "TextBlock",
-                            "text": message.title,
+                            "text": title,
                             "weight": "Bolder",
                             "size": "Medium",
                             "wrap": True,
                         },
-                        {"type": "TextBlock", "text": message.text, "wrap": True},
+                        {"type": "TextBlock", "text": text, "wrap": True},
                     ],
                 },
             }
@@ -147,12 +224,16 @@ def teams_payload(message: Outgoing) -> dict[str, Any]:
 
 
 def slack_payload(message: Outgoing, channel: str | None) -> dict[str, Any]:
-    """An incoming-webhook message (``channel`` None) or a ``chat.postMessage`` call."""
+    """An incoming-webhook message (``channel`` None) or a ``chat.postMessage`` call: the
+    header's plain text cut to 150 characters, the section's mrkdwn escaped and cut to 3000,
+    and the notification fallback ``text`` (mrkdwn too) made of the same two."""
+    title = cut(message.title, SLACK_HEADER_MAX)
+    text = cut(message.text, SLACK_SECTION_MAX, slack_escape)
     payload: dict[str, Any] = {
-        "text": f"*{message.title}*\n{message.text}",
+        "text": f"*{slack_escape(title)}*\n{text}",
         "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": message.title}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": message.text}},
+            {"type": "header", "text": {"type": "plain_text", "text": title}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": text}},
         ],
     }
     if channel is not None:
@@ -200,7 +281,7 @@ class Channels:
                 return await self._slack(message)
             if channel == "teams":
                 url = self._check(message.address, self.settings.teams_allowed_hosts)
-                return await self._post(url, teams_payload(message), message)
+                return await self._post(url, teams_body(message), message)
             if channel == "email":
                 return await self._email(message)
         except egress.AddressNotAllowed as exc:  # its text is one of a few fixed words
@@ -262,13 +343,13 @@ class Channels:
     async def _post(
         self,
         url: str,
-        payload: dict[str, Any],
+        payload: dict[str, Any] | bytes,
         message: Outgoing,
         headers: dict[str, str] | None = None,
     ) -> Outcome:
         status, answer_headers, _ = await self._request(
             url,
-            orjson.dumps(payload),
+            payload if isinstance(payload, bytes) else orjson.dumps(payload),
             {"Content-Type": "application/json", KEY_HEADER: message.key} | (headers or {}),
         )
         return classify_status(status, answer_headers.get("Retry-After"), self._now())

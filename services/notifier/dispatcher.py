@@ -71,16 +71,21 @@ class Dispatcher:
         self._in_flight = 0  # claimed rows being handled
         self._tasks: set[asyncio.Task[None]] = set()
         self._finished = False  # a task ended since the last look
-        self._limits: dict[str, tuple[asyncio.Semaphore, policy.RateLimiter]] = {}
+        self._limits: dict[str, asyncio.Semaphore] = {}
+        own = (settings.channel_rate_per_s, settings.channel_burst)
+        self.destinations = policy.Destinations(
+            {
+                "slack": (settings.slack_rate_per_s, settings.slack_burst),
+                "teams": (settings.teams_rate_per_s, settings.teams_burst),
+                "webhook": own,
+                "email": own,
+            },
+            monotonic,
+        )
 
-    def _limit(self, channel: str) -> tuple[asyncio.Semaphore, policy.RateLimiter]:
+    def _limit(self, channel: str) -> asyncio.Semaphore:
         if channel not in self._limits:
-            self._limits[channel] = (
-                asyncio.Semaphore(self.settings.channel_concurrency),
-                policy.RateLimiter(
-                    self.settings.channel_rate_per_s, self.settings.channel_burst, self.monotonic
-                ),
-            )
+            self._limits[channel] = asyncio.Semaphore(self.settings.channel_concurrency)
         return self._limits[channel]
 
     async def run(self) -> None:
@@ -211,6 +216,10 @@ class Dispatcher:
             # The last allowed attempt was interrupted (a crash mid-send): it counts.
             return await self._give_up([row], row.channel, "max_attempts", "interrupted")
         async with self.pool.acquire() as conn:
+            if _stale(row, now, settings.max_age_s):
+                # Old news (a back-fill): settled at once, neither waiting for the employee
+                # record nor paced by any channel.
+                return await self._suppress(conn, [row], "achievement older than max age", "stale")
             if employee is None:
                 deadline = row.received_at + timedelta(seconds=settings.employee_wait_s)
                 if now < deadline:
@@ -296,6 +305,7 @@ class Dispatcher:
         token = rows[0].claim_token
         if await store.settle(conn, ids, token, "suppressed", "none", self.clock(), detail, reason):
             metrics.DELIVERIES.labels("none", "suppressed").inc(len(ids))
+            metrics.SUPPRESSED.labels(reason).inc(len(ids))
         return set(ids)
 
     async def _attempt(
@@ -306,11 +316,21 @@ class Dispatcher:
         ids = [r.recognition_id for r in rows]
         token = rows[0].claim_token
         attempt = max(r.attempts for r in rows) + 1
-        semaphore, limiter = self._limit(channel)
-        async with semaphore:
-            wait = limiter.reserve()
-            if wait > 0:
-                await self.sleep(wait)
+        limiter = self.destinations.limiter(channel, message.address)
+        wait = limiter.reserve()
+        if wait > self.settings.claim_lease_s / 2:
+            # Paced (or paused by the peer) for longer than a claim should sit idle: the row
+            # comes back when its turn is due; no attempt was made.
+            limiter.unreserve()
+            async with self.pool.acquire() as conn:
+                until = self.clock() + timedelta(seconds=wait)
+                await store.postpone(conn, ids, token, until)
+            return set(ids)
+        # The wait for this destination's rate comes before the channel's concurrency, so a
+        # destination held back does not hold back the channel's other destinations.
+        if wait > 0:
+            await self.sleep(wait)
+        async with self._limit(channel):
             # Recorded (and the claim renewed) only now, after any wait for the channel, so
             # the lease covers the attempt, whose deadline is shorter than the lease.
             async with self.pool.acquire() as conn:
@@ -323,6 +343,21 @@ class Dispatcher:
                 return set(ids)
             metrics.ATTEMPTS.labels(channel).inc()
             outcome = await self.channels.send(channel, message)
+        if outcome.code == "rate_limited":
+            # This destination asked for a pause; the others go on.
+            pause = min(
+                outcome.retry_after_s or self.settings.backoff_base_s, self.settings.backoff_max_s
+            )
+            limiter.pause(pause)
+            metrics.DESTINATION_PAUSES.labels(channel).inc()
+            log.info(
+                "destination paused",
+                extra={
+                    "channel": channel,
+                    "destination": policy.destination_key(channel, message.address),
+                    "pause_s": pause,
+                },
+            )
         now = self.clock()
         async with self.pool.acquire() as conn:
             if outcome.verdict == "sent":
@@ -409,6 +444,16 @@ class Dispatcher:
             ),
         )
         metrics.DEAD_LETTERS.labels("delivery_failed").inc()
+
+
+def _stale(row: store.Delivery, now: datetime, max_age_s: float) -> bool:
+    """Whether a recognition is old news when it becomes due (CONTRACT §6 v1.1): its
+    achievement (``facts.achieved_at``, else ``due_at``) older than the maximum age. Only a
+    row that was never attempted nor folded into a digest: an attempt may have reached the
+    peer, and a recognition once on its way is finished, never taken back."""
+    if row.first_attempt_at is not None or row.digest_id is not None or row.attempts:
+        return False
+    return policy.is_stale(row.facts.achieved_at or row.due_at, now, max_age_s)
 
 
 def _suppression(employee: store.Employee) -> tuple[str, str] | None:

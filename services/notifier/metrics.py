@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from services.notifier.policy import SUPPRESSION_REASONS
 from shared.events import EMPLOYEES, RECOGNITIONS
 from shared.http import http_metrics
 from shared.metrics import preinit
@@ -46,6 +47,17 @@ CLAIMS_LOST = Counter(
     "Claimed deliveries whose claim was taken over by another replica before this one sent "
     "them (nothing was sent by this replica).",
 )
+DESTINATION_PAUSES = Counter(
+    "notifier_destination_pauses_total",
+    "Times one destination (a webhook URL, a Slack channel) answered 429 and was paused for "
+    "its Retry-After while the channel's other destinations went on, by channel.",
+    ["channel"],
+)
+SUPPRESSED = Counter(
+    "notifier_suppressed_total",
+    "Recognitions recorded suppressed (not sent), by closed reason (stale: old news).",
+    ["reason"],
+)
 DEAD_LETTERS = Counter(
     "notifier_dead_letters_total", "Records sent to the dead-letter topic, by reason.", ["reason"]
 )
@@ -55,4 +67,6 @@ preinit(ATTEMPTS, CHANNELS[:-1])
 preinit(LATENCY, CHANNELS[:-1])
 preinit(CONSUMER_LAG, (RECOGNITIONS.name, EMPLOYEES.name))
 preinit(DEAD_LETTERS, DEAD_LETTER_REASONS)
+preinit(DESTINATION_PAUSES, CHANNELS[:-1])
+preinit(SUPPRESSED, SUPPRESSION_REASONS)
 preinit(WAKEUPS, ("recorded", "finished", "due", "interval"))

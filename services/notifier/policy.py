@@ -7,6 +7,7 @@ No I/O here; the dispatcher applies these rules.
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -114,6 +115,68 @@ class RateLimiter:
         self.updated = now
         self.tokens -= 1.0
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+    def unreserve(self) -> None:
+        """Give back a token reserved but not used (the send was put off)."""
+        self.tokens = min(self.burst, self.tokens + 1.0)
+
+    def pause(self, seconds: float) -> None:
+        """The peer asked for a pause (429 ``Retry-After``): the next token is free only
+        ``seconds`` from now (a pause already longer is kept)."""
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        self.tokens = min(self.tokens, 1.0 - max(0.0, seconds) * self.rate)
+
+    def idle(self) -> bool:
+        """Whether the bucket is full again (forgetting it changes nothing)."""
+        return self.tokens + (self.clock() - self.updated) * self.rate >= self.burst
+
+
+def destination_key(channel: str, address: str) -> str:
+    """The key a destination's rate limit is kept under: the channel and a digest of the
+    address (a webhook URL is a secret, a channel id or an e-mail address personal), never
+    the address itself; this is also all a log line may name. E-mail goes through one
+    SMTP relay, so it has one key."""
+    if channel == "email":
+        return "email"
+    return f"{channel}:{hashlib.sha256(address.encode()).hexdigest()[:16]}"
+
+
+class Destinations:
+    """One :class:`RateLimiter` per destination (per webhook URL, per Slack channel), made
+    on first use with its channel's rate; the full, idle ones are forgotten when more than
+    ``keep`` are held, so the table stays bounded."""
+
+    def __init__(
+        self,
+        rates: dict[str, tuple[float, int]],
+        clock: Callable[[], float],
+        keep: int = 10_000,
+    ) -> None:
+        self.rates = rates
+        self.clock = clock
+        self.keep = keep
+        self.limiters: dict[str, RateLimiter] = {}
+
+    def limiter(self, channel: str, address: str) -> RateLimiter:
+        key = destination_key(channel, address)
+        found = self.limiters.get(key)
+        if found is None:
+            if len(self.limiters) >= self.keep:
+                for old in [k for k, v in self.limiters.items() if v.idle()]:
+                    del self.limiters[old]
+            rate, burst = self.rates[channel]
+            found = self.limiters[key] = RateLimiter(rate, burst, self.clock)
+        return found
+
+
+# --- stale recognitions (CONTRACT §6 v1.1) ---------------------------------------------
+
+
+def is_stale(achieved_at: datetime, now: datetime, max_age_s: float) -> bool:
+    """Whether an achievement is older than the maximum age (0 or less: never stale)."""
+    return max_age_s > 0 and (now - achieved_at).total_seconds() > max_age_s
 
 
 # --- daily cap and digest ---------------------------------------------------------------

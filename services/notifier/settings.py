@@ -39,10 +39,22 @@ class NotifierSettings:
     backoff_max_s: float = 900.0
     request_timeout_s: float = 10.0
 
-    # Per channel: at most this many sends in flight, and this many per second on average.
+    # Per channel: at most this many sends in flight. Rates are kept per destination (per
+    # webhook URL, per Slack channel; e-mail: the one relay), each with its channel's rate:
+    # Slack about 1 message a second per webhook or channel with short bursts, Teams
+    # throttles above 4 requests a second per webhook; webhooks and e-mail this rate.
     channel_concurrency: int = 4
     channel_rate_per_s: float = 5.0
     channel_burst: int = 10
+    slack_rate_per_s: float = 1.0
+    slack_burst: int = 3
+    teams_rate_per_s: float = 4.0
+    teams_burst: int = 4
+
+    # Stale recognitions (CONTRACT §6 v1.1): one whose achievement is older than this when
+    # it becomes due is recorded suppressed (reason stale), not sent. 30 days; 0 = off (the
+    # local stack).
+    max_age_s: float = 30 * 86400.0
 
     # Messages per employee per UTC day; 0 = no cap (default). Over the cap, the rest goes
     # out the next day as one digest.

@@ -7,6 +7,7 @@ import dataclasses
 import itertools
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -102,7 +103,9 @@ class Harness:
             settings,
             self.pool,
             Channels(settings, self.client),
-            Templates.load(),
+            Templates.load(Path(settings.templates_dir))
+            if settings.templates_dir
+            else Templates.load(),
             dead_letter,
             lambda: self.now,
             rand=lambda: 1.0,
@@ -161,6 +164,7 @@ async def harness(pool: asyncpg.Pool) -> AsyncIterator[Harness]:
         attempt_deadline_s=8.0,
         channel_rate_per_s=1000.0,
         channel_burst=1000,
+        max_age_s=0.0,  # stale recognitions: off unless a test turns it on
         # the peers listen on 127.0.0.1 over plain http (tests/security covers the refusals)
         allow_loopback=True,
         allow_http=True,

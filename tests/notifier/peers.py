@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -61,6 +61,9 @@ class HttpPeer:
         self.gates: list[asyncio.Event] = []  # one per held request, in arrival order
         self.in_flight = 0
         self.max_in_flight = 0
+        # The vendor's own checks: an answer for a request the vendor refuses (before any
+        # scripted answer), None to go on with the script.
+        self.rules: Callable[[Request], Answer | None] | None = None
         self._server: asyncio.Server | None = None
 
     @property
@@ -95,10 +98,13 @@ class HttpPeer:
                         name, value = line.split(":", 1)
                         headers[name.strip().lower()] = value.strip()
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
-                answer = self.script.pop(0) if self.script else self.default
+                request = Request(method, path, headers, body)
+                answer = self.rules(request) if self.rules else None
+                if answer is None:
+                    answer = self.script.pop(0) if self.script else self.default
                 gate = asyncio.Event()
                 async with self.arrived:
-                    self.requests.append(Request(method, path, headers, body))
+                    self.requests.append(request)
                     if answer.hold:
                         self.gates.append(gate)
                     self.in_flight += 1
@@ -127,6 +133,52 @@ class HttpPeer:
             pass
         finally:
             writer.close()
+
+
+# --- what Slack and Teams refuse ------------------------------------------------------------
+
+# Slack "Sending messages using incoming webhooks", "Handling errors"
+# (https://api.slack.com/messaging/webhooks#handling_errors): a refused message is an HTTP 400
+# whose plain-text body names the error (invalid_payload, no_text, invalid_blocks); Block Kit
+# limits from "Header block" (text ≤ 150) and "Section block" (text ≤ 3000)
+# (https://docs.slack.dev/reference/block-kit/blocks/header-block, …/section-block).
+SLACK_HEADER_MAX = 150
+SLACK_SECTION_MAX = 3000
+# Microsoft Teams "Create incoming webhooks": a message over 28 KB is refused
+# (https://learn.microsoft.com/microsoftteams/platform/webhooks-and-connectors/how-to/add-incoming-webhook);
+# the answer is 413 "Request Entity too large".
+TEAMS_MAX_BYTES = 28 * 1000
+
+
+def _refused(status: int, error: str) -> Answer:
+    return Answer(status, {"content-type": "text/plain"}, error.encode())
+
+
+def slack_webhook_rules(request: Request) -> Answer | None:
+    """What a Slack incoming webhook answers to a message it refuses, None for a good one."""
+    try:
+        payload = request.json()
+    except orjson.JSONDecodeError:
+        return _refused(400, "invalid_payload")
+    if not isinstance(payload, dict) or not payload.get("text"):
+        return _refused(400, "no_text")
+    for block in payload.get("blocks", []):
+        text = block.get("text", {}).get("text", "")
+        limit = {"header": SLACK_HEADER_MAX, "section": SLACK_SECTION_MAX}.get(block.get("type"))
+        if limit is None or not text or len(text) > limit:
+            return _refused(400, "invalid_blocks")
+    return None
+
+
+def teams_rules(request: Request) -> Answer | None:
+    """What a Teams (Workflows) webhook answers to a message it refuses, None for a good one."""
+    if len(request.body) > TEAMS_MAX_BYTES:
+        return _refused(413, "Request Entity too large")
+    try:
+        request.json()
+    except orjson.JSONDecodeError:
+        return _refused(400, "Bad payload")
+    return None
 
 
 # --- SMTP ----------------------------------------------------------------------------------
