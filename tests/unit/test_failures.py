@@ -11,9 +11,11 @@ import msgspec
 import pytest
 from aiokafka import errors as kafka_errors
 
+from services.ingest.database import answering_503
 from shared import failures
 from shared.cloudevents import FieldError, InvalidEvent
 from shared.failures import Failure, classify
+from shared.http import ProblemError
 
 T, D, X = Failure.TRANSIENT, Failure.DATA, Failure.DEFECT
 
@@ -177,3 +179,28 @@ async def test_retry_transient_retries_the_same_operation_and_raises_the_rest() 
 
     with pytest.raises(asyncpg.CharacterNotInRepertoireError):
         await failures.retry_transient(refused, backoff=fast)
+
+
+@pytest.mark.parametrize(
+    ("exc", "status"),
+    [
+        (asyncpg.CannotConnectNowError("the database system is starting up"), 503),
+        (asyncpg.TooManyConnectionsError("sorry, too many clients already"), 503),
+        (ConnectionRefusedError(111, "Connection refused"), 503),
+        (asyncpg.CharacterNotInRepertoireError("invalid byte sequence"), 422),
+        (asyncpg.UniqueViolationError("duplicate key value"), 422),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else str(value),
+)
+def test_ingest_answers_a_database_failure_by_its_class(exc: BaseException, status: int) -> None:
+    """Ingest's guard: "retry later" only where a retry can succeed (before: 503 for all)."""
+    with pytest.raises(ProblemError) as raised, answering_503():
+        raise exc
+    assert raised.value.status == status
+    if status == 503:
+        assert raised.value.headers["Retry-After"]
+
+
+def test_ingest_lets_a_defect_through_to_its_500_handler() -> None:
+    with pytest.raises(asyncpg.InternalServerError), answering_503():
+        raise asyncpg.InternalServerError("internal error")
