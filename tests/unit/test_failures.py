@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import random
+from types import SimpleNamespace
 
 import asyncpg
 import msgspec
@@ -12,10 +13,11 @@ import pytest
 from aiokafka import errors as kafka_errors
 
 from services.ingest.database import answering_503
-from shared import failures
-from shared.cloudevents import FieldError, InvalidEvent
+from shared import failures, streaming
+from shared.cloudevents import FieldError, InvalidEvent, to_kafka
 from shared.failures import Failure, classify
 from shared.http import ProblemError
+from tests.notifier.conftest import recognition_event
 
 T, D, X = Failure.TRANSIENT, Failure.DATA, Failure.DEFECT
 
@@ -204,3 +206,30 @@ def test_ingest_answers_a_database_failure_by_its_class(exc: BaseException, stat
 def test_ingest_lets_a_defect_through_to_its_500_handler() -> None:
     with pytest.raises(asyncpg.InternalServerError), answering_503():
         raise asyncpg.InternalServerError("internal error")
+
+
+def _record(value: bytes | None, headers: object) -> SimpleNamespace:
+    return SimpleNamespace(value=value, headers=headers)
+
+
+def test_decode_turns_any_record_into_its_event_or_invalid_event() -> None:
+    """A tombstone with CloudEvent headers made from_kafka raise TypeError (the agent then
+    restarted without the batch); garbage of any shape is InvalidEvent too."""
+    event = recognition_event("first_post:e1", "e1", "first_post")
+    _, value, headers = to_kafka(event)
+    assert streaming.decode(_record(value, dict(headers))) == event
+    assert streaming.decode(_record(value, list(headers))) == event
+    for poison in (
+        _record(None, dict(headers)),  # a tombstone of a CloudEvent
+        _record(None, None),
+        _record(b"\x00\xff garbage", None),
+        _record(b"\x00\xff garbage", []),
+        _record(b"{not json", dict(headers)),
+        _record(value, {"ce_type": b"\xff\xfe"}),
+        _record(value, [("ce_type", None)]),  # a header without a value
+    ):
+        with pytest.raises(InvalidEvent):
+            streaming.decode(poison)
+    with pytest.raises(InvalidEvent) as raised:
+        streaming.decode(_record(None, dict(headers)))
+    assert raised.value.errors[0].reason == "tombstone"
