@@ -5,7 +5,12 @@
   in binary mode; :func:`shared.cloudevents.from_kafka` decodes them), and no faust web
   server: each service serves its own Starlette API through :class:`HttpServer`.
 - :func:`dead_letter_headers` describes a record that could not be processed, for the
-  dead-letter topic, so a poison event never stops a stream and is never silently lost.
+  dead-letter topic, so a poison event never stops a stream and is never silently lost;
+  :func:`decode` turns *any* record (a tombstone, garbage bytes) into its event or
+  :class:`~shared.cloudevents.InvalidEvent`, never another exception.
+- :func:`handle_batches` hands each batch of :func:`take_batches` to the service and
+  tries the same batch again (backing off, :mod:`shared.failures`) if the handler raises,
+  so a batch is acknowledged only once it was applied or dead-lettered.
 - :func:`run` starts a faust worker that keeps the project's JSON logging.
 
 Design rules (INFRA-NOTES): agent concurrency 1 per partition; at-least-once delivery with
@@ -17,7 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-from collections.abc import AsyncIterator, Mapping
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import faust
@@ -26,8 +32,12 @@ import uvicorn
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from starlette.types import ASGIApp
 
-from shared.events import Topic
+from shared import failures
+from shared.cloudevents import FieldError, InvalidEvent, from_kafka
+from shared.events import Envelope, Topic
 from shared.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
 
 _M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8  # glibc mallopt parameters
 _libc: Any = None
@@ -242,6 +252,58 @@ async def take_batches(
     finally:
         stream.enable_acks = enable_acks
         stream._processors.remove(add_to_buffer)
+
+
+async def handle_batches(
+    stream: Any,
+    max_: int,
+    within: float,
+    handler: Callable[[list[Any]], Awaitable[None]],
+    backoff: failures.Backoff | None = None,
+) -> None:
+    """``handler(batch)`` for every batch of :func:`take_batches`; if it raises, the same
+    batch is handed over again after a back-off, never skipped: an exception escaping an
+    agent would restart it without redelivering the batch, and faust would later commit the
+    next batches' offsets past it. The handler dead-letters what can never be applied, so
+    only a transient failure (or a defect, logged as an error) brings a batch back."""
+    backoff = backoff or failures.Backoff()
+    async for batch in take_batches(stream, max_, within=within):
+        while True:
+            try:
+                await handler(batch)
+            except Exception as exc:
+                kind = failures.classify(exc)
+                log.log(
+                    logging.WARNING if kind is failures.Failure.TRANSIENT else logging.ERROR,
+                    "batch not finished; handing it over again",
+                    extra={"error": failures.reason(exc), "failure": kind.value},
+                )
+                await backoff.wait()
+                continue
+            backoff.reset()
+            break
+
+
+def decode(record: Any) -> Envelope:
+    """The CloudEvent of a faust event (binary mode), or :class:`InvalidEvent` for anything
+    that is not one: a tombstone (no value), missing or garbage headers, garbage bytes.
+    :func:`from_kafka` raises only InvalidEvent for content it parses, but a record's value
+    may be None and its headers of any shape; nothing else may escape to the agent."""
+    value = record.value
+    if value is None:
+        raise InvalidEvent(
+            [FieldError("value", "a record with no value (a tombstone)", "tombstone")]
+        )
+    try:
+        headers = record.headers or {}
+        pairs = list(headers.items() if isinstance(headers, Mapping) else headers)
+        return from_kafka(pairs, value)
+    except InvalidEvent:
+        raise
+    except Exception as exc:
+        raise InvalidEvent(
+            [FieldError("$", f"not a CloudEvent record ({type(exc).__name__})", "malformed")]
+        ) from None
 
 
 def dead_letter_headers(

@@ -9,7 +9,8 @@ from shared.http import http_metrics
 from shared.metrics import LATENCY_BUCKETS, preinit
 
 OUTCOMES = ("stored", "duplicate", "dead_lettered")
-DEAD_LETTER_REASONS = ("invalid_event", "unexpected_type", "processing_error")
+DEAD_LETTER_REASONS = ("invalid_event", "unexpected_type", "processing_error", "unsendable")
+DEPENDENCIES = ("database", "broker")
 
 HTTP = http_metrics("attribution")
 
@@ -48,10 +49,17 @@ RECOGNITIONS = Counter(
 DEAD_LETTERS = Counter(
     "attribution_dead_letters_total", "Records sent to the dead-letter topic.", ["reason"]
 )
+TRANSIENT_FAILURES = Counter(
+    "attribution_transient_failures_total",
+    "Transient failures of a dependency (database, broker) that were backed off and retried "
+    "(nothing acknowledged or dead-lettered meanwhile).",
+    ["dependency"],
+)
 
 
 def initialise(inputs: tuple[Topic, ...]) -> None:
     preinit(EVENTS, (*INBOUND_TYPES, "unknown"), OUTCOMES)
     preinit(RECOGNITIONS, RECOGNITION_KINDS)
     preinit(DEAD_LETTERS, DEAD_LETTER_REASONS)
+    preinit(TRANSIENT_FAILURES, DEPENDENCIES)
     preinit(LAG, [t.name for t in inputs])

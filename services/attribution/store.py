@@ -1060,9 +1060,14 @@ async def apply_batch(
 
 
 async def pending_outbox(conn: Conn, limit: int = 5000) -> list[asyncpg.Record]:
+    """The oldest unsent rows, locked until the caller's transaction ends; rows another
+    worker is sending right now are skipped, so two workers on one database never send the
+    same row twice."""
     return list(
         await conn.fetch(
-            "select seq, topic, event from attribution.outbox order by seq limit $1", limit
+            "select seq, topic, event from attribution.outbox order by seq limit $1 "
+            "for update skip locked",
+            limit,
         )
     )
 

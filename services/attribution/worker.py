@@ -1,26 +1,34 @@
 """The faust worker: one agent (concurrency 1) over the four input topics, taking batches;
 each batch is one PostgreSQL transaction (:func:`store.apply_batch`); output events are sent
 from the outbox after the commit; poison records go to the dead-letter topic. The results
-API is served from the same event loop."""
+API is served from the same event loop.
+
+Failures are classified once (:mod:`shared.failures`): a transient one (database restarting,
+too many connections, a cancelled statement, a serialization failure, a broker away) backs
+off and retries the same batch, nothing acknowledged and nothing dead-lettered; only an
+event the database can never store, or a record that is not a contract event, is
+dead-lettered, alone, with its reason. An outbox row the broker can never take (too large,
+refused, not decodable) is dead-lettered and counted; the rest are sent."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
 import faust
 import mode
 import msgspec
+from aiokafka import errors as kafka_errors
 
 from services.attribution import metrics, store
 from services.attribution.api import create_api
 from services.attribution.settings import AttributionSettings
-from shared import streaming
-from shared.cloudevents import InvalidEvent, from_kafka, to_kafka
+from shared import failures, streaming
+from shared.cloudevents import InvalidEvent, to_kafka
 from shared.db import create_pool, ping
 from shared.events import (
     APPLICANTS,
@@ -42,8 +50,6 @@ log = logging.getLogger(__name__)
 
 APP_ID = "ripples-attribution"
 INPUTS = (EMPLOYEES, POSTS, LINKS, APPLICANTS)
-_RETRY_S = 1.0
-_TRANSIENT = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, TimeoutError)
 _OUTPUT_TYPES: Mapping[str, type[Envelope]] = {
     CREDITS.name: CreditAssignedEvent,
     RECOGNITIONS.name: RecognitionDueEvent,
@@ -90,7 +96,7 @@ class Database:
     async def ready(self) -> bool:
         try:
             pool = await asyncio.wait_for(self.pool(), 2)
-        except (*_TRANSIENT, asyncpg.PostgresError):
+        except Exception:  # a probe: whatever the failure, not ready
             return False
         return await ping(pool)
 
@@ -116,40 +122,131 @@ def create_worker(
     outbox_waiting = asyncio.Event()
 
     async def dead_letter(record: Any, reason: str, detail: str, event_type: str) -> None:
+        """Copy a poison record to the dead-letter topic and wait for the broker's ack (the
+        batch is acknowledged after this); a broker away is waited for, never skipped."""
         message = record.message
-        await dead_letters.send(
-            key=record.key,
-            value=record.value,
-            headers=streaming.dead_letter_headers(
-                "attribution",
-                f"{reason}: {detail}",
-                message.topic,
-                message.partition,
-                message.offset,
-                dict(record.headers or {}),
-            ),
+        headers = streaming.dead_letter_headers(
+            "attribution",
+            f"{reason}: {detail}",
+            message.topic,
+            message.partition,
+            message.offset,
+            dict(record.headers or {}),
         )
+
+        async def send() -> None:
+            sent = await dead_letters.send(key=record.key, value=record.value, headers=headers)
+            await sent
+
+        await failures.retry_transient(send, on_retry=transient("broker"))
         metrics.DEAD_LETTERS.labels(reason).inc()
         metrics.EVENTS.labels(event_type, "dead_lettered").inc()
 
+    def transient(dependency: str) -> Callable[[BaseException, float], None]:
+        def note(exc: BaseException, delay: float) -> None:
+            metrics.TRANSIENT_FAILURES.labels(dependency).inc()
+            log.warning(
+                f"{dependency} unavailable; trying again",
+                extra={"error": failures.reason(exc), "retry_in_s": round(delay, 2)},
+            )
+
+        return note
+
+    async def send_outbox(rows: Sequence[Any]) -> tuple[list[int], BaseException | None]:
+        """Send the rows; the seqs done with (acknowledged by the broker, or dead-lettered as
+        never sendable) and the first transient failure, if any (those rows stay)."""
+        pending: list[tuple[Any, bytes | None, Any]] = []
+        refused: list[tuple[Any, bytes | None, BaseException]] = []
+        first_transient: BaseException | None = None
+        for row in rows:
+            value: bytes | None = None
+            try:
+                event = msgspec.json.decode(row["event"], type=_OUTPUT_TYPES[row["topic"]])
+                key, value, headers = to_kafka(event)
+                sent = await outputs.producer.send(row["topic"], value, key=key, headers=headers)
+            except Exception as exc:
+                if failures.classify(exc) is failures.Failure.TRANSIENT:
+                    first_transient = exc
+                    break
+                refused.append((row, value, exc))
+                continue
+            pending.append((row, value, sent))
+        outcomes = await asyncio.gather(*(f for _, _, f in pending), return_exceptions=True)
+        done: list[int] = []
+        for (row, value, _), outcome in zip(pending, outcomes, strict=True):
+            if not isinstance(outcome, BaseException):  # acknowledged (acks=all)
+                done.append(row["seq"])
+            elif failures.classify(outcome) is failures.Failure.TRANSIENT:
+                first_transient = first_transient or outcome
+            else:
+                refused.append((row, value, outcome))
+        for row, value, failure in refused:
+            try:
+                await dead_letter_outbox(row, value, failure)
+            except Exception as error:  # the dead-letter topic away too: the row stays
+                first_transient = first_transient or error
+                continue
+            done.append(row["seq"])
+        return done, first_transient
+
+    async def dead_letter_outbox(row: Any, value: bytes | None, exc: BaseException) -> None:
+        """A row the broker can never take, to the dead-letter topic with its reason; its
+        event's bytes only while they fit (a row too large for the topic goes without)."""
+        headers = streaming.dead_letter_headers(
+            "attribution",
+            f"unsendable: {failures.reason(exc)}",
+            "attribution.outbox",
+            0,
+            int(row["seq"]),
+            {"x-ripples-output-topic": str(row["topic"]).encode()[:200]},
+        )
+        raw = value if value is not None else bytes(row["event"])
+        try:
+            await outputs.producer.send_and_wait(
+                DEAD_LETTERS.name, raw, headers=list(headers.items())
+            )
+        except Exception as error:
+            if failures.classify(error) is failures.Failure.TRANSIENT:
+                raise
+            headers["x-ripples-value-dropped"] = failures.reason(error).encode()
+            await outputs.producer.send_and_wait(
+                DEAD_LETTERS.name, b"", headers=list(headers.items())
+            )
+        metrics.DEAD_LETTERS.labels("unsendable").inc()
+        log.error("outbox row dead-lettered", extra={"error": failures.reason(exc)})
+
     async def flush_outbox() -> None:
+        """Send the outbox, oldest first, a locked chunk at a time (another worker on the
+        same database takes other rows); a transient failure ends the flush after deleting
+        what was sent, and is raised for the caller to back off."""
         async with flushing:
             pool = await db.pool()
             while True:
-                async with pool.acquire() as conn:
+                async with pool.acquire() as conn, conn.transaction():
                     rows = await store.pending_outbox(conn)
-                if not rows:
-                    return
-                pending = []
-                for row in rows:
-                    event = msgspec.json.decode(row["event"], type=_OUTPUT_TYPES[row["topic"]])
-                    key, value, headers = to_kafka(event)
-                    pending.append(
-                        await outputs.producer.send(row["topic"], value, key=key, headers=headers)
-                    )
-                await asyncio.gather(*pending)  # every record acknowledged (acks=all)
-                async with pool.acquire() as conn:
-                    await store.delete_outbox(conn, [row["seq"] for row in rows])
+                    if not rows:
+                        return
+                    done, error = await send_outbox(rows)
+                    await store.delete_outbox(conn, done)
+                if error is not None:
+                    raise error
+
+    async def keep_flushing() -> None:
+        """Flush until the outbox is empty, backing off while the broker or the database is
+        away; never raises (a defect is logged and tried again later)."""
+        backoff = failures.Backoff()
+        while True:
+            try:
+                await flush_outbox()
+                return
+            except Exception as exc:
+                delay = backoff.next_delay()
+                if failures.classify(exc) is failures.Failure.TRANSIENT:
+                    kafka = isinstance(exc, kafka_errors.KafkaError)
+                    transient("broker" if kafka else "database")(exc, delay)
+                else:
+                    log.error("outbox not flushed", extra={"error": failures.reason(exc)})
+                await asyncio.sleep(delay)
 
     async def commit(events: Sequence[Envelope]) -> store.BatchResult:
         pool = await db.pool()
@@ -161,7 +258,7 @@ def create_worker(
         events: list[tuple[Any, Envelope]] = []
         for record in records:
             try:
-                event = from_kafka(record.headers.items(), record.value)
+                event = streaming.decode(record)
             except InvalidEvent as exc:
                 label = exc.event_types[0] if exc.event_types else "unknown"
                 await dead_letter(record, "invalid_event", str(exc), label)
@@ -170,23 +267,18 @@ def create_worker(
                 await dead_letter(record, "unexpected_type", event.type, "unknown")
                 continue
             events.append((record, event))
-        result = store.BatchResult()
-        while True:
-            try:
-                result = await commit([e for _, e in events])
-                break
-            except _TRANSIENT as exc:
-                log.warning("database unavailable; retrying the batch", extra={"error": str(exc)})
-                await asyncio.sleep(_RETRY_S)
-            except asyncpg.PostgresError as exc:
-                # an event the database refuses: store the rest one by one, dead-letter it.
-                # Only the error class is logged: messages may quote values.
-                log.error(
-                    "batch refused; storing its events one by one",
-                    extra={"error": type(exc).__name__},
-                )
-                result = await one_by_one(events)
-                break
+        try:
+            result = await failures.retry_transient(
+                lambda: commit([e for _, e in events]), on_retry=transient("database")
+            )
+        except Exception as exc:
+            # an event the database refuses: store the rest one by one, dead-letter it.
+            # Only the error class is logged: messages may quote values.
+            log.error(
+                "batch refused; storing its events one by one",
+                extra={"error": failures.reason(exc)},
+            )
+            result = await one_by_one(events)
         now = time.time()
         for (event_type, outcome), count in result.outcomes.items():
             metrics.EVENTS.labels(event_type, outcome).inc(count)
@@ -207,11 +299,13 @@ def create_worker(
         total = store.BatchResult()
         for record, event in events:
             try:
-                result = await commit([event])
-            except _TRANSIENT:
-                raise
-            except asyncpg.PostgresError as exc:
-                await dead_letter(record, "processing_error", type(exc).__name__, event.type)
+                result = await failures.retry_transient(
+                    lambda: commit([event]),  # noqa: B023 - awaited before the next event
+                    on_retry=transient("database"),
+                )
+            except Exception as exc:  # data (or a defect) of this one event
+                detail = f"{failures.classify(exc).value}: {failures.reason(exc)}"
+                await dead_letter(record, "processing_error", detail, event.type)
                 continue
             total.outcomes.update(result.outcomes)
             total.credits_assigned += result.credits_assigned
@@ -221,10 +315,9 @@ def create_worker(
 
     @app.agent(inputs, concurrency=1)  # type: ignore[untyped-decorator]
     async def consume(stream: Any) -> None:
-        async for records in streaming.take_batches(
-            stream, settings.batch_size, within=settings.batch_within_s
-        ):
-            await process(records)
+        await streaming.handle_batches(
+            stream, settings.batch_size, settings.batch_within_s, process
+        )
 
     @app.task  # type: ignore[untyped-decorator]
     async def sender() -> None:
@@ -232,10 +325,7 @@ def create_worker(
         while True:
             await outbox_waiting.wait()
             outbox_waiting.clear()
-            try:
-                await flush_outbox()
-            except (*_TRANSIENT, asyncpg.PostgresError) as exc:
-                log.warning("outbox not flushed yet", extra={"error": str(exc)})
+            await keep_flushing()
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     async def housekeeping() -> None:
@@ -248,10 +338,7 @@ def create_worker(
                 lag += max(0, highwater - processed.get(tp, highwater))
             metrics.LAG.labels(spec.name).set(lag)
         streaming.release_native_memory()
-        try:
-            await flush_outbox()
-        except (*_TRANSIENT, asyncpg.PostgresError) as exc:
-            log.warning("outbox not flushed yet", extra={"error": str(exc)})
+        outbox_waiting.set()  # the fallback: `sender` flushes (and backs off) alone
 
     async def ready() -> dict[str, bool]:
         return {

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import asyncpg
 
-from shared import db
+from shared import db, failures
 from shared.http import ProblemError
 from shared.settings import DatabaseSettings
 
@@ -38,11 +38,22 @@ def unavailable() -> ProblemError:
 
 @contextlib.contextmanager
 def answering_503() -> Iterator[None]:
-    """Turn a database failure inside the block into a 503 problem (never a 500)."""
+    """Turn a transient database failure inside the block into a 503 problem (never a
+    500), and a value the database can never store (:mod:`shared.failures`: SQLSTATE
+    classes 22, 23) into a 422: "send it again" would be refused again, forever."""
     try:
         yield
     except DB_ERRORS as exc:
-        log.warning("database call failed", extra={"reason": type(exc).__name__})
+        kind = failures.classify(exc)
+        log.warning(
+            "database call failed", extra={"reason": failures.reason(exc), "failure": kind.value}
+        )
+        if kind is failures.Failure.DATA:
+            raise ProblemError(
+                422, "invalid-value", "Invalid value", "the database refused a value of it"
+            ) from None
+        if kind is failures.Failure.DEFECT:
+            raise
         raise unavailable() from None
 
 
@@ -69,7 +80,7 @@ class Database:
             self._pool = None
 
     async def _connect(self) -> None:
-        failures = 0
+        misses = 0
         while True:
             try:
                 conn = await asyncpg.connect(self.settings.url, timeout=10)
@@ -79,8 +90,8 @@ class Database:
                     await conn.close()
                 pool = await db.create_pool(self.settings)
             except DB_ERRORS as exc:
-                failures += 1
-                if failures == 1 or failures % 30 == 0:
+                misses += 1
+                if misses == 1 or misses % 30 == 0:
                     log.warning("database unreachable", extra={"reason": repr(exc)})
                 await asyncio.sleep(self.retry_s)
                 continue

@@ -27,8 +27,8 @@ from services.notifier.channels import Channels
 from services.notifier.dispatcher import Dispatcher
 from services.notifier.messages import TEMPLATES, Templates
 from services.notifier.settings import NotifierSettings
-from shared import db, streaming
-from shared.cloudevents import InvalidEvent, from_kafka
+from shared import db, failures, streaming
+from shared.cloudevents import InvalidEvent
 from shared.events import (
     APPLICANTS,
     DEAD_LETTERS,
@@ -45,7 +45,6 @@ from shared.settings import DatabaseSettings, KafkaSettings
 log = logging.getLogger(__name__)
 
 APP_ID = "ripples-notifier"
-_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def now() -> datetime:
@@ -107,8 +106,8 @@ class Runtime(mode.Service):  # type: ignore[misc]  # mode is untyped here
 
     async def write(self, step: Callable[[store.Conn], Awaitable[None]]) -> None:
         """Run one transaction, retrying while the database is unavailable: the batch is not
-        acknowledged before it is stored, so nothing is lost. Data the database refuses
-        (``asyncpg.DataError``) is raised for the caller to dead-letter."""
+        acknowledged before it is stored, so nothing is lost. Any other failure (data the
+        database refuses, :mod:`shared.failures`) is raised for the caller to dead-letter."""
         await self.prepared.wait()
         assert self.pool is not None
         delay = 0.2
@@ -117,10 +116,12 @@ class Runtime(mode.Service):  # type: ignore[misc]  # mode is untyped here
                 async with self.pool.acquire() as conn, conn.transaction():
                     await step(conn)
                 return
-            except asyncpg.DataError:
-                raise
-            except _DB_ERRORS as exc:
-                log.warning("database write failed; retrying", extra={"error": type(exc).__name__})
+            except Exception as exc:
+                if not failures.is_transient(exc):
+                    raise
+                log.warning(
+                    "database write failed; retrying", extra={"error": failures.reason(exc)}
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
@@ -156,8 +157,11 @@ def build(
     dead_letters = streaming.topic(app, DEAD_LETTERS)
 
     async def dead_letter(key: bytes, value: bytes, headers: dict[str, bytes]) -> None:
-        sent = await dead_letters.send(key=key, value=value, headers=headers)
-        await sent
+        async def send() -> None:
+            sent = await dead_letters.send(key=key, value=value, headers=headers)
+            await sent
+
+        await failures.retry_transient(send)  # a broker away is waited for, never skipped
 
     runtime = Runtime(app, settings, database, dead_letter)
 
@@ -183,7 +187,7 @@ def build(
         for event in events:
             runtime.observe_lag(event)
             try:
-                decoded = from_kafka(dict(event.headers or {}).items(), event.value)
+                decoded = streaming.decode(event)  # a tombstone or garbage: InvalidEvent
             except InvalidEvent as exc:
                 await reject(event, f"invalid_event: {exc}")
                 continue
@@ -204,12 +208,13 @@ def build(
 
         try:
             await runtime.write(bound(items))
-        except asyncpg.DataError:
+        except Exception:  # not transient (write retries those): find the refused events
             for item in items:
                 try:
                     await runtime.write(bound([item]))
-                except asyncpg.DataError as exc:
-                    await reject(item[1], f"invalid_event: database refused it: {exc}")
+                except Exception as exc:
+                    reason = failures.reason(exc)  # never the message: it may quote values
+                    await reject(item[1], f"invalid_event: database refused it: {reason}")
         assert runtime.dispatcher is not None
         runtime.dispatcher.wake.set()
 
@@ -225,25 +230,31 @@ def build(
     async def store_erasures(conn: store.Conn, items: list[Any]) -> None:
         await store.erase_applicants(conn, [event.data.applicant_id for event, _ in items], now())
 
+    async def recognitions_batch(batch: list[Any]) -> None:
+        await store_batch(await decode(batch, (RecognitionDueEvent,)), store_recognitions)
+
+    async def employees_batch(batch: list[Any]) -> None:
+        wanted = (EmployeeUpsertedEvent, EmployeeRemovedEvent)
+        await store_batch(await decode(batch, wanted), store_employees)
+
+    async def applicants_batch(batch: list[Any]) -> None:
+        await store_batch(await decode(batch, (ApplicantErasedEvent,)), store_erasures)
+
     async def consume_recognitions(stream: Any) -> None:
-        async for batch in streaming.take_batches(
-            stream, settings.batch_size, within=settings.batch_within_s
-        ):
-            await store_batch(await decode(batch, (RecognitionDueEvent,)), store_recognitions)
+        await streaming.handle_batches(
+            stream, settings.batch_size, settings.batch_within_s, recognitions_batch
+        )
 
     async def consume_employees(stream: Any) -> None:
-        async for batch in streaming.take_batches(
-            stream, settings.batch_size, within=settings.batch_within_s
-        ):
-            wanted = (EmployeeUpsertedEvent, EmployeeRemovedEvent)
-            await store_batch(await decode(batch, wanted), store_employees)
+        await streaming.handle_batches(
+            stream, settings.batch_size, settings.batch_within_s, employees_batch
+        )
 
     async def consume_applicants(stream: Any) -> None:
         """Only the erasures: an erased applicant's hire recognitions keep no id."""
-        async for batch in streaming.take_batches(
-            stream, settings.batch_size, within=settings.batch_within_s
-        ):
-            await store_batch(await decode(batch, (ApplicantErasedEvent,)), store_erasures)
+        await streaming.handle_batches(
+            stream, settings.batch_size, settings.batch_within_s, applicants_batch
+        )
 
     app.agent(recognitions_topic, concurrency=1)(consume_recognitions)
     app.agent(applicants_topic, concurrency=1)(consume_applicants)

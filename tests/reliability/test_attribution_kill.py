@@ -176,22 +176,22 @@ async def caught_up(worker: Running, database: str, expected: int, timeout_s: fl
         await conn.close()
 
 
-async def recognitions_on_topic(bootstrap: str, timeout_s: float = 60) -> list[str]:
-    """Every recognition id on the topic, repeats included: a sentinel is written to each
-    partition (nothing else writes any more), and the topic is read until all are seen."""
+async def records_on_topic(bootstrap: str, topic: str, timeout_s: float = 60) -> list[Any]:
+    """Every record on ``topic`` from the start: a sentinel is written to each partition
+    (nothing else writes any more), and the topic is read until all are seen."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
-        partitions = sorted(await producer.partitions_for(RECOGNITIONS.name))
+        partitions = sorted(await producer.partitions_for(topic))
         for p in partitions:
-            await producer.send_and_wait(RECOGNITIONS.name, b"", key=SENTINEL, partition=p)
+            await producer.send_and_wait(topic, b"", key=SENTINEL, partition=p)
     finally:
         await producer.stop()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
-    ids: list[str] = []
+    found: list[Any] = []
     try:
-        tps = [TopicPartition(RECOGNITIONS.name, p) for p in partitions]
+        tps = [TopicPartition(topic, p) for p in partitions]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         waiting = set(tps)
@@ -202,10 +202,16 @@ async def recognitions_on_topic(bootstrap: str, timeout_s: float = 60) -> list[s
                         if record.key == SENTINEL:
                             waiting.discard(tp)
                         else:
-                            ids.append(dict(record.headers)["ce_id"].decode())
+                            found.append(record)
     finally:
         await consumer.stop()
-    return ids
+    return found
+
+
+async def recognitions_on_topic(bootstrap: str, timeout_s: float = 60) -> list[str]:
+    """Every recognition id on the topic, repeats included."""
+    records = await records_on_topic(bootstrap, RECOGNITIONS.name, timeout_s)
+    return [dict(record.headers)["ce_id"].decode() for record in records]
 
 
 async def replay(
