@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install tools lint test test-unit test-integration demo up down status openapi lock bench \
+.PHONY: help install tools lint test test-unit test-integration deploy-smoke demo up down status openapi lock bench \
 	clean
 
 help:
@@ -17,6 +17,7 @@ help:
 	@echo "make bench    measure throughput, latency and memory (bench/results/*.json)"
 	@echo "make openapi  regenerate the committed OpenAPI documents"
 	@echo "make tools    install what the deploy tests run (promtool, prometheus) when missing"
+	@echo "make deploy-smoke  run every container of compose and the k8s overlays as local processes"
 
 $(INSTALLED): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -79,3 +80,9 @@ lock: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Every Ripples container of docker-compose.yml and both kustomize overlays, run as a local
+# process with exactly what the manifests give it, then a small pilot (tests/deploy/test_smoke.py;
+# also part of `make test`).
+deploy-smoke: install tools
+	$(BIN)/pytest tests/deploy/test_smoke.py
