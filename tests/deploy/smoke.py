@@ -725,7 +725,11 @@ async def pilot(services: dict[str, Started], world: World, sink_url: str) -> di
         response = await api.post(
             "/v1/events",
             content=orjson.dumps(
-                _event("job.upserted", {"job_id": "job-smoke", "title": "Smoke"}, now)
+                _event(
+                    "employee.upserted",
+                    {"employee_id": "emp-colleague", "display_name": "Smoke Colleague"},
+                    now - timedelta(days=3),
+                )
             ),
             headers={"Content-Type": "application/cloudevents+json"},
         )
