@@ -107,6 +107,10 @@ class DatabaseSettings:
     """``DATABASE_*``: the PostgreSQL server (``DATABASE_URL``)."""
 
     url: str = "postgresql://ripples@127.0.0.1:15432/ripples"
+    # Apply the service's migrations at start-up (the local stack). Deployments set false and
+    # run `python -m shared.db migrate` first; a service then refuses to start against a
+    # schema it does not know (shared.db.check).
+    migrate: bool = True
     pool_min_size: int = 1
     pool_max_size: int = 10
     command_timeout_s: float = 30.0
