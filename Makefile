@@ -33,15 +33,16 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Tools the deploy tests run that do not come from PyPI: promtool and prometheus (Debian's
-# package). kubectl (kustomize) comes with this kind of machine. Installed only when missing.
+# Tools the deploy tests run that do not come from PyPI: promtool and prometheus, and caddy
+# (the compose edge), Debian's packages. kubectl (kustomize) comes with this kind of machine.
+# Installed only when missing.
 tools:
-	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v caddy >/dev/null || { \
 	  if [ "$$(id -u)" != 0 ]; then \
-	    echo "promtool/prometheus missing: run 'apt-get install prometheus' as root" >&2; exit 1; fi; \
-	  echo "Installing prometheus (promtool) from Debian …"; \
+	    echo "promtool/prometheus/caddy missing: run 'apt-get install prometheus caddy' as root" >&2; exit 1; fi; \
+	  echo "Installing prometheus (promtool) and caddy from Debian …"; \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends prometheus >/dev/null; } || exit 1; }
+	    --no-install-recommends prometheus caddy >/dev/null; } || exit 1; }
 	@command -v kubectl >/dev/null || { \
 	  echo "kubectl missing: the deploy tests render kustomize with 'kubectl kustomize'" >&2; exit 1; }
 

@@ -89,6 +89,7 @@ def test_every_service_is_there(model: dict[str, Any]) -> None:
         "ingest",
         "attribution",
         "notifier",
+        "edge",
         "prometheus",
         "grafana",
     }
