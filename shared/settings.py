@@ -93,6 +93,10 @@ class KafkaSettings:
     ssl_keyfile: str | None = None
     client_id: str = "ripples"
     replication_factor: int = 1
+    # min.insync.replicas of the topics created (with acks=all: how many replicas must have a
+    # record before it is acknowledged). Unset: 2 when the replication factor is 3 or more
+    # (one broker may be down, none lost), else 1.
+    min_insync_replicas: int | None = None
     # Create the contract topics at start-up when missing (off where a job or operator does).
     create_topics: bool = True
     # Consumer-group timings. Short values make rebalances quick on the local stack.

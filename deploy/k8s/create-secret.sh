@@ -18,6 +18,10 @@ if [ -n "$dry_run" ] && [ "$#" -eq 0 ]; then
   dir="$(mktemp -d)"; trap 'rm -rf "$dir"' EXIT
 fi
 bash "$here/../compose/init-secrets.sh" "$dir" >&2
+# Kubernetes only: the SCRAM user of the Kafka cluster (KAFKA_SASL_USERNAME, _PASSWORD).
+write() { [ -s "$dir/$1" ] || (umask 022; printf '%s' "$2" > "$dir/$1"); }
+write kafka_sasl_username "${KAFKA_SASL_USERNAME:-ripples}"
+write kafka_sasl_password "${KAFKA_SASL_PASSWORD:-$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')}"
 args=()
 for file in "$dir"/*; do
   name="$(basename "$file")"

@@ -13,7 +13,9 @@ machine, and only that:
 - a service's own port variable (``INGEST_PORT``…) → a free port, and its ``*_HOST``
   ``0.0.0.0`` → ``127.0.0.1`` (a container's 0.0.0.0 is its own network namespace);
 - the broker's abilities: ``KAFKA_ENABLE_IDEMPOTENCE`` → ``false``, because the local broker
-  (Tansu) has no idempotent producer (InitProducerId fails; INFRA-NOTES);
+  (Tansu) has no idempotent producer (InitProducerId fails; INFRA-NOTES), and
+  ``KAFKA_SECURITY_PROTOCOL`` → ``PLAINTEXT`` (``KAFKA_SASL_MECHANISM`` emptied): it speaks
+  neither TLS nor SASL (the SCRAM user's files must still be mounted: checked);
 - container paths → host paths: mounted files → the temporary folder, ``/tmp`` (tmpfs /
   emptyDir) → a folder per container, the image's ``/opt/venv`` → this checkout's ``.venv``
   and its ``WORKDIR /app`` → this checkout (the image copies ``shared/`` and ``services/``
@@ -85,7 +87,11 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 }
 
 # What the local broker cannot do that Apache Kafka can (see the module docstring).
-LOCAL_BROKER = {"KAFKA_ENABLE_IDEMPOTENCE": "false"}
+LOCAL_BROKER = {
+    "KAFKA_ENABLE_IDEMPOTENCE": "false",
+    "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+    "KAFKA_SASL_MECHANISM": "",
+}
 
 _HOSTS = re.compile(
     r"\b(?P<host>(?P<name>kafka|postgres|ingest|attribution|notifier)(?:[\w-]*)(?:\.[\w.-]+)?)"

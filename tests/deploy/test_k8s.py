@@ -27,7 +27,7 @@ INPUT_TOPICS = {
     "attribution": (EMPLOYEES, POSTS, LINKS, APPLICANTS),
     "notifier": (RECOGNITIONS, EMPLOYEES),
 }
-CUSTOM_KINDS = {"ServiceMonitor", "ScaledObject", "PrometheusRule"}
+CUSTOM_KINDS = {"ServiceMonitor", "ScaledObject", "PrometheusRule", "TriggerAuthentication"}
 
 Doc = dict[str, Any]
 
