@@ -24,8 +24,17 @@ write() { # name value: write only when missing
   if [ ! -s "$dir/$1" ]; then (umask 022; printf '%s' "$2" > "$dir/$1"); echo "created $dir/$1"; fi
 }
 write postgres_password "$(random)"
+# The owner of the schema (the migrations job) and one least-privilege role per service and
+# for Grafana (deploy/postgres/roles.sh creates them): RIPPLES_DATABASE_HOST (host:port) and
+# RIPPLES_DATABASE_NAME say where your PostgreSQL is (default: compose's postgres service).
+host="${RIPPLES_DATABASE_HOST:-postgres:5432}"
+database="${RIPPLES_DATABASE_NAME:-ripples}"
 write database_url \
-  "${RIPPLES_DATABASE_URL:-postgresql://ripples:$(cat "$dir/postgres_password")@postgres:5432/ripples}"
+  "${RIPPLES_DATABASE_URL:-postgresql://ripples:$(cat "$dir/postgres_password")@$host/$database}"
+for service in ingest attribution notifier; do
+  write "${service}_database_url" "postgresql://ripples_$service:$(random)@$host/$database"
+done
+write grafana_database_password "$(random)"
 # Bearer keys of the three APIs (comma-separated lists: add a key, roll clients, drop the old).
 write ingest_api_keys "$(random)"
 write attribution_api_keys "$(random)"

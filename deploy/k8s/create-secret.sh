@@ -25,7 +25,8 @@ write kafka_sasl_password "${KAFKA_SASL_PASSWORD:-$(python3 -c 'import secrets; 
 args=()
 for file in "$dir"/*; do
   name="$(basename "$file")"
-  case "$name" in postgres_password|grafana_admin_password) continue ;; esac
+  # compose only (postgres, Grafana); keep grafana_database_password for your Grafana
+  case "$name" in postgres_password|grafana_admin_password|grafana_database_password) continue ;; esac
   args+=("--from-file=${name//_/-}=$file")
 done
 secret() {

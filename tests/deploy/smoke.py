@@ -641,10 +641,38 @@ def wait_ready(started: Started, port: int, timeout_s: float = 90) -> None:
     )
 
 
+def database_roles(containers: Iterable[Container]) -> set[str]:
+    """The PostgreSQL users the containers' database URLs name."""
+    roles = set()
+    for container in containers:
+        url = setting(container, "DATABASE_URL")
+        match = re.match(r"^[a-z]+://([^:/@]+)(?::[^@]*)?@", url)
+        if match:
+            roles.add(match[1])
+    return roles
+
+
+async def create_roles(postgres_url: str, roles: Iterable[str]) -> None:
+    """The operator's step before the first migration (deploy/postgres/roles.sh): the login
+    roles the manifests use (the local server trusts local connections: no passwords)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        for role in roles:
+            if not await conn.fetchval("select 1 from pg_roles where rolname = $1", role):
+                await conn.execute(f'create role "{role}" login')
+    finally:
+        await conn.close()
+
+
 @contextlib.contextmanager
 def running(containers: list[Container], world: World) -> Iterator[dict[str, Started]]:
     """The jobs run to completion (in manifest order), then every service started and
     ready; yields the services by program name."""
+    asyncio.run(
+        create_roles(f"postgresql://ripples@{world.postgres}/ripples", database_roles(containers))
+    )
     logs = world.root / "logs"
     for container in containers:
         if container.one_shot:

@@ -95,8 +95,10 @@ def test_provisioning_matches_compose() -> None:
     assert postgres["url"] == "${POSTGRES_HOST}"
     assert grafana["environment"]["POSTGRES_HOST"] == "postgres:5432"
     secret = postgres["secureJsonData"]["password"]
-    assert secret == "$__file{/run/secrets/postgres_password}"
-    assert "postgres_password" in grafana["secrets"]
+    # Grafana's read-only role (services/attribution/migrations/0090_roles.sql)
+    assert postgres["user"] == "ripples_grafana"
+    assert secret == "$__file{/run/secrets/grafana_database_password}"
+    assert "grafana_database_password" in grafana["secrets"]
 
 
 def titles(name: str) -> list[str]:
