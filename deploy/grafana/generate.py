@@ -364,7 +364,7 @@ def pipeline_health() -> Any:
         layout.place(
             timeseries(
                 "attribution: consumer lag by topic",
-                [prom_target("sum by (topic) (attribution_consumer_lag)", "{{topic}}")],
+                [prom_target("sum by (topic) (attribution_consumer_lag_messages)", "{{topic}}")],
             ),
             8,
             7,
@@ -391,8 +391,8 @@ def pipeline_health() -> Any:
                 "attribution: batch size and duration",
                 [
                     prom_target(
-                        "sum(rate(attribution_batch_size_sum[$__rate_interval]))"
-                        " / sum(rate(attribution_batch_size_count[$__rate_interval]))",
+                        "sum(rate(attribution_batch_size_events_sum[$__rate_interval]))"
+                        " / sum(rate(attribution_batch_size_events_count[$__rate_interval]))",
                         "mean events per batch",
                     ),
                     prom_target(
@@ -508,7 +508,9 @@ def pipeline_health() -> Any:
                 "notifier: queue depth and consumer lag",
                 [
                     prom_target("sum(notifier_queue_depth)", "pending deliveries"),
-                    prom_target("sum by (topic) (notifier_consumer_lag)", "lag {{topic}}", "B"),
+                    prom_target(
+                        "sum by (topic) (notifier_consumer_lag_messages)", "lag {{topic}}", "B"
+                    ),
                 ],
             ),
             8,

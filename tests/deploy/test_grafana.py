@@ -143,8 +143,8 @@ def test_pipeline_health_has_a_red_row_per_service() -> None:
         assert 'status=~"5.."' in exprs
     text = json.dumps(dashboard)
     for metric in (
-        "attribution_consumer_lag",
-        "notifier_consumer_lag",
+        "attribution_consumer_lag_messages",
+        "notifier_consumer_lag_messages",
         "attribution_processing_delay_seconds_bucket",
         "attribution_dead_letters_total",
         "notifier_dead_letters_total",
