@@ -280,6 +280,13 @@ def test_prometheus_rule_carries_the_alert_rules(overlay: tuple[str, list[Doc]])
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.TARGET.read_text() == module.render(), "run deploy/prometheus/prometheusrule.py"
+    # the documented setting: another runbook base rewrites every runbook_url
+    elsewhere = module.prometheus_rule("https://wiki.example/ripples-runbook")
+    urls = [
+        r["annotations"]["runbook_url"] for g in elsewhere["spec"]["groups"] for r in g["rules"]
+    ]
+    assert urls
+    assert all(u.startswith("https://wiki.example/ripples-runbook#ripples") for u in urls)
     rule = one(docs, "PrometheusRule", "ripples")
     assert rule["apiVersion"] == "monitoring.coreos.com/v1"
     groups = [
