@@ -149,6 +149,11 @@ def test_pipeline_health_has_a_red_row_per_service() -> None:
         "attribution_dead_letters_total",
         "notifier_dead_letters_total",
         "notifier_deliveries_total",
+        # the connectors (alerts in ripples.connectors)
+        "ingest_webhook_deliveries_total",
+        "ingest_linkedin_members_skipped_total",
+        "ingest_linkedin_last_poll_timestamp_seconds",
+        "ingest_clicks_dropped_total",
     ):
         assert metric in text
 
