@@ -16,6 +16,8 @@ machine, and only that:
   (Tansu) has no idempotent producer (InitProducerId fails; INFRA-NOTES), and
   ``KAFKA_SECURITY_PROTOCOL`` → ``PLAINTEXT`` (``KAFKA_SASL_MECHANISM`` emptied): it speaks
   neither TLS nor SASL (the SCRAM user's files must still be mounted: checked);
+- the notifier's egress settings → what lets it reach the local webhook receiver
+  (``LOCAL_RECEIVER``: a deployment allows https to public addresses only);
 - container paths → host paths: mounted files → the temporary folder, ``/tmp`` (tmpfs /
   emptyDir) → a folder per container, the image's ``/opt/venv`` → this checkout's ``.venv``
   and its ``WORKDIR /app`` → this checkout (the image copies ``shared/`` and ``services/``
@@ -92,6 +94,12 @@ LOCAL_BROKER = {
     "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
     "KAFKA_SASL_MECHANISM": "",
 }
+
+# Settings that let the notifier deliver to the smoke run's local webhook receiver (plain
+# HTTP on 127.0.0.1), which a deployment's egress rules refuse: the one place for them, set
+# only where the manifests set the notifier's egress settings (https only, no loopback). Empty
+# until those settings exist (TEAM.md: their names come at merge).
+LOCAL_RECEIVER: dict[str, str] = {}
 
 _HOSTS = re.compile(
     r"\b(?P<host>(?P<name>kafka|postgres|ingest|attribution|notifier)(?:[\w-]*)(?:\.[\w.-]+)?)"
@@ -546,6 +554,8 @@ def localise(container: Container, world: World) -> Local:
         else:
             env[variable] = mapped(_hosts(value, world))
     env |= {k: v for k, v in LOCAL_BROKER.items() if k in env}
+    if container.program == "notifier":
+        env |= {k: v for k, v in LOCAL_RECEIVER.items() if k in env}
     if container.program in SERVICES:
         prefix = container.program.upper()
         env[f"{prefix}_PORT"] = str(world.ports[container.program])
