@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install tools api-tools lint test test-unit test-integration demo up down status openapi lock bench \
+.PHONY: help install tools api-tools lint test test-unit test-integration deploy-smoke demo up down status openapi lock bench \
 	clean
 
 help:
@@ -17,12 +17,13 @@ help:
 	@echo "make bench    measure throughput, latency and memory (bench/results/*.json)"
 	@echo "make openapi  regenerate the committed OpenAPI documents"
 	@echo "make tools    install what the deploy tests run (promtool, prometheus) when missing"
+	@echo "make deploy-smoke  run every container of compose and the k8s overlays as local processes"
 
 $(INSTALLED): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing Ripples into $(VENV) …"
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt \
-		-e '.[dev]'
+		-e '.[dev,local]'
 	@touch $@
 
 install: $(INSTALLED)
@@ -32,15 +33,16 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Tools the deploy tests run that do not come from PyPI: promtool and prometheus (Debian's
-# package). kubectl (kustomize) comes with this kind of machine. Installed only when missing.
+# Tools the deploy tests run that do not come from PyPI: promtool and prometheus, and caddy
+# (the compose edge), Debian's packages. kubectl (kustomize) comes with this kind of machine.
+# Installed only when missing.
 tools:
-	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v caddy >/dev/null || { \
 	  if [ "$$(id -u)" != 0 ]; then \
-	    echo "promtool/prometheus missing: run 'apt-get install prometheus' as root" >&2; exit 1; fi; \
-	  echo "Installing prometheus (promtool) from Debian …"; \
+	    echo "promtool/prometheus/caddy missing: run 'apt-get install prometheus caddy' as root" >&2; exit 1; fi; \
+	  echo "Installing prometheus (promtool) and caddy from Debian …"; \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends prometheus >/dev/null; } || exit 1; }
+	    --no-install-recommends prometheus caddy >/dev/null; } || exit 1; }
 	@command -v kubectl >/dev/null || { \
 	  echo "kubectl missing: the deploy tests render kustomize with 'kubectl kustomize'" >&2; exit 1; }
 
@@ -90,3 +92,9 @@ lock: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Every Ripples container of docker-compose.yml and both kustomize overlays, run as a local
+# process with exactly what the manifests give it, then a small pilot (tests/deploy/test_smoke.py;
+# also part of `make test`).
+deploy-smoke: install tools
+	$(BIN)/pytest tests/deploy/test_smoke.py

@@ -5,6 +5,7 @@ ripples status             what runs, with pids and addresses
 ripples logs SERVICE       a component's log (-f to follow)
 ripples bench              measure it next to the raw ceilings (bench/results/*.json)
 ripples down               stop everything, leave no process behind
+ripples migrate            apply every service's database migrations (DATABASE_URL), once
 """
 
 from __future__ import annotations
@@ -151,6 +152,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """The deployments' admin step (``python -m shared.db migrate`` does the same)."""
+    from shared import db
+
+    return db.main(["migrate"])
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="ripples",
@@ -226,6 +234,12 @@ def parser() -> argparse.ArgumentParser:
         "--purge", action="store_true", help="also delete .ripples/ (database, logs, API key)"
     )
     down.set_defaults(run=cmd_down)
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="apply every service's database migrations (DATABASE_URL or DATABASE_URL_FILE)",
+    )
+    migrate.set_defaults(run=cmd_migrate)
     return top
 
 

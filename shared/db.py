@@ -5,19 +5,30 @@ Migrations are plain SQL files named ``NNNN_what_it_does.sql`` in a service's
 advisory lock so that several replicas starting together apply it once. The checksum of every
 applied file is recorded; editing a file after it was applied is refused, because the
 databases that already ran it would silently differ from new ones.
+
+Who applies them: in a deployment an admin process, ``python -m shared.db migrate`` (or
+``ripples migrate``), applies every service's migrations before the services start (the
+migrations Job in Kubernetes, the ``migrate`` service in compose), as the owner of the schema;
+the services start with ``DATABASE_MIGRATE=false`` and only check that the database has
+exactly the migrations they know (:func:`check`), refusing to run otherwise. The local stack
+keeps ``DATABASE_MIGRATE=true`` (the default): each service migrates its own at start-up.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 
-from shared.settings import DatabaseSettings
+from shared import logs
+from shared.settings import DatabaseSettings, database_settings
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +38,10 @@ _LOCK_KEY = 0x52495050  # "RIPP": one advisory lock for all migration runs
 
 class MigrationError(RuntimeError):
     pass
+
+
+class SchemaMismatch(MigrationError):
+    """The database's schema is not the one this code knows: refuse to run."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +119,84 @@ async def migrate(conn: asyncpg.Connection, component: str, directory: Path) -> 
     return applied_now
 
 
+async def check(conn: asyncpg.Connection, component: str, directory: Path) -> None:
+    """Raise :class:`SchemaMismatch` unless the database has applied exactly the migrations
+    of ``component`` found in ``directory`` (same versions, same checksums)."""
+    known = {m.version: m for m in discover(directory)}
+    rows = []
+    if await conn.fetchval("select to_regclass('ripples_schema_migrations')") is not None:
+        rows = await conn.fetch(
+            "select version, checksum from ripples_schema_migrations where component = $1",
+            component,
+        )
+    applied = {row["version"]: row["checksum"] for row in rows}
+    unknown = sorted(set(applied) - set(known))
+    if unknown:
+        raise SchemaMismatch(
+            f"{component}: the database has migrations this version does not know "
+            f"({', '.join(f'{v:04d}' for v in unknown)}); run the version that applied them"
+        )
+    missing = sorted(set(known) - set(applied))
+    if missing:
+        raise SchemaMismatch(
+            f"{component}: migrations {', '.join(f'{v:04d}' for v in missing)} are not "
+            "applied; run `python -m shared.db migrate` (the migrations job) first"
+        )
+    changed = sorted(v for v, m in known.items() if applied[v] != m.checksum)
+    if changed:
+        raise SchemaMismatch(
+            f"{component}: migrations {', '.join(f'{v:04d}' for v in changed)} differ from "
+            "the ones applied"
+        )
+
+
+async def prepare(
+    conn: asyncpg.Connection, component: str, directory: Path, settings: DatabaseSettings
+) -> None:
+    """At a service's start: migrate (``DATABASE_MIGRATE=true``, the local stack) or check
+    that the schema is the one this code knows (deployments)."""
+    if settings.migrate:
+        await migrate(conn, component, directory)
+    else:
+        await check(conn, component, directory)
+
+
+SERVICES = Path(__file__).resolve().parent.parent / "services"
+
+
+def components(root: Path = SERVICES) -> list[tuple[str, Path]]:
+    """(component, migrations folder) of every service present, in name order. Images
+    carry the migrations of every service (plain SQL), so any image can run the job."""
+    return [(p.parent.name, p) for p in sorted(root.glob("*/migrations")) if p.is_dir()]
+
+
+async def migrate_all(settings: DatabaseSettings) -> dict[str, list[int]]:
+    """Apply the pending migrations of every service; {component: versions applied}."""
+    conn = await asyncpg.connect(settings.url, timeout=30)
+    try:
+        return {name: await migrate(conn, name, folder) for name, folder in components()}
+    finally:
+        await conn.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m shared.db migrate``: the migrations job."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args != ["migrate"]:
+        print("usage: python -m shared.db migrate", file=sys.stderr)
+        return 2
+    logs.configure("migrate", "INFO")
+    try:
+        applied = asyncio.run(migrate_all(database_settings()))
+    except (OSError, asyncpg.PostgresError, MigrationError) as exc:
+        print(f"migrate: {exc}", file=sys.stderr)
+        return 1
+    for name, versions in applied.items():
+        done = ", ".join(f"{v:04d}" for v in versions) or "nothing new"
+        print(f"{name}: applied {done}")
+    return 0
+
+
 async def create_pool(settings: DatabaseSettings) -> asyncpg.Pool:
     """The process's one connection pool."""
     pool = await asyncpg.create_pool(
@@ -124,3 +217,7 @@ async def ping(pool: asyncpg.Pool, timeout_s: float = 2.0) -> bool:
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
         return False
     return True
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

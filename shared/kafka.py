@@ -15,7 +15,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
 from shared.events import TOPICS, Topic
-from shared.settings import KafkaSettings
+from shared.settings import KafkaSettings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,50 @@ def ssl_context(settings: KafkaSettings) -> ssl.SSLContext:
     return context
 
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def check_security(settings: KafkaSettings) -> None:
+    """Refuse a security setting the clients would silently misread."""
+    protocol = settings.security_protocol
+    if protocol not in SECURITY_PROTOCOLS:
+        raise SettingsError(
+            f"KAFKA_SECURITY_PROTOCOL must be one of {', '.join(SECURITY_PROTOCOLS)}"
+        )
+    if protocol.startswith("SASL_"):
+        if settings.sasl_mechanism not in SASL_MECHANISMS:
+            raise SettingsError(f"KAFKA_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}")
+        if not settings.sasl_username or not settings.sasl_password:
+            raise SettingsError("KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD(_FILE) are needed")
+    elif settings.sasl_mechanism:
+        raise SettingsError("KAFKA_SASL_MECHANISM needs KAFKA_SECURITY_PROTOCOL SASL_SSL")
+
+
+def min_insync_replicas(settings: KafkaSettings) -> int:
+    """The topics' min.insync.replicas: the setting, else 2 from replication factor 3."""
+    if settings.min_insync_replicas is not None:
+        return settings.min_insync_replicas
+    return 2 if settings.replication_factor >= 3 else 1
+
+
+def new_topics(settings: KafkaSettings, topics: Iterable[Topic]) -> list[NewTopic]:
+    """How the contract topics are created: partitions, replication, their configs
+    (:func:`topic_configs`: compaction, retention) and min.insync.replicas."""
+    insync = {"min.insync.replicas": str(min_insync_replicas(settings))}
+    return [
+        NewTopic(
+            t.name,
+            t.partitions,
+            settings.replication_factor,
+            topic_configs=topic_configs(t, settings) | insync,
+        )
+        for t in topics
+    ]
+
+
 def _connection(settings: KafkaSettings) -> dict[str, Any]:
+    check_security(settings)
     options: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers,
         "security_protocol": settings.security_protocol,
@@ -283,15 +326,7 @@ async def ensure_topics(
         missing = [t for t in topics if t.name not in existing]
         if not missing:
             return []
-        new = [
-            NewTopic(
-                t.name,
-                t.partitions,
-                settings.replication_factor,
-                topic_configs=topic_configs(t, settings),
-            )
-            for t in missing
-        ]
+        new = new_topics(settings, missing)
         with contextlib.suppress(TopicAlreadyExistsError):
             await asyncio.wait_for(admin.create_topics(new), timeout_s)
         log.info("created topics", extra={"topics": [t.name for t in missing]})

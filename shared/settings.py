@@ -93,6 +93,10 @@ class KafkaSettings:
     ssl_keyfile: str | None = None
     client_id: str = "ripples"
     replication_factor: int = 1
+    # min.insync.replicas of the topics created (with acks=all: how many replicas must have a
+    # record before it is acknowledged). Unset: 2 when the replication factor is 3 or more
+    # (one broker may be down, none lost), else 1.
+    min_insync_replicas: int | None = None
     # Create the contract topics at start-up when missing (off where a job or operator does).
     create_topics: bool = True
     # Erasure cannot reach a record on a topic; these bound how long one outlives it: the
@@ -114,6 +118,10 @@ class DatabaseSettings:
     """``DATABASE_*``: the PostgreSQL server (``DATABASE_URL``)."""
 
     url: str = "postgresql://ripples@127.0.0.1:15432/ripples"
+    # Apply the service's migrations at start-up (the local stack). Deployments set false and
+    # run `python -m shared.db migrate` first; a service then refuses to start against a
+    # schema it does not know (shared.db.check).
+    migrate: bool = True
     pool_min_size: int = 1
     pool_max_size: int = 10
     command_timeout_s: float = 30.0

@@ -364,7 +364,7 @@ def pipeline_health() -> Any:
         layout.place(
             timeseries(
                 "attribution: consumer lag by topic",
-                [prom_target("sum by (topic) (attribution_consumer_lag)", "{{topic}}")],
+                [prom_target("sum by (topic) (attribution_consumer_lag_messages)", "{{topic}}")],
             ),
             8,
             7,
@@ -391,8 +391,8 @@ def pipeline_health() -> Any:
                 "attribution: batch size and duration",
                 [
                     prom_target(
-                        "sum(rate(attribution_batch_size_sum[$__rate_interval]))"
-                        " / sum(rate(attribution_batch_size_count[$__rate_interval]))",
+                        "sum(rate(attribution_batch_size_events_sum[$__rate_interval]))"
+                        " / sum(rate(attribution_batch_size_events_count[$__rate_interval]))",
                         "mean events per batch",
                     ),
                     prom_target(
@@ -508,13 +508,53 @@ def pipeline_health() -> Any:
                 "notifier: queue depth and consumer lag",
                 [
                     prom_target("sum(notifier_queue_depth)", "pending deliveries"),
-                    prom_target("sum by (topic) (notifier_consumer_lag)", "lag {{topic}}", "B"),
+                    prom_target(
+                        "sum by (topic) (notifier_consumer_lag_messages)", "lag {{topic}}", "B"
+                    ),
                 ],
             ),
             8,
             7,
         ),
     ]
+
+    panels.append(layout.row("Connectors (ingest)"))
+    for title, expr, legend, unit in (
+        (
+            "webhook deliveries by vendor and outcome",
+            "sum by (vendor, outcome) (rate(ingest_webhook_deliveries_total[$__rate_interval]))",
+            "{{vendor}} {{outcome}}",
+            "ops",
+        ),
+        (
+            "LinkedIn members skipped by reason",
+            "sum by (reason) (increase(ingest_linkedin_members_skipped_total[$__rate_interval]))",
+            "{{reason}}",
+            "short",
+        ),
+        (
+            "LinkedIn polls by outcome",
+            "sum by (outcome) (increase(ingest_linkedin_polls_total[$__rate_interval]))",
+            "{{outcome}}",
+            "short",
+        ),
+        (
+            "time since the last LinkedIn poll",
+            "time() - max(ingest_linkedin_last_poll_timestamp_seconds > 0)",
+            "since last poll",
+            "s",
+        ),
+        (
+            "clicks dropped by reason, and the click buffer",
+            "sum by (reason) (rate(ingest_clicks_dropped_total[$__rate_interval]))",
+            "dropped {{reason}}",
+            "ops",
+        ),
+    ):
+        targets = [prom_target(expr, legend)]
+        if title.startswith("clicks"):
+            targets.append(prom_target("sum(ingest_click_buffer_depth)", "buffered", "B"))
+        panels.append(layout.place(timeseries(f"ingest: {title}", targets, unit), 8, 7))
 
     panels.append(layout.row("Dead letters"))
     panels.append(

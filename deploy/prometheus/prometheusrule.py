@@ -2,7 +2,12 @@
 deploy/prometheus/rules/ as a PrometheusRule for the Prometheus Operator (committed; a test
 checks it holds exactly the same groups).
 
-    python deploy/prometheus/prometheusrule.py
+    python deploy/prometheus/prometheusrule.py [--runbook-base-url URL]
+
+The rules' runbook_url is absolute (Alertmanager and Grafana show it as a link wherever the
+alert lands): RUNBOOK_BASE_URL, the repository's deploy/RUNBOOK.md, by default. Where your
+runbook lives elsewhere (a wiki, an internal Git host), render the PrometheusRule with
+``--runbook-base-url`` (the compose Prometheus reads the rules file itself: edit its base).
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from typing import Any
 
 import yaml
 
+RUNBOOK_BASE_URL = "https://github.com/ripples/ripples/blob/main/deploy/RUNBOOK.md"
+
 HERE = Path(__file__).resolve().parent
 TARGET = HERE.parent / "k8s" / "base" / "prometheus-rules.yaml"
 HEADER = (
@@ -20,12 +27,18 @@ HEADER = (
 )
 
 
-def prometheus_rule() -> dict[str, Any]:
+def prometheus_rule(runbook_base_url: str = RUNBOOK_BASE_URL) -> dict[str, Any]:
     groups = [
         group
         for path in sorted((HERE / "rules").glob("*.yml"))
         for group in yaml.safe_load(path.read_text())["groups"]
     ]
+    for group in groups:
+        for rule in group["rules"]:
+            annotations = rule.get("annotations", {})
+            if "runbook_url" in annotations:
+                anchor = annotations["runbook_url"].removeprefix(RUNBOOK_BASE_URL)
+                annotations["runbook_url"] = runbook_base_url + anchor
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
@@ -34,9 +47,13 @@ def prometheus_rule() -> dict[str, Any]:
     }
 
 
-def render() -> str:
-    return HEADER + yaml.safe_dump(prometheus_rule(), sort_keys=False, width=100)
+def render(runbook_base_url: str = RUNBOOK_BASE_URL) -> str:
+    return HEADER + yaml.safe_dump(prometheus_rule(runbook_base_url), sort_keys=False, width=100)
 
 
 if __name__ == "__main__":
-    TARGET.write_text(render())
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Write the PrometheusRule of the alert rules.")
+    parser.add_argument("--runbook-base-url", default=RUNBOOK_BASE_URL)
+    TARGET.write_text(render(parser.parse_args().runbook_base_url))

@@ -98,8 +98,8 @@ async def wait_caught_up(
             n = (await client.get(f"{notifier}/metrics")).text
             summary = (await client.get(f"{attribution}/v1/summary")).text
             state = (
-                metric_sum(a, "attribution_consumer_lag"),
-                metric_sum(n, "notifier_consumer_lag"),
+                metric_sum(a, "attribution_consumer_lag_messages"),
+                metric_sum(n, "notifier_consumer_lag_messages"),
                 metric_sum(n, "notifier_queue_depth"),
                 summary,
                 len(sink.received),

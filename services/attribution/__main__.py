@@ -10,8 +10,7 @@ import asyncpg
 
 from services.attribution.settings import AttributionSettings
 from services.attribution.worker import create_worker
-from shared import logs, streaming
-from shared.db import migrate
+from shared import db, logs, streaming
 from shared.kafka import ensure_topics
 from shared.settings import DatabaseSettings, KafkaSettings, database_settings, kafka_settings, load
 
@@ -21,7 +20,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 async def prepare(kafka: KafkaSettings, database: DatabaseSettings) -> None:
     conn = await asyncpg.connect(database.url)
     try:
-        await migrate(conn, "attribution", MIGRATIONS)
+        await db.prepare(conn, "attribution", MIGRATIONS, database)
     finally:
         await conn.close()
     if kafka.create_topics:

@@ -20,7 +20,7 @@ EVENTS = Counter(
     ["type", "outcome"],
 )
 BATCH_SIZE = Histogram(
-    "attribution_batch_size",
+    "attribution_batch_size_events",
     "Events per processed batch.",
     buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
 )
@@ -35,7 +35,9 @@ DELAY = Histogram(
     buckets=(*LATENCY_BUCKETS, 30.0, 60.0, 300.0, 3600.0, 86400.0),
 )
 LAG = Gauge(
-    "attribution_consumer_lag", "Messages behind the partitions' high water mark.", ["topic"]
+    "attribution_consumer_lag_messages",
+    "Messages behind the partitions' high water mark.",
+    ["topic"],
 )
 LAST_PROCESSED = Gauge(
     "attribution_last_processed_timestamp_seconds", "When the last batch was committed."

