@@ -96,10 +96,9 @@ LOCAL_BROKER = {
 }
 
 # Settings that let the notifier deliver to the smoke run's local webhook receiver (plain
-# HTTP on 127.0.0.1), which a deployment's egress rules refuse: the one place for them, set
-# only where the manifests set the notifier's egress settings (https only, no loopback). Empty
-# until those settings exist (TEAM.md: their names come at merge).
-LOCAL_RECEIVER: dict[str, str] = {}
+# HTTP on 127.0.0.1), which a deployment's egress rules refuse (https to public addresses
+# only): the one place for them, applied only where the manifests set them.
+LOCAL_RECEIVER: dict[str, str] = {"NOTIFIER_ALLOW_HTTP": "true", "NOTIFIER_ALLOW_LOOPBACK": "true"}
 
 _HOSTS = re.compile(
     r"\b(?P<host>(?P<name>kafka|postgres|ingest|attribution|notifier)(?:[\w-]*)(?:\.[\w.-]+)?)"
