@@ -107,12 +107,16 @@ def fetch(
     end: datetime | None,
     model: str = "last_touch",
     timeout_s: float = 30.0,
+    *,
+    api_key: str,
 ) -> ReportData:
-    """Everything the report shows, from the running services' APIs."""
+    """Everything the report shows, from the running services' APIs (``api_key``: one key
+    both accept, CONTRACT §7 "Access")."""
+    headers = {"Authorization": f"Bearer {api_key}"}
     params = {"model": model} | {
         k: v for k, v in (("from", _iso(start)), ("to", _iso(end))) if v is not None
     }
-    with httpx.Client(base_url=attribution, timeout=timeout_s) as client:
+    with httpx.Client(base_url=attribution, headers=headers, timeout=timeout_s) as client:
         summary = _get(client, "/v1/summary", params)
         sharers = _get(client, "/v1/sharers", params)
         ripples = _get(client, "/v1/ripples", {})
@@ -141,8 +145,8 @@ def fetch(
             cursor = nxt
     recognitions = None
     if notifier:
-        with httpx.Client(base_url=notifier, timeout=timeout_s) as client:
-            recognitions = _get(client, "/v1/recognitions", {})
+        with httpx.Client(base_url=notifier, headers=headers, timeout=timeout_s) as client:
+            recognitions = _get_all(client, "/v1/recognitions")
     return ReportData(summary, sharers, ripples, weeks, recognitions)
 
 
@@ -150,6 +154,21 @@ def _get(client: httpx.Client, path: str, params: dict[str, str]) -> Any:
     response = client.get(path, params=params)
     response.raise_for_status()
     return response.json()
+
+
+def _get_all(client: httpx.Client, path: str, max_pages: int = 1000) -> list[Any]:
+    """Every row of a paginated list: the pages joined, following ``Link: <…>; rel="next"``
+    (RFC 8288) until there is none."""
+    rows: list[Any] = []
+    url: str | None = path
+    for _ in range(max_pages):
+        if url is None:
+            break
+        response = client.get(url)
+        response.raise_for_status()
+        rows.extend(response.json())
+        url = response.links.get("next", {}).get("url")
+    return rows
 
 
 # --- figures --------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import hmac
 import logging
 import time
 from collections import Counter as Tally
@@ -31,6 +30,7 @@ from services.ingest.openapi import openapi
 from services.ingest.publisher import BrokerUnavailable, Publisher
 from services.ingest.settings import IngestSettings
 from shared import cloudevents as ce
+from shared.auth import ApiKeys, RequireKey, protected
 from shared.events import BY_TYPE, EMPLOYEES, INBOUND_TYPES, Envelope
 from shared.http import (
     HttpMetrics,
@@ -128,7 +128,9 @@ class HotRoutes:
     They are dispatched straight to their handlers, skipping Starlette's middleware stack,
     exception middlewares and route matching (about a third of the CPU of a single-event
     request). Everything those layers do for these routes is done here the same way: the 431
-    header limit, the request metrics by route template, problem+json for
+    header limit, the API key (:meth:`shared.auth.ApiKeys.check`, the check
+    :class:`~shared.auth.RequireKey` makes for the other routes), the request metrics by route
+    template, problem+json for
     :class:`ProblemError` and Starlette's HTTP exceptions, 415 for
     :class:`~shared.cloudevents.UnsupportedContentType`, and a logged 500 for anything else.
     Every other request goes to the Starlette app.
@@ -141,9 +143,13 @@ class HotRoutes:
         metrics: HttpMetrics,
         header_limit: int,
         errors: Mapping[type[Exception], ErrorHandler],
+        keys: ApiKeys,
     ) -> None:
         self.app = app
         self.handlers = dict(handlers)
+        self.keys = keys
+        # Which of the routes need a key (decided once, by the rule RequireKey applies).
+        self._protected = {route: protected(route) for route in self.handlers}
         self.errors: dict[type[Exception], ErrorHandler] = dict(errors)
         self.header_limit = header_limit
         self.metrics = metrics
@@ -163,6 +169,8 @@ class HotRoutes:
         route, params = hot
         response: Response
         error = headers_too_large(scope, self.header_limit)
+        if error is None and self._protected[route]:
+            error = self.keys.check(scope["headers"])
         scope["path_params"] = params
         request = Request(scope, receive)
         try:
@@ -211,23 +219,6 @@ class Ingest:
         self.settings = settings
         self.publisher = publisher
         self.database = database
-        self._keys = [key.encode() for key in settings.api_keys]
-
-    def authorize(self, request: Request) -> None:
-        scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-        presented = credential.strip().encode()
-        # Compare with every key, in constant time each, so timing reveals nothing.
-        valid = False
-        for key in self._keys:
-            valid |= hmac.compare_digest(presented, key)
-        if scheme.lower() != "bearer" or not presented or not valid:
-            raise ProblemError(
-                401,
-                "unauthorized",
-                "Unauthorized",
-                "send a valid API key as `Authorization: Bearer <key>`",
-                headers={"WWW-Authenticate": 'Bearer realm="ripples-ingest"'},
-            )
 
     async def _publish(
         self, events: Sequence[Envelope], request: Request, body: bytes, mode: str
@@ -319,7 +310,6 @@ class Ingest:
         )
 
     async def event(self, request: Request) -> Response:
-        self.authorize(request)
         body = await read_body(request, self.settings.max_body_bytes)
         media = ce.media_type(request.headers.get("content-type"))
         try:
@@ -348,7 +338,6 @@ class Ingest:
         )
 
     async def batch(self, request: Request) -> Response:
-        self.authorize(request)
         body = await read_body(request, self.settings.max_body_bytes)
         media = ce.media_type(request.headers.get("content-type"))
         if media != ce.BATCH:
@@ -399,8 +388,7 @@ def create_app(
 ) -> HotRoutes:
     """The ingest ASGI app: the hot routes answered directly (:class:`HotRoutes`), the rest
     by Starlette."""
-    if not settings.api_keys:
-        raise ValueError("INGEST_API_KEYS (or INGEST_API_KEYS_FILE) must hold at least one key")
+    keys = ApiKeys(settings.api_keys, "INGEST_API_KEYS", realm="ripples-ingest")
     publisher = Publisher(
         kafka_settings,
         timeout_s=settings.publish_timeout_s,
@@ -417,17 +405,13 @@ def create_app(
     webhooks = Webhooks(settings, database, publisher, http)
     linkedin = LinkedIn(settings, database, publisher, http)
 
-    async def create_link(request: Request) -> Response:
-        ingest.authorize(request)
-        return await links.create(request)
-
     async def ready() -> dict[str, bool]:
         return {"broker": publisher.ready, "database": await database.ready()}
 
     routes = [
         Route("/v1/events", ingest.event, methods=["POST"]),
         Route("/v1/events:batch", ingest.batch, methods=["POST"]),
-        Route("/v1/links", create_link, methods=["POST"]),
+        Route("/v1/links", links.create, methods=["POST"]),
         Route("/r/{link_code}", links.redirect, methods=["GET"]),
         Route("/v1/webhooks/greenhouse", webhooks.greenhouse, methods=["POST"]),
         Route("/v1/webhooks/teamtailor", webhooks.teamtailor, methods=["POST"]),
@@ -465,6 +449,7 @@ def create_app(
         middleware=[
             Middleware(RequestMetrics, metrics=HTTP, routes=routes),
             Middleware(HeaderLimit, limit=settings.max_header_bytes),
+            Middleware(RequireKey, keys=keys),
         ],
         exception_handlers=errors,
         lifespan=lifespan,
@@ -474,4 +459,4 @@ def create_app(
         "/v1/events:batch": ingest.batch,
         "/r/{link_code}": links.redirect,
     }
-    return HotRoutes(app, hot, HTTP, settings.max_header_bytes, errors)
+    return HotRoutes(app, hot, HTTP, settings.max_header_bytes, errors, keys)

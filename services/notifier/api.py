@@ -4,7 +4,7 @@ operational endpoints. Served from the faust worker's loop."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from services.notifier import metrics, store
 from services.notifier.openapi import openapi
+from shared.auth import ApiKeys, RequireKey
 from shared.http import (
     ProblemError,
     RequestMetrics,
@@ -27,12 +28,18 @@ from shared.http import (
 log = logging.getLogger(__name__)
 
 MAX_ROWS = 10_000
+KEYS_VARIABLE = "NOTIFIER_API_KEYS"
 
 
 def create_api(
     pool: Callable[[], asyncpg.Pool | None],
     ready: Callable[[], Awaitable[Mapping[str, bool]]],
+    api_keys: Sequence[str],
 ) -> Starlette:
+    """The notifier's API; every ``/v1`` route needs one of ``api_keys``
+    (:class:`shared.auth.RequireKey`)."""
+    keys = ApiKeys(api_keys, KEYS_VARIABLE, realm="ripples-notifier")
+
     async def recognitions(request: Request) -> Response:
         employee_id = request.query_params.get("employee_id", "").strip() or None
         if employee_id is not None and len(employee_id) > 256:
@@ -71,5 +78,8 @@ def create_api(
     return Starlette(
         routes=routes,
         exception_handlers=problem_handlers(log),
-        middleware=[Middleware(RequestMetrics, metrics=metrics.HTTP, routes=routes)],
+        middleware=[
+            Middleware(RequestMetrics, metrics=metrics.HTTP, routes=routes),
+            Middleware(RequireKey, keys=keys),
+        ],
     )

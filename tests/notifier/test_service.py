@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from services.notifier.openapi import openapi
 from shared.cloudevents import from_kafka, to_kafka
 from shared.events import Envelope, RecognitionFacts
-from tests.conftest import Running, fresh_database, start_service
+from tests.conftest import AUTH, Running, fresh_database, start_service
 from tests.notifier.conftest import SECRET, employee_event, recognition_event
 from tests.notifier.peers import Answer, HttpPeer
 
@@ -74,7 +74,7 @@ async def publish(producer: AIOKafkaProducer, *events: Envelope) -> None:
 
 
 async def ledger(notifier: Running, employee_id: str) -> dict[str, dict[str, Any]]:
-    async with httpx.AsyncClient(base_url=notifier.address, timeout=5) as client:
+    async with httpx.AsyncClient(base_url=notifier.address, headers=AUTH, timeout=5) as client:
         response = await client.get("/v1/recognitions", params={"employee_id": employee_id})
     assert response.status_code == 200
     return {row["recognition_id"]: row for row in response.json()}
@@ -281,7 +281,7 @@ async def test_api_surface(notifier: Running, producer: AIOKafkaProducer, peer: 
         await publish(producer, employee_event(employee, "webhook", peer.url))
         await publish(producer, recognition_event(f"first_post:{employee}", employee, "first_post"))
         await settled(notifier, employee, f"first_post:{employee}")
-    async with httpx.AsyncClient(base_url=notifier.address, timeout=5) as client:
+    async with httpx.AsyncClient(base_url=notifier.address, headers=AUTH, timeout=5) as client:
         everyone = await client.get("/v1/recognitions")
         assert everyone.status_code == 200
         ids = [row["recognition_id"] for row in everyone.json()]
