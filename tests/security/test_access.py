@@ -4,12 +4,16 @@ the notifier needs ``Authorization: Bearer <key>``; anything else (no header, a 
 malformed or non-ASCII header) is a 401 problem+json with ``WWW-Authenticate: Bearer``, never a
 500. The routes are read from each service's own route table, so a route added later is
 checked without anyone remembering to list it here. The operational routes, the redirector
-and the signed vendor webhooks stay open. A service without keys refuses to start."""
+and the signed vendor webhooks stay open. A service without keys refuses to start. And with
+PostgreSQL stopped, attribution and the notifier answer 503 with ``Retry-After``, not 500.
+
+The last test stops this module's PostgreSQL: keep it last."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -322,3 +326,79 @@ def test_a_key_no_client_could_send_is_refused(key: str) -> None:
     with pytest.raises(SettingsError, match="NOTIFIER_API_KEYS: key 2") as refused:
         check_keys(("fine-key", key), "NOTIFIER_API_KEYS")
     assert key not in str(refused.value)  # never echoes a secret
+
+
+def _counter(metrics: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in metrics.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        if all(f'{key}="{value}"' in line for key, value in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def _errors(client: httpx.AsyncClient) -> float:
+    metrics = (await client.get("/metrics")).text
+    return _counter(metrics, "ingest_http_requests_total", status="500")
+
+
+async def test_a_client_that_disconnects_is_not_a_500(services: dict[str, Running]) -> None:
+    ingest = services["ingest"]
+    async with httpx.AsyncClient(base_url=ingest.address, timeout=10) as client:
+        before = await _errors(client)
+        host, port = ingest.address.removeprefix("http://").split(":")
+        for _ in range(3):  # announce 1000 bytes, send 10, hang up
+            with socket.create_connection((host, int(port))) as raw:
+                raw.sendall(
+                    b"POST /v1/events HTTP/1.1\r\nHost: ingest\r\n"
+                    + f"Authorization: Bearer {API_KEYS[0]}\r\n".encode()
+                    + b"Content-Type: application/cloudevents+json\r\n"
+                    + b'Content-Length: 1000\r\n\r\n{"specver'
+                )
+                await asyncio.sleep(0.2)
+        await asyncio.sleep(1)
+        after = await _errors(client)
+    log = "\n".join(stack.log_tail(ingest.state, "ingest", 200))
+    assert after == before, f"disconnects counted as 500s: {before} -> {after}"
+    assert "unhandled error" not in log, log[-2000:]
+    assert "ClientDisconnect" not in log, log[-2000:]
+
+
+async def test_postgres_down_is_503_with_retry_after(
+    services: dict[str, Running], own_postgres: Running
+) -> None:
+    """Attribution and the notifier (every ``/v1`` GET route) and ingest's links, with a valid
+    key, while PostgreSQL is stopped. Stops this module's PostgreSQL: the last test."""
+    own_postgres.stop()
+    problems = []
+    for service in ("attribution", "notifier"):
+        async with httpx.AsyncClient(
+            base_url=services[service].address, headers=AUTH, timeout=30
+        ) as client:
+            for method, path in protected_routes(service):
+                if method != "GET":
+                    continue
+                for _ in range(2):  # the first use of a pool connection, then a new connect
+                    try:
+                        response = await client.get(path)
+                    except httpx.TransportError as exc:
+                        problems.append(f"{service} {path}: {type(exc).__name__}")
+                        continue
+                    retry = response.headers.get("retry-after", "")
+                    if not (
+                        response.status_code == 503
+                        and retry.isdigit()
+                        and response.headers["content-type"] == "application/problem+json"
+                    ):
+                        problems.append(f"{service} {path}: {response.status_code} {retry!r}")
+    async with httpx.AsyncClient(base_url=services["ingest"].address, headers=AUTH) as client:
+        link = {"employee_id": "e1", "target_url": "https://careers.example.com/jobs/1"}
+        response = await client.post("/v1/links", json=link)
+        if response.status_code != 503 or not response.headers.get("retry-after"):
+            problems.append(f"ingest /v1/links: {response.status_code}")
+    for service in ("attribution", "notifier"):
+        log = "\n".join(stack.log_tail(services[service].state, service, 300))
+        if "unhandled error" in log:
+            problems.append(f"{service} logged an unhandled error")
+    assert not problems, problems
