@@ -49,6 +49,7 @@ from shared.settings import DatabaseSettings, KafkaSettings
 log = logging.getLogger(__name__)
 
 EVENT_TYPES = (*INBOUND_TYPES, "unknown")
+_KNOWN_TYPES = frozenset(EVENT_TYPES)
 REJECT_REASONS = (
     "invalid",
     "missing_field",
@@ -295,7 +296,9 @@ class Ingest:
     @staticmethod
     def _invalid(exc: ce.InvalidEvent, batch: bool) -> ProblemError:
         for error, event_type in zip(exc.errors, exc.event_types or ["unknown"], strict=False):
-            REJECTED.labels(event_type, error.reason).inc()
+            # A closed set: the type may be a client's raw `ce-type` header.
+            label = event_type if event_type in _KNOWN_TYPES else "unknown"
+            REJECTED.labels(label, error.reason).inc()
         if batch:
             bad = sorted({e.index for e in exc.errors if e.index is not None})
             detail = (

@@ -365,6 +365,28 @@ async def test_a_client_that_disconnects_is_not_a_500(services: dict[str, Runnin
     assert "ClientDisconnect" not in log, log[-2000:]
 
 
+async def test_ce_type_never_becomes_a_metric_label(services: dict[str, Running]) -> None:
+    """The raw ``ce-type`` header of a refused binary-mode event is not a label value."""
+    forged = f"attacker.{uuid.uuid4().hex}"
+    async with httpx.AsyncClient(base_url=services["ingest"].address, headers=AUTH) as client:
+        for body in (b"{not json", b"[]", b'{"employee_id": 1}'):
+            response = await client.post(
+                "/v1/events",
+                content=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "ce-specversion": "1.0",
+                    "ce-type": forged,
+                    "ce-id": "e1",
+                    "ce-source": "/security",
+                },
+            )
+            assert response.status_code == 422, response.text
+        metrics = (await client.get("/metrics")).text
+    assert forged not in metrics
+    assert _counter(metrics, "ingest_events_rejected_total", type="unknown") >= 3
+
+
 async def test_postgres_down_is_503_with_retry_after(
     services: dict[str, Running], own_postgres: Running
 ) -> None:
