@@ -158,16 +158,23 @@ def _get(client: httpx.Client, path: str, params: dict[str, str]) -> Any:
 
 def _get_all(client: httpx.Client, path: str, max_pages: int = 1000) -> list[Any]:
     """Every row of a paginated list: the pages joined, following ``Link: <…>; rel="next"``
-    (RFC 8288) until there is none."""
+    (RFC 8288) until there is none. A next page elsewhere than the service itself is
+    refused: the client carries the API key."""
     rows: list[Any] = []
-    url: str | None = path
+    url: httpx.URL | None = client.base_url.join(path)
     for _ in range(max_pages):
         if url is None:
             break
         response = client.get(url)
         response.raise_for_status()
         rows.extend(response.json())
-        url = response.links.get("next", {}).get("url")
+        following = response.links.get("next", {}).get("url")
+        url = None if following is None else url.join(following)
+        if url is not None and (url.scheme, url.netloc) != (
+            client.base_url.scheme,
+            client.base_url.netloc,
+        ):
+            raise httpx.HTTPError(f"{path}: the next page points elsewhere ({url.host})")
     return rows
 
 
