@@ -38,6 +38,7 @@ from tests import samples
 from tests.attribution.test_pipeline import FAST
 from tests.conftest import (
     API_KEYS,
+    AUTH,
     Running,
     start_broker,
     start_postgres,
@@ -49,7 +50,6 @@ pytestmark = pytest.mark.integration
 
 SERVICES = ("ingest", "attribution", "notifier")
 KEY_VARIABLES = {name: f"{name.upper()}_API_KEYS" for name in SERVICES}
-AUTH = {"Authorization": f"Bearer {API_KEYS[0]}"}
 ENV = FAST | {
     "INGEST_LINKEDIN_CLIENT_SECRET": "security-linkedin-secret",
     "INGEST_LINK_ALLOWED_HOSTS": "careers.example.com",
