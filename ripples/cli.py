@@ -47,11 +47,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     source = (
         "RIPPLES_API_KEY" if stack.api_key != _file_key(stack) else str(stack.state.api_key_file)
     )
-    _say(f"\nAPI key (from {source}):\n  {stack.api_key}")
+    _say(f"\nAPI key of all three services (from {source}):\n  {stack.api_key}")
     _say(
         '\nTry:\n  curl -H "Authorization: Bearer $(cat .ripples/api_key)" '
         "-H 'Content-Type: application/cloudevents+json' -d @event.json "
-        "http://127.0.0.1:8080/v1/events"
+        "http://127.0.0.1:8080/v1/events\n"
+        '  curl -H "Authorization: Bearer $(cat .ripples/api_key)" '
+        "http://127.0.0.1:8081/v1/summary"
     )
     _say("Stop with: ripples down")
     return 0
@@ -139,7 +141,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 2
     notifier = args.notifier or urls.get("notifier")
     try:
-        data = report.fetch(attribution, notifier, args.start, args.end, args.model)
+        data = report.fetch(
+            attribution, notifier, args.start, args.end, args.model, api_key=stack.api_key
+        )
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code != 401:
+            raise
+        _say("error: the API refused the key; set RIPPLES_API_KEY to a key it accepts")
+        return 1
     except httpx.HTTPError as exc:
         _say(f"error: the results API did not answer ({exc}); is the stack up? (ripples up)")
         return 1
@@ -198,6 +207,7 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", help="write to this file instead of standard output")
     rep.add_argument("--attribution", help="results API URL (default: the local stack's)")
     rep.add_argument("--notifier", help="notifier API URL (default: the local stack's)")
+    rep.epilog = "The API key: RIPPLES_API_KEY, else the local stack's (.ripples/api_key)."
     rep.set_defaults(run=cmd_report)
 
     demo = commands.add_parser(

@@ -128,12 +128,16 @@ def fetch(
     end: datetime | None,
     model: str = "last_touch",
     timeout_s: float = 30.0,
+    *,
+    api_key: str,
 ) -> ReportData:
-    """Everything the report shows, from the running services' APIs."""
+    """Everything the report shows, from the running services' APIs (``api_key``: one key
+    both accept, CONTRACT §7 "Access")."""
+    headers = {"Authorization": f"Bearer {api_key}"}
     params = {"model": model} | {
         k: v for k, v in (("from", _iso(start)), ("to", _iso(end))) if v is not None
     }
-    with httpx.Client(base_url=attribution, timeout=timeout_s) as client:
+    with httpx.Client(base_url=attribution, headers=headers, timeout=timeout_s) as client:
         summary = _get(client, "/v1/summary", params)
         sharers = _get(client, "/v1/sharers", params)
         ripples = _get(client, "/v1/ripples", {})
@@ -162,8 +166,8 @@ def fetch(
             cursor = nxt
     recognitions = None
     if notifier:
-        with httpx.Client(base_url=notifier, timeout=timeout_s) as client:
-            recognitions = _get_pages(client, "/v1/recognitions")
+        with httpx.Client(base_url=notifier, headers=headers, timeout=timeout_s) as client:
+            recognitions = _get_all(client, "/v1/recognitions?limit=500")
     return ReportData(summary, sharers, ripples, weeks, recognitions)
 
 
@@ -173,15 +177,25 @@ def _get(client: httpx.Client, path: str, params: dict[str, str]) -> Any:
     return response.json()
 
 
-def _get_pages(client: httpx.Client, path: str) -> list[Any]:
-    """Every row of a list served in pages (the next page in a ``Link: <…>; rel="next"``)."""
+def _get_all(client: httpx.Client, path: str, max_pages: int = 1000) -> list[Any]:
+    """Every row of a paginated list: the pages joined, following ``Link: <…>; rel="next"``
+    (RFC 8288) until there is none. A next page elsewhere than the service itself is
+    refused: the client carries the API key."""
     rows: list[Any] = []
-    url: str | None = f"{path}?limit=500"
-    while url:
+    url: httpx.URL | None = client.base_url.join(path)
+    for _ in range(max_pages):
+        if url is None:
+            break
         response = client.get(url)
         response.raise_for_status()
-        rows += response.json()
-        url = response.links.get("next", {}).get("url")
+        rows.extend(response.json())
+        following = response.links.get("next", {}).get("url")
+        url = None if following is None else url.join(following)
+        if url is not None and (url.scheme, url.netloc) != (
+            client.base_url.scheme,
+            client.base_url.netloc,
+        ):
+            raise httpx.HTTPError(f"{path}: the next page points elsewhere ({url.host})")
     return rows
 
 

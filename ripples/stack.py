@@ -538,7 +538,10 @@ def build(state: State, environ: Mapping[str, str] | None = None) -> Stack:
         | {
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "DATABASE_URL": database_url,
+            # CONTRACT §7 "Access": the stack's one key is valid on all three services.
             "INGEST_API_KEYS": api_key,
+            "ATTRIBUTION_API_KEYS": api_key,
+            "NOTIFIER_API_KEYS": api_key,
             "INGEST_LINK_ALLOWED_HOSTS": environ.get("INGEST_LINK_ALLOWED_HOSTS", LOCAL_LINK_HOSTS),
             # Quick consumer-group rebalances on the local broker (see INFRA-NOTES).
             "KAFKA_SESSION_TIMEOUT_S": environ.get("KAFKA_SESSION_TIMEOUT_S", "6"),

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 import orjson
 from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException
@@ -239,10 +240,32 @@ def http_problem(exc: HTTPException) -> ProblemError:
     )
 
 
+CLIENT_CLOSED = 499
+"""The status recorded for a request whose client hung up before the answer (nginx's
+"client closed request"): not a 500, and nothing is sent (there is nobody to send it to)."""
+
+# Connection-class failures of PostgreSQL (the server is down, restarting, refusing or full):
+# the request may succeed later, so 503 with Retry-After, not 500. OSError covers a refused
+# or reset connection and the pool's connect/acquire timeouts (TimeoutError is an OSError);
+# a handler's only sockets are its database's (broker failures have their own problem).
+_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
 def problem_handlers(
-    log: logging.Logger,
+    log: logging.Logger, retry_after_s: int = 5
 ) -> dict[Any, Callable[[Request, Exception], Awaitable[Response]]]:
-    """Starlette exception handlers that answer every error as problem+json."""
+    """Starlette exception handlers that answer every error as problem+json: a database
+    that cannot be reached is a 503 with ``Retry-After``, a client that hung up is neither
+    logged nor counted as an error (:data:`CLIENT_CLOSED`), anything unexpected a logged
+    500."""
 
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ProblemError)
@@ -264,4 +287,27 @@ def problem_handlers(
             request.url.path,
         )
 
-    return {ProblemError: on_problem, HTTPException: on_http, Exception: on_error}
+    async def on_unavailable(request: Request, exc: Exception) -> Response:
+        # Only the class: a PostgreSQL message may quote values.
+        log.warning("database unavailable", extra={"error": type(exc).__name__})
+        return problem_response(
+            ProblemError(
+                503,
+                "database-unavailable",
+                "Database unavailable",
+                "the database is not reachable; retry later",
+                headers={"Retry-After": str(retry_after_s)},
+            ),
+            request.url.path,
+        )
+
+    async def on_disconnect(_: Request, __: Exception) -> Response:
+        return Response(status_code=CLIENT_CLOSED)
+
+    return {
+        ProblemError: on_problem,
+        HTTPException: on_http,
+        ClientDisconnect: on_disconnect,
+        **dict.fromkeys(_UNAVAILABLE, on_unavailable),
+        Exception: on_error,
+    }

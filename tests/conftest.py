@@ -129,6 +129,10 @@ async def database(postgres: Running) -> AsyncIterator[str]:
 
 
 API_KEYS = ("test-key-primary", "test-key-rotated")
+"""Valid on every service :func:`start_service` starts (CONTRACT §7 "Access")."""
+KEY_VARIABLES = ("INGEST_API_KEYS", "ATTRIBUTION_API_KEYS", "NOTIFIER_API_KEYS")
+AUTH = {"Authorization": f"Bearer {API_KEYS[0]}"}
+"""The header every test sends to the ``/v1/*`` routes of every service."""
 
 
 def start_service(
@@ -144,7 +148,6 @@ def start_service(
         | {
             spec.port_variable: str(port),
             "KAFKA_BOOTSTRAP_SERVERS": broker.address,
-            "INGEST_API_KEYS": ",".join(API_KEYS),
             "INGEST_HEALTH_INTERVAL_S": "0.2",
             # the tests' receivers listen on 127.0.0.1 over plain http (tests/security/
             # test_egress.py runs the notifier in deployment mode too); a secret is required
@@ -153,6 +156,11 @@ def start_service(
             "NOTIFIER_WEBHOOK_SECRET": "test-webhook-secret",
             "NOTIFIER_MAX_AGE_S": "0",  # stale recognitions: off unless a test turns it on
             "PYTHONUNBUFFERED": "1",
+        }
+        | {  # the test keys, unless the test sets the variable or its _FILE form itself
+            variable: ",".join(API_KEYS)
+            for variable in KEY_VARIABLES
+            if variable not in env and f"{variable}_FILE" not in env
         }
         | env
     )

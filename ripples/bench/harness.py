@@ -853,10 +853,15 @@ class Bench:
     ) -> dict[str, dict[str, Any]]:
         """The notifier's ledger rows of these employees (``GET /v1/recognitions``)."""
         rows: dict[str, dict[str, Any]] = {}
+        auth = {"Authorization": f"Bearer {self.target.api_key}"}  # valid on all three
         for employee in employees:
             answer = await client.get(
-                f"{self.target.notifier}/v1/recognitions", params={"employee_id": employee}
+                f"{self.target.notifier}/v1/recognitions",
+                params={"employee_id": employee},
+                headers=auth,
             )
+            if answer.status_code == 401:
+                answer.raise_for_status()  # a refused key, not a ledger still filling
             if answer.status_code == 200:
                 rows.update((row["recognition_id"], row) for row in answer.json())
         return rows

@@ -86,17 +86,22 @@ async def wait_caught_up(
     sink: Sink,
     timeout_s: float = 90,
     say: Callable[[str], None] = print,
+    *,
+    api_key: str,
 ) -> Caught:
     """Until both consumers report lag 0, the notifier has nothing pending, and the results
     and the sink have stopped changing for a moment."""
     started = time.monotonic()
     last: tuple[object, ...] = ()
     steady = 0
+    auth = {"Authorization": f"Bearer {api_key}"}
     async with httpx.AsyncClient(timeout=10) as client:
         while time.monotonic() - started < timeout_s:
             a = (await client.get(f"{attribution}/metrics")).text
             n = (await client.get(f"{notifier}/metrics")).text
-            summary = (await client.get(f"{attribution}/v1/summary")).text
+            answer = await client.get(f"{attribution}/v1/summary", headers=auth)
+            answer.raise_for_status()  # a refused key must not look like a settled pipeline
+            summary = answer.text
             state = (
                 metric_sum(a, "attribution_consumer_lag_messages"),
                 metric_sum(n, "notifier_consumer_lag_messages"),
@@ -115,7 +120,7 @@ async def wait_caught_up(
 
 
 async def check_against_truth(
-    attribution: str, scenario: pilot.Scenario, played: Played, sink: Sink
+    attribution: str, scenario: pilot.Scenario, played: Played, sink: Sink, *, api_key: str
 ) -> list[str]:
     """Compare the results API with what the generator knows it generated."""
     facts = scenario.facts(played.click_times, played.applied_at)
@@ -125,9 +130,12 @@ async def check_against_truth(
         "/v1/ripples": truth.ripples_graph(facts),
     }
     found: list[str] = []
-    async with httpx.AsyncClient(base_url=attribution, timeout=30) as client:
+    headers = {"Authorization": f"Bearer {api_key}"}
+    async with httpx.AsyncClient(base_url=attribution, headers=headers, timeout=30) as client:
         for path, want in wanted.items():
-            got = truth.in_order((await client.get(path)).json())
+            response = await client.get(path)
+            response.raise_for_status()
+            got = truth.in_order(response.json())
             want = truth.in_order(orjson.loads(orjson.dumps(want, option=orjson.OPT_UTC_Z)))
             found += truth.differences(got, want, path)
             if path == "/v1/summary":
@@ -171,15 +179,22 @@ async def demo(seed: int, size: pilot.Size, say: Callable[[str], None] = print) 
         played: Played = await player.play(scenario)
         progress(progress.total)
         say("Waiting for attribution and notifier to catch up …")
-        caught = await wait_caught_up(urls["attribution"], urls["notifier"], sink, say=say)
+        caught = await wait_caught_up(
+            urls["attribution"], urls["notifier"], sink, say=say, api_key=stack.api_key
+        )
         say(
             f"  caught up in {caught.seconds:.1f} s; "
             f"{len(sink.received)} recognition messages reached the webhook sink "
             f"({sum(r.signature_ok for r in sink.received)} with a valid signature).\n"
         )
-    for line in await check_against_truth(urls["attribution"], scenario, played, sink):
+    truth_lines = await check_against_truth(
+        urls["attribution"], scenario, played, sink, api_key=stack.api_key
+    )
+    for line in truth_lines:
         say(line)
-    data = report.fetch(urls["attribution"], urls["notifier"], scenario.start, None)
+    data = report.fetch(
+        urls["attribution"], urls["notifier"], scenario.start, None, api_key=stack.api_key
+    )
     say(report.render(data, "text"))
     html = state.root / "demo-report.html"
     html.write_text(report.render(data, "html"), encoding="utf-8")

@@ -8,11 +8,20 @@ from pathlib import Path
 
 import asyncpg
 
+from services.attribution.api import KEYS_VARIABLE
 from services.attribution.settings import AttributionSettings
 from services.attribution.worker import create_worker
 from shared import db, logs, streaming
+from shared.auth import check_keys
 from shared.kafka import ensure_topics
-from shared.settings import DatabaseSettings, KafkaSettings, database_settings, kafka_settings, load
+from shared.settings import (
+    DatabaseSettings,
+    KafkaSettings,
+    SettingsError,
+    database_settings,
+    kafka_settings,
+    load,
+)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -29,7 +38,11 @@ async def prepare(kafka: KafkaSettings, database: DatabaseSettings) -> None:
 
 def main() -> None:
     streaming.bound_native_memory()
-    settings = load(AttributionSettings, "ATTRIBUTION_")
+    try:
+        settings = load(AttributionSettings, "ATTRIBUTION_")
+        check_keys(settings.api_keys, KEYS_VARIABLE)
+    except SettingsError as exc:
+        raise SystemExit(f"attribution: {exc}") from None
     logs.configure("attribution", settings.log_level)
     kafka, database = kafka_settings(), database_settings()
     asyncio.run(prepare(kafka, database))

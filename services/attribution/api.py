@@ -19,6 +19,7 @@ from services.attribution.openapi import openapi
 from services.attribution.settings import AttributionSettings
 from services.attribution.store import Conn
 from shared import params
+from shared.auth import ApiKeys, RequireKey
 from shared.events import MODELS, Model
 from shared.http import (
     ProblemError,
@@ -31,6 +32,7 @@ from shared.http import (
 log = logging.getLogger(__name__)
 
 PoolGetter = Callable[[], Awaitable[asyncpg.Pool]]
+KEYS_VARIABLE = "ATTRIBUTION_API_KEYS"
 
 
 def period(request: Request) -> queries.Period:
@@ -56,6 +58,10 @@ def create_api(
     ready: Callable[[], Awaitable[Mapping[str, bool]]],
     settings: AttributionSettings,
 ) -> Starlette:
+    """The results API; every ``/v1`` route needs one of ``settings.api_keys``
+    (:class:`shared.auth.RequireKey`)."""
+    keys = ApiKeys(settings.api_keys, KEYS_VARIABLE, realm="ripples-attribution")
+
     async def read(fn: Callable[[Conn], Awaitable[Any]]) -> Any:
         async with (
             (await pool()).acquire() as conn,
@@ -106,5 +112,8 @@ def create_api(
     return Starlette(
         routes=routes,
         exception_handlers=problem_handlers(log),
-        middleware=[Middleware(RequestMetrics, metrics=metrics.HTTP, routes=routes)],
+        middleware=[
+            Middleware(RequestMetrics, metrics=metrics.HTTP, routes=routes),
+            Middleware(RequireKey, keys=keys),
+        ],
     )

@@ -13,6 +13,11 @@ class AttributionSettings:
     host: str = "127.0.0.1"
     port: int = 8081
     log_level: str = "INFO"
+    # Valid bearer keys of the /v1 API, comma-separated; several may be valid at once
+    # (rotation). Read from ATTRIBUTION_API_KEYS or from the file named by
+    # ATTRIBUTION_API_KEYS_FILE.
+    # Required: the service refuses to start without one.
+    api_keys: tuple[str, ...] = ()
     # §2: an exposure counts within this many days before a first share; inspirer half-life
     ring_window_days: float = 14.0
     ring_half_life_days: float = 7.0

@@ -7,13 +7,16 @@ import uvicorn
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
 from shared import logs
-from shared.settings import database_settings, kafka_settings, load
+from shared.settings import SettingsError, database_settings, kafka_settings, load
 
 
 def main() -> None:
-    settings = load(IngestSettings, "INGEST_")
-    logs.configure("ingest", settings.log_level)
-    app = create_app(settings, kafka_settings(), database_settings())
+    try:
+        settings = load(IngestSettings, "INGEST_")
+        logs.configure("ingest", settings.log_level)
+        app = create_app(settings, kafka_settings(), database_settings())
+    except SettingsError as exc:
+        raise SystemExit(f"ingest: {exc}") from None
     uvicorn.run(
         app,
         host=settings.host,

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 class IngestSettings:
     host: str = "127.0.0.1"
     port: int = 8080
-    # Valid bearer keys, comma-separated; several may be valid at once (rotation).
-    # Read from INGEST_API_KEYS or from the file named by INGEST_API_KEYS_FILE.
+    # Valid bearer keys of the /v1 API, comma-separated; several may be valid at once
+    # (rotation). Read from INGEST_API_KEYS or from the file named by INGEST_API_KEYS_FILE.
+    # Required: the service refuses to start without one.
     api_keys: tuple[str, ...] = ()
     max_body_bytes: int = 4 * 1024 * 1024
     # Request line plus headers; uvicorn's httptools parser sets no limit of its own.

@@ -5,16 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from services.notifier.api import KEYS_VARIABLE
 from services.notifier.channels import standard_webhooks_key
 from services.notifier.settings import NotifierSettings
 from services.notifier.worker import build
 from shared import logs, streaming
+from shared.auth import check_keys
 from shared.kafka import ensure_topics
-from shared.settings import database_settings, kafka_settings, load
+from shared.settings import SettingsError, database_settings, kafka_settings, load
 
 
 def main() -> None:
-    settings = load(NotifierSettings, "NOTIFIER_")
+    try:
+        settings = load(NotifierSettings, "NOTIFIER_")
+        check_keys(settings.api_keys, KEYS_VARIABLE)
+    except SettingsError as exc:
+        raise SystemExit(f"notifier: {exc}") from None
     logs.configure("notifier", settings.log_level)
     # httpx logs every request URL at INFO; webhook URLs are credentials and personal data.
     logging.getLogger("httpx").setLevel(logging.WARNING)

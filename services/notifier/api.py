@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import unicodedata
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from urllib.parse import urlencode
 
@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from services.notifier import metrics, store
 from services.notifier.openapi import openapi
+from shared.auth import ApiKeys, RequireKey
 from shared.http import (
     ProblemError,
     RequestMetrics,
@@ -29,6 +30,7 @@ from shared.http import (
 log = logging.getLogger(__name__)
 
 MAX_LIMIT = 500
+KEYS_VARIABLE = "NOTIFIER_API_KEYS"
 DEFAULT_LIMIT = 100
 MAX_EMPLOYEE_ID = 256
 
@@ -84,7 +86,12 @@ def _page_query(request: Request) -> tuple[str | None, int, tuple[datetime, str]
 def create_api(
     pool: Callable[[], asyncpg.Pool | None],
     ready: Callable[[], Awaitable[Mapping[str, bool]]],
+    api_keys: Sequence[str],
 ) -> Starlette:
+    """The notifier's API; every ``/v1`` route needs one of ``api_keys``
+    (:class:`shared.auth.RequireKey`)."""
+    keys = ApiKeys(api_keys, KEYS_VARIABLE, realm="ripples-notifier")
+
     async def recognitions(request: Request) -> Response:
         """The ledger (CONTRACT §7), a page at a time: ordered by (due_at, recognition_id);
         when there is more, a ``Link: <…?cursor=…>; rel="next"`` header names the next page.
@@ -113,5 +120,8 @@ def create_api(
     return Starlette(
         routes=routes,
         exception_handlers=problem_handlers(log),
-        middleware=[Middleware(RequestMetrics, metrics=metrics.HTTP, routes=routes)],
+        middleware=[
+            Middleware(RequestMetrics, metrics=metrics.HTTP, routes=routes),
+            Middleware(RequireKey, keys=keys),
+        ],
     )

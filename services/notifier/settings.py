@@ -10,6 +10,11 @@ class NotifierSettings:
     host: str = "127.0.0.1"
     port: int = 8082
     log_level: str = "INFO"
+    # Valid bearer keys of the /v1 API, comma-separated; several may be valid at once
+    # (rotation). Read from NOTIFIER_API_KEYS or from the file named by
+    # NOTIFIER_API_KEYS_FILE.
+    # Required: the service refuses to start without one.
+    api_keys: tuple[str, ...] = ()
 
     # Consumer: events per batch and how long a batch may gather (a full batch goes at once,
     # so a short window costs nothing under load). How long a fetch may wait at the broker is

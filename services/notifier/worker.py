@@ -262,7 +262,9 @@ def build(
     app.service(runtime)
     app.service(
         streaming.HttpServer(
-            create_api(lambda: runtime.pool, runtime.ready), settings.host, settings.port
+            create_api(lambda: runtime.pool, runtime.ready, settings.api_keys),
+            settings.host,
+            settings.port,
         )
     )
     return app

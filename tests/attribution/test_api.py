@@ -4,6 +4,7 @@ OpenAPI committed, erasure keeping totals, employee removal deleting personal fi
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from services.attribution.api import create_api
 from services.attribution.openapi import openapi
 from tests.attribution import scenario
 from tests.attribution.conftest import SETTINGS, envelopes, feed
+from tests.conftest import API_KEYS, AUTH
 
 pytestmark = pytest.mark.integration
 
@@ -30,10 +32,12 @@ async def api(pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
     async def ready() -> dict[str, bool]:
         return {"database": True, "partitions_assigned": True}
 
-    app = create_api(get_pool, ready, SETTINGS)
+    app = create_api(get_pool, ready, replace(SETTINGS, api_keys=API_KEYS))
     await feed(pool, envelopes(scenario.EVENTS))
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://attribution") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://attribution", headers=AUTH
+    ) as client:
         yield client
 
 

@@ -5,6 +5,7 @@ orders; older events without the fields still count as `own` / no followers."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -15,7 +16,7 @@ import pytest
 from services.attribution import queries
 from services.attribution.api import create_api
 from tests.attribution.conftest import SETTINGS, envelopes, feed
-from tests.conftest import API_KEYS
+from tests.conftest import API_KEYS, AUTH
 
 pytestmark = pytest.mark.integration
 
@@ -193,10 +194,9 @@ async def test_the_api_serves_the_evidence_twice_the_same(pool: asyncpg.Pool) ->
     async def ready() -> dict[str, bool]:
         return {"database": True, "partitions_assigned": True}
 
-    app = create_api(get_pool, ready, SETTINGS)
-    headers = {"Authorization": f"Bearer {API_KEYS[0]}"}
+    app = create_api(get_pool, ready, replace(SETTINGS, api_keys=API_KEYS))
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://attribution", headers=headers
+        transport=httpx.ASGITransport(app=app), base_url="http://attribution", headers=AUTH
     ) as client:
         first = await client.get("/v1/summary")
         second = await client.get("/v1/summary")

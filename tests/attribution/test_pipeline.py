@@ -34,7 +34,7 @@ from shared.kafka import ensure_topics
 from shared.settings import KafkaSettings
 from tests.attribution import scenario
 from tests.attribution.conftest import answers, envelopes, feed
-from tests.conftest import API_KEYS, Running, read_events, start_broker, start_service
+from tests.conftest import API_KEYS, AUTH, Running, read_events, start_broker, start_service
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +66,7 @@ async def poll(address: str, path: str, done: Callable[[Any], bool], timeout_s: 
     or the status code when it is not 200)."""
     last: Any = None
     deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient(base_url=address, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=address, headers=AUTH, timeout=10) as client:
         while True:
             try:
                 response = await client.get(path)
@@ -145,7 +145,7 @@ async def test_scenario_through_the_pipeline_with_a_restart(
             assert key == event.data.employee_id.encode()
             assert event.id == event.data.recognition_id
             assert "ap" not in msgspec.json.encode(event.data.facts).decode()
-        async with httpx.AsyncClient(base_url=worker.address) as client:
+        async with httpx.AsyncClient(base_url=worker.address, headers=AUTH) as client:
             metrics = (await client.get("/metrics")).text
             problem = await client.get("/v1/summary?model=nope")
         assert problem.status_code == 422
@@ -201,7 +201,7 @@ async def test_shuffled_duplicated_events_into_a_fresh_stack_give_the_same_bytes
                                **FAST)  # fmt: skip
         summary = await eventually(worker.address, paths[0], scenario.SUMMARY_ALL_LINEAR)
         assert summary == scenario.SUMMARY_ALL_LINEAR
-        async with httpx.AsyncClient(base_url=worker.address) as client:
+        async with httpx.AsyncClient(base_url=worker.address, headers=AUTH) as client:
             got = {path: (await client.get(path)).content for path in paths}
     finally:
         if worker is not None:

@@ -119,11 +119,6 @@ def read_pins(path: Path) -> dict[str, str]:
     return pins
 
 
-# Settings fixed by the team's interfaces (TEAM.md "Keys") that branch `access` adds to the
-# services; the manifests wire them already. Remove an entry once its setting exists.
-PENDING_SETTINGS = {"ATTRIBUTION_API_KEYS", "NOTIFIER_API_KEYS"}
-
-
 def settings_fields(prefix: str) -> set[str] | None:
     """Names of the settings read under an env prefix (``KAFKA_``, ``DATABASE_``,
     ``<SERVICE>_``); None when that service is not in this checkout."""
@@ -143,5 +138,4 @@ def settings_fields(prefix: str) -> set[str] | None:
         and c.__module__ == module.__name__
         and c.__name__.endswith("Settings")
     ]
-    pending = {s.removeprefix(prefix) for s in PENDING_SETTINGS if s.startswith(prefix)}
-    return {f.name.upper() for f in dataclasses.fields(cls)} | pending
+    return {f.name.upper() for f in dataclasses.fields(cls)}

@@ -360,7 +360,7 @@ def test_the_image_contents_run_the_service(
         spec.port_variable: str(port),
         "KAFKA_BOOTSTRAP_SERVERS": broker.address,
         "DATABASE_URL": service_database,
-        "INGEST_API_KEYS": "image-test-key",
+        f"{service.upper()}_API_KEYS": "image-test-key",
         **FAST_GROUPS,
     }
     log = (tmp_path / "service.log").open("w")

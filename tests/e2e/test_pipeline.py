@@ -24,6 +24,7 @@ from ripples.demo.player import Player
 from ripples.demo.sink import Sink, serving
 from tests.conftest import (
     API_KEYS,
+    AUTH,
     Running,
     free_port,
     fresh_database,
@@ -98,7 +99,11 @@ async def played(pipeline: Pipeline) -> Outcome:
         player = Player(pipeline.ingest.address, API_KEYS[0], SECRETS, sink_url, seed=5)
         result = await player.play(scenario)
         caught = await run.wait_caught_up(
-            pipeline.attribution.address, pipeline.notifier.address, sink, timeout_s=120
+            pipeline.attribution.address,
+            pipeline.notifier.address,
+            sink,
+            timeout_s=120,
+            api_key=API_KEYS[0],
         )
         assert caught.stable, "the pipeline did not settle"
     facts = scenario.facts(result.click_times, result.applied_at)
@@ -129,7 +134,7 @@ def _api(value: Any) -> Any:
 
 @pytest.mark.parametrize("model", truth.MODELS)
 async def test_summary_equals_the_truth(pipeline: Pipeline, played: Outcome, model: str) -> None:
-    async with httpx.AsyncClient(base_url=pipeline.attribution.address) as client:
+    async with httpx.AsyncClient(base_url=pipeline.attribution.address, headers=AUTH) as client:
         got = (await client.get("/v1/summary", params={"model": model})).json()
     want = _api(truth.summary(played.facts, model))
     _close(got, want)
@@ -166,7 +171,7 @@ async def test_summary_of_a_period_equals_the_truth(pipeline: Pipeline, played: 
     start = played.scenario.start + (played.scenario.end - played.scenario.start) / 3
     end = played.scenario.end - (played.scenario.end - played.scenario.start) / 4
     params = {"from": start.isoformat(), "to": end.isoformat(), "model": "linear"}
-    async with httpx.AsyncClient(base_url=pipeline.attribution.address) as client:
+    async with httpx.AsyncClient(base_url=pipeline.attribution.address, headers=AUTH) as client:
         got = (await client.get("/v1/summary", params=params)).json()
     want = _api(truth.summary(played.facts, "linear", start, end))
     want.pop("period")
@@ -176,7 +181,7 @@ async def test_summary_of_a_period_equals_the_truth(pipeline: Pipeline, played: 
 
 @pytest.mark.parametrize("model", truth.MODELS)
 async def test_sharers_equal_the_truth(pipeline: Pipeline, played: Outcome, model: str) -> None:
-    async with httpx.AsyncClient(base_url=pipeline.attribution.address) as client:
+    async with httpx.AsyncClient(base_url=pipeline.attribution.address, headers=AUTH) as client:
         got = (await client.get("/v1/sharers", params={"model": model})).json()
     want = _api(truth.sharers(played.facts, model))
     assert {row["employee_id"] for row in got} == {row["employee_id"] for row in want}
@@ -191,7 +196,7 @@ async def test_sharers_equal_the_truth(pipeline: Pipeline, played: Outcome, mode
 
 
 async def test_ripples_graph_equals_the_truth(pipeline: Pipeline, played: Outcome) -> None:
-    async with httpx.AsyncClient(base_url=pipeline.attribution.address) as client:
+    async with httpx.AsyncClient(base_url=pipeline.attribution.address, headers=AUTH) as client:
         got = (await client.get("/v1/ripples")).json()
     want = _api(truth.ripples_graph(played.facts))
     _close(truth.in_order(got), truth.in_order(want))
@@ -220,7 +225,7 @@ async def test_recognitions_reach_the_sink_once(pipeline: Pipeline, played: Outc
         assert "cand-" not in item.body["text"]
         assert "apl_" not in item.body["text"]
 
-    async with httpx.AsyncClient(base_url=pipeline.notifier.address) as client:
+    async with httpx.AsyncClient(base_url=pipeline.notifier.address, headers=AUTH) as client:
         ledger, url = [], "/v1/recognitions?limit=500"
         while url:  # every page (the next one in the Link header)
             response = await client.get(url)

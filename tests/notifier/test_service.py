@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from services.notifier.openapi import openapi
 from shared.cloudevents import from_kafka, to_kafka
 from shared.events import Envelope, RecognitionFacts
-from tests.conftest import API_KEYS, Running, fresh_database, start_service
+from tests.conftest import AUTH, Running, fresh_database, start_service
 from tests.notifier.conftest import SECRET, employee_event, recognition_event
 from tests.notifier.peers import Answer, HttpPeer
 
@@ -73,9 +73,6 @@ async def publish(producer: AIOKafkaProducer, *events: Envelope) -> None:
     for event in events:
         key, value, headers = to_kafka(event)
         await producer.send_and_wait(event.topic.name, value, key=key, headers=headers)
-
-
-AUTH = {"Authorization": f"Bearer {API_KEYS[0]}"}
 
 
 async def ledger(notifier: Running, employee_id: str) -> dict[str, dict[str, Any]]:

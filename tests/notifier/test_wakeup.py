@@ -24,7 +24,7 @@ from services.notifier.messages import Templates
 from services.notifier.settings import NotifierSettings
 from shared import streaming
 from shared.settings import DatabaseSettings, KafkaSettings
-from tests.conftest import Running, fresh_database, start_service
+from tests.conftest import API_KEYS, Running, fresh_database, start_service
 from tests.notifier.conftest import SECRET, Harness, employee_event, recognition_event
 from tests.notifier.peers import Answer, HttpPeer
 from tests.notifier.test_service import ENV, ledger, metric, publish
@@ -198,7 +198,7 @@ async def _no_dead_letters(key: bytes, value: bytes, headers: dict[str, bytes]) 
 async def test_the_consumer_fetch_waits_at_most_the_setting() -> None:
     """faust creates its consumer with fetch_max_wait_ms=1500; the notifier's is shorter."""
     app = worker.build(
-        NotifierSettings(),
+        NotifierSettings(api_keys=API_KEYS),
         KafkaSettings(bootstrap_servers="127.0.0.1:9"),
         DatabaseSettings(url="postgresql://nobody@127.0.0.1:9/none"),
     )

@@ -41,7 +41,7 @@ from services.attribution import rules
 from shared.events import MODELS, RECOGNITIONS
 from tests.attribution import scenario
 from tests.attribution.test_pipeline import FAST, kill
-from tests.conftest import Running, fresh_database, start_broker, start_service
+from tests.conftest import AUTH, Running, fresh_database, start_broker, start_service
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
@@ -229,7 +229,9 @@ async def replay(
                 run.processed_at_kill = await kill_midway(worker)
                 await asyncio.to_thread(worker.start)  # same database, same consumer group
             run.redelivered = await caught_up(worker, database, distinct(events))
-            async with httpx.AsyncClient(base_url=worker.address, timeout=30) as client:
+            async with httpx.AsyncClient(
+                base_url=worker.address, headers=AUTH, timeout=30
+            ) as client:
                 for path in paths(events):
                     response = await client.get(path)
                     run.answers[path] = (response.status_code, response.content)
