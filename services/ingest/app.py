@@ -237,10 +237,14 @@ class Ingest:
         types = {events[0].type: 1} if len(events) == 1 else _type_counts(events)
         if pool is not None:  # an upsert older than a removal stays off the compacted topic
             try:
-                events = await directory.not_superseded(pool, events)
+                dropped = await directory.superseded(pool, events)
             except DB_ERRORS as exc:
                 log.warning("employee directory not read", extra={"reason": type(exc).__name__})
                 raise unavailable() from None
+            if dropped:
+                events = [e for i, e in enumerate(events) if i not in dropped]
+                if extensions is not None:
+                    extensions = [x for i, x in enumerate(extensions) if i not in dropped]
         try:
             await self.publisher.publish(events, extensions)
         except BrokerUnavailable as exc:

@@ -153,13 +153,14 @@ async def record(
             )
 
 
-async def not_superseded(pool: asyncpg.Pool, events: Sequence[Envelope]) -> list[Envelope]:
-    """``events`` without the upserts older than a removal ingest knows of: such an upsert
-    changes nothing anywhere (the latest CloudEvent ``time`` wins), and left off the topic
-    the removal stays the latest record of its key on the compacted ``ripples.employees``."""
+async def superseded(pool: asyncpg.Pool, events: Sequence[Envelope]) -> set[int]:
+    """The positions in ``events`` of the upserts older than a removal ingest knows of: such
+    an upsert changes nothing anywhere (the latest CloudEvent ``time`` wins), and left off the
+    topic the removal stays the latest record of its key on the compacted
+    ``ripples.employees``."""
     upserted = {e.data.employee_id for e in events if isinstance(e, EmployeeUpsertedEvent)}
     if not upserted:
-        return list(events)
+        return set()
     removed = {
         r["employee_id"]: r["removed_at"]
         for r in await pool.fetch(
@@ -168,17 +169,13 @@ async def not_superseded(pool: asyncpg.Pool, events: Sequence[Envelope]) -> list
             sorted(upserted),
         )
     }
-    if not removed:
-        return list(events)
-    return [
-        e
-        for e in events
-        if not (
-            isinstance(e, EmployeeUpsertedEvent)
-            and e.data.employee_id in removed
-            and e.time <= removed[e.data.employee_id]
-        )
-    ]
+    return {
+        i
+        for i, e in enumerate(events)
+        if isinstance(e, EmployeeUpsertedEvent)
+        and e.data.employee_id in removed
+        and e.time <= removed[e.data.employee_id]
+    }
 
 
 async def by_email(pool: asyncpg.Pool, secret: str, email: str) -> str | None:
