@@ -10,7 +10,10 @@ keyed HMAC of vendor and candidate id; no name, e-mail address or phone number l
 module (not in events, not in logs).
 
 The mapping is pure (:func:`greenhouse`, :func:`teamtailor`, :func:`lever`); the handler
-around it does the I/O.
+around it does the I/O: Lever's opportunity, and a Teamtailor job application whose webhook
+lacks its relationships, are read from the vendor's API with bounded retries
+(:meth:`Webhooks._vendor_get`); what cannot be read is a 503 with ``Retry-After``, so the
+vendor redelivers.
 """
 
 from __future__ import annotations
