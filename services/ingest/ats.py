@@ -10,21 +10,27 @@ keyed HMAC of vendor and candidate id; no name, e-mail address or phone number l
 module (not in events, not in logs).
 
 The mapping is pure (:func:`greenhouse`, :func:`teamtailor`, :func:`lever`); the handler
-around it does the I/O.
+around it does the I/O: Lever's opportunity, and a Teamtailor job application whose webhook
+lacks its relationships, are read from the vendor's API with bounded retries
+(:meth:`Webhooks._vendor_get`); what cannot be read is a 503 with ``Retry-After``, so the
+vendor redelivers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx
 import msgspec
@@ -276,7 +282,8 @@ def greenhouse(document: Any, event_id: str | None, body: bytes, now: datetime) 
         credited = _get(application, "credited_to")
         employee = _get(credited, "employee_id")
         email = _get(credited, "email")
-        source = _get(application, "source", "public_name")
+        # Application events carry `source.name`; the hire example shows `public_name`.
+        source = _get(application, "source", "name") or _get(application, "source", "public_name")
         return Delivery(
             delivery_id,
             [
@@ -293,21 +300,63 @@ def greenhouse(document: Any, event_id: str | None, body: bytes, now: datetime) 
             ],
             also,
         )
-    hired_at = _get(application, "hired_at") or _get(application, "last_activity_at")
-    return Delivery(
-        delivery_id,
-        [Hired(candidate_id, job_id, _time(hired_at, "payload.application.hired_at", default=now))],
-        also,
+    # "application.offer.resolved_at: Date the offer was accepted" (Greenhouse's hire_candidate
+    # docs); without an offer in the payload, the time the hire reached us is the best there is.
+    resolved = _get(application, "offer", "resolved_at")
+    hired_at = _time(resolved, "payload.application.offer.resolved_at", default=now)
+    return Delivery(delivery_id, [Hired(candidate_id, job_id, hired_at)], also)
+
+
+TEAMTAILOR_EVENTS = ("job_application.create", "job_application.update")
+
+
+def _teamtailor_stage_type(data: Any, included: Any) -> Any:
+    stage_id = _get(data, "relationships", "stage", "data", "id")
+    return next(
+        (
+            _get(item, "attributes", "stage-type")
+            for item in (included if isinstance(included, list) else [])
+            if isinstance(item, dict)
+            and item.get("type") == "stages"
+            and item.get("id") == stage_id
+        ),
+        None,
     )
 
 
-def teamtailor(payload: Any, raw_payload: bytes) -> Delivery:
-    """A Teamtailor company webhook (``payload.event_name`` + JSON:API ``payload.data``)."""
+def _teamtailor_included(document: Any) -> Any:
+    return _get(document, "included") or _get(document, "data", "included") or []
+
+
+def teamtailor_application_to_read(payload: Any) -> str | None:
+    """The job application id to read from Teamtailor's API, when the webhook ``payload`` is
+    a job-application event without what the mapping needs (the candidate and job
+    relationships and, for an update, the included stage). Teamtailor's documented webhook
+    example has only ``data.id``, ``data.type`` and ``data.attributes``."""
+    if _get(payload, "event_name") not in TEAMTAILOR_EVENTS:
+        return None
+    data = _get(payload, "data")
+    complete = all(
+        _get(data, "relationships", name, "data", "id") is not None for name in ("candidate", "job")
+    )
+    if complete and _get(payload, "event_name") == "job_application.update":
+        complete = _teamtailor_stage_type(data, _teamtailor_included(payload)) is not None
+    if complete:
+        return None
+    return _id(_get(data, "id"), "payload.data.id")
+
+
+def teamtailor(payload: Any, raw_payload: bytes, document: Any = None) -> Delivery:
+    """A Teamtailor company webhook (``payload.event_name`` + JSON:API ``payload.data``),
+    known by the SHA-256 of the signed ``payload``; ``document`` is the job application as
+    Teamtailor's API returned it (``include=candidate,job,stage``), when the webhook lacked
+    its relationships: then its ``data`` and ``included`` are used instead of the payload's."""
     delivery_id = hashlib.sha256(raw_payload).hexdigest()
     event = _get(payload, "event_name")
-    if event not in ("job_application.create", "job_application.update"):
+    if event not in TEAMTAILOR_EVENTS:
         return Delivery(delivery_id, [])
-    data = _get(payload, "data")
+    source = payload if document is None else document
+    data = _get(source, "data")
     attributes = _get(data, "attributes") or {}
     candidate_id = _id(
         _get(data, "relationships", "candidate", "data", "id"),
@@ -332,19 +381,7 @@ def teamtailor(payload: Any, raw_payload: bytes) -> Delivery:
                 )
             ],
         )
-    stage_id = _get(data, "relationships", "stage", "data", "id")
-    included = _get(payload, "included") or _get(payload, "data", "included") or []
-    stage_type = next(
-        (
-            _get(item, "attributes", "stage-type")
-            for item in included
-            if isinstance(item, dict)
-            and item.get("type") == "stages"
-            and item.get("id") == stage_id
-        ),
-        None,
-    )
-    if stage_type != "hired":
+    if _teamtailor_stage_type(data, _teamtailor_included(source)) != "hired":
         return Delivery(delivery_id, [])
     hired_at = _get(attributes, "changed-stage-at") or _get(attributes, "updated-at")
     return Delivery(delivery_id, [Hired(candidate_id, job_id, _time(hired_at, "changed-stage-at"))])
@@ -374,7 +411,13 @@ def lever(document: Any, opportunity: Any) -> Delivery:
     )
     job_id = _id(_get(application, "posting"), "opportunity.applications[].posting")
     if event == "candidateHired":
-        hired_at = _time(_get(document, "triggeredAt"), "triggeredAt")
+        # A hired candidate's opportunity is archived with a hired reason; `archivedAt` is when.
+        # The webhook's own `triggeredAt` (the hire event) when the opportunity says nothing.
+        archived = _get(opportunity, "archived", "archivedAt")
+        if archived is not None:
+            hired_at = _time(archived, "opportunity.archived.archivedAt")
+        else:
+            hired_at = _time(_get(document, "triggeredAt"), "triggeredAt")
         return Delivery(delivery_id, [Hired(candidate_id, job_id, hired_at)], also)
     sources = [s for s in (_get(opportunity, "sources") or []) if isinstance(s, str)]
     ref = vid = None
@@ -445,6 +488,22 @@ def to_events(vendor: str, delivery: Delivery, secret: str, now: datetime) -> li
     return events
 
 
+def _retry_after(value: str | None) -> float | None:
+    """A ``Retry-After`` header (delta-seconds or an HTTP date) in seconds from now."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        at = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return max(0.0, (at - datetime.now(UTC)).total_seconds())
+
+
 # --- HTTP ----------------------------------------------------------------------------------
 
 
@@ -501,11 +560,22 @@ class Webhooks:
             self.settings.teamtailor_signature_key, bytes(envelope.payload), envelope.signature
         ):
             raise unauthorized("teamtailor", "the signature does not match the payload")
-        payload = self._json("teamtailor", bytes(envelope.payload))
-        return await self._deliver(
-            "teamtailor",
-            lambda: self._parse("teamtailor", lambda: teamtailor(payload, bytes(envelope.payload))),
-        )
+        raw = bytes(envelope.payload)
+        payload = self._json("teamtailor", raw)
+
+        async def parse() -> Delivery:
+            wanted = self._parse_id("teamtailor", lambda: teamtailor_application_to_read(payload))
+            if wanted is None:
+                return self._parse("teamtailor", lambda: teamtailor(payload, raw))
+            delivery_id = hashlib.sha256(raw).hexdigest()
+            if await self._seen("teamtailor", [delivery_id]):
+                return Delivery(delivery_id, [])  # a redelivery: no need to ask Teamtailor
+            document = await self._teamtailor_application(wanted)
+            if document is None:  # 404: deleted before we read it, nothing to count
+                return Delivery(delivery_id, [])
+            return self._parse("teamtailor", lambda: teamtailor(payload, raw, document))
+
+        return await self._deliver("teamtailor", parse)
 
     async def lever(self, request: Request) -> Response:
         body = await read_body(request, self.settings.max_body_bytes)
@@ -561,26 +631,103 @@ class Webhooks:
             raise ProblemError(
                 422, "invalid-delivery", "Invalid delivery", "data.opportunityId is missing"
             )
-        url = f"{self.settings.lever_api_base_url.rstrip('/')}/opportunities/{opportunity_id}"
-        try:
-            response = await self.http.get(
-                url,
-                params={"expand": "applications"},
-                auth=(self.settings.lever_api_key, ""),
-                timeout=self.settings.vendor_timeout_s,
-            )
-            response.raise_for_status()
-            return _get(response.json(), "data")
-        except (httpx.HTTPError, ValueError) as exc:
-            DELIVERIES.labels("lever", "unavailable").inc()
-            log.warning("lever api failed", extra={"reason": type(exc).__name__})
+        base = self.settings.lever_api_base_url.rstrip("/")
+        document = await self._vendor_get(
+            "lever",
+            f"{base}/opportunities/{quote(opportunity_id, safe='')}",
+            params={"expand": "applications"},
+            auth=(self.settings.lever_api_key, ""),
+            what="the Lever opportunity",
+        )
+        return _get(document, "data")
+
+    async def _teamtailor_application(self, application_id: str) -> Any:
+        """``GET /v1/job-applications/{id}?include=candidate,job,stage`` (JSON:API), or None
+        when Teamtailor no longer has it (404)."""
+        if not self.settings.teamtailor_api_key:
+            DELIVERIES.labels("teamtailor", "unavailable").inc()
             raise ProblemError(
                 503,
-                "vendor-unavailable",
-                "Vendor API unavailable",
-                "the Lever opportunity could not be read; redeliver later",
+                "not-configured",
+                "Not configured",
+                "the webhook carries no relationships and INGEST_TEAMTAILOR_API_KEY is not set",
                 headers={"Retry-After": str(self.settings.retry_after_s)},
-            ) from None
+            )
+        base = self.settings.teamtailor_api_base_url.rstrip("/")
+        return await self._vendor_get(
+            "teamtailor",
+            f"{base}/v1/job-applications/{quote(application_id, safe='')}",
+            params={"include": "candidate,job,stage"},
+            headers={
+                "Authorization": f"Token token={self.settings.teamtailor_api_key}",
+                "X-Api-Version": self.settings.teamtailor_api_version,
+                "Accept": "application/vnd.api+json",
+            },
+            what="the Teamtailor job application",
+            missing_ok=True,
+        )
+
+    async def _vendor_get(
+        self,
+        vendor: str,
+        url: str,
+        *,
+        params: dict[str, str],
+        what: str,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        missing_ok: bool = False,
+    ) -> Any:
+        """The JSON body of a vendor API read, with bounded retries: a connection error, a
+        timeout, a 5xx or a 429 is tried again (``INGEST_VENDOR_ATTEMPTS`` in all) after an
+        exponential backoff, or after the 429's ``Retry-After`` when that is at most
+        ``INGEST_VENDOR_MAX_WAIT_S``. Whatever still fails is a 503 with ``Retry-After``, so the
+        vendor redelivers the webhook later (never a 500); a 404 is None when ``missing_ok``."""
+        settings = self.settings
+        retry_after = float(settings.retry_after_s)
+        reason = "error"
+        for attempt in range(max(1, settings.vendor_attempts)):
+            wait = settings.vendor_backoff_s * 2**attempt
+            try:
+                response = await self.http.get(
+                    url,
+                    params=params,
+                    headers=headers,
+                    auth=auth or httpx.USE_CLIENT_DEFAULT,
+                    timeout=settings.vendor_timeout_s,
+                )
+            except httpx.HTTPError as exc:
+                reason = type(exc).__name__
+            else:
+                if response.status_code == 404 and missing_ok:
+                    return None
+                if response.is_success:
+                    try:
+                        return response.json()
+                    except ValueError:
+                        reason = "not JSON"
+                        break
+                reason = f"HTTP {response.status_code}"
+                if response.status_code == 429:
+                    asked = _retry_after(response.headers.get("retry-after"))
+                    if asked is not None:
+                        retry_after = max(retry_after, asked)
+                        if asked > settings.vendor_max_wait_s:
+                            break  # longer than a webhook request may wait: pass it on
+                        wait = asked
+                elif response.status_code < 500:
+                    break  # 401, 403, 400…: asking again will not help
+            if attempt + 1 < settings.vendor_attempts:
+                await asyncio.sleep(wait)
+        DELIVERIES.labels(vendor, "unavailable").inc()
+        log.warning(f"{vendor} api failed", extra={"vendor": vendor, "reason": reason})
+        raise ProblemError(
+            503,
+            "vendor-unavailable",
+            "Vendor API unavailable",
+            f"{what} could not be read ({reason}); redeliver later",
+            headers={"Retry-After": str(math.ceil(retry_after))},
+        )
 
     @staticmethod
     def _json(vendor: str, body: bytes) -> Any:
@@ -592,6 +739,14 @@ class Webhooks:
 
     @staticmethod
     def _parse(vendor: str, parse: Callable[[], Delivery]) -> Delivery:
+        try:
+            return parse()
+        except Invalid as exc:
+            DELIVERIES.labels(vendor, "invalid").inc()
+            raise ProblemError(422, "invalid-delivery", "Invalid delivery", str(exc)) from None
+
+    @staticmethod
+    def _parse_id(vendor: str, parse: Callable[[], str | None]) -> str | None:
         try:
             return parse()
         except Invalid as exc:

@@ -53,6 +53,18 @@ class IngestSettings:
     # Lever's webhooks carry ids only; the opportunity (posting, sources) is read from its API.
     lever_api_base_url: str = "https://api.lever.co/v1"
     lever_api_key: str = ""
+    # A Teamtailor webhook without the application's relationships (candidate, job, stage) is
+    # completed from `GET {base}/v1/job-applications/{id}?include=candidate,job,stage`
+    # (EU: https://api.teamtailor.com, NA: https://api.na.teamtailor.com).
+    teamtailor_api_base_url: str = "https://api.teamtailor.com"
+    teamtailor_api_key: str = ""
+    teamtailor_api_version: str = "20240404"
+    # Vendor API reads (Lever, Teamtailor): attempts in all, the first backoff (doubling), and
+    # the longest 429 Retry-After waited out in-request; a longer one is passed to the vendor
+    # as a 503 with that Retry-After, so it redelivers then.
+    vendor_attempts: int = 3
+    vendor_backoff_s: float = 0.5
+    vendor_max_wait_s: float = 5.0
     vendor_timeout_s: float = 10.0
     # A Lever delivery whose signed `triggeredAt` is older than this is refused (401) as a
     # replay; its signed `token` is remembered (deduplicated) at least this long.

@@ -1,6 +1,6 @@
 """Fixtures for the connector tests: ingest with its connectors configured, a database of
-its own, and local HTTP servers that play the vendors (Lever's API, LinkedIn's API) on
-127.0.0.1, so the real httpx code path runs."""
+its own, and local HTTP servers that play the vendors (Lever's API, Teamtailor's API,
+LinkedIn's API) on 127.0.0.1, so the real httpx code path runs."""
 
 from __future__ import annotations
 
@@ -31,8 +31,10 @@ SECRETS = {
     "INGEST_TEAMTAILOR_SIGNATURE_KEY": "teamtailor-key",
     "INGEST_LEVER_SIGNATURE_TOKEN": "lever-signature-token",
     "INGEST_LEVER_API_KEY": "lever-api-key",
+    # INGEST_TEAMTAILOR_API_KEY is given as a file (INGEST_TEAMTAILOR_API_KEY_FILE) below.
     "INGEST_LINKEDIN_CLIENT_SECRET": "linkedin-client-secret",
 }
+TEAMTAILOR_API_KEY = "teamtailor-api-key"
 ALLOWED_HOSTS = "careers.example.com,*.jobs.example.org"
 AUTH = {"Authorization": f"Bearer {API_KEYS[0]}"}
 
@@ -53,11 +55,15 @@ Handler = Callable[
 
 @dataclass
 class VendorServer:
-    """A local HTTP server answering with ``handler``; it records every request."""
+    """A local HTTP server answering with ``handler``; it records every request.
+
+    ``script`` holds answers (status, headers, body) served, in order, before ``handler`` is
+    asked again: a test puts 429s or 500s there to play a vendor in trouble."""
 
     handler: Handler
     requests: list[Seen] = field(default_factory=list)
     address: str = ""
+    script: list[tuple[int, dict[str, str], Any]] = field(default_factory=list)
 
     def start(self) -> None:
         vendor = self
@@ -68,7 +74,10 @@ class VendorServer:
                 query = parse_qs(parts.query)
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 vendor.requests.append(Seen("GET", parts.path, query, headers, time.monotonic()))
-                status, extra, body = vendor.handler("GET", parts.path, query, headers)
+                if vendor.script:
+                    status, extra, body = vendor.script.pop(0)
+                else:
+                    status, extra, body = vendor.handler("GET", parts.path, query, headers)
                 payload = json.dumps(body).encode()
                 self.send_response(status)
                 for name, value in extra.items():
@@ -98,10 +107,16 @@ async def ingest_db(postgres: Running) -> AsyncIterator[str]:
         yield url
 
 
+LEVER_ARCHIVED: dict[str, dict[str, Any]] = {}
+"""Opportunities the Lever emulator shows as archived: id → ``{"archivedAt", "reason"}``."""
+
+
 def lever_opportunity(
     _: str, path: str, __: Any, headers: dict[str, str]
 ) -> tuple[int, dict[str, str], Any]:
-    """Lever's ``GET /opportunities/{id}?expand=applications`` (documented shape)."""
+    """Lever's ``GET /opportunities/{id}?expand=applications`` (documented shape,
+    https://hire.lever.co/developer/documentation#retrieve-a-single-opportunity): a hired
+    candidate's opportunity is ``archived`` with ``archivedAt`` and a hired reason."""
     if headers.get("authorization") != "Basic bGV2ZXItYXBpLWtleTo=":  # lever-api-key:
         return 401, {}, {"code": "Unauthorized", "message": "bad key"}
     opportunity = path.rsplit("/", 1)[1]
@@ -120,6 +135,7 @@ def lever_opportunity(
                 ],
                 "origin": "applied",
                 "createdAt": 1780000000000,
+                "archived": LEVER_ARCHIVED.get(opportunity),
                 "applications": [
                     {
                         "id": "app-lever-1",
@@ -143,6 +159,94 @@ def lever_api() -> Iterator[VendorServer]:
     server.stop()
 
 
+TEAMTAILOR_APPLICATIONS: dict[str, dict[str, Any]] = {}
+"""The job applications the Teamtailor emulator knows: id → its JSON:API document."""
+
+
+def teamtailor_document(
+    application_id: str,
+    candidate_id: str,
+    job_id: str,
+    stage: tuple[str, str, str],
+    attributes: dict[str, Any],
+) -> dict[str, Any]:
+    """``GET /v1/job-applications/{id}?include=candidate,job,stage`` as Teamtailor's API answers
+    it (https://docs.teamtailor.com/, JSON:API: ``data`` with ``attributes`` and
+    ``relationships``, the related resources in ``included``); ``stage`` = (id, name,
+    stage-type). The included candidate carries the personal data the API holds, which
+    ingest must never pass on."""
+    base = "https://api.teamtailor.com/v1"
+    stage_id, stage_name, stage_type = stage
+
+    def related(kind: str, ident: str) -> dict[str, Any]:
+        return {
+            "links": {
+                "self": f"{base}/job-applications/{application_id}/relationships/{kind}",
+                "related": f"{base}/job-applications/{application_id}/{kind}",
+            },
+            "data": {"type": f"{kind}s", "id": ident},
+        }
+
+    return {
+        "data": {
+            "id": application_id,
+            "type": "job-applications",
+            "links": {"self": f"{base}/job-applications/{application_id}"},
+            "attributes": attributes,
+            "relationships": {
+                "candidate": related("candidate", candidate_id),
+                "job": related("job", job_id),
+                "stage": related("stage", stage_id),
+            },
+        },
+        "included": [
+            {
+                "id": candidate_id,
+                "type": "candidates",
+                "attributes": {
+                    "first-name": "Ingrid",
+                    "last-name": "Teamtailorsen",
+                    "email": "ingrid@example.com",
+                    "phone": "+45 12 34 56 78",
+                },
+            },
+            {"id": job_id, "type": "jobs", "attributes": {"title": "Backend developer"}},
+            {
+                "id": stage_id,
+                "type": "stages",
+                "attributes": {"name": stage_name, "stage-type": stage_type},
+            },
+        ],
+    }
+
+
+def teamtailor_application(
+    _: str, path: str, query: dict[str, list[str]], headers: dict[str, str]
+) -> tuple[int, dict[str, str], Any]:
+    """Teamtailor's ``GET /v1/job-applications/{id}``: ``Authorization: Token token=…`` and an
+    ``X-Api-Version`` are required (docs.teamtailor.com, Authentication and Versioning)."""
+    if headers.get("authorization") != f"Token token={TEAMTAILOR_API_KEY}":
+        return 401, {}, {"errors": [{"status": "401", "title": "Unauthorized"}]}
+    if not headers.get("x-api-version"):
+        return 406, {}, {"errors": [{"status": "406", "title": "X-Api-Version missing"}]}
+    application = path.rsplit("/", 1)[1]
+    if not path.startswith("/v1/job-applications/") or application not in TEAMTAILOR_APPLICATIONS:
+        return 404, {}, {"errors": [{"status": "404", "title": "Not found"}]}
+    if query.get("include") != ["candidate,job,stage"]:
+        return 400, {}, {"errors": [{"status": "400", "title": "include expected"}]}
+    return 200, {"X-Api-Version": headers["x-api-version"]}, TEAMTAILOR_APPLICATIONS[application]
+
+
+_TEAMTAILOR_APIS: dict[str, VendorServer] = {}
+"""The Teamtailor emulator of each running ingest (by its address). ``connectors`` owns it,
+so modules that re-export only ``connectors`` (tests/security) need no further fixture."""
+
+
+@pytest.fixture(scope="module")
+def teamtailor_api(connectors: Running) -> VendorServer:
+    return _TEAMTAILOR_APIS[connectors.address]
+
+
 @pytest.fixture(scope="module")
 def connectors(
     broker: Running,
@@ -150,19 +254,30 @@ def connectors(
     lever_api: VendorServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Running]:
+    teamtailor_api = VendorServer(teamtailor_application)
+    teamtailor_api.start()
+    tmp = tmp_path_factory.mktemp("connectors")
+    key_file = tmp / "teamtailor-api-key"
+    key_file.write_text(TEAMTAILOR_API_KEY + "\n")
     running = start_service(
         "ingest",
-        tmp_path_factory.mktemp("connectors"),
+        tmp,
         broker,
         DATABASE_URL=ingest_db,
         INGEST_LINK_ALLOWED_HOSTS=ALLOWED_HOSTS,
         INGEST_PUBLIC_BASE_URL="http://go.example.com",
         INGEST_LEVER_API_BASE_URL=lever_api.address + "/v1",
+        INGEST_TEAMTAILOR_API_BASE_URL=teamtailor_api.address,
+        INGEST_TEAMTAILOR_API_KEY_FILE=str(key_file),
+        INGEST_VENDOR_BACKOFF_S="0.1",
         INGEST_LINKEDIN_ORGANIZATION_URN="urn:li:organization:2414183",
         **SECRETS,
     )
+    _TEAMTAILOR_APIS[running.address] = teamtailor_api
     yield running
     running.stop()
+    del _TEAMTAILOR_APIS[running.address]
+    teamtailor_api.stop()
 
 
 @pytest.fixture
