@@ -486,6 +486,7 @@ LOCAL_SECRETS = (
     "INGEST_LEVER_SIGNATURE_TOKEN",
     "INGEST_LINKEDIN_CLIENT_SECRET",
     "NOTIFIER_WEBHOOK_SECRET",
+    "ATTRIBUTION_REPORT_LINK_SECRET",
 )
 # Where local tracked links may point (no open redirect, even on a laptop).
 LOCAL_LINK_HOSTS = "example.com,*.example.com,localhost,127.0.0.1"

@@ -183,7 +183,7 @@ def evidence_figures(s: dict[str, Any], w: Words) -> list[tuple[str, str, str]]:
         rows += [
             (
                 "evidence",
-                w("fig.interval", figure=w("fig.reach_ratio"), level=level),
+                w("fig.interval", figure=w("tile.reach_ratio"), level=level),
                 w.interval(u.get("reach_ratio")),
             ),
             (
