@@ -36,6 +36,7 @@ def fetch(
     locale: str = "en",
     fmt: str = "md",
     timeout_s: float = 120.0,
+    transport: httpx.BaseTransport | None = None,
 ) -> bytes:
     """The served report, as bytes (the PDF is binary; the other formats are UTF-8)."""
     params = {"model": model, "locale": locale, "format": fmt} | _period(start, end)
@@ -43,6 +44,7 @@ def fetch(
         base_url=attribution,
         timeout=timeout_s,
         headers={"Authorization": f"Bearer {api_key}"},
+        transport=transport,
     ) as client:
         response = client.get("/v1/report", params=params)
         response.raise_for_status()
@@ -58,6 +60,7 @@ def share_link(
     locale: str = "en",
     expires_in_s: int = 7 * 86400,
     timeout_s: float = 30.0,
+    transport: httpx.BaseTransport | None = None,
 ) -> dict[str, Any]:
     """A signed link to the HTML report that opens without a key: ``{"url","expires_at"}``."""
     body = {"model": model, "locale": locale, "expires_in_s": expires_in_s}
@@ -65,6 +68,7 @@ def share_link(
         base_url=attribution,
         timeout=timeout_s,
         headers={"Authorization": f"Bearer {api_key}"},
+        transport=transport,
     ) as client:
         response = client.post("/v1/report/links", json=body | _period(start, end))
         response.raise_for_status()

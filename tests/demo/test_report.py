@@ -9,9 +9,11 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
+from ripples import report as client
 from ripples.demo import scenario, truth
 from services.attribution import report
 from services.attribution.report.catalogue import DA, EN
@@ -168,3 +170,31 @@ def test_older_answers_without_the_evidence_still_render(data: report.ReportData
     for locale in ("en", "da"):
         assert "## How sure" not in render(old, "md", locale)
         assert "## Hvor sikre" not in render(old, "md", locale)
+
+
+def test_ripples_report_fetches_the_served_report_with_the_key() -> None:
+    """`ripples report` renders nothing itself: it asks attribution's /v1/report (and
+    /v1/report/links for --share) with the stack's key."""
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.method == "POST":
+            return httpx.Response(201, json={"url": "u", "expires_at": "e"})
+        return httpx.Response(200, content=b"%PDF-1.7", headers={"content-type": "application/pdf"})
+
+    mock = httpx.MockTransport(answer)
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+    body = client.fetch("http://a", "k1", start, None, "linear", "da", "pdf", transport=mock)
+    assert body == b"%PDF-1.7"
+    link = client.share_link("http://a", "k1", start, None, expires_in_s=60, transport=mock)
+    assert link == {"url": "u", "expires_at": "e"}
+    get, post = seen
+    assert get.url.path == "/v1/report"
+    assert dict(get.url.params) == {
+        "model": "linear", "locale": "da", "format": "pdf", "from": "2026-06-01T00:00:00Z"
+    }  # fmt: skip
+    assert orjson.loads(post.content) == {
+        "model": "last_touch", "locale": "en", "expires_in_s": 60, "from": "2026-06-01T00:00:00Z"
+    }  # fmt: skip
+    assert {r.headers["authorization"] for r in seen} == {"Bearer k1"}
