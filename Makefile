@@ -16,7 +16,8 @@ help:
 	@echo "make down     stop it"
 	@echo "make bench    measure throughput, latency and memory (bench/results/*.json)"
 	@echo "make openapi  regenerate the committed OpenAPI documents"
-	@echo "make tools    install what the deploy tests run (promtool, prometheus) when missing"
+	@echo "make tools    install what the deploy and report tests run (promtool, prometheus,"
+	@echo "              WeasyPrint's Pango, pdftotext) when missing"
 	@echo "make deploy-smoke  run every container of compose and the k8s overlays as local processes"
 
 $(INSTALLED): pyproject.toml constraints.txt
@@ -33,6 +34,9 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+PDF_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
+	fontconfig poppler-utils
+
 # Tools the deploy tests run that do not come from PyPI: promtool and prometheus, and caddy
 # (the compose edge), Debian's packages. kubectl (kustomize) comes with this kind of machine.
 # Installed only when missing.
@@ -45,6 +49,16 @@ tools:
 	    --no-install-recommends prometheus caddy >/dev/null; } || exit 1; }
 	@command -v kubectl >/dev/null || { \
 	  echo "kubectl missing: the deploy tests render kustomize with 'kubectl kustomize'" >&2; exit 1; }
+	@# The PDF report: WeasyPrint's system libraries (Pango, HarfBuzz subsetting, a font) and
+	@# poppler's pdftotext, which the report tests read the PDF back with.
+	@command -v pdftotext >/dev/null && ldconfig -p | grep -q libpangoft2-1.0.so.0 \
+	  && ldconfig -p | grep -q libharfbuzz-subset.so.0 && fc-list | grep -q DejaVu || { \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "PDF report libraries missing: run 'apt-get install $(PDF_PACKAGES)' as root" >&2; \
+	    exit 1; fi; \
+	  echo "Installing the PDF report's libraries and poppler-utils from Debian …"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends $(PDF_PACKAGES) >/dev/null; } || exit 1; }
 
 # The API document tools the conformance suite runs (tests/conformance/test_tools.py): the
 # official AsyncAPI parser and Redocly's linter, pinned in tools/package-lock.json. `npm ci`

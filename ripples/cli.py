@@ -139,10 +139,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     if attribution is None:
         _say("error: no attribution service in this checkout; pass --attribution URL")
         return 2
-    notifier = args.notifier or urls.get("notifier")
     try:
-        data = report.fetch(
-            attribution, notifier, args.start, args.end, args.model, api_key=stack.api_key
+        if args.share:
+            link = report.share_link(
+                attribution, stack.api_key, args.start, args.end, args.model, args.locale,
+                args.share,
+            )  # fmt: skip
+            _say(f"{link['url']}\n  (opens without a key until {link['expires_at']})")
+            return 0
+        body = report.fetch(
+            attribution, stack.api_key, args.start, args.end, args.model, args.locale, args.format
         )
     except httpx.HTTPStatusError as exc:
         if exc.response.status_code != 401:
@@ -152,12 +158,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     except httpx.HTTPError as exc:
         _say(f"error: the results API did not answer ({exc}); is the stack up? (ripples up)")
         return 1
-    text = report.render(data, args.format)
     if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+        Path(args.out).write_bytes(body)
         _say(f"wrote {args.out}")
+    elif args.format == "pdf":
+        _say("error: a PDF is not for the terminal; pass --out FILE")
+        return 2
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(body.decode("utf-8"))
     return 0
 
 
@@ -203,10 +211,13 @@ def parser() -> argparse.ArgumentParser:
         default="last_touch",
         help="credit model (default last_touch)",
     )
-    rep.add_argument("--format", choices=report.FORMATS, default="text")
+    rep.add_argument("--locale", choices=report.LOCALES, default="en", help="da or en (en)")
+    rep.add_argument("--format", choices=report.FORMATS, default="md")
     rep.add_argument("--out", help="write to this file instead of standard output")
+    rep.add_argument(
+        "--share", type=int, metavar="SECONDS", help="print a share link valid this long instead"
+    )
     rep.add_argument("--attribution", help="results API URL (default: the local stack's)")
-    rep.add_argument("--notifier", help="notifier API URL (default: the local stack's)")
     rep.epilog = "The API key: RIPPLES_API_KEY, else the local stack's (.ripples/api_key)."
     rep.set_defaults(run=cmd_report)
 

@@ -490,6 +490,7 @@ LOCAL_SECRETS = (
     "INGEST_CONNECT_SECRET",
     "INGEST_TOKEN_KEYS",
     "NOTIFIER_WEBHOOK_SECRET",
+    "ATTRIBUTION_REPORT_LINK_SECRET",
 )
 # Where local tracked links may point (no open redirect, even on a laptop).
 LOCAL_LINK_HOSTS = "example.com,*.example.com,localhost,127.0.0.1"

@@ -192,18 +192,18 @@ async def demo(seed: int, size: pilot.Size, say: Callable[[str], None] = print) 
     )
     for line in truth_lines:
         say(line)
-    data = report.fetch(
-        urls["attribution"], urls["notifier"], scenario.start, None, api_key=stack.api_key
-    )
-    say(report.render(data, "text"))
+    start, key = scenario.start, stack.api_key
+    say(report.fetch(urls["attribution"], key, start, None, fmt="md").decode("utf-8"))
     html = state.root / "demo-report.html"
-    html.write_text(report.render(data, "html"), encoding="utf-8")
+    html.write_bytes(report.fetch(urls["attribution"], key, start, None, fmt="html"))
+    pdf = state.root / "demo-report.da.pdf"
+    pdf.write_bytes(report.fetch(urls["attribution"], key, start, None, "last_touch", "da", "pdf"))
     say(f"Played {played.requests} requests; the demo took {time.monotonic() - started:.0f} s.")
-    say(f"\nThe HTML report (with charts): {html}")
+    say(f"\nThe HTML report (with charts): {html}\nThe report in Danish, as a PDF: {pdf}")
     say("Running services:")
     for service in stack.services:
         say(f"  {service.name:<12} {service.address}  (API docs {service.address}/openapi.json)")
-    say("\nMore: ripples report --format html --out report.html   ·   ripples status")
+    say("\nMore: ripples report --locale da --format pdf --out rapport.pdf   ·   ripples status")
     say("Stop everything with: ripples down")
     return 0
 

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from services.attribution import metrics, queries
 from services.attribution.openapi import openapi
+from services.attribution.report.routes import report_routes
 from services.attribution.settings import AttributionSettings
 from services.attribution.store import Conn
 from shared import params
@@ -107,6 +108,7 @@ def create_api(
         Route("/v1/sharers/{employee_id}", sharer, methods=["GET"]),
         Route("/v1/conversions/{applicant_id}", conversion, methods=["GET"]),
         Route("/v1/ripples", ripples, methods=["GET"]),
+        *report_routes(read, settings),
         *operational_routes(ready, openapi),
     ]
     return Starlette(

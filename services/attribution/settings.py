@@ -38,6 +38,12 @@ class AttributionSettings:
     bootstrap_level: float = 0.95
     # §10 extension: the ambassador counts the scale-up estimate is given for
     scale_up_ambassadors: tuple[int, ...] = (25, 50, 100)
+    # §9 report share links: the address they start with (as a browser reaches this service),
+    # their HMAC-SHA256 secrets (comma-separated; the first signs, every one verifies, so a
+    # secret is rotated by putting the new one first) and their longest validity
+    public_base_url: str = "http://127.0.0.1:8081"
+    report_link_secret: tuple[str, ...] = ()
+    report_link_max_expires_s: int = 90 * 86400
 
     def __post_init__(self) -> None:
         if not 1 <= self.bootstrap_samples <= 100_000:
@@ -46,6 +52,8 @@ class AttributionSettings:
             raise SettingsError("ATTRIBUTION_BOOTSTRAP_SEED must be between 0 and 2^63 - 1")
         if not all(1 <= n <= 1_000_000 for n in self.scale_up_ambassadors):
             raise SettingsError("ATTRIBUTION_SCALE_UP_AMBASSADORS must be between 1 and 1000000")
+        if not 60 <= self.report_link_max_expires_s <= 366 * 86400:
+            raise SettingsError("ATTRIBUTION_REPORT_LINK_MAX_EXPIRES_S must be 60 s to a year")
         if not 0 < self.bootstrap_level < 1:
             raise SettingsError("ATTRIBUTION_BOOTSTRAP_LEVEL must be between 0 and 1")
 
