@@ -17,10 +17,10 @@ from services.attribution.settings import AttributionSettings
 from shared.cloudevents import parse_structured
 from shared.db import migrate
 from shared.events import MODELS, Envelope
-from tests.conftest import Running, start_broker
+from tests.conftest import API_KEYS, Running, start_broker
 
 MIGRATIONS = Path(__file__).parents[2] / "services" / "attribution" / "migrations"
-SETTINGS = AttributionSettings()
+SETTINGS = AttributionSettings(api_keys=API_KEYS)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ OpenAPI committed, erasure keeping totals, employee removal deleting personal fi
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from services.attribution.api import create_api
 from services.attribution.openapi import openapi
 from tests.attribution import scenario
 from tests.attribution.conftest import SETTINGS, envelopes, feed
-from tests.conftest import API_KEYS, AUTH
+from tests.conftest import AUTH
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +31,7 @@ async def api(pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
     async def ready() -> dict[str, bool]:
         return {"database": True, "partitions_assigned": True}
 
-    app = create_api(get_pool, ready, replace(SETTINGS, api_keys=API_KEYS))
+    app = create_api(get_pool, ready, SETTINGS)
     await feed(pool, envelopes(scenario.EVENTS))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(

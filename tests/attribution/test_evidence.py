@@ -5,7 +5,6 @@ orders; older events without the fields still count as `own` / no followers."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -16,7 +15,7 @@ import pytest
 from services.attribution import queries
 from services.attribution.api import create_api
 from tests.attribution.conftest import SETTINGS, envelopes, feed
-from tests.conftest import API_KEYS, AUTH
+from tests.conftest import AUTH
 
 pytestmark = pytest.mark.integration
 
@@ -194,7 +193,7 @@ async def test_the_api_serves_the_evidence_twice_the_same(pool: asyncpg.Pool) ->
     async def ready() -> dict[str, bool]:
         return {"database": True, "partitions_assigned": True}
 
-    app = create_api(get_pool, ready, replace(SETTINGS, api_keys=API_KEYS))
+    app = create_api(get_pool, ready, SETTINGS)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://attribution", headers=AUTH
     ) as client:
