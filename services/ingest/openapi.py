@@ -81,8 +81,8 @@ _DATACONTENTTYPE = {
 _EXTENSION_VALUE = {
     "description": "An extension attribute (e.g. `traceparent`, `tracestate`): a non-empty "
     "String without control characters, an Integer of 32 bits or a Boolean (CloudEvents 1.0, "
-    "Type System); null is taken as absent. Published as the Kafka header `ce_<name>`. A bad "
-    "name or value is a 422 naming it.",
+    "Type System); null is taken as absent; at most 32 per event. Published as the Kafka "
+    "header `ce_<name>`. A bad name or value, or a 33rd, is a 422 naming it.",
     "anyOf": [
         {"type": "string", "minLength": 1},
         {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1},
@@ -423,6 +423,7 @@ def _connector_paths() -> dict[str, Any]:
                                 "(INGEST_LINK_ALLOWED_HOSTS)",
                             }
                         ],
+                        naming=True,
                     ),
                     "431": _HEADERS_TOO_LARGE,
                     "503": _unavailable(
@@ -561,6 +562,7 @@ def _connector_paths() -> dict[str, Any]:
                         "Bad request",
                         "challengeCode must be a type-4 UUID, as LinkedIn sends it",
                         errors=[{"field": "challengeCode", "detail": "not a type-4 UUID"}],
+                        naming=True,
                     ),
                     "431": _HEADERS_TOO_LARGE,
                     "503": problem(
