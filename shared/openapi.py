@@ -25,6 +25,17 @@ SECURITY_SCHEMES = {
 }
 LICENSE = {"name": "Apache-2.0", "url": "https://www.apache.org/licenses/LICENSE-2.0"}
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+NAMING_PROBLEM = {
+    "allOf": [
+        PROBLEM_REF,
+        {
+            "required": ["errors"],
+            "properties": {"errors": {"minItems": 1}},
+            "description": "`errors[].field` names what is wrong.",
+        },
+    ]
+}
+"""A problem document that always names the field or parameter (``errors`` is required)."""
 RETRY_AFTER = {
     "description": "Seconds to wait before trying again.",
     "required": True,
@@ -47,8 +58,10 @@ def problem(
     *,
     headers: dict[str, Any] | None = None,
     errors: list[dict[str, Any]] | None = None,
+    naming: bool = False,
 ) -> dict[str, Any]:
-    """A response whose body is a problem document, with an example of one."""
+    """A response whose body is a problem document, with an example of one; ``naming``: every
+    such answer carries ``errors`` (schema :data:`NAMING_PROBLEM`)."""
     example: dict[str, Any] = {
         "type": PROBLEM_BASE + kind,
         "title": title,
@@ -59,7 +72,12 @@ def problem(
         example["errors"] = errors
     out: dict[str, Any] = {
         "description": description,
-        "content": {"application/problem+json": {"schema": PROBLEM_REF, "example": example}},
+        "content": {
+            "application/problem+json": {
+                "schema": NAMING_PROBLEM if naming else PROBLEM_REF,
+                "example": example,
+            }
+        },
     }
     if headers:
         out["headers"] = headers

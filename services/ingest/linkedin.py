@@ -264,7 +264,13 @@ class LinkedIn:
                 503, "not-configured", "Not configured", "INGEST_LINKEDIN_CLIENT_SECRET is not set"
             )
         if not code:
-            raise ProblemError(400, "bad-request", "Bad request", "challengeCode is required")
+            raise ProblemError(
+                400,
+                "bad-request",
+                "Bad request",
+                "challengeCode is required",
+                errors=[{"field": "challengeCode", "detail": "required"}],
+            )
         if not CHALLENGE_CODE.match(code):
             # Only what LinkedIn sends is answered: an HMAC of any text would let anyone
             # have a notification body signed with the client secret.

@@ -33,6 +33,7 @@ from services.ingest.clicks import ClickBuffer
 from services.ingest.database import Database, answering_503
 from services.ingest.publisher import BrokerUnavailable, Publisher
 from services.ingest.settings import IngestSettings
+from shared.cloudevents import _field_error as field_error
 from shared.events import Id, LinkClicked, LinkClickedEvent, LinkCreated, LinkCreatedEvent, Url
 from shared.http import ProblemError, json_response, read_body
 from shared.metrics import preinit
@@ -340,7 +341,7 @@ class Links:
         try:
             spec = _decode_request(body)
         except msgspec.ValidationError as exc:
-            field = str(exc).rpartition("$.")[2].rstrip("`") if "$." in str(exc) else "$"
+            field = field_error(exc).field  # "missing required field `target_url`" too
             raise ProblemError(
                 422,
                 "invalid-link",
@@ -349,7 +350,14 @@ class Links:
                 errors=[{"field": field, "detail": str(exc)}],
             ) from None
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec's invalid UTF-8
-            raise ProblemError(422, "invalid-link", "Invalid link", f"not JSON: {exc}") from None
+            detail = f"not JSON: {exc}"
+            raise ProblemError(
+                422,
+                "invalid-link",
+                "Invalid link",
+                detail,
+                errors=[{"field": "$", "detail": detail}],
+            ) from None
         refused = target_refused(spec.target_url, self.settings.link_allowed_hosts)
         if refused is not None:
             raise ProblemError(

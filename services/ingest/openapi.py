@@ -13,7 +13,8 @@ from typing import Any
 import msgspec
 import orjson
 
-from shared.events import InboundEvent
+from shared.cloudevents import MAX_EXTENSIONS
+from shared.events import INBOUND, InboundEvent
 from shared.openapi import (
     BEARER,
     LICENSE,
@@ -27,6 +28,8 @@ from shared.openapi import (
 )
 
 _REF = "#/components/schemas/{name}"
+# services/ingest/linkedin.py CHALLENGE_CODE: a type-4 UUID of the RFC 4122 variant.
+_UUID4 = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$"
 
 _BAD_REQUEST = problem(
     400, "Malformed request (`Content-Length` not a number).", "bad-request", "Bad request",
@@ -50,6 +53,60 @@ _INVALID_EVENT = problem(
     "invalid-event", "Invalid event", "data.post_id: Object missing required field `post_id`",
     errors=[{"field": "data.post_id", "detail": "Object missing required field `post_id`"}],
 )  # fmt: skip
+
+
+# CloudEvents 1.0 as shared/cloudevents.py holds to it: attribute names of lower-case letters
+# and digits, extension attributes (at most MAX_EXTENSIONS) of the spec's type system, a
+# `datacontenttype` that is any JSON media type (parameters and `+json` suffixes allowed).
+_TCHARS = "[!#$%&'*+.^_`|~0-9A-Za-z-]"
+_JSON_MEDIA_TYPE = (
+    "^[Aa][Pp][Pp][Ll][Ii][Cc][Aa][Tt][Ii][Oo][Nn]/(?:" + _TCHARS + r"*\+)?[Jj][Ss][Oo][Nn]"
+    "(?:[ \\t]*;[ \\t]*" + _TCHARS + "+=(?:" + _TCHARS + '+|"[^"\\\\]*"))*[ \\t]*$'
+)
+_DATACONTENTTYPE = {
+    "anyOf": [
+        {
+            "type": "string",
+            "pattern": _JSON_MEDIA_TYPE,
+            "description": "A JSON media type: `application/json` or a `+json` type, "
+            "parameters allowed (`application/json; charset=utf-8`). The data is published "
+            "re-encoded as UTF-8 JSON with `content-type: application/json`; another media "
+            "type is a 422.",
+            "examples": ["application/json", "application/json; charset=utf-8"],
+        },
+        {"type": "null"},
+    ],
+    "default": None,
+}
+_EXTENSION_VALUE = {
+    "description": "An extension attribute (e.g. `traceparent`, `tracestate`): a non-empty "
+    "String without control characters, an Integer of 32 bits or a Boolean (CloudEvents 1.0, "
+    "Type System); null is taken as absent; at most 32 per event. Published as the Kafka "
+    "header `ce_<name>`. A bad name or value, or a 33rd, is a 422 naming it.",
+    "anyOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1},
+        {"type": "boolean"},
+        {"type": "null"},
+    ],
+}
+_EVENT_MEMBERS = {
+    "propertyNames": {"pattern": "^[a-z0-9]+$"},
+    "additionalProperties": _EXTENSION_VALUE,
+    "maxProperties": 9 + MAX_EXTENSIONS,
+}
+
+
+def _with_extensions(schemas: dict[str, Any]) -> dict[str, Any]:
+    """The msgspec event schemas with what the CloudEvents rules add: extension attributes
+    (names `^[a-z0-9]+$`, at most MAX_EXTENSIONS) and `datacontenttype` as a JSON media type."""
+    out = dict(schemas)
+    for cls in INBOUND:
+        name = cls.__name__
+        schema = dict(out[name])
+        schema["properties"] = {**schema["properties"], "datacontenttype": _DATACONTENTTYPE}
+        out[name] = {**schema, **_EVENT_MEMBERS}
+    return out
 
 
 def _unavailable(description: str, kind: str, detail: str) -> dict[str, Any]:
@@ -102,6 +159,12 @@ _METRICS_EXAMPLE: dict[str, Any] = {
         "impressions": 1234,
         "clicks": 19,
     },
+}
+_TRACED_EXAMPLE: dict[str, Any] = {
+    **_METRICS_EXAMPLE,
+    "id": "li-poll-7001-2",
+    "datacontenttype": "application/json; charset=utf-8",
+    "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
 }
 _ACCEPTED = {
     "type": "object",
@@ -210,15 +273,29 @@ _WEBHOOK_EXAMPLES: dict[str, Any] = {
 }
 
 
-def _webhook(vendor: str, summary: str, description: str, signature: str) -> dict[str, Any]:
+_ABSURD_TIME = (
+    "a timestamp in it that is absurd (no UTC equivalent, such as "
+    "`0001-01-01T00:00:00+01:00`, or outside the years 1970-8999)"
+)
+
+
+def _webhook(
+    vendor: str,
+    summary: str,
+    description: str,
+    signature: str,
+    *,
+    unauthorized: str = "",
+    invalid: str = "",
+) -> dict[str, Any]:
     header = [
         {
             "name": signature,
             "in": "header",
             "required": False,
             "schema": {"type": "string"},
-            "description": "The vendor's signature (see the description); a missing or wrong "
-            "one is a 401.",
+            "description": "The vendor's signature (see the description); a missing, wrong, "
+            "malformed or non-ASCII one is a 401.",
         }
     ]
     return {
@@ -236,13 +313,26 @@ def _webhook(vendor: str, summary: str, description: str, signature: str) -> dic
             },
             "responses": {
                 "200": {
-                    "description": "Published (or a duplicate / an event Ripples does not use).",
-                    "content": json_body(_DELIVERY_RESULT, {"status": "accepted", "events": 1}),
+                    "description": "`accepted`: published. `duplicate` (`events: 0`, nothing "
+                    "published): the vendor's id for the delivery, or what its signature "
+                    "covers, was seen before, so a captured delivery replayed under a new "
+                    "unsigned id is a duplicate too. `ignored`: an event Ripples does not use.",
+                    "content": {
+                        "application/json": {
+                            "schema": _DELIVERY_RESULT,
+                            "examples": {
+                                "accepted": {"value": {"status": "accepted", "events": 1}},
+                                "duplicate": {"value": {"status": "duplicate", "events": 0}},
+                                "ignored": {"value": {"status": "ignored", "events": 0}},
+                            },
+                        }
+                    },
                 },
                 "400": _BAD_REQUEST,
                 "401": problem(
                     401,
-                    "Missing or invalid signature.",
+                    "Missing, wrong, malformed or non-ASCII signature (compared on bytes, in "
+                    "constant time)" + (f"; {unauthorized}" if unauthorized else "") + ".",
                     "bad-signature",
                     "Bad signature",
                     "the signature does not match the body",
@@ -250,7 +340,10 @@ def _webhook(vendor: str, summary: str, description: str, signature: str) -> dic
                 "413": _TOO_LARGE,
                 "422": problem(
                     422,
-                    "Signed, but not the vendor's documented shape.",
+                    "Signed, but not the vendor's documented shape, or "
+                    + _ABSURD_TIME
+                    + (f"; {invalid}" if invalid else "")
+                    + ".",
                     "invalid-delivery",
                     "Invalid delivery",
                     "payload.application is missing",
@@ -313,10 +406,24 @@ def _connector_paths() -> dict[str, Any]:
                     "413": _TOO_LARGE,
                     "422": problem(
                         422,
-                        "Invalid body, or a target host not on the allow-list.",
-                        "invalid-link",
-                        "Invalid link",
-                        "target_url: the host is not in INGEST_LINK_ALLOWED_HOSTS",
+                        "Invalid body, or a refused target; `errors[].field` names the field "
+                        "(`target_url` for a refused target). A target is refused unless it "
+                        "is http(s) on a host of `INGEST_LINK_ALLOWED_HOSTS`, compared as a "
+                        "browser reads it (lower case, no trailing dot, an internationalised "
+                        "name as its A-label); one with a backslash, userinfo, a space or a "
+                        "control character, a bad port or an invalid host is refused too.",
+                        "target-not-allowed",
+                        "Target not allowed",
+                        "target_url has a host that is not on the allow-list "
+                        "(INGEST_LINK_ALLOWED_HOSTS)",
+                        errors=[
+                            {
+                                "field": "target_url",
+                                "detail": "has a host that is not on the allow-list "
+                                "(INGEST_LINK_ALLOWED_HOSTS)",
+                            }
+                        ],
+                        naming=True,
                     ),
                     "431": _HEADERS_TOO_LARGE,
                     "503": _unavailable(
@@ -365,7 +472,8 @@ def _connector_paths() -> dict[str, Any]:
                     },
                     "404": problem(
                         404,
-                        "Unknown code, or a target no longer allowed.",
+                        "Unknown code, or a stored link whose target the allow-list or the "
+                        "target rules now refuse (never a redirect then).",
                         "unknown-link",
                         "Unknown link",
                         "no tracked link has this code",
@@ -384,7 +492,8 @@ def _connector_paths() -> dict[str, Any]:
             "Greenhouse web hook",
             "`new_candidate_application` → applicant.applied.v1, `hire_candidate` → "
             "applicant.hired.v1. `Signature: sha256 <hex HMAC-SHA256 of the raw body>`; "
-            "deduplicated on `Greenhouse-Event-ID`.",
+            "deduplicated on `Greenhouse-Event-ID` and on the body's SHA-256 (the header is not "
+            "signed).",
             "Signature",
         ),
         "/v1/webhooks/teamtailor": _webhook(
@@ -392,7 +501,8 @@ def _connector_paths() -> dict[str, Any]:
             "Teamtailor company webhook",
             "`job_application.create` → applicant.applied.v1, `job_application.update` to a "
             "stage of type `hired` → applicant.hired.v1. Body `{payload, signature}`, where "
-            "`signature` is Base64 of the hex HMAC-SHA256 of the `payload` JSON.",
+            "`signature` is Base64 of the hex HMAC-SHA256 of the `payload` JSON; deduplicated "
+            "on the payload's SHA-256.",
             "",
         ),
         "/v1/webhooks/lever": _webhook(
@@ -400,8 +510,12 @@ def _connector_paths() -> dict[str, Any]:
             "Lever webhook",
             "`applicationCreated` → applicant.applied.v1, `candidateHired` → "
             "applicant.hired.v1. `signature` = hex HMAC-SHA256 of `token + triggeredAt` with "
-            "the signature token; deduplicated on `id`.",
+            "the signature token; deduplicated on `id` and on the signed `token`.",
             "",
+            unauthorized="a `triggeredAt` older than the replay window "
+            "(`INGEST_LEVER_REPLAY_WINDOW_S`, default 86400 s) or more than "
+            "`INGEST_WEBHOOK_CLOCK_SKEW_S` (default 300 s) ahead",
+            invalid="a `triggeredAt` that is not epoch milliseconds (years 1970-8999)",
         ),
         "/v1/webhooks/linkedin": {
             "get": {
@@ -414,8 +528,10 @@ def _connector_paths() -> dict[str, Any]:
                         "name": "challengeCode",
                         "in": "query",
                         "required": True,
-                        "description": "The challenge LinkedIn sends (a type-4 UUID).",
-                        "schema": {"type": "string", "format": "uuid"},
+                        "description": 'The challenge LinkedIn sends ("Randomly generated '
+                        'type-4 UUID string"); anything else is a 400 naming `challengeCode`, '
+                        "so the challenge signs nothing but what LinkedIn sends.",
+                        "schema": {"type": "string", "format": "uuid", "pattern": _UUID4},
                         "example": "890e4665-4dfe-4ab1-b689-ed553bceeed0",
                     }
                 ],
@@ -440,10 +556,13 @@ def _connector_paths() -> dict[str, Any]:
                     },
                     "400": problem(
                         400,
-                        "No `challengeCode`, or not of the documented form.",
+                        "No `challengeCode`, or not a type-4 UUID (`errors[].field` = "
+                        "`challengeCode`).",
                         "bad-request",
                         "Bad request",
-                        "challengeCode is required",
+                        "challengeCode must be a type-4 UUID, as LinkedIn sends it",
+                        errors=[{"field": "challengeCode", "detail": "not a type-4 UUID"}],
+                        naming=True,
                     ),
                     "431": _HEADERS_TOO_LARGE,
                     "503": problem(
@@ -459,9 +578,13 @@ def _connector_paths() -> dict[str, Any]:
                 "linkedin",
                 "LinkedIn organization social-action notifications",
                 "LIKE/COMMENT/SHARE → post.engagement.v1; a SHARE by a known employee → "
-                "post.published.v1 with reshare_of. `X-LI-Signature` = hex HMAC-SHA256 of the "
-                "raw body with the client secret; deduplicated on `notificationId`.",
+                "post.published.v1 with reshare_of. `X-LI-Signature` = hex HMAC-SHA256 with "
+                'the client secret "of the JSON-encoded string representation of the POST '
+                'body prefixed by hmacsha256="; both readings are accepted: '
+                '`hmacsha256=<hex HMAC of the body>` and `<hex HMAC of "hmacsha256=" + '
+                "body>`. Deduplicated on `notificationId`.",
                 "X-LI-Signature",
+                invalid="an absurd `lastModifiedAt`",
             ),
         },
     }
@@ -478,7 +601,7 @@ def openapi() -> dict[str, Any]:
             "description": f"CloudEvents `{name}` attribute (binary mode).",
             "schema": {"type": "string"},
         }
-        for name in ("specversion", "id", "source", "type", "time", "subject")
+        for name in ("specversion", "id", "source", "type", "time", "subject", "dataschema")
     ]
     binary_data = dict(_EVENT_EXAMPLE["data"])
     return {
@@ -506,14 +629,28 @@ def openapi() -> dict[str, Any]:
                     "requestBody": {
                         "required": True,
                         "description": "Structured mode: the whole event as "
-                        "`application/cloudevents+json`. Binary mode: the event's `data` as "
-                        "`application/json`, its attributes in `ce-*` headers.",
+                        "`application/cloudevents+json`; members that are not core attributes "
+                        "are extension attributes (see the event schemas). Binary mode: the "
+                        "event's `data` as JSON, its attributes in `ce-*` headers: the "
+                        "`Content-Type` is the `datacontenttype` (`application/json`, a `+json` "
+                        "type, parameters allowed, or no `Content-Type` at all: JSON), so a "
+                        "`ce-datacontenttype` header is a 422; any other `ce-<name>` header "
+                        "(`<name>` of `^[a-z0-9]+$`, at most 32) is an extension attribute "
+                        "(`ce-traceparent`), carried to Kafka as the header `ce_<name>`. Header "
+                        "values are unquoted and percent-decoded once (HTTP binding §3.1.3.2). "
+                        "A bad attribute name or value is a 422 whose `errors[].field` names "
+                        "it (`ce-trace_id`, `traceParent`).",
                         "content": {
                             "application/cloudevents+json": {
                                 "schema": event_ref,
                                 "examples": {
                                     "employee": {"value": _EVENT_EXAMPLE},
                                     "metrics": {"value": _METRICS_EXAMPLE},
+                                    "traced": {
+                                        "summary": "With an extension attribute and a "
+                                        "datacontenttype with parameters",
+                                        "value": _TRACED_EXAMPLE,
+                                    },
                                 },
                             },
                             "application/json": {
@@ -547,19 +684,33 @@ def openapi() -> dict[str, Any]:
                     "security": BEARER,
                     "requestBody": {
                         "required": True,
+                        "description": 'Zero or more structured events ("The batch MAY be '
+                        'empty", HTTP binding §3.3.2; at most `INGEST_MAX_BATCH_EVENTS`). If '
+                        "any is invalid, nothing is published and the 422 names each by its "
+                        "index and field.",
                         "content": {
                             "application/cloudevents-batch+json": {
                                 "schema": {"type": "array", "items": event_ref},
-                                "example": [_EVENT_EXAMPLE, _METRICS_EXAMPLE],
+                                "examples": {
+                                    "two": {"value": [_EVENT_EXAMPLE, _METRICS_EXAMPLE]},
+                                    "empty": {"summary": "Publishes nothing", "value": []},
+                                },
                             }
                         },
                     },
                     "responses": {
                         "202": {
-                            "description": "Every event acknowledged by the broker.",
-                            "content": json_body(
-                                _BATCH_ACCEPTED, {"status": "accepted", "accepted": 2}
-                            ),
+                            "description": "Every event acknowledged by the broker; an empty "
+                            "batch is accepted with `accepted: 0` and publishes nothing.",
+                            "content": {
+                                "application/json": {
+                                    "schema": _BATCH_ACCEPTED,
+                                    "examples": {
+                                        "two": {"value": {"status": "accepted", "accepted": 2}},
+                                        "empty": {"value": {"status": "accepted", "accepted": 0}},
+                                    },
+                                }
+                            },
                         },
                         **_EVENT_ERRORS,
                     },
@@ -573,7 +724,7 @@ def openapi() -> dict[str, Any]:
                 {"431": _HEADERS_TOO_LARGE},
             ),
         },
-        "components": components(schemas),
+        "components": components(_with_extensions(schemas)),
     }
 
 
