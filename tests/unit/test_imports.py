@@ -30,16 +30,21 @@ def test_excel_danish_semicolons_bom_crlf_and_quotes() -> None:
     first, second = parsed.events
     assert isinstance(first, EmployeeUpsertedEvent)
     assert first.data.display_name == "Søren Ærø; Åse"
-    assert first.data.ambassador is True and first.data.locale == "da"
-    assert first.data.notify is not None and first.data.notify.channel == "slack"
-    assert first.source == "urn:ripples:import" and first.time == NOW
-    assert second.data.display_name == 'Line "Lis" Øst' and second.data.notify is None
+    assert first.data.ambassador is True
+    assert first.data.locale == "da"
+    assert first.data.notify is not None
+    assert first.data.notify.channel == "slack"
+    assert first.source == "urn:ripples:import"
+    assert first.time == NOW
+    assert second.data.display_name == 'Line "Lis" Øst'
+    assert second.data.notify is None
 
 
 def test_google_sheets_commas_without_bom_and_lf() -> None:
     body = "employee_id,display_name,recognition_opt_out,followers\ne1,Ærlige Åge,TRUE,120\n"
     [event] = parse(body).events
-    assert event.data.recognition_opt_out is True and event.data.followers == 120
+    assert event.data.recognition_opt_out is True
+    assert event.data.followers == 120
 
 
 def test_the_same_row_gives_the_same_id_and_a_change_another() -> None:
@@ -47,7 +52,8 @@ def test_the_same_row_gives_the_same_id_and_a_change_another() -> None:
     b = parse(HEADER.replace(";", ",") + "e1,Åse,yes,da,,\n").events[0].id
     c = parse(HEADER + "e1;Åse;nej;da;;\r\n").events[0].id
     assert a == b != c
-    assert a.startswith("import:") and len(a) == len("import:") + 64
+    assert a.startswith("import:")
+    assert len(a) == len("import:") + 64
 
 
 def test_every_bad_line_and_column_is_named_and_nothing_is_returned() -> None:
@@ -90,7 +96,8 @@ def test_the_header_is_checked() -> None:
 def test_a_file_that_is_not_utf8_names_the_line() -> None:
     body = (HEADER + "e1;Anne;ja;da;;\r\n").encode() + "e2;Søren;ja;da;;\r\n".encode("cp1252")
     [error] = parse(body).errors
-    assert error.line == 3 and "UTF-8" in error.detail
+    assert error.line == 3
+    assert "UTF-8" in error.detail
 
 
 def test_too_many_rows() -> None:
@@ -102,8 +109,10 @@ def test_jobs() -> None:
     body = "job_id;title;family;hard_to_recruit\r\nj1;Sygeplejerske;Sundhed;ja\r\nj2;;;\r\n"
     first, second = parse(body, "jobs").events
     assert isinstance(first, JobUpsertedEvent)
-    assert first.data.hard_to_recruit is True and first.data.family == "Sundhed"
-    assert second.data.title is None and second.data.hard_to_recruit is False
+    assert first.data.hard_to_recruit is True
+    assert first.data.family == "Sundhed"
+    assert second.data.title is None
+    assert second.data.hard_to_recruit is False
 
 
 @pytest.mark.parametrize("value", ["true", "Ja", "YES", "1", "SAND"])
