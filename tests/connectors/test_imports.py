@@ -183,3 +183,46 @@ def test_the_cli_imports_with_a_dry_run_first(connectors: Running, tmp_path) -> 
     )
     assert result.returncode == 1
     assert "line 2, display_name: required" in result.stdout
+
+
+async def test_a_preference_event_is_accepted_and_keyed_apart(
+    connectors: Running, broker: Running
+) -> None:
+    """ripples.employee.preferences.v1 through POST /v1/events: on ripples.employees under
+    prefs:{employee_id}:{fields}; one older than a removal ingest knows of stays off."""
+    run = uuid.uuid4().hex[:8]
+
+    def event(kind: str, time: str, data: dict[str, object]) -> dict[str, object]:
+        return {
+            "specversion": "1.0",
+            "id": f"{run}-{kind}-{time}",
+            "source": "urn:ripples:test",
+            "type": f"ripples.employee.{kind}.v1",
+            "time": time,
+            "data": {"employee_id": run, **data},
+        }
+
+    headers = {
+        "Authorization": AUTH["Authorization"],
+        "Content-Type": "application/cloudevents-batch+json",
+    }
+    kept = event(
+        "preferences", "2026-06-01T10:00:00Z", {"locale": "da", "recognition_opt_out": True}
+    )
+    removed = event("removed", "2026-06-01T11:00:00Z", {})
+    late = event(
+        "preferences",
+        "2026-06-01T10:30:00Z",
+        {"notify": {"channel": "email", "address": "x@example.com"}},
+    )
+    after = event("preferences", "2026-06-01T12:00:00Z", {"locale": "en"})
+    async with httpx.AsyncClient(base_url=connectors.address, timeout=30) as client:
+        for body in ([kept, removed], [late], [after]):
+            response = await client.post("/v1/events:batch", json=body, headers=headers)
+            assert response.status_code == 202, response.text
+    events = await topic_events(
+        broker.address, EMPLOYEES.name, until=frozenset({str(after["id"])}), timeout_s=30
+    )
+    mine = {e.id: e for e in events if e.data.employee_id == run}
+    assert set(mine) == {kept["id"], removed["id"], after["id"]}  # `late` stayed off
+    assert mine[str(kept["id"])].key == f"prefs:{run}:locale,recognition_opt_out".encode()
