@@ -5,20 +5,27 @@ preference event wins; a removal deletes the preference (its address) too."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 
+import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from services.notifier import store
+from shared.cloudevents import to_kafka
 from shared.events import (
     EmployeePreferences,
     EmployeePreferencesEvent,
     EmployeeRemoved,
     EmployeeRemovedEvent,
+    Envelope,
     Notify,
 )
-from tests.notifier.conftest import START, Harness, employee_event, recognition_event
+from tests.conftest import Running, fresh_database, start_service
+from tests.notifier.conftest import SECRET, START, Harness, employee_event, recognition_event
 from tests.notifier.peers import HttpPeer
 
 pytestmark = pytest.mark.integration
@@ -143,3 +150,73 @@ async def test_a_removal_deletes_the_preference_and_an_older_one_does_not_come_b
     assert dump == []
     person = await effective(harness, "e1")
     assert (person.removed, person.address, person.channel) == (True, None, None)
+
+
+# --- through the broker and the notifier process --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def notifier_db(postgres: Running) -> AsyncIterator[str]:
+    async with fresh_database(postgres, "notifier") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def notifier(
+    broker: Running, notifier_db: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Running]:
+    running = start_service(
+        "notifier",
+        tmp_path_factory.mktemp("notifier"),
+        broker,
+        DATABASE_URL=notifier_db,
+        NOTIFIER_WEBHOOK_SECRET=SECRET,
+        NOTIFIER_DISPATCH_INTERVAL_S="0.2",
+    )
+    yield running
+    running.stop()
+
+
+async def test_the_notifier_process_uses_the_preference_over_a_later_hr_upsert(
+    notifier: Running, broker: Running, notifier_db: str, peer: HttpPeer
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=broker.address)
+    await producer.start()
+
+    async def publish(*events: Envelope) -> None:
+        for event in events:
+            key, value, headers = to_kafka(event)
+            await producer.send_and_wait(event.topic.name, value, key=key, headers=headers)
+
+    try:
+        await publish(
+            employee_event("svc-pref", "webhook", f"{peer.url}/hr", time=START),
+            preferences(
+                "svc-pref",
+                START + HOUR,
+                locale="da",
+                notify=Notify(channel="webhook", address=f"{peer.url}/mine"),
+            ),
+            employee_event("svc-pref", "webhook", f"{peer.url}/hr2", time=START + 2 * HOUR),
+        )
+        # The three records are on different keys (partitions): wait until all are stored,
+        # so the recognition cannot overtake them.
+        conn = await asyncpg.connect(notifier_db)
+        try:
+            async with asyncio.timeout(30):
+                while not await conn.fetchval(
+                    "select exists (select 1 from notifier_preferences p"
+                    " join notifier_employees e using (employee_id)"
+                    " where employee_id = 'svc-pref' and e.event_time = $1"
+                    " and p.notify_at is not null)",
+                    START + 2 * HOUR,
+                ):
+                    await asyncio.sleep(0.1)
+        finally:
+            await conn.close()
+        await publish(recognition_event("reach_milestone:svc-pref:10000", "svc-pref"))
+        (request,) = await peer.wait_for(1)
+    finally:
+        await producer.stop()
+    assert request.path == "/mine"
+    assert request.json()["locale"] == "da"
