@@ -6,6 +6,8 @@ ripples logs SERVICE       a component's log (-f to follow)
 ripples bench              measure it next to the raw ceilings (bench/results/*.json)
 ripples down               stop everything, leave no process behind
 ripples migrate            apply every service's database migrations (DATABASE_URL), once
+ripples import employees FILE.csv   import a spreadsheet (a dry run first, then the import)
+ripples import jobs FILE.csv
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -169,6 +171,75 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Upload:
+    """The file's bytes in chunks, drawing a bar of the bytes httpx has taken to send (it
+    asks for the next chunk once the previous one was written to the socket)."""
+
+    CHUNK = 64 * 1024
+
+    def __init__(self, data: bytes, label: str) -> None:
+        self.data = data
+        self.label = label
+
+    def __iter__(self) -> Iterator[bytes]:
+        total = len(self.data)
+        for start in range(0, total, self.CHUNK):
+            yield self.data[start : start + self.CHUNK]
+            self._draw(min(start + self.CHUNK, total), total)
+        if not total:
+            self._draw(0, 0)
+        sys.stderr.write("\n")
+
+    def _draw(self, done: int, total: int) -> None:
+        width = 30
+        filled = width if not total else done * width // total
+        percent = 100 if not total else done * 100 // total
+        sys.stderr.write(
+            f"\r{self.label:<10} [{'#' * filled}{'.' * (width - filled)}] {percent:3d}%"
+            f" {done // 1024} / {total // 1024} KiB"
+        )
+        sys.stderr.flush()
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """POST the file to /v1/{kind}:import: a dry run (every error at once), then the import."""
+    stack = local.build(local.state_from_cwd())
+    base = args.ingest or {s.name: s.address for s in stack.services}["ingest"]
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        _say(f"error: {args.file}: {exc.strerror}")
+        return 2
+    url = f"{base.rstrip('/')}/v1/{args.kind}:import"
+    headers = {"Authorization": f"Bearer {stack.api_key}", "Content-Type": "text/csv"}
+    with httpx.Client(timeout=args.timeout) as client:
+        for dry_run, label in ((True, "checking"), (False, "importing")):
+            try:
+                response = client.post(
+                    url,
+                    params={"dry_run": "true"} if dry_run else None,
+                    content=_Upload(data, label),
+                    headers={**headers, "Content-Length": str(len(data))},
+                )
+            except httpx.HTTPError as exc:
+                _say(f"error: ingest did not answer ({exc}); is the stack up? (ripples up)")
+                return 1
+            body = response.json() if "json" in response.headers.get("content-type", "") else {}
+            if response.status_code == 422 and "errors" in body:
+                _say(f"{args.file}: {body.get('detail', 'invalid')}")
+                for error in body["errors"]:
+                    column = f", {error['column']}" if error.get("column") else ""
+                    _say(f"  line {error.get('line', '?')}{column}: {error.get('detail')}")
+                return 1
+            if response.status_code >= 400:
+                _say(f"error: {response.status_code} {body.get('detail') or response.text}")
+                return 1
+            if dry_run:
+                _say(f"{body['rows']} rows valid, {body['published']} new or changed")
+        _say(f"imported: {body['rows']} rows, {body['published']} published")
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     """The deployments' admin step (``python -m shared.db migrate`` does the same)."""
     from shared import db
@@ -255,6 +326,13 @@ def parser() -> argparse.ArgumentParser:
         "--purge", action="store_true", help="also delete .ripples/ (database, logs, API key)"
     )
     down.set_defaults(run=cmd_down)
+
+    imp = commands.add_parser("import", help="import employees or jobs from a CSV file")
+    imp.add_argument("kind", choices=["employees", "jobs"])
+    imp.add_argument("file", help="CSV (UTF-8, ; or , separated) with a header row")
+    imp.add_argument("--ingest", help="ingest's address (default: the local stack's)")
+    imp.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+    imp.set_defaults(run=cmd_import)
 
     migrate = commands.add_parser(
         "migrate",

@@ -95,6 +95,32 @@ class EmployeeUpserted(Data, frozen=True):
     followers: Count | None = None  # §10: the LinkedIn network size, when known
 
 
+class EmployeePreferences(Data, frozen=True, omit_defaults=True):
+    """What the employee set themselves (CONTRACT §11). Each field given overrides the HR
+    record's value until the employee changes it again; a field left out (None) leaves the
+    previous preference (or the HR value) in place. The latest CloudEvent ``time`` among the
+    preference events that give a field wins for that field."""
+
+    employee_id: Id
+    locale: Locale | None = None
+    notify: Notify | None = None
+    recognition_opt_out: bool | None = None
+
+    @property
+    def given(self) -> tuple[str, ...]:
+        """The preference fields this event sets, in a fixed order."""
+        return tuple(
+            name
+            for name in ("locale", "notify", "recognition_opt_out")
+            if getattr(self, name) is not None
+        )
+
+    @property
+    def kafka_key(self) -> str:
+        """``prefs:{employee_id}:{the fields given}`` (see :class:`EmployeePreferencesEvent`)."""
+        return f"prefs:{self.employee_id}:{','.join(self.given)}"
+
+
 class EmployeeRemoved(Data, frozen=True):
     employee_id: Id
 
@@ -351,6 +377,19 @@ class EmployeeRemovedEvent(Envelope, frozen=True, tag="ripples.employee.removed.
     data: EmployeeRemoved
 
 
+class EmployeePreferencesEvent(Envelope, frozen=True, tag="ripples.employee.preferences.v1"):
+    """On ``ripples.employees`` beside the HR records, but never under the upsert's key: the
+    topic is compacted (only the latest record of a key stays), so one key for both would lose
+    the HR record or the preference. The key is ``prefs:{employee_id}:{the fields given}``
+    (e.g. ``prefs:e1:locale,notify``): compaction keeps the latest event of each combination,
+    which still holds, for every field, the latest event that gave it — a consumer rebuilding
+    from the topic merges them by ``time`` to the same preferences."""
+
+    topic = EMPLOYEES
+    key_field = "kafka_key"  # a property of the data, not a field
+    data: EmployeePreferences
+
+
 class PostPublishedEvent(Envelope, frozen=True, tag="ripples.post.published.v1"):
     topic = POSTS
     key_field = "post_id"
@@ -420,6 +459,7 @@ class RecognitionDueEvent(Envelope, frozen=True, tag="ripples.recognition.due.v1
 InboundEvent = (
     EmployeeUpsertedEvent
     | EmployeeRemovedEvent
+    | EmployeePreferencesEvent
     | PostPublishedEvent
     | PostMetricsEvent
     | PostEngagementEvent

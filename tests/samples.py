@@ -21,6 +21,11 @@ DATA: dict[str, dict[str, Any]] = {
         "followers": 1250,
     },
     "ripples.employee.removed.v1": {"employee_id": "emp-2"},
+    "ripples.employee.preferences.v1": {
+        "employee_id": "emp-1",
+        "notify": {"channel": "slack", "address": "http://127.0.0.1:9/slack"},
+        "recognition_opt_out": True,
+    },
     "ripples.post.published.v1": {
         "post_id": "urn:li:share:7001",
         "author_kind": "employee",
@@ -85,6 +90,7 @@ DATA: dict[str, dict[str, Any]] = {
 KEYS = {
     "ripples.employee.upserted.v1": "emp-1",
     "ripples.employee.removed.v1": "emp-2",
+    "ripples.employee.preferences.v1": "prefs:emp-1:notify,recognition_opt_out",
     "ripples.post.published.v1": "urn:li:share:7001",
     "ripples.post.metrics.v1": "urn:li:share:7001",
     "ripples.post.engagement.v1": "urn:li:share:7001",

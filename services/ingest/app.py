@@ -25,6 +25,7 @@ from services.ingest.ats import Webhooks
 from services.ingest.clicks import ClickBuffer
 from services.ingest.connect import Connect
 from services.ingest.database import DB_ERRORS, Database, unavailable
+from services.ingest.imports import Imports
 from services.ingest.linkedin import LinkedIn
 from services.ingest.links import Links
 from services.ingest.openapi import openapi
@@ -432,6 +433,7 @@ def create_app(
     webhooks = Webhooks(settings, database, publisher, http)
     connect = Connect(settings, database, http)
     linkedin = LinkedIn(settings, database, publisher, http, connect)
+    imports = Imports(settings, database, ingest._publish)
 
     async def ready() -> dict[str, bool]:
         return {"broker": publisher.ready, "database": await database.ready()}
@@ -440,6 +442,8 @@ def create_app(
         Route("/v1/events", ingest.event, methods=["POST"]),
         Route("/v1/events:batch", ingest.batch, methods=["POST"]),
         Route("/v1/links", links.create, methods=["POST"]),
+        Route("/v1/employees:import", imports.employees, methods=["POST"]),
+        Route("/v1/jobs:import", imports.jobs, methods=["POST"]),
         Route("/r/{link_code}", links.redirect, methods=["GET"]),
         Route("/v1/linkedin/invitations", connect.invite, methods=["POST"]),
         Route(

@@ -27,7 +27,12 @@ import asyncpg
 import msgspec
 
 from services.ingest import tokens
-from shared.events import EmployeeRemovedEvent, EmployeeUpsertedEvent, Envelope
+from shared.events import (
+    EmployeePreferencesEvent,
+    EmployeeRemovedEvent,
+    EmployeeUpsertedEvent,
+    Envelope,
+)
 
 
 def email_hash(secret: str, email: str) -> str:
@@ -153,12 +158,16 @@ async def record(
             )
 
 
+# A preference older than the removal would put an address back on the topic, too.
+_RECORDS = (EmployeeUpsertedEvent, EmployeePreferencesEvent)
+
+
 async def superseded(pool: asyncpg.Pool, events: Sequence[Envelope]) -> set[int]:
     """The positions in ``events`` of the upserts older than a removal ingest knows of: such
     an upsert changes nothing anywhere (the latest CloudEvent ``time`` wins), and left off the
     topic the removal stays the latest record of its key on the compacted
     ``ripples.employees``."""
-    upserted = {e.data.employee_id for e in events if isinstance(e, EmployeeUpsertedEvent)}
+    upserted = {e.data.employee_id for e in events if isinstance(e, _RECORDS)}
     if not upserted:
         return set()
     removed = {
@@ -172,7 +181,7 @@ async def superseded(pool: asyncpg.Pool, events: Sequence[Envelope]) -> set[int]
     return {
         i
         for i, e in enumerate(events)
-        if isinstance(e, EmployeeUpsertedEvent)
+        if isinstance(e, _RECORDS)
         and e.data.employee_id in removed
         and e.time <= removed[e.data.employee_id]
     }

@@ -590,6 +590,88 @@ def _connector_paths() -> dict[str, Any]:
     }
 
 
+def _import_path(kind: str, entity: str, columns: str, example: str) -> dict[str, Any]:
+    """``POST /v1/{kind}:import`` (CONTRACT §11, services/ingest/imports.py)."""
+    counts = {
+        "type": "object",
+        "required": ["rows", "published"],
+        "properties": {
+            "rows": {"type": "integer", "minimum": 0, "description": "Data rows of the file."},
+            "published": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Rows whose event was not accepted before (would be, on a dry run).",
+            },
+            "dry_run": {"type": "boolean"},
+        },
+    }
+    return {
+        "post": {
+            "operationId": f"import{kind.capitalize()}",
+            "summary": f"Import {kind} from a spreadsheet (CSV), all or nothing",
+            "description": f"One `{entity}` per row (source `urn:ripples:import`, id "
+            "`import:{sha256 of the row}`, time = the request's). UTF-8 with or without BOM, "
+            "`;` or `,` (sniffed from the header row), quoted fields, CRLF. Header row: "
+            f"{columns}. Booleans: true/false, ja/nej, yes/no, 1/0. Re-importing a row "
+            "already accepted publishes nothing (`published` counts the new ones).",
+            "tags": ["imports"],
+            "security": BEARER,
+            "parameters": [
+                {
+                    "name": "dry_run",
+                    "in": "query",
+                    "required": False,
+                    "description": "true: validate only (200, nothing published).",
+                    "schema": {"type": "boolean", "default": False},
+                }
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"text/csv": {"schema": {"type": "string"}, "example": example}},
+            },
+            "responses": {
+                "200": {
+                    "description": "Dry run: valid.",
+                    "content": json_body(counts, {"rows": 2, "published": 2, "dry_run": True}),
+                },
+                "202": {
+                    "description": "Every new row acknowledged by the broker.",
+                    "content": json_body(counts, {"rows": 2, "published": 2}),
+                },
+                "401": unauthorized(),
+                "413": problem(
+                    413,
+                    "File too large (`INGEST_IMPORT_MAX_BYTES`, `INGEST_IMPORT_MAX_ROWS`).",
+                    "too-many-rows",
+                    "Too many rows",
+                    "a file holds at most 20000 rows",
+                ),
+                "415": _UNSUPPORTED,
+                "422": problem(
+                    422,
+                    "Invalid file; `errors` names each bad line (as a spreadsheet numbers them, "
+                    "the header is 1) and column. Nothing was published.",
+                    "invalid-import",
+                    "Invalid file",
+                    "1 line(s) are invalid (3); nothing was imported",
+                    errors=[
+                        {
+                            "line": 3,
+                            "column": "locale",
+                            "detail": "Expected `str` matching one of `da`, `en`",
+                        }
+                    ],
+                ),
+                "503": _unavailable(
+                    "Broker or database unavailable; retry.",
+                    "database-unavailable",
+                    "the database is not reachable; retry later",
+                ),
+            },
+        }
+    }
+
+
 @functools.cache
 def openapi() -> dict[str, Any]:
     (event_ref,), schemas = msgspec.json.schema_components([InboundEvent], ref_template=_REF)
@@ -717,6 +799,19 @@ def openapi() -> dict[str, Any]:
                 }
             },
             **_connector_paths(),
+            "/v1/employees:import": _import_path(
+                "employees",
+                "ripples.employee.upserted.v1",
+                "employee_id, display_name, ambassador, department, locale, notify_channel, "
+                "notify_address, recognition_opt_out, linkedin_member_urn, followers",
+                "employee_id;display_name;ambassador;locale\r\nemp-1;Søren Ærø;ja;da\r\n",
+            ),
+            "/v1/jobs:import": _import_path(
+                "jobs",
+                "ripples.job.upserted.v1",
+                "job_id, title, family, hard_to_recruit",
+                "job_id,title,family,hard_to_recruit\r\njob-42,Sygeplejerske,Sundhed,ja\r\n",
+            ),
             **operational_paths(
                 "ingest",
                 "The broker and the database are reachable",

@@ -17,6 +17,10 @@ class IngestSettings:
     # Request line plus headers; uvicorn's httptools parser sets no limit of its own.
     max_header_bytes: int = 16 * 1024
     max_batch_events: int = 1000
+    # Spreadsheet imports (POST /v1/employees:import, /v1/jobs:import): a bigger file or more
+    # data rows is refused with 413.
+    import_max_bytes: int = 8 * 1024 * 1024
+    import_max_rows: int = 20_000
     # How long a request waits for the broker's acknowledgement before answering 503.
     publish_timeout_s: float = 5.0
     retry_after_s: int = 5

@@ -22,6 +22,7 @@ import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
 from shared.events import (
+    EmployeePreferencesEvent,
     EmployeeRemovedEvent,
     EmployeeUpsertedEvent,
     RecognitionDueEvent,
@@ -239,14 +240,18 @@ async def colleague_names(conn: Conn, deliveries: Sequence[Delivery]) -> list[De
     ]
 
 
-EmployeeEvent = EmployeeUpsertedEvent | EmployeeRemovedEvent
+EmployeeEvent = EmployeeUpsertedEvent | EmployeeRemovedEvent | EmployeePreferencesEvent
 
 
 async def record_employees(conn: Conn, events: Sequence[EmployeeEvent], now: datetime) -> None:
     """Apply HR records: the one with the latest CloudEvent ``time`` wins; a removal deletes
-    the personal fields. Recognitions waiting for these employees become due now."""
+    the personal fields, the employee's preferences included. Preference events are kept
+    apart (:func:`record_preferences`), so an HR upsert never resets them. Recognitions
+    waiting for these employees become due now."""
+    preferences = [e for e in events if isinstance(e, EmployeePreferencesEvent)]
+    hr = [e for e in events if not isinstance(e, EmployeePreferencesEvent)]
     rows: list[tuple[Any, ...]] = []
-    for event in events:
+    for event in hr:
         if isinstance(event, EmployeeUpsertedEvent):
             data = event.data
             notify = data.notify
@@ -276,12 +281,68 @@ async def record_employees(conn: Conn, events: Sequence[EmployeeEvent], now: dat
            where e.event_time <= excluded.event_time""",
         rows,
     )
+    removals = [(e.data.employee_id, e.time) for e in hr if isinstance(e, EmployeeRemovedEvent)]
+    if removals:  # the preferences are the person's too (a later one is a return: kept)
+        await conn.executemany(
+            """delete from notifier_preferences p using notifier_employees e
+               where p.employee_id = $1 and e.employee_id = $1 and e.removed
+                 and e.event_time = $2
+                 and greatest(p.locale_at, p.notify_at, p.opt_out_at) <= $2""",
+            removals,
+        )
+    if preferences:
+        await record_preferences(conn, preferences)
     await conn.execute(
         """update notifier_deliveries set next_attempt_at = $2
            where employee_id = any($1::text[]) and status = 'pending' and attempts = 0
              and digest_day is null and next_attempt_at > $2""",
-        sorted({row[0] for row in rows}),
+        sorted({e.data.employee_id for e in events}),
         now,
+    )
+
+
+async def record_preferences(conn: Conn, events: Sequence[EmployeePreferencesEvent]) -> None:
+    """Apply the employee's own preferences, field by field: a field given replaces the
+    stored one when its event is not older (``time``); a field left out changes nothing. A
+    preference not newer than the employee's removal is not stored."""
+    rows = []
+    for event in events:
+        data = event.data
+        notify = data.notify
+        rows.append(
+            (
+                data.employee_id,
+                data.locale,
+                notify.channel if notify else None,
+                notify.address if notify else None,
+                notify is not None,
+                data.recognition_opt_out,
+                event.time,
+            )
+        )
+    await conn.executemany(
+        """insert into notifier_preferences as p (employee_id, locale, locale_at, channel,
+               address, notify_at, opt_out, opt_out_at)
+           select $1::text, $2::text,
+                  case when $2::text is null then null else $7::timestamptz end,
+                  $3::text, $4::text, case when $5::boolean then $7::timestamptz end,
+                  $6::boolean,
+                  case when $6::boolean is null then null else $7::timestamptz end
+           where not exists (select 1 from notifier_employees e where e.employee_id = $1
+                             and e.removed and e.event_time >= $7)
+           on conflict (employee_id) do update set
+               locale = case when excluded.locale_at >= coalesce(p.locale_at, '-infinity')
+                   then excluded.locale else p.locale end,
+               locale_at = greatest(p.locale_at, excluded.locale_at),
+               channel = case when excluded.notify_at >= coalesce(p.notify_at, '-infinity')
+                   then excluded.channel else p.channel end,
+               address = case when excluded.notify_at >= coalesce(p.notify_at, '-infinity')
+                   then excluded.address else p.address end,
+               notify_at = greatest(p.notify_at, excluded.notify_at),
+               opt_out = case when excluded.opt_out_at >= coalesce(p.opt_out_at, '-infinity')
+                   then excluded.opt_out else p.opt_out end,
+               opt_out_at = greatest(p.opt_out_at, excluded.opt_out_at)""",
+        rows,
     )
 
 
@@ -334,8 +395,22 @@ async def claim_due(
 
 
 async def employees(conn: Conn, ids: Sequence[str]) -> dict[str, Employee]:
+    """The employees' effective settings: each preference field the employee set
+    (``notifier_preferences``), else the HR record's value (CONTRACT §11)."""
     rows = await conn.fetch(
-        "select * from notifier_employees where employee_id = any($1::text[])", list(ids)
+        """select e.employee_id, e.display_name, e.removed,
+                  case when p.locale_at is not null then p.locale else e.locale end as locale,
+                  case when p.notify_at is not null then p.channel else e.channel end
+                      as channel,
+                  case when p.notify_at is not null then p.address else e.address end
+                      as address,
+                  case when p.opt_out_at is not null then p.opt_out else e.opt_out end
+                      as opt_out
+           from notifier_employees e
+           left join notifier_preferences p
+               on p.employee_id = e.employee_id and not e.removed
+           where e.employee_id = any($1::text[])""",
+        list(ids),
     )
     return {
         row["employee_id"]: Employee(

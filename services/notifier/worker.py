@@ -35,6 +35,7 @@ from shared.events import (
     EMPLOYEES,
     RECOGNITIONS,
     ApplicantErasedEvent,
+    EmployeePreferencesEvent,
     EmployeeRemovedEvent,
     EmployeeUpsertedEvent,
     Envelope,
@@ -234,7 +235,7 @@ def build(
         await store_batch(await decode(batch, (RecognitionDueEvent,)), store_recognitions)
 
     async def employees_batch(batch: list[Any]) -> None:
-        wanted = (EmployeeUpsertedEvent, EmployeeRemovedEvent)
+        wanted = (EmployeeUpsertedEvent, EmployeeRemovedEvent, EmployeePreferencesEvent)
         await store_batch(await decode(batch, wanted), store_employees)
 
     async def applicants_batch(batch: list[Any]) -> None:

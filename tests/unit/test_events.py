@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import orjson
 import pytest
 
-from shared.cloudevents import InvalidEvent, parse_structured
+from shared.cloudevents import InvalidEvent, parse_structured, to_kafka
 from shared.events import (
     APPLICANTS,
     BY_TYPE,
@@ -17,7 +17,9 @@ from shared.events import (
     LINKS,
     POSTS,
     TOPICS,
+    EmployeePreferencesEvent,
     EmployeeUpserted,
+    Envelope,
     PostMetrics,
 )
 from tests import samples
@@ -37,6 +39,7 @@ def test_every_contract_type_is_known() -> None:
     assert set(INBOUND_TYPES) == {
         "ripples.employee.upserted.v1",
         "ripples.employee.removed.v1",
+        "ripples.employee.preferences.v1",
         "ripples.post.published.v1",
         "ripples.post.metrics.v1",
         "ripples.post.engagement.v1",
@@ -116,6 +119,7 @@ def test_every_required_field_is_named_when_missing(event_type: str) -> None:
     required = {
         "ripples.employee.upserted.v1": ["employee_id", "display_name"],
         "ripples.employee.removed.v1": ["employee_id"],
+        "ripples.employee.preferences.v1": ["employee_id"],
         "ripples.post.published.v1": ["post_id", "author_kind", "published_at"],
         "ripples.post.metrics.v1": ["post_id", "observed_at"],
         "ripples.post.engagement.v1": ["post_id", "action", "at"],
@@ -283,3 +287,33 @@ def test_unknown_types_list_the_known_ones() -> None:
     )
     assert field == "type"
     assert "ripples.applicant.hired.v1" in detail
+
+
+def _parsed(event_type: str, data: dict[str, object] | None = None) -> Envelope:
+    return parse_structured(orjson.dumps(samples.event(event_type, data)))
+
+
+def test_preferences_are_keyed_apart_from_the_hr_record() -> None:
+    """Compaction keeps the latest record per key: a preference under the upsert's key would
+    erase the HR record (or the reverse). Each combination of fields has its own key."""
+    upsert = _parsed("ripples.employee.upserted.v1")
+    only_locale = _parsed(
+        "ripples.employee.preferences.v1", {"employee_id": "emp-1", "locale": "da"}
+    )
+    both = _parsed("ripples.employee.preferences.v1")
+    assert upsert.key == b"emp-1"
+    assert only_locale.key == b"prefs:emp-1:locale"
+    assert both.key == b"prefs:emp-1:notify,recognition_opt_out"
+    assert to_kafka(both)[0] == both.key
+    assert both.topic is upsert.topic
+
+
+def test_a_preference_notify_needs_an_address_unless_none() -> None:
+    with pytest.raises(InvalidEvent, match="address"):
+        _parsed(
+            "ripples.employee.preferences.v1",
+            {"employee_id": "e", "notify": {"channel": "slack"}},
+        )
+    empty = _parsed("ripples.employee.preferences.v1", {"employee_id": "e"})
+    assert isinstance(empty, EmployeePreferencesEvent)
+    assert empty.data.given == ()
