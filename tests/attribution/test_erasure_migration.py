@@ -60,7 +60,8 @@ async def test_0005_erases_what_earlier_erasures_left(database: str, tmp_path: P
             ],
         )  # fmt: skip
 
-        assert await db.migrate(conn, "attribution", MIGRATIONS) == [5]
+        # 0005 first; the later ones (0006 evidence, 0090 roles) change none of this.
+        assert (await db.migrate(conn, "attribution", MIGRATIONS))[0] == 5
 
         row = await conn.fetchrow("select applied_at, hired_at from attribution.erased_conversions")
         day = datetime(2026, 6, 3, tzinfo=UTC)

@@ -146,7 +146,11 @@ async def post_batch(ingest: Running, events: list[dict[str, object]]) -> None:
 
 async def caught_up(pipeline: Pipeline, sink: Sink) -> None:
     caught = await run.wait_caught_up(
-        pipeline.attribution.address, pipeline.notifier.address, sink, timeout_s=120
+        pipeline.attribution.address,
+        pipeline.notifier.address,
+        sink,
+        timeout_s=120,
+        api_key=API_KEYS[0],
     )
     assert caught.stable, "the pipeline did not settle"
 
