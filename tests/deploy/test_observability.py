@@ -361,6 +361,8 @@ def test_the_image_contents_run_the_service(
         "KAFKA_BOOTSTRAP_SERVERS": broker.address,
         "DATABASE_URL": service_database,
         f"{service.upper()}_API_KEYS": "image-test-key",
+        # the notifier refuses to start without it (webhooks would be signed with no key)
+        "NOTIFIER_WEBHOOK_SECRET": "image-test-secret",
         **FAST_GROUPS,
     }
     log = (tmp_path / "service.log").open("w")
