@@ -76,6 +76,10 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "INGEST_LEVER_SIGNATURE_TOKEN",
         "INGEST_LEVER_API_KEY",
         "INGEST_LINKEDIN_CLIENT_SECRET",
+        "INGEST_LINKEDIN_CLIENT_ID",
+        "INGEST_CONNECT_SECRET",
+        "INGEST_TOKEN_KEYS",
+        "INGEST_TEAMTAILOR_API_KEY",
     ),
     "attribution": ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "ATTRIBUTION_API_KEYS"),
     "notifier": (
@@ -787,6 +791,7 @@ async def pilot(services: dict[str, Started], world: World, sink_url: str) -> di
         )
         _expect(response, 201, "ingest POST /v1/links")
         code = response.json()["link_code"]
+        await _connect(api, ingest)
         async with httpx.AsyncClient(base_url=base, follow_redirects=False) as browser:
             response = await browser.get(f"/r/{code}")
         _expect(response, 302, "ingest GET /r/{code}")
@@ -838,6 +843,23 @@ async def pilot(services: dict[str, Started], world: World, sink_url: str) -> di
                 return summary
             await asyncio.sleep(0.5)
     raise SmokeError(f"attribution never credited the smoke applicant: {summary}")
+
+
+async def _connect(api: httpx.AsyncClient, ingest: Container) -> None:
+    """The LinkedIn connect flow as far as LinkedIn: an invitation (503 unless the client id,
+    client secret, connect secret and token keys are all given; a malformed token key stops
+    ingest at start) and its signed link, which sends the browser to LinkedIn's authorization
+    page with the deployment's client id."""
+    response = await api.post("/v1/linkedin/invitations", json={"employee_id": "emp-smoke"})
+    _expect(response, 201, "ingest POST /v1/linkedin/invitations")
+    path = "/connect/" + response.json()["url"].split("/connect/", 1)[1]
+    async with httpx.AsyncClient(base_url=str(api.base_url), follow_redirects=False) as browser:
+        response = await browser.get(path)
+    _expect(response, 302, "ingest GET /connect/linkedin/{token}")
+    location = response.headers["location"]
+    client_id = setting(ingest, "INGEST_LINKEDIN_CLIENT_ID")
+    if "/authorization?" not in location or urlencode({"client_id": client_id}) not in location:
+        raise SmokeError(f"the connect link did not send the browser to LinkedIn: {location}")
 
 
 def _expect(response: httpx.Response, status: int, what: str, also: tuple[int, ...] = ()) -> None:

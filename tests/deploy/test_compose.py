@@ -4,6 +4,7 @@ checked against the repository: build contexts, Dockerfiles, settings, ports, se
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import pytest
 import yaml
 
 from ripples import stack
+from services.ingest.tokens import parse_keys
 from tests.deploy.pydeps import ROOT, settings_fields
 
 SERVICES = {s.name: s for s in stack.ALL_SERVICES}
@@ -217,6 +219,12 @@ def test_init_secrets_creates_every_secret_once(model: dict[str, Any], tmp_path:
     assert len(password) >= 32
     url = (folder / "database_url").read_text()
     assert url == f"postgresql://ripples:{password}@postgres:5432/ripples"
+    # The AES-256-GCM key of the LinkedIn tokens is what services/ingest/tokens.py reads (32
+    # bytes); the connect secret and every other random value carry 32 random bytes.
+    (token_key,) = (folder / "token_keys").read_text().split(",")
+    assert len(parse_keys([token_key])[0]) == 32
+    for name in ("connect_secret", "applicant_id_secret", "ingest_api_keys"):
+        assert len(base64.urlsafe_b64decode((folder / name).read_text() + "=")) == 32, name
     first = {p.name: p.read_text() for p in folder.iterdir()}
     subprocess.run(["bash", str(script), str(folder)], check=True, capture_output=True)
     assert {p.name: p.read_text() for p in folder.iterdir()} == first, "must keep secrets"
