@@ -18,6 +18,7 @@ import yaml
 
 from ripples import stack
 from services.ingest.tokens import parse_keys
+from tests.deploy import smoke
 from tests.deploy.pydeps import ROOT, settings_fields
 
 SERVICES = {s.name: s for s in stack.ALL_SERVICES}
@@ -131,8 +132,9 @@ def test_builds_use_the_service_dockerfiles(model: dict[str, Any]) -> None:
         context = Path(service["build"]["context"])
         assert context == ROOT
         dockerfile = context / service["build"]["dockerfile"]
-        assert dockerfile.is_file(), f"{name}: {dockerfile} missing"
-        built = dockerfile.parent.name
+        assert dockerfile == smoke.DOCKERFILE, f"{name}: one Dockerfile builds every image"
+        built = service["build"]["args"]["SERVICE"]
+        assert service["build"]["args"] == smoke.build_args(built), name
         assert service["image"].split("/")[-1].startswith(f"ripples-{built}:")
         if name in SERVICES:
             assert built == name

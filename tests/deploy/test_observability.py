@@ -324,7 +324,9 @@ def image_tree(service: str, folder: Path) -> tuple[Path, Path]:
                 target = site / file
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.symlink_to(source)
-    runtime = stages(instructions(ROOT / "services" / service / "Dockerfile"))[-1]
+    from tests.deploy.smoke import DOCKERFILE, build_args
+
+    runtime = stages(instructions(DOCKERFILE, build_args(service)))[-1]
     app = folder / "app"
     for keyword, args in runtime:
         parts = args.split()
@@ -334,7 +336,12 @@ def image_tree(service: str, folder: Path) -> tuple[Path, Path]:
         for source in sources:
             target = folder / destination.lstrip("/")
             if (ROOT / source).is_dir():
-                shutil.copytree(ROOT / source, target, ignore=shutil.ignore_patterns("__pycache__"))
+                shutil.copytree(
+                    ROOT / source,
+                    target,
+                    ignore=shutil.ignore_patterns("__pycache__"),
+                    dirs_exist_ok=True,  # COPY merges into what is there
+                )
             else:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(ROOT / source, target)
