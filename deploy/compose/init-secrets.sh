@@ -14,6 +14,7 @@
 #   LEVER_SIGNATURE_TOKEN   the signature token Lever shows for the webhook
 #   LEVER_API_KEY           a Lever API key (read opportunities)
 #   LINKEDIN_CLIENT_SECRET  the LinkedIn app's client secret
+#   TEAMTAILOR_API_KEY      a Teamtailor API key (read job applications, candidates, jobs)
 #   RIPPLES_DATABASE_URL    your PostgreSQL (default: compose's postgres service)
 set -euo pipefail
 dir="${1:-$(dirname "$0")/secrets}"
@@ -46,6 +47,12 @@ write teamtailor_signature_key "${TEAMTAILOR_SIGNATURE_KEY:-$(random)}"
 write lever_signature_token "${LEVER_SIGNATURE_TOKEN:-$(random)}"
 write lever_api_key "${LEVER_API_KEY:-$(random)}"
 write linkedin_client_secret "${LINKEDIN_CLIENT_SECRET:-$(random)}"
+write teamtailor_api_key "${TEAMTAILOR_API_KEY:-$(random)}"
+# The LinkedIn connect flow: the HMAC key of invitation links, and the AES-256-GCM key of the
+# tokens at rest (services/ingest/tokens.py: URL-safe base64 of 32 random bytes; to rotate,
+# put a new key first, comma-separated, and drop the old one once every token is re-encrypted).
+write connect_secret "$(random)"
+write token_keys "$(random)"
 # Notifier: the HMAC key of the webhook channel's signatures.
 write notifier_webhook_secret "$(random)"
 write grafana_admin_password "$(random)"

@@ -76,6 +76,10 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "INGEST_LEVER_SIGNATURE_TOKEN",
         "INGEST_LEVER_API_KEY",
         "INGEST_LINKEDIN_CLIENT_SECRET",
+        "INGEST_LINKEDIN_CLIENT_ID",
+        "INGEST_CONNECT_SECRET",
+        "INGEST_TOKEN_KEYS",
+        "INGEST_TEAMTAILOR_API_KEY",
     ),
     "attribution": ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "ATTRIBUTION_API_KEYS"),
     "notifier": (
@@ -129,10 +133,36 @@ class Container:
 # --- the image: Dockerfile ENTRYPOINT, CMD and ENV of the runtime stage --------------------
 
 
-def _dockerfile_lines(path: Path) -> list[str]:
+# One Dockerfile builds every service image; its build arguments per service (docker compose
+# passes these: a test compares them with docker-compose.yml's ``build.args``).
+DOCKERFILE = ROOT / "services" / "Dockerfile"
+
+
+def build_args(program: str) -> dict[str, str]:
+    spec = next(s for s in stack.ALL_SERVICES if s.name == program)
+    return {"SERVICE": program, "PORT": str(spec.port)}
+
+
+def _dockerfile_lines(path: Path, args: Mapping[str, str]) -> list[str]:
+    """The instructions, continuation lines joined, comments dropped, and the build arguments
+    a stage declares (``ARG NAME``) replaced by their values in the lines after it."""
     text = path.read_text().replace("\\\n", " ")
     lines = [line.strip() for line in text.splitlines()]
-    return [line for line in lines if line and not line.startswith("#")]
+    out: list[str] = []
+    declared: set[str] = set()
+    for line in (line for line in lines if line and not line.startswith("#")):
+        keyword, _, rest = line.partition(" ")
+        if keyword.upper() == "FROM":
+            declared = set()
+        elif keyword.upper() == "ARG":
+            name = rest.split("=", 1)[0].strip()
+            if name not in args:
+                raise SmokeError(f"{path}: no value for the build argument {name}")
+            declared.add(name)
+        for name in declared:
+            line = line.replace("${" + name + "}", args[name])
+        out.append(line)
+    return out
 
 
 @dataclass(frozen=True)
@@ -143,9 +173,10 @@ class Image:
     workdir: str
 
 
-def image(dockerfile: Path) -> Image:
-    """What the image built from ``dockerfile`` starts with (its last stage)."""
-    lines = _dockerfile_lines(dockerfile)
+def image(dockerfile: Path, args: Mapping[str, str]) -> Image:
+    """What the image built from ``dockerfile`` with these build arguments starts with (its
+    last stage)."""
+    lines = _dockerfile_lines(dockerfile, args)
     last = max(i for i, line in enumerate(lines) if line.upper().startswith("FROM "))
     entrypoint: tuple[str, ...] = ()
     cmd: tuple[str, ...] = ()
@@ -171,13 +202,16 @@ def _program(image_name: str) -> str:
     return image_name.rsplit("/", 1)[-1].split(":", 1)[0].removeprefix("ripples-")
 
 
-def _dockerfile_of(program: str) -> Path:
-    return ROOT / "services" / program / "Dockerfile"
+def _image_of(image_name: str) -> Image:
+    return image(DOCKERFILE, build_args(_program(image_name)))
 
 
-def _program_of(argv: list[str], image_program: str, name: str) -> str:
-    """Which Ripples program a container runs: the service its image starts, or the job."""
+def _program_of(argv: list[str], image_program: str, name: str, env: Mapping[str, str]) -> str:
+    """Which Ripples program a container runs: the service its image starts (the module the
+    entrypoint names, or the one ``RIPPLES_SERVICE`` names), or the job."""
     text = " ".join(argv)
+    if "RIPPLES_SERVICE" in text and env.get("RIPPLES_SERVICE"):
+        text += f" services.{env['RIPPLES_SERVICE']}"
     if "migrate" in text and ("shared.db" in text or "ripples" in argv[:1]):
         return "migrate"
     if "ensure_topics" in text:
@@ -219,7 +253,7 @@ def compose_containers(model: dict[str, Any], secrets_dir: Path) -> list[Contain
     for name, service in model["services"].items():
         if not service.get("image", "").split("/")[-1].startswith("ripples-"):
             continue
-        built = image(_dockerfile_of(_program(service["image"])))
+        built = _image_of(service["image"])
         entrypoint = service.get("entrypoint") or list(built.entrypoint)
         command = service.get("command")
         if command is None:
@@ -249,13 +283,14 @@ def compose_containers(model: dict[str, Any], secrets_dir: Path) -> list[Contain
             dep: spec.get("condition", "") for dep, spec in service.get("depends_on", {}).items()
         }
         scratch = tuple(t.split(":", 1)[0] for t in service.get("tmpfs", []))
+        environment = built.env | {k: str(v) for k, v in (service.get("environment") or {}).items()}
         containers.append(
             Container(
                 name=name,
-                program=_program_of(argv, service["image"], name),
+                program=_program_of(argv, service["image"], name, environment),
                 one_shot=service.get("restart") == "no",
                 argv=argv,
-                env=built.env | {k: str(v) for k, v in (service.get("environment") or {}).items()},
+                env=environment,
                 files=files,
                 depends_on=depends,
                 workdir=service.get("working_dir") or built.workdir,
@@ -340,7 +375,7 @@ def k8s_containers(
             if not spec["image"].split("/")[-1].startswith("ripples-"):
                 continue
             name = f"{doc['kind']}/{doc['metadata']['name']}"
-            built = image(_dockerfile_of(_program(spec["image"])))
+            built = _image_of(spec["image"])
             if "command" in spec:
                 argv = [*spec["command"], *spec.get("args", [])]
             else:
@@ -404,7 +439,7 @@ def k8s_containers(
             containers.append(
                 Container(
                     name=name,
-                    program=_program_of(argv, spec["image"], name),
+                    program=_program_of(argv, spec["image"], name, env),
                     one_shot=doc["kind"] == "Job",
                     argv=argv,
                     env=env,
@@ -787,6 +822,7 @@ async def pilot(services: dict[str, Started], world: World, sink_url: str) -> di
         )
         _expect(response, 201, "ingest POST /v1/links")
         code = response.json()["link_code"]
+        await _connect(api, ingest)
         async with httpx.AsyncClient(base_url=base, follow_redirects=False) as browser:
             response = await browser.get(f"/r/{code}")
         _expect(response, 302, "ingest GET /r/{code}")
@@ -838,6 +874,23 @@ async def pilot(services: dict[str, Started], world: World, sink_url: str) -> di
                 return summary
             await asyncio.sleep(0.5)
     raise SmokeError(f"attribution never credited the smoke applicant: {summary}")
+
+
+async def _connect(api: httpx.AsyncClient, ingest: Container) -> None:
+    """The LinkedIn connect flow as far as LinkedIn: an invitation (503 unless the client id,
+    client secret, connect secret and token keys are all given; a malformed token key stops
+    ingest at start) and its signed link, which sends the browser to LinkedIn's authorization
+    page with the deployment's client id."""
+    response = await api.post("/v1/linkedin/invitations", json={"employee_id": "emp-smoke"})
+    _expect(response, 201, "ingest POST /v1/linkedin/invitations")
+    path = "/connect/" + response.json()["url"].split("/connect/", 1)[1]
+    async with httpx.AsyncClient(base_url=str(api.base_url), follow_redirects=False) as browser:
+        response = await browser.get(path)
+    _expect(response, 302, "ingest GET /connect/linkedin/{token}")
+    location = response.headers["location"]
+    client_id = setting(ingest, "INGEST_LINKEDIN_CLIENT_ID")
+    if "/authorization?" not in location or urlencode({"client_id": client_id}) not in location:
+        raise SmokeError(f"the connect link did not send the browser to LinkedIn: {location}")
 
 
 def _expect(response: httpx.Response, status: int, what: str, also: tuple[int, ...] = ()) -> None:

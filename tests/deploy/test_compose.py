@@ -4,6 +4,7 @@ checked against the repository: build contexts, Dockerfiles, settings, ports, se
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -16,6 +17,8 @@ import pytest
 import yaml
 
 from ripples import stack
+from services.ingest.tokens import parse_keys
+from tests.deploy import smoke
 from tests.deploy.pydeps import ROOT, settings_fields
 
 SERVICES = {s.name: s for s in stack.ALL_SERVICES}
@@ -129,8 +132,9 @@ def test_builds_use_the_service_dockerfiles(model: dict[str, Any]) -> None:
         context = Path(service["build"]["context"])
         assert context == ROOT
         dockerfile = context / service["build"]["dockerfile"]
-        assert dockerfile.is_file(), f"{name}: {dockerfile} missing"
-        built = dockerfile.parent.name
+        assert dockerfile == smoke.DOCKERFILE, f"{name}: one Dockerfile builds every image"
+        built = service["build"]["args"]["SERVICE"]
+        assert service["build"]["args"] == smoke.build_args(built), name
         assert service["image"].split("/")[-1].startswith(f"ripples-{built}:")
         if name in SERVICES:
             assert built == name
@@ -217,6 +221,12 @@ def test_init_secrets_creates_every_secret_once(model: dict[str, Any], tmp_path:
     assert len(password) >= 32
     url = (folder / "database_url").read_text()
     assert url == f"postgresql://ripples:{password}@postgres:5432/ripples"
+    # The AES-256-GCM key of the LinkedIn tokens is what services/ingest/tokens.py reads (32
+    # bytes); the connect secret and every other random value carry 32 random bytes.
+    (token_key,) = (folder / "token_keys").read_text().split(",")
+    assert len(parse_keys([token_key])[0]) == 32
+    for name in ("connect_secret", "applicant_id_secret", "ingest_api_keys"):
+        assert len(base64.urlsafe_b64decode((folder / name).read_text() + "=")) == 32, name
     first = {p.name: p.read_text() for p in folder.iterdir()}
     subprocess.run(["bash", str(script), str(folder)], check=True, capture_output=True)
     assert {p.name: p.read_text() for p in folder.iterdir()} == first, "must keep secrets"

@@ -40,6 +40,17 @@ def test_committed_json_is_the_generated_json() -> None:
         )
 
 
+def test_committed_configmaps_are_the_generated_ones() -> None:
+    module = generator()
+    assert module.CONFIGMAPS.read_text() == module.configmaps(), (
+        "deploy/k8s/base/grafana-dashboards.yaml is stale: run python deploy/grafana/generate.py"
+    )
+    docs = [d for d in yaml.safe_load_all(module.CONFIGMAPS.read_text()) if d]
+    assert {n: t for d in docs for n, t in d["data"].items()} == {
+        p.name: p.read_text() for p in DASHBOARDS.glob("*.json")
+    }
+
+
 def test_uids_titles_and_layout() -> None:
     uids = {d["uid"]: name for name, d in dashboards().items()}
     assert uids == {

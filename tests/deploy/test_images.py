@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -28,9 +29,22 @@ RUNTIME_EXTRAS = {"uvloop", "httptools"}
 FAUST_SERVICES = {"attribution", "notifier"}
 
 
-def instructions(dockerfile: Path) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+DOCKERFILE = ROOT / "services" / "Dockerfile"
+# The entrypoint: exec form cannot take a build argument, so the module is RIPPLES_SERVICE's.
+ENTRYPOINT = [
+    "python",
+    "-c",
+    "import os, runpy; runpy.run_module('services.' + os.environ['RIPPLES_SERVICE'],"
+    " run_name='__main__', alter_sys=True)",
+]
+
+
+def instructions(dockerfile: Path, args: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped, and the
+    build arguments a stage declares (``ARG NAME``) replaced by ``args`` after it."""
+    args = args or {}
     out: list[tuple[str, str]] = []
+    declared: set[str] = set()
     pending = ""
     for raw in dockerfile.read_text().splitlines():
         line = raw.strip()
@@ -42,6 +56,14 @@ def instructions(dockerfile: Path) -> list[tuple[str, str]]:
         line = pending + line
         pending = ""
         keyword, _, rest = line.partition(" ")
+        if keyword.upper() == "FROM":
+            declared = set()
+        elif keyword.upper() == "ARG":
+            name = rest.split("=", 1)[0].strip()
+            assert name in args, f"{dockerfile}: no value for the build argument {name}"
+            declared.add(name)
+        for name in declared:
+            rest = rest.replace("${" + name + "}", args[name])
         out.append((keyword.upper(), rest.strip()))
     assert not pending, f"{dockerfile}: dangling line continuation"
     return out
@@ -58,7 +80,9 @@ def stages(steps: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
 
 
 def check_dockerfile(path: Path, service: str) -> None:
-    steps = instructions(path)
+    from tests.deploy.smoke import build_args
+
+    steps = instructions(path, build_args(service))
     built = stages(steps)
     assert len(built) >= 2, "multi-stage: a build stage and a runtime stage"
     for stage in built:
@@ -76,7 +100,7 @@ def check_dockerfile(path: Path, service: str) -> None:
     assert uid.isdigit(), "USER must be numeric (runAsNonRoot checks it)"
     assert int(uid) != 0, "USER must not be root"
     assert keywords.index("USER") > max(i for i, k in enumerate(keywords) if k in ("RUN", "COPY"))
-    # Only shared/ and this service's own folder come from the build context.
+    # Only shared/, this service's own folder and the migrations come from the build context.
     for keyword, args in runtime:
         if keyword in ("COPY", "ADD"):
             assert keyword == "COPY", "use COPY, not ADD"
@@ -86,17 +110,18 @@ def check_dockerfile(path: Path, service: str) -> None:
             sources = [p for p in parts[:-1] if not p.startswith("--")]
             allowed = ("shared/", f"services/{service}/", "services/__init__.py")
             for source in sources:
-                if service == "ingest" and re.fullmatch(r"services/\w+/migrations/", source):
+                assert (path.parents[1] / source).exists(), f"{source} does not exist"
+                if re.fullmatch(r"services/\w+/migrations/", source):
                     continue  # plain SQL: the ingest image also runs the migrations job
                 assert source in allowed, f"{source}: the image copies only shared/ and itself"
-                assert (path.parents[2] / source).exists(), f"{source} does not exist"
     copied = {p for k, a in steps if k == "COPY" for p in a.split()[:-1]}
     assert {"shared/", f"services/{service}/"} <= copied
     # Exec form entrypoint running this service; unbuffered output for the JSON logs.
     entry = [a for k, a in runtime if k in ("ENTRYPOINT", "CMD")]
     assert entry, "needs an ENTRYPOINT"
-    assert json.loads(entry[0]) == ["python", "-m", f"services.{service}"]
+    assert json.loads(entry[0]) == ENTRYPOINT
     env = " ".join(a for k, a in runtime if k == "ENV")
+    assert f"RIPPLES_SERVICE={service} " in env + " "
     assert "PYTHONUNBUFFERED=1" in env
     spec = next(s for s in stack.ALL_SERVICES if s.name == service)
     assert f"{service.upper()}_HOST=0.0.0.0" in env, "listen on every interface in a container"
@@ -112,7 +137,12 @@ def check_dockerfile(path: Path, service: str) -> None:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_dockerfile_rules(service: str) -> None:
-    check_dockerfile(ROOT / "services" / service / "Dockerfile", service)
+    check_dockerfile(DOCKERFILE, service)
+
+
+def test_one_dockerfile_builds_every_service() -> None:
+    """The per-service copies are gone: services/Dockerfile with SERVICE (and PORT)."""
+    assert sorted(ROOT.glob("services/*/Dockerfile")) == []
 
 
 @pytest.mark.parametrize(
@@ -121,22 +151,25 @@ def test_dockerfile_rules(service: str) -> None:
         ("FROM python:3.11.7-slim-bookworm AS runtime", "FROM python:3.11-slim AS runtime"),
         ("USER 10001:10001", "USER root"),
         ("COPY shared/ /app/shared/", "COPY . /app/"),
-        ('ENTRYPOINT ["python", "-m", "services.ingest"]', "ENTRYPOINT python -m services.ingest"),
+        ('ENTRYPOINT ["python", "-c",', 'ENTRYPOINT ["python", "-m", "services.ingest", "-c",'),
+        ("RIPPLES_SERVICE=${SERVICE}", "RIPPLES_SERVICE=ingest"),
+        ("COPY services/${SERVICE}/ /app", "COPY services/ /app"),
         ("PYTHONUNBUFFERED=1", "PYTHONUNBUFFERED=0"),
         ("AS build", "AS build\nFROM python:latest"),
     ],
 )
 def test_dockerfile_rules_reject_a_bad_file(tmp_path: Path, old: str, new: str) -> None:
-    good = (ROOT / "services" / "ingest" / "Dockerfile").read_text()
+    good = DOCKERFILE.read_text()
     assert old in good
-    folder = tmp_path / "services" / "ingest"
-    folder.mkdir(parents=True)
+    shutil.copytree(ROOT / "services", tmp_path / "services", ignore=shutil.ignore_patterns("*.py"))
     (tmp_path / "shared").mkdir()
     (tmp_path / "services" / "__init__.py").touch()
-    (folder / "Dockerfile").write_text(good.replace(old, new, 1))
-    check_dockerfile(ROOT / "services" / "ingest" / "Dockerfile", "ingest")
+    (tmp_path / "services" / "Dockerfile").write_text(good.replace(old, new, 1))
+    # RIPPLES_SERVICE=ingest: right for ingest, wrong for the others
+    service = "attribution" if "RIPPLES_SERVICE" in old else "ingest"
+    check_dockerfile(DOCKERFILE, service)
     with pytest.raises((AssertionError, ValueError)):
-        check_dockerfile(folder / "Dockerfile", "ingest")
+        check_dockerfile(tmp_path / "services" / "Dockerfile", service)
 
 
 def _pyproject_dependencies() -> dict[str, str]:
@@ -195,7 +228,9 @@ def test_import_scan_sees_through_shared() -> None:
 def test_the_migrations_image_carries_every_service_migrations() -> None:
     """The migrations job runs the ingest image: it must hold every service's migrations."""
     copied = {
-        a.split()[0] for k, a in instructions(ROOT / "services/ingest/Dockerfile") if k == "COPY"
+        a.split()[0]
+        for k, a in instructions(DOCKERFILE, {"SERVICE": "ingest", "PORT": "8080"})
+        if k == "COPY"
     }
     for name in SERVICES:
         assert f"services/{name}/" in copied or f"services/{name}/migrations/" in copied, name

@@ -25,7 +25,8 @@ SERVICES = {s.name: s for s in stack.ALL_SERVICES}
 # Topics each faust app consumes; KEDA must not scale past the smallest partition count.
 INPUT_TOPICS = {
     "attribution": (EMPLOYEES, POSTS, LINKS, APPLICANTS),
-    "notifier": (RECOGNITIONS, EMPLOYEES),
+    # applicants: the erasures (services/notifier/worker.py's applicants agent)
+    "notifier": (RECOGNITIONS, EMPLOYEES, APPLICANTS),
 }
 CUSTOM_KINDS = {"ServiceMonitor", "ScaledObject", "PrometheusRule", "TriggerAuthentication"}
 
@@ -150,7 +151,17 @@ def test_deployments_are_hardened_and_probed(overlay: tuple[str, list[Doc]]) -> 
 
 def test_every_variable_is_a_setting(overlay: tuple[str, list[Doc]]) -> None:
     _, docs = overlay
-    for key in (k for c in find(docs, "ConfigMap") for k in c["data"]):
+    # the ConfigMaps the containers take their environment from (not the dashboards')
+    env_maps = {
+        source["configMapRef"]["name"]
+        for d in find(docs, "Deployment") + find(docs, "Job")
+        for c in d["spec"]["template"]["spec"]["containers"]
+        for source in c.get("envFrom", [])
+    }
+    assert len(env_maps) >= 2
+    for key in (
+        k for c in find(docs, "ConfigMap") if c["metadata"]["name"] in env_maps for k in c["data"]
+    ):
         fields = settings_fields(key.split("_", 1)[0] + "_")
         assert fields is not None
         assert key.split("_", 1)[1] in fields, f"ConfigMap: {key} is not a setting"
@@ -268,6 +279,25 @@ def test_the_secret_script_creates_the_keys_the_pods_mount(kubectl: str) -> None
         assert "docker compose up -d --build" in text
     for key in mounted:
         assert f"`{key}`" in (ROOT / "deploy" / "README.md").read_text(), f"{key} undocumented"
+
+
+def test_grafana_dashboards_are_configmaps_for_the_sidecar(
+    overlay: tuple[str, list[Doc]],
+) -> None:
+    """Each dashboard JSON of deploy/grafana/dashboards is, byte for byte, in one ConfigMap
+    labelled grafana_dashboard: "1" (what the Grafana sidecar loads), and only those."""
+    _, docs = overlay
+    files = (ROOT / "deploy" / "grafana" / "dashboards").glob("*.json")
+    dashboards = {p.name: p.read_text() for p in files}
+    labelled = [
+        d for d in find(docs, "ConfigMap") if "grafana_dashboard" in d["metadata"].get("labels", {})
+    ]
+    assert all(d["metadata"]["labels"]["grafana_dashboard"] == "1" for d in labelled)
+    found = {name: text for d in labelled for name, text in d["data"].items()}
+    assert sum(len(d["data"]) for d in labelled) == len(found)
+    assert found == dashboards
+    # A ConfigMap holds at most 1 MiB.
+    assert all(len(text.encode()) < 1024 * 1024 for text in found.values())
 
 
 def test_prometheus_rule_carries_the_alert_rules(overlay: tuple[str, list[Doc]]) -> None:

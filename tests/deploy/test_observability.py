@@ -324,7 +324,9 @@ def image_tree(service: str, folder: Path) -> tuple[Path, Path]:
                 target = site / file
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.symlink_to(source)
-    runtime = stages(instructions(ROOT / "services" / service / "Dockerfile"))[-1]
+    from tests.deploy.smoke import DOCKERFILE, build_args
+
+    runtime = stages(instructions(DOCKERFILE, build_args(service)))[-1]
     app = folder / "app"
     for keyword, args in runtime:
         parts = args.split()
@@ -334,7 +336,12 @@ def image_tree(service: str, folder: Path) -> tuple[Path, Path]:
         for source in sources:
             target = folder / destination.lstrip("/")
             if (ROOT / source).is_dir():
-                shutil.copytree(ROOT / source, target, ignore=shutil.ignore_patterns("__pycache__"))
+                shutil.copytree(
+                    ROOT / source,
+                    target,
+                    ignore=shutil.ignore_patterns("__pycache__"),
+                    dirs_exist_ok=True,  # COPY merges into what is there
+                )
             else:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(ROOT / source, target)
@@ -361,6 +368,8 @@ def test_the_image_contents_run_the_service(
         "KAFKA_BOOTSTRAP_SERVERS": broker.address,
         "DATABASE_URL": service_database,
         f"{service.upper()}_API_KEYS": "image-test-key",
+        # the notifier refuses to start without it (webhooks would be signed with no key)
+        "NOTIFIER_WEBHOOK_SECRET": "image-test-secret",
         **FAST_GROUPS,
     }
     log = (tmp_path / "service.log").open("w")
