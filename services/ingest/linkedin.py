@@ -16,8 +16,17 @@ from ``INGEST_LINKEDIN_TOKENS_FILE``, never logged), the member's posts (``/post
 paginated) and each post's ``memberCreatorPostAnalytics``; and for the company page its posts
 and ``organizationalEntityShareStatistics``. It emits one ``post.metrics.v1`` per post per poll
 (``observed_at`` = poll time) and ``post.published.v1`` for posts it has not announced yet.
-A 429 stops the poll and backs off (``Retry-After`` or ``INGEST_LINKEDIN_BACKOFF_S``); a daily
-request budget is kept in PostgreSQL; a 401 (expired token) skips that member.
+Rate limits (https://learn.microsoft.com/en-us/linkedin/shared/api-guide/concepts/rate-limits):
+limits are per application and per member per day, "reset at midnight UTC every day", and a
+limited request "will receive a 429 response". So a 429 pauses *that member* only (for
+``Retry-After``, or an exponential backoff from ``INGEST_LINKEDIN_BACKOFF_S`` kept per member,
+capped at ``INGEST_LINKEDIN_BACKOFF_MAX_S``) and the poll goes on with the others; two daily
+request budgets are kept in PostgreSQL per UTC date (the application's,
+``INGEST_LINKEDIN_DAILY_REQUEST_BUDGET``, which stops the poll, and each member's,
+``INGEST_LINKEDIN_MEMBER_DAILY_REQUEST_BUDGET``, which skips that member until midnight UTC);
+a 401 (expired token) skips that member. ``LinkedIn-Version`` is ``INGEST_LINKEDIN_VERSION``
+(YYYYMM; LinkedIn supports a version for at least a year, so it is bumped yearly — see
+services/ingest/README.md).
 """
 
 from __future__ import annotations
@@ -80,7 +89,7 @@ LAST_POLL = Gauge(
 )
 preinit(POLLS, POLL_OUTCOMES)
 preinit(REQUESTS, REQUEST_OUTCOMES)
-preinit(SKIPPED, ("unauthorized", "error", "removed"))
+preinit(SKIPPED, ("unauthorized", "error", "removed", "rate_limited", "budget_exhausted"))
 
 WEBHOOK_SOURCE = "urn:ripples:ingest:linkedin-webhook"
 POLLER_SOURCE = "urn:ripples:ingest:linkedin-poller"
@@ -211,9 +220,17 @@ def metrics_from_share_statistics(document: Any) -> dict[str, dict[str, int]]:
 
 
 class RateLimited(Exception):
-    def __init__(self, retry_after_s: float) -> None:
+    def __init__(self, retry_after_s: float | None) -> None:
         super().__init__(f"rate limited for {retry_after_s}s")
-        self.retry_after_s = retry_after_s
+        self.retry_after_s = retry_after_s  # None: no (usable) Retry-After
+
+
+@dataclass
+class Backoff:
+    """One member's pause after 429s: until when (monotonic), and how many in a row."""
+
+    until: float = 0.0
+    strikes: int = 0
 
 
 class Unauthorized(Exception):
@@ -221,7 +238,11 @@ class Unauthorized(Exception):
 
 
 class BudgetExhausted(Exception):
-    pass
+    """The application's daily budget: nothing more today."""
+
+
+class MemberBudgetExhausted(Exception):
+    """One member's daily budget: that member waits for midnight UTC, the others go on."""
 
 
 class ApiError(Exception):
@@ -253,7 +274,8 @@ class LinkedIn:
         self.publisher = publisher
         self.http = http
         self._task: asyncio.Task[None] | None = None
-        self._backoff_until = 0.0
+        # Per member (keyed by its budget scope, never the URN): the 429 pauses.
+        self._backoff: dict[str, Backoff] = {}
 
     # webhook
 
@@ -383,9 +405,6 @@ class LinkedIn:
 
     async def _loop(self) -> None:
         while True:
-            wait = self._backoff_until - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
             try:
                 outcome = await self.poll_once()
             except asyncio.CancelledError:
@@ -444,8 +463,26 @@ class LinkedIn:
                 # Logs name the employee, never the member URN (a personal field).
                 employee = connected or await directory.by_member_urn(pool, member)
                 who = {"employee_id": employee or "unknown"}
+                scope = self._scope(member)
+                if self._paused(scope):
+                    SKIPPED.labels("rate_limited").inc()
+                    continue
                 try:
                     await self._poll_member(poll, member, token, employee)
+                except RateLimited as exc:
+                    # This member only: the others are polled on in this same poll.
+                    seconds = self._pause(scope, exc.retry_after_s)
+                    SKIPPED.labels("rate_limited").inc()
+                    log.warning(
+                        "linkedin rate limit for a member; that member backs off",
+                        extra={**who, "seconds": seconds},
+                    )
+                    outcome = "rate_limited"
+                    continue
+                except MemberBudgetExhausted:
+                    SKIPPED.labels("budget_exhausted").inc()
+                    log.warning("linkedin member's daily request budget exhausted", extra=who)
+                    continue
                 except Unauthorized:
                     SKIPPED.labels("unauthorized").inc()
                     log.warning("linkedin token refused; member skipped", extra=who)
@@ -457,23 +494,30 @@ class LinkedIn:
                     SKIPPED.labels("error").inc()
                     log.warning("linkedin member poll failed", extra={**who, "reason": str(exc)})
                     continue
+                self._backoff.pop(scope, None)
                 await self._member_status(member, "ok")
             org, org_token = (
                 self.settings.linkedin_organization_urn,
                 self.settings.linkedin_organization_token,
             )
-            if org and org_token:
+            if org and org_token and not self._paused(self._scope(org)):
                 try:
                     await self._poll_organization(poll, org, org_token)
+                    self._backoff.pop(self._scope(org), None)
+                except RateLimited as exc:
+                    seconds = self._pause(self._scope(org), exc.retry_after_s)
+                    log.warning(
+                        "linkedin rate limit for the organization; it backs off",
+                        extra={"seconds": seconds},
+                    )
+                    outcome = "rate_limited"
+                except MemberBudgetExhausted:
+                    log.warning("linkedin organization's daily request budget exhausted")
                 except (Unauthorized, ApiError) as exc:
                     SKIPPED.labels(
                         "unauthorized" if isinstance(exc, Unauthorized) else "error"
                     ).inc()
                     log.warning("linkedin organization poll failed", extra={"reason": repr(exc)})
-        except RateLimited as exc:
-            self._backoff_until = time.monotonic() + exc.retry_after_s
-            log.warning("linkedin rate limit; backing off", extra={"seconds": exc.retry_after_s})
-            outcome = "rate_limited"
         except BudgetExhausted:
             log.warning("linkedin daily request budget exhausted")
             outcome = "budget_exhausted"
@@ -501,17 +545,45 @@ class LinkedIn:
             directory.member_hash(self.settings.applicant_id_secret, member),
         )
 
-    async def _spend(self) -> None:
-        used = await self.database.pool.fetchval(
-            "insert into ingest_linkedin_budget (day, requests) values (current_date, 1)"
-            " on conflict (day) do update set requests = ingest_linkedin_budget.requests + 1"
-            " returning requests"
-        )
-        if used > self.settings.linkedin_daily_request_budget:
-            raise BudgetExhausted
+    def _scope(self, member: str) -> str:
+        """The budget and backoff key of a member (or the organization): its keyed hash."""
+        return "member:" + directory.member_hash(self.settings.applicant_id_secret, member)
 
-    async def _get(self, path: str, token: str, query: str) -> Any:
-        await self._spend()
+    def _paused(self, scope: str) -> bool:
+        backoff = self._backoff.get(scope)
+        return backoff is not None and backoff.until > time.monotonic()
+
+    def _pause(self, scope: str, retry_after_s: float | None) -> float:
+        """Pause one member: ``Retry-After`` when LinkedIn gave it, else an exponential backoff
+        (base · 2^(429s in a row − 1)), capped. Returns the pause in seconds."""
+        backoff = self._backoff.setdefault(scope, Backoff())
+        backoff.strikes += 1
+        if retry_after_s is None:
+            retry_after_s = self.settings.linkedin_backoff_s * 2 ** min(backoff.strikes - 1, 30)
+        seconds = min(max(retry_after_s, 0.0), self.settings.linkedin_backoff_max_s)
+        backoff.until = time.monotonic() + seconds
+        return seconds
+
+    async def _spend(self, scope: str) -> None:
+        """Count one request against today's budgets — today in UTC, where LinkedIn's limits
+        reset, whatever the database's ``timezone`` says."""
+        rows = await self.database.pool.fetch(
+            "insert into ingest_linkedin_budget (day, scope, requests)"
+            " values ($1, 'application', 1), ($1, $2, 1)"
+            " on conflict (day, scope) do update"
+            " set requests = ingest_linkedin_budget.requests + 1"
+            " returning scope, requests",
+            datetime.now(UTC).date(),
+            scope,
+        )
+        used = {row["scope"]: row["requests"] for row in rows}
+        if used.get("application", 0) > self.settings.linkedin_daily_request_budget:
+            raise BudgetExhausted
+        if used.get(scope, 0) > self.settings.linkedin_member_daily_request_budget:
+            raise MemberBudgetExhausted
+
+    async def _get(self, path: str, token: str, query: str, member: str) -> Any:
+        await self._spend(self._scope(member))
         url = f"{self.settings.linkedin_api_base_url.rstrip('/')}/{path}?{query}"
         headers = {
             "Authorization": f"Bearer {token}",
@@ -534,9 +606,9 @@ class LinkedIn:
         if response.status_code == 429:
             REQUESTS.labels("rate_limited").inc()
             try:
-                retry = float(response.headers.get("retry-after", ""))
+                retry: float | None = float(response.headers.get("retry-after", ""))
             except ValueError:
-                retry = self.settings.linkedin_backoff_s
+                retry = None
             raise RateLimited(retry)
         if response.status_code != 200:
             REQUESTS.labels("error").inc()
@@ -556,6 +628,7 @@ class LinkedIn:
                 "posts",
                 token,
                 f"q=author&author={quote(author, safe='')}&start={start}&count={count}",
+                author,
             )
             elements = [e for e in page.get("elements") or [] if isinstance(e, dict)]
             posts.extend(e for e in elements if isinstance(e.get("id"), str))
@@ -625,6 +698,7 @@ class LinkedIn:
                     "memberCreatorPostAnalytics",
                     token,
                     f"q=entity&entity={entity}&queryType={metric}&aggregation=TOTAL",
+                    member,
                 )
                 counts.update(metrics_from_member_analytics(metric, answer))
             self._snapshot(poll, post["id"], counts)
@@ -643,6 +717,8 @@ class LinkedIn:
                 query += f"&shares=List({','.join(shares)})"
             if ugc:
                 query += f"&ugcPosts=List({','.join(ugc)})"
-            answer = await self._get("organizationalEntityShareStatistics", token, query)
+            answer = await self._get(
+                "organizationalEntityShareStatistics", token, query, organization
+            )
             for post_id, counts in metrics_from_share_statistics(answer).items():
                 self._snapshot(poll, post_id, counts)

@@ -77,6 +77,8 @@ class IngestSettings:
     # The app's client secret: webhook challenge responses and X-LI-Signature.
     linkedin_client_secret: str = ""
     linkedin_api_base_url: str = "https://api.linkedin.com/rest"
+    # LinkedIn-Version (YYYYMM) on every /rest call. LinkedIn supports each version for at
+    # least a year: bump it yearly (services/ingest/README.md, "LinkedIn API version").
     linkedin_version: str = "202601"
     linkedin_poll_enabled: bool = False
     linkedin_poll_interval_s: float = 3600.0
@@ -85,10 +87,14 @@ class IngestSettings:
     # The company page polled for organizationalEntityShareStatistics, and its admin token.
     linkedin_organization_urn: str = ""
     linkedin_organization_token: str = ""
-    # Requests per UTC day the poller may make (LinkedIn's quotas are daily).
+    # Requests per UTC day the poller may make (LinkedIn's quotas are daily, reset at
+    # midnight UTC): the whole application's, and each member's (token's).
     linkedin_daily_request_budget: int = 5000
-    # After a 429 the poller waits Retry-After, or this long when the header is absent.
+    linkedin_member_daily_request_budget: int = 500
+    # After a 429 that member waits Retry-After, or this long doubled for each 429 in a row
+    # when the header is absent, never more than the maximum.
     linkedin_backoff_s: float = 60.0
+    linkedin_backoff_max_s: float = 6 * 3600.0
     linkedin_page_size: int = 50
 
     # --- LinkedIn connect flow (CONTRACT §8; services/ingest/connect.py) ---

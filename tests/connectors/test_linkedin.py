@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import itertools
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +160,9 @@ async def test_unsigned_or_tampered_notifications_are_refused(http: httpx.AsyncC
 # --- poller --------------------------------------------------------------------------------
 
 GOOD, EXPIRED = "urn:li:person:goodmember", "urn:li:person:expiredmember"
-TOKENS = {GOOD: "tok-good", EXPIRED: "tok-expired"}
+BUSY = "urn:li:person:busymember"
+# BUSY first: the members after it must be polled in the same poll as its 429.
+TOKENS = {BUSY: "tok-busy", GOOD: "tok-good", EXPIRED: "tok-expired"}
 MEMBER_POSTS = [f"urn:li:share:70000000000000000{i}" for i in range(3)]
 ORG_POSTS = ["urn:li:share:800000000000000001", "urn:li:ugcPost:800000000000000002"]
 EXPIRED_POSTS = ["urn:li:share:900000000000000001"]
@@ -167,11 +171,14 @@ METRICS = {"IMPRESSION": 1500, "MEMBERS_REACHED": 900, "REACTION": 40, "COMMENT"
 
 
 class FakeLinkedIn:
-    """LinkedIn's REST API as documented, for three tokens; the first analytics call is
-    answered 429 with Retry-After: 1."""
+    """LinkedIn's REST API as documented, for four tokens; every call with ``tok-busy`` is
+    answered 429 with Retry-After: 1 — that member's own limit ("Member — the total number of
+    calls that a single member per application can make in a day … Rate limited requests will
+    receive a 429 response", Rate Limits,
+    https://learn.microsoft.com/en-us/linkedin/shared/api-guide/concepts/rate-limits)."""
 
     def __init__(self) -> None:
-        self.limited = False
+        self.limited = False  # True: tok-busy is not limited either
 
     def __call__(
         self, _: str, path: str, query: dict[str, list[str]], headers: dict[str, str]
@@ -183,6 +190,8 @@ class FakeLinkedIn:
                 {},
                 {"status": 401, "serviceErrorCode": 65601, "code": "EXPIRED_ACCESS_TOKEN"},
             )
+        if token == "tok-busy" and not self.limited:
+            return 429, {"Retry-After": "1"}, {"status": 429, "message": "Too Many Requests"}
         if (
             token not in ("tok-good", "tok-org")
             or headers.get("x-restli-protocol-version") != "2.0.0"
@@ -214,9 +223,6 @@ class FakeLinkedIn:
                 {"elements": page, "paging": {"start": start, "count": count, "total": len(posts)}},
             )
         if path == "/rest/memberCreatorPostAnalytics":
-            if not self.limited:
-                self.limited = True
-                return 429, {"Retry-After": "1"}, {"status": 429, "message": "Too Many Requests"}
             kind = query["queryType"][0]
             entity = query["entity"][0]
             return (
@@ -379,13 +385,20 @@ async def test_poller_emits_published_and_metrics(
         await conn.close()
         assert status == "unauthorized"
 
-        # The 429 stopped that poll and the poller waited Retry-After (1 s) before asking again.
-        assert metric(text, "ingest_linkedin_polls_total", outcome="rate_limited") == 1
-        limited = next(
-            i for i, r in enumerate(linkedin_api.requests) if r.path.endswith("PostAnalytics")
-        )
-        after = linkedin_api.requests[limited + 1]
-        assert after.at - linkedin_api.requests[limited].at >= 1.0
+        # BUSY's 429 paused BUSY only: the members after it went on in that same poll (failed
+        # before: the first 429 stopped the whole poll), and BUSY was asked again only after
+        # its Retry-After (1 s) although a poll runs every 0.3 s.
+        def token(r: Any) -> str:
+            return str(r.headers.get("authorization", "")).removeprefix("Bearer ")
+
+        requests = list(linkedin_api.requests)
+        busy = [i for i, r in enumerate(requests) if token(r) == "tok-busy"]
+        assert busy
+        assert any(token(r) == "tok-good" for r in requests[busy[0] + 1 :][:3])
+        gaps = [requests[b].at - requests[a].at for a, b in itertools.pairwise(busy)]
+        assert all(gap >= 1.0 for gap in gaps)
+        assert metric(text, "ingest_linkedin_polls_total", outcome="rate_limited") >= 1
+        assert metric(text, "ingest_linkedin_members_skipped_total", reason="rate_limited") >= 1
         # Tokens travel only in the Authorization header, and never reach the log.
         log = (Path(service.state.root) / "logs" / "ingest.log").read_text()
         assert "tok-good" not in log
@@ -436,9 +449,57 @@ async def test_poller_keeps_to_the_daily_budget(
         # Two pages of posts and two analytics calls, then nothing more today.
         assert len(thrifty_linkedin.requests) == 4
         conn = await asyncpg.connect(database)
-        spent = await conn.fetchval("select requests from ingest_linkedin_budget")
+        spent = await conn.fetchval(
+            "select requests from ingest_linkedin_budget where scope = 'application'"
+        )
         await conn.close()
         assert spent >= 5  # the refused attempts are counted too
+    finally:
+        service.stop()
+
+
+async def test_the_daily_budget_is_counted_in_utc_whatever_the_database_time_zone(
+    broker: Running, database: str, thrifty_linkedin: VendorServer, tmp_path: Path
+) -> None:
+    """LinkedIn's daily limits "reset at midnight UTC every day" (Rate Limits,
+    https://learn.microsoft.com/en-us/linkedin/shared/api-guide/concepts/rate-limits), for the
+    application and for each member: the budget's day is the UTC date even when the database
+    runs in a time zone whose date differs from UTC's right now (failed before: the row was
+    dated with the database's current_date, a day off)."""
+    now = datetime.now(UTC)
+    # UTC-12 is yesterday before noon UTC, UTC+14 is tomorrow from 10:00 UTC on.
+    zone = "Etc/GMT+12" if now.hour < 12 else "Pacific/Kiritimati"
+    conn = await asyncpg.connect(database)
+    name = await conn.fetchval("select current_database()")
+    await conn.execute(f"alter database \"{name}\" set timezone = '{zone}'")
+    await conn.close()
+    tokens = tmp_path / "tokens.json"
+    tokens.write_bytes(orjson.dumps({GOOD: "tok-good"}))
+    service = start_service(
+        "ingest",
+        tmp_path / "ingest",
+        broker,
+        DATABASE_URL=database,
+        INGEST_LINKEDIN_POLL_ENABLED="true",
+        INGEST_LINKEDIN_POLL_INTERVAL_S="0.2",
+        INGEST_LINKEDIN_API_BASE_URL=thrifty_linkedin.address + "/rest",
+        INGEST_LINKEDIN_TOKENS_FILE=str(tokens),
+        INGEST_LINKEDIN_PAGE_SIZE="2",
+        **SECRETS,
+    )
+    try:
+        conn = await asyncpg.connect(database)
+        try:
+            assert await conn.fetchval("show timezone") == zone
+            local = await conn.fetchval("select current_date")
+            assert local != now.date()  # the zone really is a day off
+            async with asyncio.timeout(30):
+                while not await conn.fetchval("select count(*) from ingest_linkedin_budget"):
+                    await asyncio.sleep(0.1)
+            days = {r["day"] for r in await conn.fetch("select day from ingest_linkedin_budget")}
+        finally:
+            await conn.close()
+        assert days == {datetime.now(UTC).date()}
     finally:
         service.stop()
 
