@@ -8,8 +8,24 @@ HMAC-SHA256 with the same secret "of the JSON-encoded string representation of t
 prefixed by hmacsha256=" (both readings are accepted: the prefix on the header value, or on
 the signed message). Likes, comments and shares on the company
 page's posts become ``post.engagement.v1`` (the actor mapped to an employee by member URN when
-known); a share by a known employee (or the page) also becomes ``post.published.v1`` with
-``reshare_of``. Notifications are deduplicated on ``notificationId``.
+known: a LIKE by a known employee is an exposure, action ``reaction``); a share by a known
+employee (or the page) also becomes ``post.published.v1`` with ``reshare_of``. Notifications
+are deduplicated on ``notificationId``. The post is ``decoratedSourcePost.entity`` (the
+``urn:li:share:``/``urn:li:ugcPost:`` the poller's statistics use), not ``sourcePost``, which
+can be an ``urn:li:activity:``; each activity → post pair seen is remembered, so a later
+notification naming only the activity joins the same post (Organization Social Action
+Notifications, https://learn.microsoft.com/en-us/linkedin/marketing/community-management/
+organizations/organization-social-action-notifications).
+
+Subscriptions (same page, "Event Subscription API"): notifications reach the webhook only for
+an admin subscribed with ``PUT /rest/eventSubscriptions/(developerApplication:…,user:…,
+entity:…,eventType:ORGANIZATION_SOCIAL_ACTION_NOTIFICATIONS)`` and body ``{"webhook": url}``.
+Each poll reads every admin's subscription (``GET`` on the same key) and creates it again when
+LinkedIn dropped it (404) or it points elsewhere; ``ingest_linkedin_subscriptions{state}``
+counts them (``active``, ``missing``: absent and not re-created, ``error``: not checkable), and
+``ingest_linkedin_last_notification_timestamp_seconds`` beside
+``ingest_linkedin_last_page_post_timestamp_seconds`` lets an alert see a page that posts while
+no notification comes.
 
 Poller: every ``INGEST_LINKEDIN_POLL_INTERVAL_S`` it reads, for each connected member (tokens
 from ``INGEST_LINKEDIN_TOKENS_FILE``, never logged), the member's posts (``/posts?q=author``,
@@ -89,6 +105,27 @@ LAST_POLL = Gauge(
 )
 preinit(POLLS, POLL_OUTCOMES)
 preinit(REQUESTS, REQUEST_OUTCOMES)
+SUBSCRIPTION_STATES = ("active", "missing", "error")
+SUBSCRIPTIONS = Gauge(
+    "ingest_linkedin_subscriptions",
+    "LinkedIn webhook subscriptions of the organization admins at the last check, by state.",
+    ["state"],
+)
+SUBSCRIPTION_WRITES = Counter(
+    "ingest_linkedin_subscription_writes_total",
+    "PUT /rest/eventSubscriptions by outcome (created: it was missing; failed: refused).",
+    ["outcome"],
+)
+LAST_NOTIFICATION = Gauge(
+    "ingest_linkedin_last_notification_timestamp_seconds",
+    "When the last LinkedIn webhook notification was accepted (0: never).",
+)
+LAST_PAGE_POST = Gauge(
+    "ingest_linkedin_last_page_post_timestamp_seconds",
+    "When the company page last published a post, as the poller saw it (0: unknown).",
+)
+preinit(SUBSCRIPTIONS, SUBSCRIPTION_STATES)
+preinit(SUBSCRIPTION_WRITES, ("created", "failed"))
 preinit(SKIPPED, ("unauthorized", "error", "removed", "rate_limited", "budget_exhausted"))
 
 WEBHOOK_SOURCE = "urn:ripples:ingest:linkedin-webhook"
@@ -142,14 +179,31 @@ def _millis(value: Any) -> datetime | None:
     return None
 
 
+POST_URN = re.compile(r"\Aurn:li:(share|ugcPost):\d{1,30}\Z")
+ACTIVITY_URN = re.compile(r"\Aurn:li:activity:\d{1,30}\Z")
+EVENT_TYPE = "ORGANIZATION_SOCIAL_ACTION_NOTIFICATIONS"
+
+
+def subscription_key(application: str, admin: str, organization: str) -> str:
+    """The Rest.li 2.0 key of an event subscription, its URNs URL-encoded in the tuple."""
+    parts = [
+        ("developerApplication", application),
+        ("user", admin),
+        ("entity", organization),
+    ]
+    inner = ",".join(f"{name}:{quote(urn, safe='')}" for name, urn in parts)
+    return f"({inner},eventType:{EVENT_TYPE})"
+
+
 @dataclass(frozen=True)
 class Notification:
     notification_id: str
-    post_id: str
+    post_id: str  # the share/ugcPost URN when LinkedIn named one, else what sourcePost says
     action: Action
     at: datetime
     actor_urn: str | None
     share_id: str | None  # the new post of a SHARE
+    activity: str | None = None  # the urn:li:activity: of sourcePost, when it was one
 
 
 def notifications(document: Any) -> list[Notification]:
@@ -160,7 +214,13 @@ def notifications(document: Any) -> list[Notification]:
         if not isinstance(item, dict):
             continue
         action = ACTIONS.get(str(item.get("action")))
-        post = item.get("sourcePost")
+        source = item.get("sourcePost")
+        decorated = item.get("decoratedSourcePost")
+        entity = decorated.get("entity") if isinstance(decorated, dict) else None
+        # decoratedSourcePost.entity is the share/ugcPost the statistics name; sourcePost may
+        # be the activity of the same post.
+        post = entity if isinstance(entity, str) and POST_URN.match(entity) else source
+        via = source if isinstance(source, str) and ACTIVITY_URN.match(source) else None
         modified = item.get("lastModifiedAt")
         at = vendor_time(modified, "lastModifiedAt") if modified is not None else None
         notification_id = item.get("notificationId")
@@ -180,6 +240,7 @@ def notifications(document: Any) -> list[Notification]:
                 at,
                 actor if isinstance(actor, str) else None,
                 share if action == "reshare" and isinstance(share, str) else None,
+                via,
             )
         )
     return found
@@ -342,8 +403,25 @@ class LinkedIn:
         organization = self.settings.linkedin_organization_urn
         now = datetime.now(UTC)
         events: list[Envelope] = []
+        learnt = [(n.activity, n.post_id) for n in fresh if n.activity and n.activity != n.post_id]
+        if learnt:
+            await pool.executemany(
+                "insert into ingest_linkedin_activities (activity_urn, post_id) values ($1, $2)"
+                " on conflict (activity_urn) do nothing",
+                learnt,
+            )
         for n in fresh:
             employee = await directory.by_member_urn(pool, n.actor_urn) if n.actor_urn else None
+            post_id = n.post_id
+            if ACTIVITY_URN.match(post_id):
+                # Only the activity was named: the post it was seen with before, if any.
+                post_id = (
+                    await pool.fetchval(
+                        "select post_id from ingest_linkedin_activities where activity_urn = $1",
+                        post_id,
+                    )
+                    or post_id
+                )
             events.append(
                 PostEngagementEvent(
                     specversion="1.0",
@@ -351,7 +429,7 @@ class LinkedIn:
                     source=WEBHOOK_SOURCE,
                     time=now,
                     data=PostEngagement(
-                        post_id=n.post_id, action=n.action, at=n.at, actor_employee_id=employee
+                        post_id=post_id, action=n.action, at=n.at, actor_employee_id=employee
                     ),
                 )
             )
@@ -368,7 +446,7 @@ class LinkedIn:
                             author_kind="employee" if employee else "company",
                             employee_id=employee,
                             published_at=n.at,
-                            reshare_of=n.post_id,
+                            reshare_of=post_id,
                         ),
                     )
                 )
@@ -389,6 +467,7 @@ class LinkedIn:
             [(n.notification_id,) for n in fresh],
         )
         DELIVERIES.labels("linkedin", "accepted").inc()
+        LAST_NOTIFICATION.set(time.time())
         return json_response({"status": "accepted", "events": len(events)})
 
     # poller
@@ -518,6 +597,12 @@ class LinkedIn:
                         "unauthorized" if isinstance(exc, Unauthorized) else "error"
                     ).inc()
                     log.warning("linkedin organization poll failed", extra={"reason": repr(exc)})
+                await self._subscriptions(org, org_token)
+            last = await pool.fetchval(
+                "select extract(epoch from max(received_at))::float8 from ingest_deliveries"
+                " where vendor = 'linkedin'"
+            )
+            LAST_NOTIFICATION.set(last or 0)
         except BudgetExhausted:
             log.warning("linkedin daily request budget exhausted")
             outcome = "budget_exhausted"
@@ -582,17 +667,34 @@ class LinkedIn:
         if used.get(scope, 0) > self.settings.linkedin_member_daily_request_budget:
             raise MemberBudgetExhausted
 
-    async def _get(self, path: str, token: str, query: str, member: str) -> Any:
+    async def _get(
+        self,
+        path: str,
+        token: str,
+        query: str,
+        member: str,
+        method: str = "GET",
+        body: Any = None,
+        absent: bool = False,
+    ) -> Any:
+        """One call to LinkedIn's REST API, counted against the budgets. ``absent``: a 404 is
+        an answer (None), not an error."""
         await self._spend(self._scope(member))
-        url = f"{self.settings.linkedin_api_base_url.rstrip('/')}/{path}?{query}"
+        url = f"{self.settings.linkedin_api_base_url.rstrip('/')}/{path}"
+        if query:
+            url += f"?{query}"
         headers = {
             "Authorization": f"Bearer {token}",
             "LinkedIn-Version": self.settings.linkedin_version,
             "X-Restli-Protocol-Version": "2.0.0",
         }
         try:
-            response = await self.http.get(
-                url, headers=headers, timeout=self.settings.vendor_timeout_s
+            response = await self.http.request(
+                method,
+                url,
+                headers=headers,
+                timeout=self.settings.vendor_timeout_s,
+                **({"json": body} if body is not None else {}),
             )
         except httpx.TimeoutException:
             REQUESTS.labels("timeout").inc()
@@ -610,10 +712,15 @@ class LinkedIn:
             except ValueError:
                 retry = None
             raise RateLimited(retry)
-        if response.status_code != 200:
+        if absent and response.status_code == 404:
+            REQUESTS.labels("ok").inc()
+            return None
+        if response.status_code not in (200, 201, 204):
             REQUESTS.labels("error").inc()
-            raise ApiError(f"{path}: HTTP {response.status_code}")
+            raise ApiError(f"{path.split('/', 1)[0]}: HTTP {response.status_code}")
         REQUESTS.labels("ok").inc()
+        if not response.content:
+            return {}
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError:
@@ -703,8 +810,53 @@ class LinkedIn:
                 counts.update(metrics_from_member_analytics(metric, answer))
             self._snapshot(poll, post["id"], counts)
 
+    async def _subscriptions(self, organization: str, token: str) -> None:
+        """Every organization admin's webhook subscription: read, and created again when
+        LinkedIn no longer has it (or it points elsewhere)."""
+        application = self.settings.linkedin_application_urn
+        webhook = self.settings.linkedin_webhook_url
+        admins = self.settings.linkedin_organization_admins
+        if not (application and webhook and admins):
+            return
+        states = dict.fromkeys(SUBSCRIPTION_STATES, 0)
+        for admin in admins:
+            key = subscription_key(application, admin, organization)
+            path = f"eventSubscriptions/{key}"
+            try:
+                found = await self._get(path, token, "", organization, absent=True)
+                if isinstance(found, dict) and found.get("webhook") == webhook:
+                    states["active"] += 1
+                    continue
+                try:
+                    await self._get(
+                        path, token, "", organization, method="PUT", body={"webhook": webhook}
+                    )
+                except (ApiError, Unauthorized):
+                    SUBSCRIPTION_WRITES.labels("failed").inc()
+                    states["missing"] += 1
+                    log.warning("linkedin webhook subscription could not be created")
+                    continue
+                SUBSCRIPTION_WRITES.labels("created").inc()
+                log.info("linkedin webhook subscription created")
+                states["active"] += 1
+            except (ApiError, Unauthorized, RateLimited, MemberBudgetExhausted) as exc:
+                states["error"] += 1
+                log.warning("linkedin subscription check failed", extra={"reason": repr(exc)})
+        for state, count in states.items():
+            SUBSCRIPTIONS.labels(state).set(count)
+
     async def _poll_organization(self, poll: Poll, organization: str, token: str) -> None:
         posts = await self._posts(organization, token)
+        newest = max(
+            (
+                stamp.timestamp()
+                for p in posts
+                if (stamp := _millis(p.get("publishedAt")) or _millis(p.get("createdAt")))
+            ),
+            default=0.0,
+        )
+        if newest:
+            LAST_PAGE_POST.set(newest)
         for post in posts:
             await self._announce(poll, post, None)
         ids = [p["id"] for p in posts]

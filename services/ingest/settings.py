@@ -96,6 +96,13 @@ class IngestSettings:
     linkedin_backoff_s: float = 60.0
     linkedin_backoff_max_s: float = 6 * 3600.0
     linkedin_page_size: int = 50
+    # Webhook subscriptions (Organization Social Action Notifications → Event Subscription
+    # API): the app (urn:li:developerApplication:{id}, Developer Portal), the public https URL
+    # of /v1/webhooks/linkedin, and the page admins (urn:li:person:…, comma-separated) whose
+    # subscriptions the poller keeps, with the organization token. All three or none.
+    linkedin_application_urn: str = ""
+    linkedin_webhook_url: str = ""
+    linkedin_organization_admins: tuple[str, ...] = ()
 
     # --- LinkedIn connect flow (CONTRACT §8; services/ingest/connect.py) ---
     # The app's client id (LinkedIn Developer Portal → Auth) beside its client secret.
