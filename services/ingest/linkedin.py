@@ -840,6 +840,8 @@ class LinkedIn:
                 log.info("linkedin webhook subscription created")
                 states["active"] += 1
             except (ApiError, Unauthorized, RateLimited, MemberBudgetExhausted) as exc:
+                if isinstance(exc, RateLimited):  # the page's token pauses, as in its poll
+                    self._pause(self._scope(organization), exc.retry_after_s)
                 states["error"] += 1
                 log.warning("linkedin subscription check failed", extra={"reason": repr(exc)})
         for state, count in states.items():
