@@ -8,16 +8,41 @@ HMAC-SHA256 with the same secret "of the JSON-encoded string representation of t
 prefixed by hmacsha256=" (both readings are accepted: the prefix on the header value, or on
 the signed message). Likes, comments and shares on the company
 page's posts become ``post.engagement.v1`` (the actor mapped to an employee by member URN when
-known); a share by a known employee (or the page) also becomes ``post.published.v1`` with
-``reshare_of``. Notifications are deduplicated on ``notificationId``.
+known: a LIKE by a known employee is an exposure, action ``reaction``); a share by a known
+employee (or the page) also becomes ``post.published.v1`` with ``reshare_of``. Notifications
+are deduplicated on ``notificationId``. The post is ``decoratedSourcePost.entity`` (the
+``urn:li:share:``/``urn:li:ugcPost:`` the poller's statistics use), not ``sourcePost``, which
+can be an ``urn:li:activity:``; each activity → post pair seen is remembered, so a later
+notification naming only the activity joins the same post (Organization Social Action
+Notifications, https://learn.microsoft.com/en-us/linkedin/marketing/community-management/
+organizations/organization-social-action-notifications).
+
+Subscriptions (same page, "Event Subscription API"): notifications reach the webhook only for
+an admin subscribed with ``PUT /rest/eventSubscriptions/(developerApplication:…,user:…,
+entity:…,eventType:ORGANIZATION_SOCIAL_ACTION_NOTIFICATIONS)`` and body ``{"webhook": url}``.
+Each poll reads every admin's subscription (``GET`` on the same key) and creates it again when
+LinkedIn dropped it (404) or it points elsewhere; ``ingest_linkedin_subscriptions{state}``
+counts them (``active``, ``missing``: absent and not re-created, ``error``: not checkable), and
+``ingest_linkedin_last_notification_timestamp_seconds`` beside
+``ingest_linkedin_last_page_post_timestamp_seconds`` lets an alert see a page that posts while
+no notification comes.
 
 Poller: every ``INGEST_LINKEDIN_POLL_INTERVAL_S`` it reads, for each connected member (tokens
 from ``INGEST_LINKEDIN_TOKENS_FILE``, never logged), the member's posts (``/posts?q=author``,
 paginated) and each post's ``memberCreatorPostAnalytics``; and for the company page its posts
 and ``organizationalEntityShareStatistics``. It emits one ``post.metrics.v1`` per post per poll
 (``observed_at`` = poll time) and ``post.published.v1`` for posts it has not announced yet.
-A 429 stops the poll and backs off (``Retry-After`` or ``INGEST_LINKEDIN_BACKOFF_S``); a daily
-request budget is kept in PostgreSQL; a 401 (expired token) skips that member.
+Rate limits (https://learn.microsoft.com/en-us/linkedin/shared/api-guide/concepts/rate-limits):
+limits are per application and per member per day, "reset at midnight UTC every day", and a
+limited request "will receive a 429 response". So a 429 pauses *that member* only (for
+``Retry-After``, or an exponential backoff from ``INGEST_LINKEDIN_BACKOFF_S`` kept per member,
+capped at ``INGEST_LINKEDIN_BACKOFF_MAX_S``) and the poll goes on with the others; two daily
+request budgets are kept in PostgreSQL per UTC date (the application's,
+``INGEST_LINKEDIN_DAILY_REQUEST_BUDGET``, which stops the poll, and each member's,
+``INGEST_LINKEDIN_MEMBER_DAILY_REQUEST_BUDGET``, which skips that member until midnight UTC);
+a 401 (expired token) skips that member. ``LinkedIn-Version`` is ``INGEST_LINKEDIN_VERSION``
+(YYYYMM; LinkedIn supports a version for at least a year, so it is bumped yearly — see
+services/ingest/README.md).
 """
 
 from __future__ import annotations
@@ -80,7 +105,28 @@ LAST_POLL = Gauge(
 )
 preinit(POLLS, POLL_OUTCOMES)
 preinit(REQUESTS, REQUEST_OUTCOMES)
-preinit(SKIPPED, ("unauthorized", "error", "removed"))
+SUBSCRIPTION_STATES = ("active", "missing", "error")
+SUBSCRIPTIONS = Gauge(
+    "ingest_linkedin_subscriptions",
+    "LinkedIn webhook subscriptions of the organization admins at the last check, by state.",
+    ["state"],
+)
+SUBSCRIPTION_WRITES = Counter(
+    "ingest_linkedin_subscription_writes_total",
+    "PUT /rest/eventSubscriptions by outcome (created: it was missing; failed: refused).",
+    ["outcome"],
+)
+LAST_NOTIFICATION = Gauge(
+    "ingest_linkedin_last_notification_timestamp_seconds",
+    "When the last LinkedIn webhook notification was accepted (0: never).",
+)
+LAST_PAGE_POST = Gauge(
+    "ingest_linkedin_last_page_post_timestamp_seconds",
+    "When the company page last published a post, as the poller saw it (0: unknown).",
+)
+preinit(SUBSCRIPTIONS, SUBSCRIPTION_STATES)
+preinit(SUBSCRIPTION_WRITES, ("created", "failed"))
+preinit(SKIPPED, ("unauthorized", "error", "removed", "rate_limited", "budget_exhausted"))
 
 WEBHOOK_SOURCE = "urn:ripples:ingest:linkedin-webhook"
 POLLER_SOURCE = "urn:ripples:ingest:linkedin-poller"
@@ -133,14 +179,31 @@ def _millis(value: Any) -> datetime | None:
     return None
 
 
+POST_URN = re.compile(r"\Aurn:li:(share|ugcPost):\d{1,30}\Z")
+ACTIVITY_URN = re.compile(r"\Aurn:li:activity:\d{1,30}\Z")
+EVENT_TYPE = "ORGANIZATION_SOCIAL_ACTION_NOTIFICATIONS"
+
+
+def subscription_key(application: str, admin: str, organization: str) -> str:
+    """The Rest.li 2.0 key of an event subscription, its URNs URL-encoded in the tuple."""
+    parts = [
+        ("developerApplication", application),
+        ("user", admin),
+        ("entity", organization),
+    ]
+    inner = ",".join(f"{name}:{quote(urn, safe='')}" for name, urn in parts)
+    return f"({inner},eventType:{EVENT_TYPE})"
+
+
 @dataclass(frozen=True)
 class Notification:
     notification_id: str
-    post_id: str
+    post_id: str  # the share/ugcPost URN when LinkedIn named one, else what sourcePost says
     action: Action
     at: datetime
     actor_urn: str | None
     share_id: str | None  # the new post of a SHARE
+    activity: str | None = None  # the urn:li:activity: of sourcePost, when it was one
 
 
 def notifications(document: Any) -> list[Notification]:
@@ -151,7 +214,13 @@ def notifications(document: Any) -> list[Notification]:
         if not isinstance(item, dict):
             continue
         action = ACTIONS.get(str(item.get("action")))
-        post = item.get("sourcePost")
+        source = item.get("sourcePost")
+        decorated = item.get("decoratedSourcePost")
+        entity = decorated.get("entity") if isinstance(decorated, dict) else None
+        # decoratedSourcePost.entity is the share/ugcPost the statistics name; sourcePost may
+        # be the activity of the same post.
+        post = entity if isinstance(entity, str) and POST_URN.match(entity) else source
+        via = source if isinstance(source, str) and ACTIVITY_URN.match(source) else None
         modified = item.get("lastModifiedAt")
         at = vendor_time(modified, "lastModifiedAt") if modified is not None else None
         notification_id = item.get("notificationId")
@@ -171,6 +240,7 @@ def notifications(document: Any) -> list[Notification]:
                 at,
                 actor if isinstance(actor, str) else None,
                 share if action == "reshare" and isinstance(share, str) else None,
+                via,
             )
         )
     return found
@@ -211,9 +281,17 @@ def metrics_from_share_statistics(document: Any) -> dict[str, dict[str, int]]:
 
 
 class RateLimited(Exception):
-    def __init__(self, retry_after_s: float) -> None:
+    def __init__(self, retry_after_s: float | None) -> None:
         super().__init__(f"rate limited for {retry_after_s}s")
-        self.retry_after_s = retry_after_s
+        self.retry_after_s = retry_after_s  # None: no (usable) Retry-After
+
+
+@dataclass
+class Backoff:
+    """One member's pause after 429s: until when (monotonic), and how many in a row."""
+
+    until: float = 0.0
+    strikes: int = 0
 
 
 class Unauthorized(Exception):
@@ -221,7 +299,11 @@ class Unauthorized(Exception):
 
 
 class BudgetExhausted(Exception):
-    pass
+    """The application's daily budget: nothing more today."""
+
+
+class MemberBudgetExhausted(Exception):
+    """One member's daily budget: that member waits for midnight UTC, the others go on."""
 
 
 class ApiError(Exception):
@@ -253,7 +335,8 @@ class LinkedIn:
         self.publisher = publisher
         self.http = http
         self._task: asyncio.Task[None] | None = None
-        self._backoff_until = 0.0
+        # Per member (keyed by its budget scope, never the URN): the 429 pauses.
+        self._backoff: dict[str, Backoff] = {}
 
     # webhook
 
@@ -326,8 +409,25 @@ class LinkedIn:
         organization = self.settings.linkedin_organization_urn
         now = datetime.now(UTC)
         events: list[Envelope] = []
+        learnt = [(n.activity, n.post_id) for n in fresh if n.activity and n.activity != n.post_id]
+        if learnt:
+            await pool.executemany(
+                "insert into ingest_linkedin_activities (activity_urn, post_id) values ($1, $2)"
+                " on conflict (activity_urn) do nothing",
+                learnt,
+            )
         for n in fresh:
             employee = await directory.by_member_urn(pool, n.actor_urn) if n.actor_urn else None
+            post_id = n.post_id
+            if ACTIVITY_URN.match(post_id):
+                # Only the activity was named: the post it was seen with before, if any.
+                post_id = (
+                    await pool.fetchval(
+                        "select post_id from ingest_linkedin_activities where activity_urn = $1",
+                        post_id,
+                    )
+                    or post_id
+                )
             events.append(
                 PostEngagementEvent(
                     specversion="1.0",
@@ -335,7 +435,7 @@ class LinkedIn:
                     source=WEBHOOK_SOURCE,
                     time=now,
                     data=PostEngagement(
-                        post_id=n.post_id, action=n.action, at=n.at, actor_employee_id=employee
+                        post_id=post_id, action=n.action, at=n.at, actor_employee_id=employee
                     ),
                 )
             )
@@ -352,7 +452,7 @@ class LinkedIn:
                             author_kind="employee" if employee else "company",
                             employee_id=employee,
                             published_at=n.at,
-                            reshare_of=n.post_id,
+                            reshare_of=post_id,
                         ),
                     )
                 )
@@ -373,6 +473,7 @@ class LinkedIn:
             [(n.notification_id,) for n in fresh],
         )
         DELIVERIES.labels("linkedin", "accepted").inc()
+        LAST_NOTIFICATION.set(time.time())
         return json_response({"status": "accepted", "events": len(events)})
 
     # poller
@@ -389,9 +490,6 @@ class LinkedIn:
 
     async def _loop(self) -> None:
         while True:
-            wait = self._backoff_until - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
             try:
                 outcome = await self.poll_once()
             except asyncio.CancelledError:
@@ -450,8 +548,26 @@ class LinkedIn:
                 # Logs name the employee, never the member URN (a personal field).
                 employee = connected or await directory.by_member_urn(pool, member)
                 who = {"employee_id": employee or "unknown"}
+                scope = self._scope(member)
+                if self._paused(scope):
+                    SKIPPED.labels("rate_limited").inc()
+                    continue
                 try:
                     await self._poll_member(poll, member, token, employee)
+                except RateLimited as exc:
+                    # This member only: the others are polled on in this same poll.
+                    seconds = self._pause(scope, exc.retry_after_s)
+                    SKIPPED.labels("rate_limited").inc()
+                    log.warning(
+                        "linkedin rate limit for a member; that member backs off",
+                        extra={**who, "seconds": seconds},
+                    )
+                    outcome = "rate_limited"
+                    continue
+                except MemberBudgetExhausted:
+                    SKIPPED.labels("budget_exhausted").inc()
+                    log.warning("linkedin member's daily request budget exhausted", extra=who)
+                    continue
                 except Unauthorized:
                     SKIPPED.labels("unauthorized").inc()
                     log.warning("linkedin token refused; member skipped", extra=who)
@@ -463,23 +579,36 @@ class LinkedIn:
                     SKIPPED.labels("error").inc()
                     log.warning("linkedin member poll failed", extra={**who, "reason": str(exc)})
                     continue
+                self._backoff.pop(scope, None)
                 await self._member_status(member, "ok")
             org, org_token = (
                 self.settings.linkedin_organization_urn,
                 self.settings.linkedin_organization_token,
             )
-            if org and org_token:
+            if org and org_token and not self._paused(self._scope(org)):
                 try:
                     await self._poll_organization(poll, org, org_token)
+                    self._backoff.pop(self._scope(org), None)
+                except RateLimited as exc:
+                    seconds = self._pause(self._scope(org), exc.retry_after_s)
+                    log.warning(
+                        "linkedin rate limit for the organization; it backs off",
+                        extra={"seconds": seconds},
+                    )
+                    outcome = "rate_limited"
+                except MemberBudgetExhausted:
+                    log.warning("linkedin organization's daily request budget exhausted")
                 except (Unauthorized, ApiError) as exc:
                     SKIPPED.labels(
                         "unauthorized" if isinstance(exc, Unauthorized) else "error"
                     ).inc()
                     log.warning("linkedin organization poll failed", extra={"reason": repr(exc)})
-        except RateLimited as exc:
-            self._backoff_until = time.monotonic() + exc.retry_after_s
-            log.warning("linkedin rate limit; backing off", extra={"seconds": exc.retry_after_s})
-            outcome = "rate_limited"
+                await self._subscriptions(org, org_token)
+            last = await pool.fetchval(
+                "select extract(epoch from max(received_at))::float8 from ingest_deliveries"
+                " where vendor = 'linkedin'"
+            )
+            LAST_NOTIFICATION.set(last or 0)
         except BudgetExhausted:
             log.warning("linkedin daily request budget exhausted")
             outcome = "budget_exhausted"
@@ -507,26 +636,71 @@ class LinkedIn:
             directory.member_hash(self.settings.applicant_id_secret, member),
         )
 
-    async def _spend(self) -> None:
-        used = await self.database.pool.fetchval(
-            "insert into ingest_linkedin_budget (day, requests) values (current_date, 1)"
-            " on conflict (day) do update set requests = ingest_linkedin_budget.requests + 1"
-            " returning requests"
-        )
-        if used > self.settings.linkedin_daily_request_budget:
-            raise BudgetExhausted
+    def _scope(self, member: str) -> str:
+        """The budget and backoff key of a member (or the organization): its keyed hash."""
+        return "member:" + directory.member_hash(self.settings.applicant_id_secret, member)
 
-    async def _get(self, path: str, token: str, query: str) -> Any:
-        await self._spend()
-        url = f"{self.settings.linkedin_api_base_url.rstrip('/')}/{path}?{query}"
+    def _paused(self, scope: str) -> bool:
+        backoff = self._backoff.get(scope)
+        return backoff is not None and backoff.until > time.monotonic()
+
+    def _pause(self, scope: str, retry_after_s: float | None) -> float:
+        """Pause one member: ``Retry-After`` when LinkedIn gave it, else an exponential backoff
+        (base · 2^(429s in a row − 1)), capped. Returns the pause in seconds."""
+        backoff = self._backoff.setdefault(scope, Backoff())
+        backoff.strikes += 1
+        if retry_after_s is None:
+            retry_after_s = self.settings.linkedin_backoff_s * 2 ** min(backoff.strikes - 1, 30)
+        seconds = min(max(retry_after_s, 0.0), self.settings.linkedin_backoff_max_s)
+        backoff.until = time.monotonic() + seconds
+        return seconds
+
+    async def _spend(self, scope: str) -> None:
+        """Count one request against today's budgets — today in UTC, where LinkedIn's limits
+        reset, whatever the database's ``timezone`` says."""
+        rows = await self.database.pool.fetch(
+            "insert into ingest_linkedin_budget (day, scope, requests)"
+            " values ($1, 'application', 1), ($1, $2, 1)"
+            " on conflict (day, scope) do update"
+            " set requests = ingest_linkedin_budget.requests + 1"
+            " returning scope, requests",
+            datetime.now(UTC).date(),
+            scope,
+        )
+        used = {row["scope"]: row["requests"] for row in rows}
+        if used.get("application", 0) > self.settings.linkedin_daily_request_budget:
+            raise BudgetExhausted
+        if used.get(scope, 0) > self.settings.linkedin_member_daily_request_budget:
+            raise MemberBudgetExhausted
+
+    async def _get(
+        self,
+        path: str,
+        token: str,
+        query: str,
+        member: str,
+        method: str = "GET",
+        body: Any = None,
+        absent: bool = False,
+    ) -> Any:
+        """One call to LinkedIn's REST API, counted against the budgets. ``absent``: a 404 is
+        an answer (None), not an error."""
+        await self._spend(self._scope(member))
+        url = f"{self.settings.linkedin_api_base_url.rstrip('/')}/{path}"
+        if query:
+            url += f"?{query}"
         headers = {
             "Authorization": f"Bearer {token}",
             "LinkedIn-Version": self.settings.linkedin_version,
             "X-Restli-Protocol-Version": "2.0.0",
         }
         try:
-            response = await self.http.get(
-                url, headers=headers, timeout=self.settings.vendor_timeout_s
+            response = await self.http.request(
+                method,
+                url,
+                headers=headers,
+                timeout=self.settings.vendor_timeout_s,
+                **({"json": body} if body is not None else {}),
             )
         except httpx.TimeoutException:
             REQUESTS.labels("timeout").inc()
@@ -540,14 +714,19 @@ class LinkedIn:
         if response.status_code == 429:
             REQUESTS.labels("rate_limited").inc()
             try:
-                retry = float(response.headers.get("retry-after", ""))
+                retry: float | None = float(response.headers.get("retry-after", ""))
             except ValueError:
-                retry = self.settings.linkedin_backoff_s
+                retry = None
             raise RateLimited(retry)
-        if response.status_code != 200:
+        if absent and response.status_code == 404:
+            REQUESTS.labels("ok").inc()
+            return None
+        if response.status_code not in (200, 201, 204):
             REQUESTS.labels("error").inc()
-            raise ApiError(f"{path}: HTTP {response.status_code}")
+            raise ApiError(f"{path.split('/', 1)[0]}: HTTP {response.status_code}")
         REQUESTS.labels("ok").inc()
+        if not response.content:
+            return {}
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError:
@@ -562,6 +741,7 @@ class LinkedIn:
                 "posts",
                 token,
                 f"q=author&author={quote(author, safe='')}&start={start}&count={count}",
+                author,
             )
             elements = [e for e in page.get("elements") or [] if isinstance(e, dict)]
             posts.extend(e for e in elements if isinstance(e.get("id"), str))
@@ -631,12 +811,60 @@ class LinkedIn:
                     "memberCreatorPostAnalytics",
                     token,
                     f"q=entity&entity={entity}&queryType={metric}&aggregation=TOTAL",
+                    member,
                 )
                 counts.update(metrics_from_member_analytics(metric, answer))
             self._snapshot(poll, post["id"], counts)
 
+    async def _subscriptions(self, organization: str, token: str) -> None:
+        """Every organization admin's webhook subscription: read, and created again when
+        LinkedIn no longer has it (or it points elsewhere)."""
+        application = self.settings.linkedin_application_urn
+        webhook = self.settings.linkedin_webhook_url
+        admins = self.settings.linkedin_organization_admins
+        if not (application and webhook and admins):
+            return
+        states = dict.fromkeys(SUBSCRIPTION_STATES, 0)
+        for admin in admins:
+            key = subscription_key(application, admin, organization)
+            path = f"eventSubscriptions/{key}"
+            try:
+                found = await self._get(path, token, "", organization, absent=True)
+                if isinstance(found, dict) and found.get("webhook") == webhook:
+                    states["active"] += 1
+                    continue
+                try:
+                    await self._get(
+                        path, token, "", organization, method="PUT", body={"webhook": webhook}
+                    )
+                except (ApiError, Unauthorized):
+                    SUBSCRIPTION_WRITES.labels("failed").inc()
+                    states["missing"] += 1
+                    log.warning("linkedin webhook subscription could not be created")
+                    continue
+                SUBSCRIPTION_WRITES.labels("created").inc()
+                log.info("linkedin webhook subscription created")
+                states["active"] += 1
+            except (ApiError, Unauthorized, RateLimited, MemberBudgetExhausted) as exc:
+                if isinstance(exc, RateLimited):  # the page's token pauses, as in its poll
+                    self._pause(self._scope(organization), exc.retry_after_s)
+                states["error"] += 1
+                log.warning("linkedin subscription check failed", extra={"reason": repr(exc)})
+        for state, count in states.items():
+            SUBSCRIPTIONS.labels(state).set(count)
+
     async def _poll_organization(self, poll: Poll, organization: str, token: str) -> None:
         posts = await self._posts(organization, token)
+        newest = max(
+            (
+                stamp.timestamp()
+                for p in posts
+                if (stamp := _millis(p.get("publishedAt")) or _millis(p.get("createdAt")))
+            ),
+            default=0.0,
+        )
+        if newest:
+            LAST_PAGE_POST.set(newest)
         for post in posts:
             await self._announce(poll, post, None)
         ids = [p["id"] for p in posts]
@@ -649,6 +877,8 @@ class LinkedIn:
                 query += f"&shares=List({','.join(shares)})"
             if ugc:
                 query += f"&ugcPosts=List({','.join(ugc)})"
-            answer = await self._get("organizationalEntityShareStatistics", token, query)
+            answer = await self._get(
+                "organizationalEntityShareStatistics", token, query, organization
+            )
             for post_id, counts in metrics_from_share_statistics(answer).items():
                 self._snapshot(poll, post_id, counts)

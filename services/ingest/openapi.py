@@ -672,6 +672,262 @@ def _import_path(kind: str, entity: str, columns: str, example: str) -> dict[str
     }
 
 
+def _page(description: str, title: str = "Ikke forbundet") -> dict[str, Any]:
+    """A da/en HTML page of the connect flow (the employee's locale, else the browser's)."""
+    example = (
+        f'<!doctype html><html lang="da"><head><meta charset="utf-8"><title>{title}</title>'
+        f"</head><body><main><h1>{title}</h1><p>…</p></main></body></html>"
+    )
+    return {
+        "description": description,
+        "content": {"text/html": {"schema": {"type": "string"}, "example": example}},
+    }
+
+
+_CONNECTION = {
+    "type": "object",
+    "required": ["employee_id", "status", "expires_at", "scopes"],
+    "properties": {
+        "employee_id": {"type": "string"},
+        "status": {
+            "type": "string",
+            "enum": ["none", "connected", "expiring", "expired", "revoked"],
+        },
+        "expires_at": {"type": ["string", "null"], "format": "date-time"},
+        "scopes": {"type": "array", "items": {"type": "string"}},
+    },
+}
+_LINKEDIN_DOWN = _unavailable(
+    "The database is unavailable, or the connect flow is not configured "
+    "(`INGEST_LINKEDIN_CLIENT_ID`, `INGEST_CONNECT_SECRET`, `INGEST_TOKEN_KEYS`); retry.",
+    "database-unavailable",
+    "the database is not reachable; retry later",
+)
+
+
+def _linkedin_connect_paths() -> dict[str, Any]:
+    """CONTRACT §8: an employee connects their own LinkedIn (services/ingest/connect.py)."""
+    employee = {
+        "name": "employee_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 256},
+    }
+    return {
+        "/v1/linkedin/invitations": {
+            "post": {
+                "operationId": "createLinkedInInvitation",
+                "summary": "An invitation link for an employee to connect LinkedIn",
+                "description": "A signed, single-use link to `/connect/linkedin/{token}`, "
+                "valid `INGEST_LINKEDIN_INVITATION_TTL_S` (7 days by default); HR hands it "
+                "out or the notifier sends it.",
+                "tags": ["linkedin"],
+                "security": BEARER,
+                "requestBody": {
+                    "required": True,
+                    "content": json_body(
+                        {
+                            "type": "object",
+                            "required": ["employee_id"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "employee_id": {"type": "string", "minLength": 1, "maxLength": 256}
+                            },
+                        },
+                        {"employee_id": "emp-1"},
+                    ),
+                },
+                "responses": {
+                    "201": {
+                        "description": "Created.",
+                        "content": json_body(
+                            {
+                                "type": "object",
+                                "required": ["url", "expires_at"],
+                                "properties": {
+                                    "url": {"type": "string", "format": "uri"},
+                                    "expires_at": {"type": "string", "format": "date-time"},
+                                },
+                            },
+                            {
+                                "url": "https://ripples.example.com/connect/linkedin/aBc.123.xYz",
+                                "expires_at": "2026-06-08T08:00:00Z",
+                            },
+                        ),
+                    },
+                    "401": unauthorized(),
+                    "404": problem(
+                        404,
+                        "No such employee is known.",
+                        "not-found",
+                        "Not found",
+                        "no employee with this employee_id is known",
+                    ),
+                    "413": _TOO_LARGE,
+                    "422": problem(
+                        422,
+                        "Invalid body; `errors` names `employee_id`.",
+                        "invalid-invitation",
+                        "Invalid invitation",
+                        "employee_id must be 1-256 printable characters",
+                        errors=[{"field": "employee_id", "detail": "1-256 printable characters"}],
+                    ),
+                    "503": _LINKEDIN_DOWN,
+                },
+            }
+        },
+        "/v1/linkedin/connections/{employee_id}": {
+            "parameters": [employee],
+            "get": {
+                "operationId": "getLinkedInConnection",
+                "summary": "An employee's LinkedIn connection status",
+                "description": "`none`, `connected`, `expiring` (within "
+                "`INGEST_LINKEDIN_EXPIRY_WARNING_S` of expiry and not renewable), `expired` "
+                "or `revoked` (LinkedIn refused the token). Never the token.",
+                "tags": ["linkedin"],
+                "security": BEARER,
+                "responses": {
+                    "200": {
+                        "description": "The status.",
+                        "content": json_body(
+                            _CONNECTION,
+                            {
+                                "employee_id": "emp-1",
+                                "status": "connected",
+                                "expires_at": "2026-08-01T08:00:00Z",
+                                "scopes": ["openid", "profile", "r_member_postAnalytics"],
+                            },
+                        ),
+                    },
+                    "401": unauthorized(),
+                    "503": _LINKEDIN_DOWN,
+                },
+            },
+            "delete": {
+                "operationId": "deleteLinkedInConnection",
+                "summary": "Disconnect: the employee's tokens are deleted",
+                "tags": ["linkedin"],
+                "security": BEARER,
+                "responses": {
+                    "204": {"description": "Deleted (or there was none)."},
+                    "401": unauthorized(),
+                    "503": _LINKEDIN_DOWN,
+                },
+            },
+        },
+        "/v1/linkedin/posts": {
+            "post": {
+                "operationId": "registerLinkedInPost",
+                "summary": "Register an employee's post by its public URL",
+                "description": "Every public post URL form (`/feed/update/urn:li:activity:…`, "
+                "`urn:li:share:…`, `urn:li:ugcPost:…`, `/posts/<slug>-activity-<id>-…`, with "
+                "or without a query string); the post is fetched with the employee's token "
+                "and must be theirs. The poller then reads its statistics.",
+                "tags": ["linkedin"],
+                "security": BEARER,
+                "requestBody": {
+                    "required": True,
+                    "content": json_body(
+                        {
+                            "type": "object",
+                            "required": ["employee_id", "url"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "employee_id": {"type": "string", "minLength": 1, "maxLength": 256},
+                                "url": {"type": "string", "minLength": 1, "maxLength": 2048},
+                            },
+                        },
+                        {
+                            "employee_id": "emp-1",
+                            "url": "https://www.linkedin.com/feed/update/urn:li:share:7094637247487995904/",
+                        },
+                    ),
+                },
+                "responses": {
+                    "202": {
+                        "description": "Registered; the post's URN.",
+                        "content": json_body(
+                            {
+                                "type": "object",
+                                "required": ["post_id"],
+                                "properties": {"post_id": {"type": "string"}},
+                            },
+                            {"post_id": "urn:li:share:7094637247487995904"},
+                        ),
+                    },
+                    "401": unauthorized(),
+                    "409": problem(
+                        409,
+                        "The employee has no usable LinkedIn connection.",
+                        "not-connected",
+                        "Not connected",
+                        "the employee has not connected LinkedIn",
+                        errors=[{"field": "employee_id", "detail": "not connected"}],
+                    ),
+                    "422": problem(
+                        422,
+                        "Invalid body, not a LinkedIn post URL, or not the employee's post; "
+                        "`errors` names `url` or `employee_id`.",
+                        "invalid-post",
+                        "Invalid post",
+                        "not the address of a LinkedIn post",
+                        errors=[{"field": "url", "detail": "not the address of a LinkedIn post"}],
+                    ),
+                    "503": _unavailable(
+                        "The database or LinkedIn is unavailable; retry.",
+                        "linkedin-unavailable",
+                        "LinkedIn could not be reached; retry later",
+                    ),
+                },
+            }
+        },
+        "/connect/linkedin/{token}": {
+            "get": {
+                "operationId": "openLinkedInInvitation",
+                "summary": "Open an invitation: on to LinkedIn's authorization page",
+                "description": "The signed browser route: 302 to `{INGEST_LINKEDIN_OAUTH_BASE_URL}"
+                "/authorization` with a single-use `state` bound to the invitation.",
+                "tags": ["linkedin"],
+                "security": OPEN,
+                "parameters": [
+                    {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "302": {
+                        "description": "To LinkedIn's authorization page.",
+                        "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}},
+                    },
+                    "403": _page("The link is not a valid invitation (da/en page)."),
+                    "410": _page("The invitation expired or was used (da/en page)."),
+                    "503": _page("The connect flow is not configured (da/en page)."),
+                },
+            }
+        },
+        "/connect/linkedin/callback": {
+            "get": {
+                "operationId": "linkedInCallback",
+                "summary": "LinkedIn's redirect back: the code is exchanged, the token stored",
+                "description": "Tokens are stored encrypted (AES-GCM); the member is found with "
+                "OpenID `userinfo`. Every outcome is a da/en page.",
+                "tags": ["linkedin"],
+                "security": OPEN,
+                "parameters": [
+                    {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+                    for name in ("code", "state", "error", "error_description")
+                ],
+                "responses": {
+                    "200": _page("Connected.", "Forbundet"),
+                    "400": _page("The member declined, or the `state` is unknown or used."),
+                    "409": _page("Another LinkedIn account than the employee's registered one."),
+                    "410": _page("The invitation was used meanwhile."),
+                    "502": _page("LinkedIn's token endpoint could not be reached or refused."),
+                    "503": _page("The connect flow is not configured."),
+                },
+            }
+        },
+    }
+
+
 @functools.cache
 def openapi() -> dict[str, Any]:
     (event_ref,), schemas = msgspec.json.schema_components([InboundEvent], ref_template=_REF)
@@ -812,6 +1068,7 @@ def openapi() -> dict[str, Any]:
                 "job_id, title, family, hard_to_recruit",
                 "job_id,title,family,hard_to_recruit\r\njob-42,Sygeplejerske,Sundhed,ja\r\n",
             ),
+            **_linkedin_connect_paths(),
             **operational_paths(
                 "ingest",
                 "The broker and the database are reachable",

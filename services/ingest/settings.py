@@ -81,6 +81,8 @@ class IngestSettings:
     # The app's client secret: webhook challenge responses and X-LI-Signature.
     linkedin_client_secret: str = ""
     linkedin_api_base_url: str = "https://api.linkedin.com/rest"
+    # LinkedIn-Version (YYYYMM) on every /rest call. LinkedIn supports each version for at
+    # least a year: bump it yearly (services/ingest/README.md, "LinkedIn API version").
     linkedin_version: str = "202601"
     linkedin_poll_enabled: bool = False
     linkedin_poll_interval_s: float = 3600.0
@@ -89,11 +91,22 @@ class IngestSettings:
     # The company page polled for organizationalEntityShareStatistics, and its admin token.
     linkedin_organization_urn: str = ""
     linkedin_organization_token: str = ""
-    # Requests per UTC day the poller may make (LinkedIn's quotas are daily).
+    # Requests per UTC day the poller may make (LinkedIn's quotas are daily, reset at
+    # midnight UTC): the whole application's, and each member's (token's).
     linkedin_daily_request_budget: int = 5000
-    # After a 429 the poller waits Retry-After, or this long when the header is absent.
+    linkedin_member_daily_request_budget: int = 500
+    # After a 429 that member waits Retry-After, or this long doubled for each 429 in a row
+    # when the header is absent, never more than the maximum.
     linkedin_backoff_s: float = 60.0
+    linkedin_backoff_max_s: float = 6 * 3600.0
     linkedin_page_size: int = 50
+    # Webhook subscriptions (Organization Social Action Notifications → Event Subscription
+    # API): the app (urn:li:developerApplication:{id}, Developer Portal), the public https URL
+    # of /v1/webhooks/linkedin, and the page admins (urn:li:person:…, comma-separated) whose
+    # subscriptions the poller keeps, with the organization token. All three or none.
+    linkedin_application_urn: str = ""
+    linkedin_webhook_url: str = ""
+    linkedin_organization_admins: tuple[str, ...] = ()
 
     # --- LinkedIn connect flow (CONTRACT §8; services/ingest/connect.py) ---
     # The app's client id (LinkedIn Developer Portal → Auth) beside its client secret.

@@ -24,7 +24,7 @@ GENERATED = {
     "notifier": notifier_openapi,
 }
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
-OPEN_PATHS = ("/livez", "/readyz", "/metrics", "/openapi.json", "/r/", "/v1/webhooks/")
+OPEN_PATHS = ("/livez", "/readyz", "/metrics", "/openapi.json", "/r/", "/v1/webhooks/", "/connect/")
 
 
 def _load(service: str) -> dict[str, Any]:
@@ -95,7 +95,9 @@ def test_every_route_declares_its_errors(service: str) -> None:
         codes = set(op["responses"])
         assert any(c >= "400" for c in codes), (path, method, codes)
         if any(p["in"] in ("query", "path") for p in op.get("parameters", [])):
-            assert codes & {"400", "404", "422"}, (path, method, codes)
+            # A bad invitation token is the connect page's 403 ("not a valid invitation").
+            bad = {"400", "404", "422"} | ({"403"} if path.startswith("/connect/") else set())
+            assert codes & bad, (path, method, codes)
         if path.startswith("/v1/") and "503" in codes:
             unavailable = op["responses"]["503"]
             example = unavailable["content"]["application/problem+json"]["example"]
@@ -104,7 +106,10 @@ def test_every_route_declares_its_errors(service: str) -> None:
         elif path.startswith("/v1/"):
             pytest.fail(f"{method} {path} declares no 503")
         for code, response in op["responses"].items():
-            if code >= "400" and (code != "503" or path != "/readyz"):
+            if code >= "400" and path.startswith("/connect/"):
+                # The connect flow's browser pages: a person reads them (da/en HTML).
+                assert "text/html" in response["content"], (path, code)
+            elif code >= "400" and (code != "503" or path != "/readyz"):
                 assert "application/problem+json" in response["content"], (path, code)
 
 

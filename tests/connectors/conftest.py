@@ -46,6 +46,7 @@ class Seen:
     query: dict[str, list[str]]
     headers: dict[str, str]
     at: float
+    body: bytes = b""
 
 
 Handler = Callable[
@@ -70,14 +71,23 @@ class VendorServer:
 
         class _Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                self._answer("GET")
+
+            def do_PUT(self) -> None:
+                self._answer("PUT")
+
+            def _answer(self, method: str) -> None:
                 parts = urlsplit(self.path)
                 query = parse_qs(parts.query)
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                vendor.requests.append(Seen("GET", parts.path, query, headers, time.monotonic()))
+                length = int(self.headers.get("content-length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                seen = Seen(method, parts.path, query, headers, time.monotonic(), raw)
+                vendor.requests.append(seen)
                 if vendor.script:
                     status, extra, body = vendor.script.pop(0)
                 else:
-                    status, extra, body = vendor.handler("GET", parts.path, query, headers)
+                    status, extra, body = vendor.handler(method, parts.path, query, headers)
                 payload = json.dumps(body).encode()
                 self.send_response(status)
                 for name, value in extra.items():

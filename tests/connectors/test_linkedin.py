@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import itertools
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +144,77 @@ async def test_notifications_become_engagements_and_reshares(
     assert sum(1 for e in events if e.id in ids) == 4
 
 
+async def test_notifications_name_the_share_and_likes_by_employees_are_exposures(
+    http: httpx.AsyncClient, broker: Running
+) -> None:
+    """Organization Social Action Notifications
+    (https://learn.microsoft.com/en-us/linkedin/marketing/community-management/organizations/
+    organization-social-action-notifications): ``sourcePost`` is the post's activity
+    (``urn:li:activity:…``) while ``decoratedSourcePost.entity`` is its ``urn:li:share:…`` —
+    the URN the statistics and the poller use; a LIKE carries no decorated activity, only its
+    ``actor``. The shapes below are LinkedIn's, field for field (subscriber,
+    decoratedSourcePost with owner/mediaCategory/text/entity, sourcePost, action,
+    notificationId, organizationalEntity). Failed before: the like's post_id was the
+    activity URN, which no poller snapshot ever names."""
+    await seed_employee(http, "emp-liker", None, "urn:li:person:liker1")
+    n = uuid.uuid4().int % 10**15
+    share, activity = f"urn:li:share:{n}", f"urn:li:activity:{n + 1}"
+    like = {
+        "subscriber": "urn:li:person:zLqTygBP8S",
+        "lastModifiedAt": 1780000000000,
+        "decoratedSourcePost": {
+            "owner": ORG,
+            "mediaCategory": "NONE",
+            "text": "This is our post",
+            "entity": share,
+        },
+        "sourcePost": activity,
+        "action": "LIKE",
+        "actor": "urn:li:person:liker1",
+        "organizationalEntity": ORG,
+        "notificationId": uuid.uuid4().int % 10**12,
+    }
+    body = orjson.dumps(
+        {"type": "ORGANIZATION_SOCIAL_ACTION_NOTIFICATIONS", "notifications": [like]}
+    )
+    response = await post_signed(http, body, hex_hmac(CLIENT_SECRET, body))
+    assert response.json() == {"status": "accepted", "events": 1}
+    # Later, a comment whose notification names only the activity: the same post.
+    comment = {
+        "subscriber": "urn:li:person:zLqTygBP8S",
+        "lastModifiedAt": 1780000100000,
+        "sourcePost": activity,
+        "decoratedGeneratedActivity": {
+            "comment": {
+                "owner": "urn:li:person:stranger2",
+                "text": "Congratulations",
+                "entity": f"urn:li:comment:({activity},{n + 2})",
+                "object": activity,
+            }
+        },
+        "action": "COMMENT",
+        "organizationalEntity": ORG,
+        "notificationId": uuid.uuid4().int % 10**12,
+    }
+    body = orjson.dumps(
+        {"type": "ORGANIZATION_SOCIAL_ACTION_NOTIFICATIONS", "notifications": [comment]}
+    )
+    assert (await post_signed(http, body, hex_hmac(CLIENT_SECRET, body))).status_code == 200
+    ids = {f"li-notification:{item['notificationId']}" for item in (like, comment)}
+    found = {e.id: e for _, e in (await read_events(broker.address, "ripples.posts", ids)).values()}
+    liked = found[f"li-notification:{like['notificationId']}"]
+    assert isinstance(liked, PostEngagementEvent)
+    assert (liked.data.post_id, liked.data.action, liked.data.actor_employee_id) == (
+        share,
+        "reaction",
+        "emp-liker",
+    )
+    commented = found[f"li-notification:{comment['notificationId']}"]
+    assert isinstance(commented, PostEngagementEvent)
+    assert (commented.data.post_id, commented.data.action) == (share, "comment")
+    assert commented.data.actor_employee_id is None
+
+
 async def test_unsigned_or_tampered_notifications_are_refused(http: httpx.AsyncClient) -> None:
     body = orjson.dumps({"type": "ORGANIZATION_SOCIAL_ACTION_NOTIFICATIONS", "notifications": []})
     for signature in (
@@ -158,23 +231,38 @@ async def test_unsigned_or_tampered_notifications_are_refused(http: httpx.AsyncC
 # --- poller --------------------------------------------------------------------------------
 
 GOOD, EXPIRED = "urn:li:person:goodmember", "urn:li:person:expiredmember"
-TOKENS = {GOOD: "tok-good", EXPIRED: "tok-expired"}
+BUSY = "urn:li:person:busymember"
+# BUSY first: the members after it must be polled in the same poll as its 429.
+TOKENS = {BUSY: "tok-busy", GOOD: "tok-good", EXPIRED: "tok-expired"}
 MEMBER_POSTS = [f"urn:li:share:70000000000000000{i}" for i in range(3)]
 ORG_POSTS = ["urn:li:share:800000000000000001", "urn:li:ugcPost:800000000000000002"]
 EXPIRED_POSTS = ["urn:li:share:900000000000000001"]
+APPLICATION = "urn:li:developerApplication:123456"
+ADMIN = "urn:li:person:pageadmin1"
+WEBHOOK_URL = "https://ripples.example.com/v1/webhooks/linkedin"
+SUBSCRIPTION_KEY = (
+    "(developerApplication:urn%3Ali%3AdeveloperApplication%3A123456,"
+    "user:urn%3Ali%3Aperson%3Apageadmin1,entity:urn%3Ali%3Aorganization%3A2414183,"
+    "eventType:ORGANIZATION_SOCIAL_ACTION_NOTIFICATIONS)"
+)
 METRIC_TYPE = "com.linkedin.adsexternalapi.memberanalytics.v1.CreatorPostAnalyticsMetricTypeV1"
 METRICS = {"IMPRESSION": 1500, "MEMBERS_REACHED": 900, "REACTION": 40, "COMMENT": 6, "RESHARE": 3}
 
 
 class FakeLinkedIn:
-    """LinkedIn's REST API as documented, for three tokens; the first analytics call is
-    answered 429 with Retry-After: 1."""
+    """LinkedIn's REST API as documented, for four tokens; every call with ``tok-busy`` is
+    answered 429 with Retry-After: 1 — that member's own limit ("Member — the total number of
+    calls that a single member per application can make in a day … Rate limited requests will
+    receive a 429 response", Rate Limits,
+    https://learn.microsoft.com/en-us/linkedin/shared/api-guide/concepts/rate-limits)."""
 
     def __init__(self) -> None:
-        self.limited = False
+        self.limited = False  # True: tok-busy is not limited either
+        self.subscriptions: dict[str, Any] = {}
+        self.server: VendorServer | None = None
 
     def __call__(
-        self, _: str, path: str, query: dict[str, list[str]], headers: dict[str, str]
+        self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str]
     ) -> tuple[int, dict[str, str], Any]:
         token = headers.get("authorization", "").removeprefix("Bearer ")
         if token == "tok-expired":
@@ -183,11 +271,25 @@ class FakeLinkedIn:
                 {},
                 {"status": 401, "serviceErrorCode": 65601, "code": "EXPIRED_ACCESS_TOKEN"},
             )
+        if token == "tok-busy" and not self.limited:
+            return 429, {"Retry-After": "1"}, {"status": 429, "message": "Too Many Requests"}
         if (
             token not in ("tok-good", "tok-org")
             or headers.get("x-restli-protocol-version") != "2.0.0"
         ):
             return 403, {}, {"status": 403}
+        if path.startswith("/rest/eventSubscriptions/"):
+            # Event Subscription API (Organization Social Action Notifications): the key is
+            # (developerApplication:…,user:…,entity:…,eventType:…) with URNs encoded;
+            # PUT {"webhook": url} creates it, GET reads it, 404 when there is none.
+            key = path.removeprefix("/rest/eventSubscriptions/")
+            if method == "PUT":
+                assert self.server is not None
+                self.subscriptions[key] = orjson.loads(self.server.requests[-1].body)
+                return 201, {}, None
+            if key in self.subscriptions:
+                return 200, {}, {**self.subscriptions[key], "expiresAt": 1790000000000}
+            return 404, {}, {"status": 404, "message": "Not Found"}
         if path == "/rest/posts":
             author = query["author"][0]
             posts = (
@@ -214,9 +316,6 @@ class FakeLinkedIn:
                 {"elements": page, "paging": {"start": start, "count": count, "total": len(posts)}},
             )
         if path == "/rest/memberCreatorPostAnalytics":
-            if not self.limited:
-                self.limited = True
-                return 429, {"Retry-After": "1"}, {"status": 429, "message": "Too Many Requests"}
             kind = query["queryType"][0]
             entity = query["entity"][0]
             return (
@@ -264,7 +363,9 @@ class FakeLinkedIn:
 
 @pytest.fixture(scope="module")
 def linkedin_api() -> Iterator[VendorServer]:
-    server = VendorServer(FakeLinkedIn())
+    fake = FakeLinkedIn()
+    server = VendorServer(fake)
+    fake.server = server
     server.start()
     yield server
     server.stop()
@@ -301,6 +402,9 @@ def poller(
         INGEST_LINKEDIN_ORGANIZATION_URN=ORG,
         INGEST_LINKEDIN_ORGANIZATION_TOKEN="tok-org",
         INGEST_LINKEDIN_PAGE_SIZE="2",
+        INGEST_LINKEDIN_APPLICATION_URN=APPLICATION,
+        INGEST_LINKEDIN_WEBHOOK_URL=WEBHOOK_URL,
+        INGEST_LINKEDIN_ORGANIZATION_ADMINS=ADMIN,
         **SECRETS,
     )
     yield running, url
@@ -379,13 +483,20 @@ async def test_poller_emits_published_and_metrics(
         await conn.close()
         assert status == "unauthorized"
 
-        # The 429 stopped that poll and the poller waited Retry-After (1 s) before asking again.
-        assert metric(text, "ingest_linkedin_polls_total", outcome="rate_limited") == 1
-        limited = next(
-            i for i, r in enumerate(linkedin_api.requests) if r.path.endswith("PostAnalytics")
-        )
-        after = linkedin_api.requests[limited + 1]
-        assert after.at - linkedin_api.requests[limited].at >= 1.0
+        # BUSY's 429 paused BUSY only: the members after it went on in that same poll (failed
+        # before: the first 429 stopped the whole poll), and BUSY was asked again only after
+        # its Retry-After (1 s) although a poll runs every 0.3 s.
+        def token(r: Any) -> str:
+            return str(r.headers.get("authorization", "")).removeprefix("Bearer ")
+
+        requests = list(linkedin_api.requests)
+        busy = [i for i, r in enumerate(requests) if token(r) == "tok-busy"]
+        assert busy
+        assert any(token(r) == "tok-good" for r in requests[busy[0] + 1 :][:3])
+        gaps = [requests[b].at - requests[a].at for a, b in itertools.pairwise(busy)]
+        assert all(gap >= 1.0 for gap in gaps)
+        assert metric(text, "ingest_linkedin_polls_total", outcome="rate_limited") >= 1
+        assert metric(text, "ingest_linkedin_members_skipped_total", reason="rate_limited") >= 1
         # Tokens travel only in the Authorization header, and never reach the log.
         log = (Path(service.state.root) / "logs" / "ingest.log").read_text()
         assert "tok-good" not in log
@@ -393,6 +504,48 @@ async def test_poller_emits_published_and_metrics(
         # The skipped member is named by employee id, not by member URN (a personal field).
         assert '"employee_id":"emp-expired"' in log
         assert EXPIRED not in log
+
+
+async def test_the_webhook_subscription_is_created_and_recreated_when_linkedin_drops_it(
+    poller: tuple[Running, str], linkedin_api: VendorServer
+) -> None:
+    """``PUT /rest/eventSubscriptions/(developerApplication:…,user:…,entity:…,
+    eventType:ORGANIZATION_SOCIAL_ACTION_NOTIFICATIONS)`` with ``{"webhook": url}`` for the
+    page admin, read back on each poll and created again once LinkedIn no longer has it."""
+    service, _ = poller
+    fake = linkedin_api.handler
+    assert isinstance(fake, FakeLinkedIn)
+    async with asyncio.timeout(20):
+        while SUBSCRIPTION_KEY not in fake.subscriptions:
+            await asyncio.sleep(0.1)
+    assert fake.subscriptions[SUBSCRIPTION_KEY] == {"webhook": WEBHOOK_URL}
+    put = next(r for r in linkedin_api.requests if r.method == "PUT")
+    assert put.path == f"/rest/eventSubscriptions/{SUBSCRIPTION_KEY}"
+    assert put.headers["authorization"] == "Bearer tok-org"
+    assert put.headers["linkedin-version"].isdigit()
+    async with httpx.AsyncClient(base_url=service.address, timeout=15) as client:
+        async with asyncio.timeout(20):
+            while (
+                metric(
+                    (await client.get("/metrics")).text,
+                    "ingest_linkedin_subscriptions",
+                    state="active",
+                )
+                != 1
+            ):
+                await asyncio.sleep(0.1)
+        # LinkedIn drops it silently: the next poll's check finds a 404 and creates it again.
+        del fake.subscriptions[SUBSCRIPTION_KEY]
+        async with asyncio.timeout(20):
+            while SUBSCRIPTION_KEY not in fake.subscriptions:
+                await asyncio.sleep(0.1)
+        text = (await client.get("/metrics")).text
+        assert metric(text, "ingest_linkedin_subscription_writes_total", outcome="created") >= 2
+        assert metric(text, "ingest_linkedin_subscriptions", state="missing") == 0
+        assert metric(text, "ingest_linkedin_last_page_post_timestamp_seconds") > 0
+    # Between the two PUTs, polls only read it (GET), never wrote it again.
+    puts = [r for r in linkedin_api.requests if r.method == "PUT"]
+    assert len(puts) == 2
 
 
 @pytest.fixture(scope="module")
@@ -436,9 +589,57 @@ async def test_poller_keeps_to_the_daily_budget(
         # Two pages of posts and two analytics calls, then nothing more today.
         assert len(thrifty_linkedin.requests) == 4
         conn = await asyncpg.connect(database)
-        spent = await conn.fetchval("select requests from ingest_linkedin_budget")
+        spent = await conn.fetchval(
+            "select requests from ingest_linkedin_budget where scope = 'application'"
+        )
         await conn.close()
         assert spent >= 5  # the refused attempts are counted too
+    finally:
+        service.stop()
+
+
+async def test_the_daily_budget_is_counted_in_utc_whatever_the_database_time_zone(
+    broker: Running, database: str, thrifty_linkedin: VendorServer, tmp_path: Path
+) -> None:
+    """LinkedIn's daily limits "reset at midnight UTC every day" (Rate Limits,
+    https://learn.microsoft.com/en-us/linkedin/shared/api-guide/concepts/rate-limits), for the
+    application and for each member: the budget's day is the UTC date even when the database
+    runs in a time zone whose date differs from UTC's right now (failed before: the row was
+    dated with the database's current_date, a day off)."""
+    now = datetime.now(UTC)
+    # UTC-12 is yesterday before noon UTC, UTC+14 is tomorrow from 10:00 UTC on.
+    zone = "Etc/GMT+12" if now.hour < 12 else "Pacific/Kiritimati"
+    conn = await asyncpg.connect(database)
+    name = await conn.fetchval("select current_database()")
+    await conn.execute(f"alter database \"{name}\" set timezone = '{zone}'")
+    await conn.close()
+    tokens = tmp_path / "tokens.json"
+    tokens.write_bytes(orjson.dumps({GOOD: "tok-good"}))
+    service = start_service(
+        "ingest",
+        tmp_path / "ingest",
+        broker,
+        DATABASE_URL=database,
+        INGEST_LINKEDIN_POLL_ENABLED="true",
+        INGEST_LINKEDIN_POLL_INTERVAL_S="0.2",
+        INGEST_LINKEDIN_API_BASE_URL=thrifty_linkedin.address + "/rest",
+        INGEST_LINKEDIN_TOKENS_FILE=str(tokens),
+        INGEST_LINKEDIN_PAGE_SIZE="2",
+        **SECRETS,
+    )
+    try:
+        conn = await asyncpg.connect(database)
+        try:
+            assert await conn.fetchval("show timezone") == zone
+            local = await conn.fetchval("select current_date")
+            assert local != now.date()  # the zone really is a day off
+            async with asyncio.timeout(30):
+                while not await conn.fetchval("select count(*) from ingest_linkedin_budget"):
+                    await asyncio.sleep(0.1)
+            days = {r["day"] for r in await conn.fetch("select day from ingest_linkedin_budget")}
+        finally:
+            await conn.close()
+        assert days == {datetime.now(UTC).date()}
     finally:
         service.stop()
 
