@@ -24,7 +24,18 @@ GENERATED = {
     "notifier": notifier_openapi,
 }
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
-OPEN_PATHS = ("/livez", "/readyz", "/metrics", "/openapi.json", "/r/", "/v1/webhooks/")
+OPEN_PATHS = (
+    "/livez",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/r/",
+    "/reports/",
+    "/v1/webhooks/",
+)
+# Browser pages that answer a person with an HTML page, not a problem document: attribution's
+# share link refused (expired or not valid).
+HTML_ERRORS = {("/reports/{token}", "403")}
 
 
 def _load(service: str) -> dict[str, Any]:
@@ -95,7 +106,7 @@ def test_every_route_declares_its_errors(service: str) -> None:
         codes = set(op["responses"])
         assert any(c >= "400" for c in codes), (path, method, codes)
         if any(p["in"] in ("query", "path") for p in op.get("parameters", [])):
-            assert codes & {"400", "404", "422"}, (path, method, codes)
+            assert codes & {"400", "403", "404", "422"}, (path, method, codes)
         if path.startswith("/v1/") and "503" in codes:
             unavailable = op["responses"]["503"]
             example = unavailable["content"]["application/problem+json"]["example"]
@@ -104,7 +115,9 @@ def test_every_route_declares_its_errors(service: str) -> None:
         elif path.startswith("/v1/"):
             pytest.fail(f"{method} {path} declares no 503")
         for code, response in op["responses"].items():
-            if code >= "400" and (code != "503" or path != "/readyz"):
+            if (path, code) in HTML_ERRORS:
+                assert set(response["content"]) == {"text/html; charset=utf-8"}, (path, code)
+            elif code >= "400" and (code != "503" or path != "/readyz"):
                 assert "application/problem+json" in response["content"], (path, code)
 
 
@@ -176,3 +189,4 @@ def test_notifier_documents_the_recognitions_pages() -> None:
         "interrupted",
         "max_attempts",
     }
+
