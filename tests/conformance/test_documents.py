@@ -16,6 +16,7 @@ from openapi_spec_validator import validate
 from services.attribution.openapi import openapi as attribution_openapi
 from services.ingest.openapi import openapi as ingest_openapi
 from services.notifier.openapi import openapi as notifier_openapi
+from shared.openapi import NAMING_PROBLEM
 from tests.conformance.conftest import SERVICES, document
 
 GENERATED = {
@@ -190,3 +191,18 @@ def test_notifier_documents_the_recognitions_pages() -> None:
         "max_attempts",
     }
 
+
+@pytest.mark.parametrize("service", ["attribution", "notifier"])
+def test_every_422_requires_the_field_it_names(service: str) -> None:
+    """Attribution's and the notifier's 422s always name the parameter or field (they send
+    `errors[].field`: test_parameters.py), so their schema requires `errors` and schemathesis'
+    response-schema check holds the services to it."""
+    spec = _load(service)
+    found = 0
+    for path, method, op in _operations(spec):
+        if "422" in op["responses"]:
+            media = op["responses"]["422"]["content"]["application/problem+json"]
+            assert media["schema"] == NAMING_PROBLEM, (path, method)
+            assert media["example"]["errors"], (path, method)
+            found += 1
+    assert found
