@@ -114,6 +114,7 @@ def unavailable(description: str, kind: str = "database-unavailable") -> dict[st
 
 
 def invalid_parameter(description: str, field: str, detail: str) -> dict[str, Any]:
+    """A 422 whose problem always names the parameter (schema :data:`NAMING_PROBLEM`)."""
     return problem(
         422,
         description,
@@ -121,6 +122,7 @@ def invalid_parameter(description: str, field: str, detail: str) -> dict[str, An
         "Invalid query parameter",
         f"`{field}`: {detail}",
         errors=[{"field": field, "detail": detail}],
+        naming=True,
     )
 
 

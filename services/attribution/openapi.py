@@ -12,15 +12,19 @@ from typing import Any
 
 import orjson
 
+from services.attribution.report import FORMATS, LOCALES, MEDIA_TYPES
+from services.attribution.settings import AttributionSettings
 from shared.events import MODELS
 from shared.openapi import (
     BEARER,
     LICENSE,
+    OPEN,
     components,
     invalid_parameter,
     json_body,
     not_found,
     operational_paths,
+    problem,
     unauthorized,
     unavailable,
 )
@@ -452,6 +456,255 @@ def _path(name: str) -> dict[str, Any]:
     }
 
 
+_MAX_EXPIRES_S = AttributionSettings.report_link_max_expires_s
+_DEFAULT_EXPIRES_S = 7 * 86400
+_LOCALE = {
+    "name": "locale",
+    "in": "query",
+    "required": False,
+    "description": "The report's language: English or Danish.",
+    "schema": {"type": "string", "enum": list(LOCALES), "default": "en"},
+}
+_FORMAT = {
+    "name": "format",
+    "in": "query",
+    "required": False,
+    "description": "HTML (the page), PDF (the HTML printed), CSV (the tables) or Markdown.",
+    "schema": {"type": "string", "enum": list(FORMATS), "default": "html"},
+}
+_CONTENT_LANGUAGE = {
+    "description": "The report's locale (`en` or `da`).",
+    "required": True,
+    "schema": {"type": "string", "enum": list(LOCALES)},
+    "example": "da",
+}
+_HTML_EXAMPLE = (
+    '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+    "<title>Ripples report</title></head><body><h1>Ripples report</h1>…</body></html>\n"
+)
+_REPORT_EXAMPLES = {
+    "html": _HTML_EXAMPLE,
+    "pdf": "%PDF-1.7\n…",
+    "csv": "section,key,value\nsummary,reach_ratio,2.0\n…",
+    "md": "# Ripples report\n\n| | posts | impressions |\n|---|---|---|\n…",
+}
+_TEXT = {"type": "string"}
+_LINK_HEADERS = {
+    "Cache-Control": ("`no-store`: the page's URL carries its token.", "no-store"),
+    "Referrer-Policy": ("`no-referrer`: the token is never sent on.", "no-referrer"),
+    "X-Robots-Tag": ("`noindex`.", "noindex"),
+}
+
+
+def _header(description: str, example: str) -> dict[str, Any]:
+    return {"description": description, "required": True, "schema": _TEXT, "example": example}
+
+
+def _report_media(fmt: str) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    if fmt == "pdf":
+        schema["contentMediaType"] = "application/pdf"
+    return {MEDIA_TYPES[fmt]: {"schema": schema, "example": _REPORT_EXAMPLES[fmt]}}
+
+
+def _bad_body(field: str, detail: str) -> dict[str, Any]:
+    return problem(
+        422,
+        "A bad body, named in `errors[].field`: `body` when it is not a JSON object; a field "
+        "of the wrong type; `from`/`to` as for `GET /v1/report` (RFC 3339 with a UTC "
+        "equivalent, `from` before `to`); an unknown `model` or `locale`; `expires_in_s` "
+        f"outside 60 to ATTRIBUTION_REPORT_LINK_MAX_EXPIRES_S (default {_MAX_EXPIRES_S}).",
+        "invalid-body",
+        "Invalid request body",
+        f"`{field}`: {detail}",
+        errors=[{"field": field, "detail": detail}],
+        naming=True,
+    )
+
+
+def _report_paths() -> dict[str, Any]:
+    """CONTRACT §9: the served report, its share links and the page a link opens
+    (services/attribution/report/routes.py)."""
+    link_request = {
+        "type": "object",
+        "description": "Every field is optional: the period (absent = all time), the model "
+        "and locale of the report the link opens, and how long the link lives.",
+        "properties": {
+            "from": {**_TIME, "description": "Period start (inclusive), as the query's `from`."},
+            "to": {**_TIME, "description": "Period end (exclusive), as the query's `to`."},
+            "model": {"type": "string", "enum": list(MODELS), "default": "last_touch"},
+            "locale": {"type": "string", "enum": list(LOCALES), "default": "en"},
+            "expires_in_s": {
+                "type": "integer",
+                "minimum": 60,
+                "maximum": _MAX_EXPIRES_S,
+                "default": _DEFAULT_EXPIRES_S,
+                "description": "Seconds the link lives: 60 to "
+                "ATTRIBUTION_REPORT_LINK_MAX_EXPIRES_S (default 90 days; a deployment may "
+                "set up to 366); absent = 7 days, or that maximum if it is shorter.",
+            },
+        },
+    }
+    link = _object(
+        {
+            "url": {
+                "type": "string",
+                "format": "uri",
+                "description": "`ATTRIBUTION_PUBLIC_BASE_URL` + `/reports/{token}`: opens the "
+                "report without a key until `expires_at`.",
+            },
+            "expires_at": {**_TIME, "description": "When the link stops opening (UTC)."},
+        }
+    )
+    bad_query = invalid_parameter(
+        "A bad query parameter, named in `errors[].field`: as for `/v1/summary`, and an "
+        "unknown `locale` or `format`.",
+        "format",
+        "must be one of html, pdf, csv, md",
+    )
+    down = unavailable("The database is unavailable; retry after `Retry-After` seconds.")
+    ok_headers = {
+        "Content-Language": _CONTENT_LANGUAGE,
+        "Content-Disposition": {
+            "description": "PDF, CSV and Markdown only: "
+            '`inline; filename="ripples-report-{locale}.{format}"`.',
+            "required": False,
+            "schema": _TEXT,
+            "example": 'inline; filename="ripples-report-da.pdf"',
+        },
+    }
+    page_headers = {name: _header(*value) for name, value in _LINK_HEADERS.items()}
+    return {
+        "/v1/report": {
+            "get": {
+                "operationId": "getReport",
+                "summary": "The period report (CONTRACT §9) in HTML, PDF, CSV or Markdown",
+                "description": "The summary, the sharers, the ripple graph and one row per "
+                "week of the period (at most 105), in English or Danish.",
+                "tags": ["report"],
+                "security": BEARER,
+                "parameters": [*_PARAMS, _LOCALE, _FORMAT],
+                "responses": {
+                    "200": {
+                        "description": "The report in `format` and `locale`.",
+                        "headers": ok_headers,
+                        "content": {k: v for fmt in FORMATS for k, v in _report_media(fmt).items()},
+                    },
+                    "401": unauthorized(),
+                    "422": bad_query,
+                    "503": down,
+                },
+            }
+        },
+        "/v1/report/links": {
+            "post": {
+                "operationId": "createReportLink",
+                "summary": "A signed, expiring share link to the report (HTML)",
+                "tags": ["report"],
+                "security": BEARER,
+                "requestBody": {
+                    "required": False,
+                    "description": "A JSON object of at most 16 KiB; an empty body is `{}`.",
+                    "content": json_body(
+                        link_request,
+                        {
+                            "from": "2026-06-01T00:00:00Z",
+                            "to": "2026-09-01T00:00:00Z",
+                            "model": "linear",
+                            "locale": "da",
+                            "expires_in_s": 86400,
+                        },
+                    ),
+                },
+                "responses": {
+                    "201": {
+                        "description": "The link.",
+                        "content": json_body(
+                            link,
+                            {
+                                "url": "http://127.0.0.1:8081/reports/eyJmIjpudWxsfQ.c2lnbmF0dXJl",
+                                "expires_at": "2026-09-08T00:00:00Z",
+                            },
+                        ),
+                    },
+                    "400": problem(
+                        400,
+                        "`Content-Length` is not a number.",
+                        "bad-request",
+                        "Bad request",
+                        "Content-Length is not a number",
+                    ),
+                    "401": unauthorized(),
+                    "413": problem(
+                        413,
+                        "The body is over 16 KiB.",
+                        "body-too-large",
+                        "Request body too large",
+                        "the body must not exceed 16384 bytes",
+                    ),
+                    "422": _bad_body(
+                        "expires_in_s", f"must be a whole number from 60 to {_MAX_EXPIRES_S}"
+                    ),
+                    "503": problem(
+                        503,
+                        "Share links are not configured: ATTRIBUTION_REPORT_LINK_SECRET is "
+                        "not set (retrying will not help until it is).",
+                        "not-configured",
+                        "Share links not configured",
+                        "set ATTRIBUTION_REPORT_LINK_SECRET to make report share links",
+                    ),
+                },
+            }
+        },
+        "/reports/{token}": {
+            "get": {
+                "operationId": "openReportLink",
+                "summary": "The report a share link opens (a browser page; no key)",
+                "description": "Checked by its token (signed with "
+                "ATTRIBUTION_REPORT_LINK_SECRET, expiring): the HTML report in the link's "
+                "period, model and locale, never cached.",
+                "tags": ["report"],
+                "security": OPEN,
+                "parameters": [
+                    {
+                        "name": "token",
+                        "in": "path",
+                        "required": True,
+                        "description": "The token of a URL from `POST /v1/report/links`.",
+                        "schema": {"type": "string", "minLength": 1},
+                        "example": "eyJmIjpudWxsfQ.c2lnbmF0dXJl",
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The report (HTML) in the link's locale.",
+                        "headers": {
+                            **page_headers,
+                            "Content-Language": _CONTENT_LANGUAGE,
+                        },
+                        "content": _report_media("html"),
+                    },
+                    "403": {
+                        "description": "The link has expired or is not valid (tampered, "
+                        "unknown secret, or no secret set): a page saying so, in the link's "
+                        "locale when it can be read, else English.",
+                        "headers": page_headers,
+                        "content": {
+                            MEDIA_TYPES["html"]: {
+                                "schema": _TEXT,
+                                "example": '<!DOCTYPE html>\n<html lang="da"><head><meta '
+                                'charset="utf-8"><title>Linket er udløbet</title></head>'
+                                "<body><h1>Linket er udløbet</h1>…</body></html>\n",
+                            }
+                        },
+                    },
+                    "503": down,
+                },
+            }
+        },
+    }
+
+
 @functools.cache
 def openapi() -> dict[str, Any]:
     return {
@@ -506,6 +759,7 @@ def openapi() -> dict[str, Any]:
                 _EXAMPLES["Ripples"],
                 params=False,
             ),
+            **_report_paths(),
             **operational_paths(
                 "attribution",
                 "The database answers and partitions are assigned",

@@ -20,6 +20,7 @@ FAST = {
     "KAFKA_HEARTBEAT_INTERVAL_S": "1",
     "NOTIFIER_WEBHOOK_SECRET": "conformance-webhook-secret",
     "INGEST_LINK_ALLOWED_HOSTS": "careers.example.com",
+    "ATTRIBUTION_REPORT_LINK_SECRET": "conformance-report-link-secret",
 }
 
 

@@ -16,6 +16,7 @@ from openapi_spec_validator import validate
 from services.attribution.openapi import openapi as attribution_openapi
 from services.ingest.openapi import openapi as ingest_openapi
 from services.notifier.openapi import openapi as notifier_openapi
+from shared.openapi import NAMING_PROBLEM
 from tests.conformance.conftest import SERVICES, document
 
 GENERATED = {
@@ -24,7 +25,20 @@ GENERATED = {
     "notifier": notifier_openapi,
 }
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
-OPEN_PATHS = ("/livez", "/readyz", "/metrics", "/openapi.json", "/r/", "/v1/webhooks/", "/connect/")
+OPEN_PATHS = (
+    "/livez",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/r/",
+    "/reports/",
+    "/v1/webhooks/",
+    "/connect/",
+)
+# Browser pages that answer a person with an HTML page, not a problem document: attribution's
+# share link refused (expired or not valid), and the connect flow's pages (da/en).
+HTML_ERRORS = {("/reports/{token}", "403")}
+HTML_PAGES = ("/connect/",)
 
 
 def _load(service: str) -> dict[str, Any]:
@@ -95,9 +109,8 @@ def test_every_route_declares_its_errors(service: str) -> None:
         codes = set(op["responses"])
         assert any(c >= "400" for c in codes), (path, method, codes)
         if any(p["in"] in ("query", "path") for p in op.get("parameters", [])):
-            # A bad invitation token is the connect page's 403 ("not a valid invitation").
-            bad = {"400", "404", "422"} | ({"403"} if path.startswith("/connect/") else set())
-            assert codes & bad, (path, method, codes)
+            # A bad token is the page's 403 (a share link, an invitation that is not valid).
+            assert codes & {"400", "403", "404", "422"}, (path, method, codes)
         if path.startswith("/v1/") and "503" in codes:
             unavailable = op["responses"]["503"]
             example = unavailable["content"]["application/problem+json"]["example"]
@@ -106,8 +119,9 @@ def test_every_route_declares_its_errors(service: str) -> None:
         elif path.startswith("/v1/"):
             pytest.fail(f"{method} {path} declares no 503")
         for code, response in op["responses"].items():
-            if code >= "400" and path.startswith("/connect/"):
-                # The connect flow's browser pages: a person reads them (da/en HTML).
+            if (path, code) in HTML_ERRORS:
+                assert set(response["content"]) == {"text/html; charset=utf-8"}, (path, code)
+            elif code >= "400" and path.startswith(HTML_PAGES):
                 assert "text/html" in response["content"], (path, code)
             elif code >= "400" and (code != "503" or path != "/readyz"):
                 assert "application/problem+json" in response["content"], (path, code)
@@ -181,3 +195,19 @@ def test_notifier_documents_the_recognitions_pages() -> None:
         "interrupted",
         "max_attempts",
     }
+
+
+@pytest.mark.parametrize("service", ["attribution", "notifier"])
+def test_every_422_requires_the_field_it_names(service: str) -> None:
+    """Attribution's and the notifier's 422s always name the parameter or field (they send
+    `errors[].field`: test_parameters.py), so their schema requires `errors` and schemathesis'
+    response-schema check holds the services to it."""
+    spec = _load(service)
+    found = 0
+    for path, method, op in _operations(spec):
+        if "422" in op["responses"]:
+            media = op["responses"]["422"]["content"]["application/problem+json"]
+            assert media["schema"] == NAMING_PROBLEM, (path, method)
+            assert media["example"]["errors"], (path, method)
+            found += 1
+    assert found

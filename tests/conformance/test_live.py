@@ -77,6 +77,51 @@ def _known(service: Running, run: Run) -> None:
             validate(case, response, run)
 
 
+def _declared(path: str, method: str, status: int) -> dict[str, object]:
+    spec = orjson.loads(document("attribution").read_bytes())
+    responses: dict[str, dict[str, object]] = spec["paths"][path][method]["responses"]
+    assert str(status) in responses, (path, method, status, "not documented")
+    return responses[str(status)]
+
+
+@pytest.mark.parametrize("fmt", ["html", "pdf", "csv", "md"])
+async def test_the_served_report_answers_as_documented(
+    seeded: dict[str, Running], fmt: str
+) -> None:
+    """Each format in the media type and with the headers the document declares."""
+    async with httpx.AsyncClient(base_url=seeded["attribution"].address, timeout=60) as client:
+        response = await client.get(f"/v1/report?format={fmt}&locale=da", headers=AUTH)
+    declared = _declared("/v1/report", "get", response.status_code)
+    assert response.status_code == 200, response.text[:300]
+    assert response.headers["content-type"] in declared["content"]  # type: ignore[operator]
+    assert response.headers["content-language"] == "da"
+    disposition = response.headers.get("content-disposition")
+    if fmt == "html":
+        assert disposition is None
+    else:
+        assert disposition == f'inline; filename="ripples-report-da.{fmt}"'
+        assert "Content-Disposition" in declared["headers"]  # type: ignore[operator]
+
+
+async def test_a_share_link_answers_as_documented(seeded: dict[str, Running]) -> None:
+    """201 with a URL that opens the report without a key (200 HTML with the page headers);
+    the same token altered is a 403 HTML page; every status and header is in the document."""
+    async with httpx.AsyncClient(base_url=seeded["attribution"].address, timeout=60) as client:
+        created = await client.post("/v1/report/links", json={"locale": "da"}, headers=AUTH)
+        _declared("/v1/report/links", "post", created.status_code)
+        assert created.status_code == 201, created.text
+        assert set(created.json()) == {"url", "expires_at"}
+        path = httpx.URL(created.json()["url"]).path
+        opened = await client.get(path)
+        tampered = await client.get(path[:-2] + ("AA" if not path.endswith("AA") else "BB"))
+    for response, status in ((opened, 200), (tampered, 403)):
+        declared = _declared("/reports/{token}", "get", response.status_code)
+        assert response.status_code == status, response.text[:300]
+        assert response.headers["content-type"] in declared["content"]  # type: ignore[operator]
+        for name in declared["headers"]:  # type: ignore[attr-defined]
+            assert name.lower() in response.headers, (status, name)
+
+
 @pytest.mark.parametrize(
     "service",
     [

@@ -1,6 +1,8 @@
 """Bad query and path parameters get a 422 problem+json naming the parameter, from the
-running attribution service (issue 20: empty values were treated as absent; issue 13 part 5:
-`from=0001-01-01T00:00:00+01:00`, year 0 in UTC, was a 500)."""
+running attribution service and notifier (issue 20: empty values were treated as absent;
+issue 13 part 5: `from=0001-01-01T00:00:00+01:00`, year 0 in UTC, was a 500). Each 422 carries
+`errors[].field`, as the documents now require (`shared.openapi.NAMING_PROBLEM`), on the
+served report's query and share-link body too."""
 
 from __future__ import annotations
 
@@ -33,7 +35,29 @@ QUERY_CASES = [
     ("from=2026-01-01T00:00:00Z&to=2026-01-01T01:00:00%2B01:00", "to"),  # the same instant
     ("model=shapley", "model"),
 ]
-ROUTES = ["/v1/summary", "/v1/sharers", "/v1/sharers/emp-1"]
+ROUTES = ["/v1/summary", "/v1/sharers", "/v1/sharers/emp-1", "/v1/report"]
+REPORT_CASES = [
+    ("locale=", "locale"),
+    ("locale=de", "locale"),
+    ("locale=da%00", "locale"),
+    ("format=", "format"),
+    ("format=xlsx", "format"),
+    ("format=pdf%1B", "format"),
+]
+LINK_CASES = [
+    (b"[]", "body"),
+    (b"not json", "body"),
+    (b"null", "body"),
+    (b'{"from": 1}', "from"),
+    (b'{"from": "2026-01-01"}', "from"),
+    (b'{"from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}', "to"),
+    (b'{"model": "shapley"}', "model"),
+    (b'{"locale": "de"}', "locale"),
+    (b'{"expires_in_s": 59}', "expires_in_s"),
+    (b'{"expires_in_s": 99999999}', "expires_in_s"),
+    (b'{"expires_in_s": true}', "expires_in_s"),
+    (b'{"expires_in_s": 60.5}', "expires_in_s"),
+]
 PATH_CASES = [
     ("/v1/sharers/a%00b", "employee_id"),
     ("/v1/sharers/%07", "employee_id"),
@@ -65,6 +89,23 @@ async def test_bad_query_parameter_is_named(
     attribution: httpx.AsyncClient, route: str, query: str, field: str
 ) -> None:
     _names(await attribution.get(f"{route}?{query}"), field)
+
+
+@pytest.mark.parametrize(("query", "field"), REPORT_CASES)
+async def test_bad_report_parameter_is_named(
+    attribution: httpx.AsyncClient, query: str, field: str
+) -> None:
+    _names(await attribution.get(f"/v1/report?{query}"), field)
+
+
+@pytest.mark.parametrize(("body", "field"), LINK_CASES)
+async def test_bad_share_link_body_is_named(
+    attribution: httpx.AsyncClient, body: bytes, field: str
+) -> None:
+    response = await attribution.post(
+        "/v1/report/links", content=body, headers={"Content-Type": "application/json"}
+    )
+    _names(response, field)
 
 
 @pytest.mark.parametrize(("path", "field"), PATH_CASES)

@@ -23,17 +23,12 @@ import asyncpg
 import httpx
 import orjson
 import pytest
-from starlette.routing import Route
 
 from ripples import stack
-from services.attribution.api import create_api as attribution_api
 from services.attribution.settings import AttributionSettings
-from services.ingest.app import create_app as ingest_app
-from services.ingest.settings import IngestSettings
-from services.notifier.api import create_api as notifier_api
 from services.notifier.settings import NotifierSettings
 from shared.auth import check_keys
-from shared.settings import DatabaseSettings, KafkaSettings, SettingsError, load
+from shared.settings import SettingsError, load
 from tests import samples
 from tests.attribution.test_pipeline import FAST
 from tests.conftest import (
@@ -45,6 +40,7 @@ from tests.conftest import (
     start_service,
     stop_postgres,
 )
+from tests.routes import route_table
 
 pytestmark = pytest.mark.integration
 
@@ -61,25 +57,6 @@ PROBE = {
     "attribution": ("GET", "/v1/summary"),
     "notifier": ("GET", "/v1/recognitions?employee_id=nobody"),
 }
-
-
-async def _no_pool() -> asyncpg.Pool:
-    raise AssertionError("the route table is read, no request is served")
-
-
-async def _ready() -> dict[str, bool]:
-    return {}
-
-
-def route_table(service: str) -> list[Route]:
-    """The routes of ``service``'s app, built the way the service builds it (nothing started)."""
-    if service == "ingest":
-        settings = IngestSettings(api_keys=API_KEYS)
-        return list(ingest_app(settings, KafkaSettings(), DatabaseSettings()).app.routes)
-    if service == "attribution":
-        settings = AttributionSettings(api_keys=API_KEYS)
-        return list(attribution_api(_no_pool, _ready, settings).routes)
-    return list(notifier_api(lambda: None, _ready, API_KEYS).routes)
 
 
 def protected_routes(service: str) -> list[tuple[str, str]]:
