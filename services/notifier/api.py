@@ -4,7 +4,6 @@ operational endpoints. Served from the faust worker's loop."""
 from __future__ import annotations
 
 import logging
-import unicodedata
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from urllib.parse import urlencode
@@ -18,6 +17,7 @@ from starlette.routing import Route
 
 from services.notifier import metrics, store
 from services.notifier.openapi import openapi
+from shared import params
 from shared.auth import ApiKeys, RequireKey
 from shared.http import (
     ProblemError,
@@ -33,54 +33,26 @@ MAX_LIMIT = 500
 KEYS_VARIABLE = "NOTIFIER_API_KEYS"
 DEFAULT_LIMIT = 100
 MAX_EMPLOYEE_ID = 256
-
-
-def _invalid(field: str, detail: str) -> ProblemError:
-    return ProblemError(
-        422,
-        "invalid-parameter",
-        "Invalid parameter",
-        f"`{field}` {detail}",
-        errors=[{"field": field, "detail": detail}],
-    )
-
-
-def _has_control(value: str) -> bool:
-    return any(unicodedata.category(ch) == "Cc" for ch in value)
+MAX_CURSOR = 1024
 
 
 def _page_query(request: Request) -> tuple[str | None, int, tuple[datetime, str] | None]:
     """``employee_id``, ``limit`` and ``cursor`` of GET /v1/recognitions, or a 422 naming the
-    parameter: an empty value, control characters (NUL included), a bad number or range, a
-    cursor that no previous page gave."""
-    params = request.query_params
-    employee_id = params.get("employee_id")
-    if employee_id is not None:
-        if not employee_id:
-            raise _invalid("employee_id", "must not be empty")
-        if len(employee_id) > MAX_EMPLOYEE_ID:
-            raise _invalid("employee_id", f"is at most {MAX_EMPLOYEE_ID} characters")
-        if _has_control(employee_id):
-            raise _invalid("employee_id", "must not contain control characters")
-    raw_limit = params.get("limit")
-    limit = DEFAULT_LIMIT
-    if raw_limit is not None:
-        if (
-            not (raw_limit.isascii() and raw_limit.isdigit())
-            or not 1 <= int(raw_limit) <= MAX_LIMIT
-        ):
-            raise _invalid("limit", f"is a whole number from 1 to {MAX_LIMIT}")
-        limit = int(raw_limit)
-    raw_cursor = params.get("cursor")
-    after = None
-    if raw_cursor is not None:
-        if not raw_cursor or _has_control(raw_cursor) or len(raw_cursor) > 1024:
-            raise _invalid("cursor", "is not a cursor from a previous page's Link header")
-        try:
-            after = store.read_cursor(raw_cursor)
-        except store.BadCursor:
-            raise _invalid("cursor", "is not a cursor from a previous page's Link header") from None
-    return employee_id, limit, after
+    parameter (shared.params): an empty value, control characters (NUL included), a bad
+    number or range, a cursor that no previous page gave."""
+    query = request.query_params
+    employee_id = params.identifier(query.get("employee_id"), "employee_id", MAX_EMPLOYEE_ID)
+    limit = params.integer(query.get("limit"), "limit", 1, MAX_LIMIT, DEFAULT_LIMIT)
+    raw_cursor = query.get("cursor")
+    if raw_cursor is None:
+        return employee_id, limit, None
+    params.identifier(raw_cursor, "cursor", MAX_CURSOR)
+    try:
+        return employee_id, limit, store.read_cursor(raw_cursor)
+    except store.BadCursor:
+        raise params.invalid(
+            "cursor", "is not a cursor from a previous page's Link header"
+        ) from None
 
 
 def create_api(
