@@ -342,6 +342,29 @@ async def test_a_client_that_disconnects_is_not_a_500(services: dict[str, Runnin
     assert "ClientDisconnect" not in log, log[-2000:]
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "from=0001-01-01T00:00:00%2B01:00",  # year 0 in UTC: a 500 before issue 13
+        "to=9999-12-31T23:59:59-01:00",  # past year 9999 in UTC
+        "from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+    ],
+)
+async def test_out_of_range_periods_are_422_naming_the_parameter(
+    services: dict[str, Running], query: str
+) -> None:
+    """Issue 13 part 5: a period with no UTC equivalent (or backwards) is the client's error,
+    on every attribution route that takes one; the parameter rules themselves are in
+    tests/conformance/test_parameters.py."""
+    async with httpx.AsyncClient(base_url=services["attribution"].address, headers=AUTH) as c:
+        for path in ("/v1/summary", "/v1/sharers", "/v1/report"):
+            response = await c.get(f"{path}?{query}")
+            assert response.status_code == 422, (path, query, response.text)
+            assert response.headers["content-type"].startswith("application/problem+json")
+            fields = {e["field"] for e in response.json()["errors"]}
+            assert fields & {"from", "to"}, (path, query, fields)
+
+
 async def test_ce_type_never_becomes_a_metric_label(services: dict[str, Running]) -> None:
     """The raw ``ce-type`` header of a refused binary-mode event is not a label value."""
     forged = f"attacker.{uuid.uuid4().hex}"
