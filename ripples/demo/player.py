@@ -324,7 +324,8 @@ class Player:
         if action == "new_candidate_application":
             application["applied_at"] = _stamp(at)
         else:
-            application["hired_at"] = _stamp(at)
+            # Greenhouse's hire_candidate: "offer.resolved_at: Date the offer was accepted".
+            application["offer"] = {"id": 1, "status": "accepted", "resolved_at": _stamp(at)}
         if plan.referrer is not None:
             application["credited_to"] = {
                 "id": 4080,
