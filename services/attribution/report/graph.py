@@ -209,8 +209,9 @@ def svg_graph(
             f'<line x1="{x}" y1="{y}" x2="{x + 30}" y2="{y}" stroke="{colour}" '
             f'stroke-width="3"{dash}/>'
         )
-        parts.append(f'<text x="{x + 36}" y="{y + 4}">{_e(label(f"graph.{kind}"))}</text>')
-        x += 190
+        text = label(f"graph.{kind}")
+        parts.append(f'<text x="{x + 36}" y="{y + 4}">{_e(text)}</text>')
+        x += 36 + 7 * len(text) + 24  # about 7 px a character at 12 px
     parts.append(f'<text x="{x}" y="{y + 4}">{_e(label("graph.weight"))}</text>')
     if graph.hidden:
         parts.append(
