@@ -181,6 +181,10 @@ class Scenario:
         return facts
 
 
+LIVE = 2
+"""Link applications played live (redirector clicks, then the ATS webhook) while the demo runs."""
+
+
 @dataclass(frozen=True)
 class Size:
     employees: int = 150
@@ -440,13 +444,33 @@ def generate(
         candidate += 1
         return f"cand-{seed}-{candidate:04d}"
 
+    # Only the first LIVE visitors click through the redirector and apply while the demo runs;
+    # the others applied during the pilot, their clicks logged then (imported with their
+    # times). Played all live, every link application fell on the run's day, after the pilot's
+    # last post: the report's last week showed ~25 applicants against one post. Their times
+    # come from a stream of their own, so the rest of the pilot is the one the seed gave.
+    timing = random.Random(f"{seed}:timing")
+    span = size.weeks * 7 * DAY
+
+    def during_pilot() -> datetime:
+        return start + timing.uniform(0.05, 0.97) * span
+
     for i in range(size.link_applications):
         visitor = f"visitor-{i}"
         # The first visitor always takes a long route (three links), so every pilot has an
         # application whose credit the five models split differently.
         route = rng.sample(scenario.links, k=3 if i == 0 else rng.choice((1, 1, 2, 3)))
-        for link in route:
-            scenario.clicks.append(ClickPlan(link.key, visitor))
+        applied_at: datetime | None = None
+        if i < LIVE:
+            for link in route:
+                scenario.clicks.append(ClickPlan(link.key, visitor))
+        else:
+            applied_at = during_pilot()
+            visitor = f"shortener-{visitor}-{seed}"
+            at = applied_at
+            for link in reversed(route):
+                at -= timing.uniform(1, 72) * HOUR
+                scenario.imported_clicks.append((link.key, visitor, at))
         ref = route[-1].key if rng.random() < 0.5 else None
         # Now and then a colleague also put the applicant forward: a referral on top.
         referrer = rng.choice(ambassadors + ring2) if i == 0 or rng.random() < 0.3 else None
@@ -455,7 +479,7 @@ def generate(
                 next_candidate(),
                 rng.choice(VENDORS),
                 route[-1].job,
-                None,
+                applied_at,
                 visitor,
                 ref,
                 referrer,
@@ -466,7 +490,14 @@ def generate(
         # application (ripples_ref), the clicks do not (another browser, another cookie).
         link = scenario.links[-1] if i == 0 else rng.choice(scenario.links)  # [-1]: company
         scenario.applications.append(
-            ApplicationPlan(next_candidate(), rng.choice(VENDORS), link.job, None, None, link.key)
+            ApplicationPlan(
+                next_candidate(),
+                rng.choice(VENDORS),
+                link.job,
+                None if i == 0 else during_pilot(),
+                None,
+                link.key,
+            )
         )
         scenario.clicks.append(ClickPlan(link.key, f"phone-{i}"))
     for i in range(size.link_applications // 2):  # clicks that lead nowhere

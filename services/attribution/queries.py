@@ -372,6 +372,18 @@ async def sharers(
     return out
 
 
+async def display_names(conn: Conn, employee_ids: list[str]) -> dict[str, str | None]:
+    """Display names as `/v1/sharers` gives them (None: removed, its personal fields gone)."""
+    return {
+        r["employee_id"]: r["display_name"]
+        for r in await conn.fetch(
+            "select employee_id, display_name from attribution.employees "
+            "where employee_id = any($1::text[])",
+            sorted(set(employee_ids)),
+        )
+    }
+
+
 async def known_employee(conn: Conn, employee_id: str) -> bool:
     found: bool = await conn.fetchval(
         """select exists(select 1 from attribution.employees where employee_id = $1)

@@ -255,3 +255,31 @@ async def test_bad_link_requests_are_422_naming_the_field(
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
+async def test_the_ripple_graph_shows_who_inspired_whom_with_names_only_where_allowed(
+    api: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    # Dina (d1, ring 3) leaves: her name is erased; the graph keeps her place, shown as "—".
+    await feed(
+        pool,
+        envelopes([scenario.ev("employee.removed", "2026-06-20T00:00:00Z", {"employee_id": "d1"})]),
+    )
+    for locale, heading in (("en", "Who inspired whom"), ("da", "Hvem inspirerede hvem")):
+        page = (await served(api, locale=locale)).text
+        found = re.search(r'<svg class="chart graph".*?</svg>', page, re.S)
+        assert found, "the ripple graph is drawn"
+        svg = found.group(0)
+        assert heading in page
+        for column in ("ring 1", "ring 2", "ring 3"):
+            assert f">{column}</text>" in svg
+        names = re.findall(r'class="nodelabel">([^<]*)<', svg)
+        assert sorted(names) == sorted(["Anna", "Bo", "Carl", "Gry", "—"]), names
+        assert "d1" not in svg
+        assert "Dina" not in svg
+        assert "ap1" not in svg
+        assert svg.count("<line") >= 4  # amb1→c1, c1→d1, amb2→g1, c1→g1
+        assert 'stroke-dasharray="5 3"' in svg  # Gry's engagements look unlike the reshares
+        # the same data gives the same picture
+        again = (await served(api, locale=locale)).text
+        assert svg in again

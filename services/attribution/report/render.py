@@ -20,6 +20,7 @@ from typing import Any
 from babel.dates import format_date, format_time
 from babel.numbers import format_decimal, format_percent
 
+from services.attribution.report import graph as ripple_graph
 from services.attribution.report.catalogue import CATALOGUES
 
 GROUPS = ("company", "ambassadors", "spillover", "independent")
@@ -45,6 +46,8 @@ class ReportData:
     ripples: dict[str, Any]
     weeks: list[Week] = field(default_factory=list)
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    names: dict[str, str | None] = field(default_factory=dict)
+    """Display names of the graph's employees, as ``/v1/sharers`` gives them (None: removed)."""
 
 
 class Words:
@@ -582,6 +585,7 @@ td:first-child, th:first-child { text-align: left; }
 .chart text { font-size: 12px; fill: #1d2630; } .ringlabel { font-size: 12px; }
 .charttitle { font-weight: bold; } .chart .axis { fill: #5b6773; font-size: 10px; }
 .axisline { stroke: #8a96a3; stroke-width: 1; }
+.chart .edgelabel { font-size: 9px; fill: #3a4550; } .chart .nodelabel { font-size: 11px; }
 .legend { color: #5b6773; font-size: .9rem; }
 .how dt { font-weight: bold; margin-top: .6rem; } .how dd { margin-left: 0; color: #3a4550; }
 @page { size: A4; margin: 14mm 12mm; }
@@ -592,6 +596,19 @@ td:first-child, th:first-child { text-align: left; }
   svg.chart { max-width: 100%; height: auto; }
 }
 """
+
+
+def svg_ripple_graph(data: ReportData, w: Words) -> str:
+    """Who inspired whom up to the period's end, ring by ring (``graph.py``)."""
+    end = (data.summary.get("period") or {}).get("to")
+    names = {r["employee_id"]: r["display_name"] for r in data.sharers} | data.names
+    laid = ripple_graph.layout(
+        data.ripples.get("nodes", []),
+        data.ripples.get("edges", []),
+        names,
+        until=datetime.fromisoformat(end) if end else None,
+    )
+    return ripple_graph.svg_graph(laid, w, w.number)
 
 
 def render_html(data: ReportData, locale: str) -> str:
@@ -676,6 +693,9 @@ def render_html(data: ReportData, locale: str) -> str:
         f"<tr><td>{_e(w('h.baseline'))}</td><td>{w.number(r['baseline_adjusted'], 1)}</td></tr>",
         f"<tr><td>{_e(w('fig.lift'))}</td><td>{w.ratio(r['lift'])}</td></tr>",
         "</table></div>",
+        f"<h2>{_e(w('h.graph'))}</h2>",
+        svg_ripple_graph(data, w),
+        f"<p class='legend'>{_e(w('legend.graph'))}</p>",
         *(
             [f"<h2>{_e(w('h.sure'))}</h2><ul>"]
             + [f"<li>{_e(x)}</li>" for x in sentences]

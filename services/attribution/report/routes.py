@@ -85,7 +85,8 @@ async def gather(
             )
         )
         cursor = nxt
-    return ReportData(_api_shaped(summary), _api_shaped(sharers), graph, weeks, now)
+    names = await queries.display_names(conn, [str(n["employee_id"]) for n in graph["nodes"]])
+    return ReportData(_api_shaped(summary), _api_shaped(sharers), graph, weeks, now, names)
 
 
 async def _report(read: Read, settings: AttributionSettings, link: Link, fmt: str) -> bytes:
