@@ -67,6 +67,16 @@ PROBLEM_SCHEMA: dict[str, Any] = {
                     "field": {"type": "string", "description": "Dotted path, e.g. data.post_id"},
                     "detail": {"type": "string"},
                     "index": {"type": "integer", "description": "Position in the batch"},
+                    "line": {
+                        "type": "integer",
+                        "description": "Line of an imported file, as a spreadsheet numbers it "
+                        "(the header is line 1)",
+                    },
+                    "column": {
+                        "type": ["string", "null"],
+                        "description": "Column of an imported file (its header name); null "
+                        "for the line as a whole",
+                    },
                 },
             },
         },

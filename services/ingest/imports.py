@@ -85,7 +85,9 @@ class LineError:
     detail: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "column": self.column, "detail": self.detail}
+        # `field` as every other problem names what is wrong (a dotted path): lines.3.locale
+        field = f"lines.{self.line}" + (f".{self.column}" if self.column else "")
+        return {"field": field, "line": self.line, "column": self.column, "detail": self.detail}
 
 
 @dataclass(frozen=True)

@@ -656,6 +656,7 @@ def _import_path(kind: str, entity: str, columns: str, example: str) -> dict[str
                     "1 line(s) are invalid (3); nothing was imported",
                     errors=[
                         {
+                            "field": "lines.3.locale",
                             "line": 3,
                             "column": "locale",
                             "detail": "Expected `str` matching one of `da`, `en`",
