@@ -136,8 +136,8 @@ def prometheus(
                 )
                 if scraped == set(services) and rules and evaluated:
                     break
-            except httpx.HTTPError:
-                pass
+            except (httpx.HTTPError, ValueError):
+                pass  # not listening yet, or its plain-text 503 while the TSDB starts
             assert time.monotonic() < deadline, (folder / "prometheus.log").read_text()[-3000:]
             time.sleep(0.2)
         time.sleep(2.5)  # a few more scrapes and rule evaluations
