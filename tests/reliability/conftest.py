@@ -18,6 +18,10 @@ SECRETS = {
     "INGEST_LEVER_SIGNATURE_TOKEN": "reliability-lever-token",
     "INGEST_LEVER_API_KEY": "reliability-lever-api-key",
     "INGEST_LINKEDIN_CLIENT_SECRET": "reliability-linkedin-secret",
+    # The LinkedIn connect flow (without it its routes answer 503 "not configured").
+    "INGEST_LINKEDIN_CLIENT_ID": "reliability-linkedin-client",
+    "INGEST_CONNECT_SECRET": "reliability-connect-secret",
+    "INGEST_TOKEN_KEYS": "cmVsaWFiaWxpdHktdG9rZW4ta2V5LTMyLWJ5dGVzLTA",
 }
 AUTH = {"Authorization": f"Bearer {API_KEYS[0]}"}
 
