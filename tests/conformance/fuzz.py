@@ -25,9 +25,15 @@ from schemathesis.specs.openapi.checks import (
 )
 
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
-# Error answers that are not problem documents, as their documents declare: the page a person
-# sees when an attribution share link has expired or is not valid.
-HTML_ERRORS = {("GET /reports/{token}", 403): "text/html; charset=utf-8"}
+# Error answers that are not problem documents, as their documents declare: the pages a person
+# sees in a browser — an attribution share link that has expired or is not valid, and the
+# LinkedIn connect flow's pages (a bad or used invitation, LinkedIn's refusal).
+_HTML = "text/html; charset=utf-8"
+HTML_ERRORS = {
+    ("GET /reports/{token}", 403): _HTML,
+    **{("GET /connect/linkedin/{token}", status): _HTML for status in (403, 410, 503)},
+    **{("GET /connect/linkedin/callback", status): _HTML for status in (400, 409, 410, 502, 503)},
+}
 
 
 @dataclass

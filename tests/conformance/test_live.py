@@ -69,9 +69,14 @@ def _known(service: Running, run: Run) -> None:
         "/v1/sharers/{employee_id}": {"employee_id": "emp-1"},
         "/v1/conversions/{applicant_id}": {"applicant_id": "app-9d1e"},
     }
+    # A share link's token, so the browser route's 200 page is checked as well.
+    link = session.post(f"{service.address}/v1/report/links", json={}, headers=AUTH)
+    assert link.status_code == 201, link.text
+    known["/reports/{token}"] = {"token": link.json()["url"].rsplit("/", 1)[1]}
     for op in operations(document("attribution")):
         if op.path in known:
-            case = op.Case(path_parameters=known[op.path], query={"model": "linear"})
+            query = {} if op.path.startswith("/reports/") else {"model": "linear"}
+            case = op.Case(path_parameters=known[op.path], query=query)
             response = case.call(base_url=service.address, session=session, headers=AUTH)
             assert response.status_code == 200, response.text
             validate(case, response, run)
