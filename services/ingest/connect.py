@@ -396,6 +396,8 @@ class Connect:
         state = params.get("state", "")
         if not self.configured:
             return page("not_configured", browser_locale(request))
+        if not state.isprintable() or len(state) > 256:  # never one of ours (NUL, controls)
+            return page("unknown_state", browser_locale(request))
         with answering_503():
             pool = self.database.pool
             # Single use: the state is gone whatever the outcome.
