@@ -1,10 +1,12 @@
 """The results API (CONTRACT §7): `/v1/summary`, `/v1/sharers`, `/v1/sharers/{employee_id}`,
-`/v1/conversions/{applicant_id}`, `/v1/ripples`, plus the operational routes."""
+`/v1/conversions/{applicant_id}`, `/v1/ripples`, the employee's own figures
+`/v1/employees/{employee_id}/ripples` (v1.1, for their page), plus the operational routes."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -44,8 +46,29 @@ def period(request: Request) -> queries.Period:
     return queries.Period(start, end)
 
 
-def model(request: Request) -> Model:
-    return params.choice(request.query_params.get("model"), "model", MODELS, "last_touch")
+def model(request: Request, default: Model = "last_touch") -> Model:
+    return params.choice(request.query_params.get("model"), "model", MODELS, default)
+
+
+def recent_period(request: Request, now: datetime) -> queries.Period:
+    """``from``/``to`` of the employee's figures: ``to`` absent = now, ``from`` absent =
+    :data:`queries.MY_RIPPLES_DAYS` days before ``to``."""
+    query = request.query_params
+    start = params.timestamp(query.get("from"), "from")
+    end = params.timestamp(query.get("to"), "to")
+    if end is None:
+        if start is not None and start >= now:
+            raise params.invalid("from", "must be in the past when `to` is absent (now)")
+        end = now
+    if start is None:
+        try:
+            start = end - timedelta(days=queries.MY_RIPPLES_DAYS)
+        except OverflowError:
+            raise params.invalid(
+                "to", f"has no date {queries.MY_RIPPLES_DAYS} days before it; give `from`"
+            ) from None
+    params.period(start, end)
+    return queries.Period(start, end)
 
 
 def path_id(request: Request, name: str) -> str:
@@ -102,12 +125,28 @@ def create_api(
     async def ripples(_: Request) -> Response:
         return json_response(await read(queries.ripples))
 
+    async def my_ripples(request: Request) -> Response:
+        employee_id = path_id(request, "employee_id")
+        p = recent_period(request, datetime.now(UTC).replace(microsecond=0))
+        m = model(request, "linear")
+
+        async def mine(conn: Conn) -> Any:
+            if not await queries.known_employee(conn, employee_id):
+                return None
+            return await queries.my_ripples(conn, employee_id, p, m, settings)
+
+        found = await read(mine)
+        if found is None:
+            raise ProblemError(404, "not-found", "Not found", "no such employee")
+        return json_response(found)
+
     routes = [
         Route("/v1/summary", summary, methods=["GET"]),
         Route("/v1/sharers", sharers, methods=["GET"]),
         Route("/v1/sharers/{employee_id}", sharer, methods=["GET"]),
         Route("/v1/conversions/{applicant_id}", conversion, methods=["GET"]),
         Route("/v1/ripples", ripples, methods=["GET"]),
+        Route("/v1/employees/{employee_id}/ripples", my_ripples, methods=["GET"]),
         *report_routes(read, settings),
         *operational_routes(ready, openapi),
     ]

@@ -274,6 +274,62 @@ SCHEMAS: dict[str, Any] = {
             },
         }
     ),
+    "MyRipples": _object(
+        {
+            "employee_id": _ID,
+            "from": _TIME,
+            "to": _TIME,
+            "posts": {
+                "type": "array",
+                "description": "The employee's own posts published in the period, oldest "
+                "first; reach from each post's latest snapshot (0 if never seen).",
+                "items": _object(
+                    {
+                        "post_id": _ID,
+                        "published_at": _TIME,
+                        "origin": {"type": "string", "enum": ["own", "suggested", "template"]},
+                        "impressions": _INT,
+                        "reactions": _INT,
+                        "comments": _INT,
+                        "reshares": _INT,
+                    }
+                ),
+            },
+            "inspired": _object(
+                {
+                    "total": _INT,
+                    "by_ring": {
+                        "type": "object",
+                        "description": "Colleagues the employee's ripple reached, by "
+                        'distance along the inspirer edges: "1" = colleagues naming the '
+                        'employee as inspirer (CONTRACT §2), "2" = colleagues naming one of '
+                        "those, and so on (each counted once, at its shortest distance), when "
+                        'their first share is in the period. "1" is always there, then every '
+                        "distance up to the farthest reached.",
+                        "required": ["1"],
+                        "additionalProperties": _INT,
+                    },
+                },
+                "Counts only: never who. `total` = the sum of `by_ring`.",
+            ),
+            "applicants": _object(
+                {"attributed": _INT, "credit": _NUM},
+                "Applications of the period (by applied_at) in which the employee has credit "
+                "> 0 under the model, and the sum of that credit; counts only.",
+            ),
+            "hires": _object(
+                {"attributed": _INT, "credit": _NUM},
+                "Hires of the period (by hired_at), credited like their application.",
+            ),
+            "reach": _object(
+                {"impressions": _INT, "emv": _NUM},
+                "The period's posts: impressions, and their earned media value "
+                "(impressions ÷ 1000 × CPM + clicks × CPC, in ATTRIBUTION_CURRENCY).",
+            ),
+        },
+        "One employee's own figures for their page (v1.1, CONTRACT §11): counts only, never "
+        "another person's id or name.",
+    ),
 }
 
 _PARAMS = [
@@ -397,6 +453,20 @@ _EXAMPLES: dict[str, Any] = {
              "exposed_at": "2026-06-04T09:00:00Z"},
         ],
     },
+    "MyRipples": {
+        "employee_id": "emp-1",
+        "from": "2026-06-01T00:00:00Z",
+        "to": "2026-08-30T00:00:00Z",
+        "posts": [
+            {"post_id": "urn:li:share:7", "published_at": "2026-06-03T08:15:00Z",
+             "origin": "own", "impressions": 2000, "reactions": 30, "comments": 5,
+             "reshares": 2},
+        ],
+        "inspired": {"total": 3, "by_ring": {"1": 1, "2": 2}},
+        "applicants": {"attributed": 2, "credit": 0.666666666667},
+        "hires": {"attributed": 1, "credit": 0.333333333333},
+        "reach": {"impressions": 2000, "emv": 1240.0},
+    },
 }  # fmt: skip
 
 _BAD_PERIOD = invalid_parameter(
@@ -453,6 +523,69 @@ def _path(name: str) -> dict[str, Any]:
         "description": "1-256 characters, no control characters.",
         "schema": IDENTIFIER_SCHEMA,
         "example": "emp-1" if name == "employee_id" else "ap-3f9c",
+    }
+
+
+def _my_ripples_path() -> dict[str, Any]:
+    """The employee's own figures, fetched server-side by their page (ingest, CONTRACT §11)."""
+    parameters = [
+        _path("employee_id"),
+        {
+            "name": "from",
+            "in": "query",
+            "required": False,
+            "description": "Period start (inclusive), RFC 3339 as for `/v1/summary`; absent = "
+            "90 days before `to`. Must be before `to`.",
+            "schema": _TIME,
+            "example": "2026-06-01T00:00:00Z",
+        },
+        {
+            "name": "to",
+            "in": "query",
+            "required": False,
+            "description": "Period end (exclusive); absent = now (then `from`, if given, "
+            "must be in the past).",
+            "schema": _TIME,
+            "example": "2026-08-30T00:00:00Z",
+        },
+        {
+            "name": "model",
+            "in": "query",
+            "required": False,
+            "description": "Attribution model of the credit (CONTRACT §3); linear by default.",
+            "schema": {"type": "string", "enum": list(MODELS), "default": "linear"},
+        },
+    ]
+    summary = "One employee's own figures for their page: posts, reach, colleagues inspired, "
+    summary += "applicants and hires credited (counts only)"
+    return {
+        "get": {
+            "operationId": "getEmployeeRipples",
+            "summary": summary,
+            "description": "v1.1 (CONTRACT §11, the employee's page): the figures the page "
+            "shows, answered from the derived tables. Counts only: the body never holds "
+            "another person's id or name.",
+            "tags": ["results"],
+            "security": BEARER,
+            "parameters": parameters,
+            "responses": {
+                "200": {
+                    "description": "The employee's figures of the period.",
+                    "content": json_body(_ref("MyRipples"), _EXAMPLES["MyRipples"]),
+                },
+                "401": unauthorized(),
+                "404": not_found("no such employee"),
+                "422": invalid_parameter(
+                    "A bad parameter, named in `errors[].field`: `employee_id` empty, over 256 "
+                    "characters or with control characters; `from`/`to` as for `/v1/summary` "
+                    "(`from` before `to`, `from` in the past when `to` is absent); an unknown "
+                    "`model`.",
+                    "from",
+                    "must be an RFC 3339 timestamp, e.g. 2026-01-01T00:00:00Z",
+                ),
+                "503": _DOWN,
+            },
+        }
     }
 
 
@@ -759,6 +892,7 @@ def openapi() -> dict[str, Any]:
                 _EXAMPLES["Ripples"],
                 params=False,
             ),
+            "/v1/employees/{employee_id}/ripples": _my_ripples_path(),
             **_report_paths(),
             **operational_paths(
                 "attribution",

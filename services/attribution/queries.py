@@ -464,3 +464,103 @@ async def ripples(conn: Conn) -> dict[str, Any]:
         )
     ]
     return {"nodes": nodes, "edges": edges}
+
+
+# --- the employee's own figures (TEAM.md "My ripples figures", CONTRACT §11 v1.1) ------------
+
+MY_RIPPLES_DAYS = 90
+"""The default period of `/v1/employees/{employee_id}/ripples`: this many days ending now."""
+
+_MY_POSTS = f"""
+select p.post_id, p.published_at, p.origin,
+       coalesce(m.impressions, 0) as impressions, coalesce(m.reactions, 0) as reactions,
+       coalesce(m.comments, 0) as comments, coalesce(m.reshares, 0) as reshares,
+       coalesce(m.clicks, 0) as clicks
+from attribution.posts p left join attribution.post_metrics m using (post_id)
+where p.employee_id = $3 and p.author_kind = 'employee' and {in_period("p.published_at")}
+order by p.published_at, p.post_id
+"""  # noqa: S608
+
+# one row per conversion of the period with this employee's weight under the model (erased
+# applicants' conversions included as the anonymous numbers they became)
+_MY_CREDIT = f"""
+select 'applied' as conversion, c.weight from attribution.credits c
+join attribution.applications a using (applicant_id)
+where c.employee_id = $3 and c.model = $4 and {in_period("a.applied_at")}
+union all
+select 'hired', c.weight from attribution.credits c
+join attribution.hires h using (applicant_id)
+where c.employee_id = $3 and c.model = $4 and {in_period("h.hired_at")}
+union all
+select 'applied', c.weight from attribution.erased_credits c
+join attribution.erased_conversions x using (conversion_id)
+where c.employee_id = $3 and c.model = $4 and x.applied_at is not null
+  and {in_period("x.applied_at")}
+union all
+select 'hired', c.weight from attribution.erased_credits c
+join attribution.erased_conversions x using (conversion_id)
+where c.employee_id = $3 and c.model = $4 and x.hired_at is not null
+  and {in_period("x.hired_at")}
+"""  # noqa: S608
+
+# the colleagues downstream of this employee along the inspirer edges, each at its shortest
+# distance (1 = named this employee as inspirer), counted when its first share is in the
+# period; the edges form no cycle (an inspirer shared before the colleague it inspired)
+_MY_INSPIRED = f"""
+with recursive downstream(employee_id, depth) as (
+    select employee_id, 1 from attribution.inspirers where inspirer_id = $3
+    union
+    select i.employee_id, d.depth + 1
+    from downstream d join attribution.inspirers i on i.inspirer_id = d.employee_id
+)
+select d.depth, count(*)::int as colleagues
+from (select employee_id, min(depth) as depth from downstream group by employee_id) d
+join attribution.placements p using (employee_id)
+where {in_period("p.first_shared_at")}
+group by d.depth
+order by d.depth
+"""  # noqa: S608
+
+
+def _credited(rows: Iterable[asyncpg.Record], conversion: str) -> dict[str, Any]:
+    weights = [r["weight"] for r in rows if r["conversion"] == conversion and r["weight"] > 0]
+    return {"attributed": len(weights), "credit": _sum(weights)}
+
+
+async def my_ripples(
+    conn: Conn, employee_id: str, period: Period, model: Model, settings: AttributionSettings
+) -> dict[str, Any]:
+    """The employee's own figures of ``period`` (both ends set): their posts and reach, the
+    colleagues their ripple reached per distance, and the applicants and hires credited to
+    them under ``model`` — counts only, never another person's id or name."""
+    ends = _ends(period)
+    posts = await conn.fetch(_MY_POSTS, *ends, employee_id)
+    credit = await conn.fetch(_MY_CREDIT, *ends, employee_id, model)
+    reached = {
+        r["depth"]: r["colleagues"] for r in await conn.fetch(_MY_INSPIRED, *ends, employee_id)
+    }
+    # "1" always there, then every distance up to the farthest reached (0 where none)
+    by_ring = {str(k): reached.get(k, 0) for k in range(1, max([1, *reached]) + 1)}
+    impressions = sum(r["impressions"] for r in posts)
+    return {
+        "employee_id": employee_id,
+        **period.as_dict(),
+        "posts": [
+            {
+                "post_id": r["post_id"],
+                "published_at": rfc3339(r["published_at"]),
+                "origin": r["origin"],
+                **{k: r[k] for k in ("impressions", "reactions", "comments", "reshares")},
+            }
+            for r in posts
+        ],
+        "inspired": {"total": sum(by_ring.values()), "by_ring": by_ring},
+        "applicants": _credited(credit, "applied"),
+        "hires": _credited(credit, "hired"),
+        "reach": {
+            "impressions": impressions,
+            "emv": rules.emv(
+                impressions, sum(r["clicks"] for r in posts), settings.cpm, settings.cpc
+            ),
+        },
+    }
