@@ -8,6 +8,7 @@ from pathlib import Path
 
 import asyncpg
 
+from services.attribution import weekly
 from services.attribution.api import KEYS_VARIABLE
 from services.attribution.settings import AttributionSettings
 from services.attribution.worker import create_worker
@@ -46,7 +47,9 @@ def main() -> None:
     logs.configure("attribution", settings.log_level)
     kafka, database = kafka_settings(), database_settings()
     asyncio.run(prepare(kafka, database))
-    streaming.run(create_worker(settings, kafka, database), settings.log_level)
+    app = create_worker(settings, kafka, database)
+    weekly.schedule(app, settings, database)
+    streaming.run(app, settings.log_level)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,10 @@ class AttributionSettings:
     public_base_url: str = "http://127.0.0.1:8081"
     report_link_secret: tuple[str, ...] = ()
     report_link_max_expires_s: int = 90 * 86400
+    # the results dashboard's interval bands (weekly.py): the worker rewrites the §10
+    # intervals of the last this-many ISO weeks every this-many seconds (0 = off)
+    evidence_refresh_s: float = 900.0
+    evidence_weeks: int = 26
 
     def __post_init__(self) -> None:
         if not 1 <= self.bootstrap_samples <= 100_000:
@@ -54,6 +58,8 @@ class AttributionSettings:
             raise SettingsError("ATTRIBUTION_SCALE_UP_AMBASSADORS must be between 1 and 1000000")
         if not 60 <= self.report_link_max_expires_s <= 366 * 86400:
             raise SettingsError("ATTRIBUTION_REPORT_LINK_MAX_EXPIRES_S must be 60 s to a year")
+        if not 1 <= self.evidence_weeks <= 520:
+            raise SettingsError("ATTRIBUTION_EVIDENCE_WEEKS must be between 1 and 520")
         if not 0 < self.bootstrap_level < 1:
             raise SettingsError("ATTRIBUTION_BOOTSTRAP_LEVEL must be between 0 and 1")
 
