@@ -34,20 +34,20 @@ PG = {"type": POSTGRES_TYPE, "uid": "${postgres}"}
 VIEWS = {
     "attribution.reach_per_ring_per_day": ("day", "ring", "posts", "impressions", "clicks"),
     "attribution.credit_per_ring_per_day": ("day", "conversion", "model", "ring", "credit"),
-    "attribution.top_sharers": (
-        "employee_id",
-        "display_name",
-        "ring",
-        "posts",
-        "impressions",
-        "clicks",
-        "applicant_credit",
-        "hire_credit",
-        "inspired",
-    ),
     "attribution.ripple_nodes": ("employee_id", "display_name", "ring", "inspired"),
-    "attribution.ripple_edges": ("source", "target", "weight"),
-}
+    "attribution.ripple_edges": ("source", "target", "weight", "exposure"),
+    # migration 0007
+    "attribution.reach_per_origin_per_day": ("day", "origin", "posts", "impressions"),
+    "attribution.employee_reach_per_day": ("day", "employee_id", "posts", "impressions",
+                                           "followers"),
+    "attribution.applicants_per_family_per_day": ("day", "family", "hard_to_recruit",
+                                                  "applicants", "attributed"),
+    "attribution.credit_per_family_per_day": ("day", "model", "family", "ring", "credit"),
+    "attribution.sharer_figures_per_day": ("day", "employee_id", "display_name", "ring", "model",
+                                           "posts", "impressions", "clicks", "applicant_credit",
+                                           "hire_credit", "inspired"),
+    "attribution.weekly_evidence": ("week_start", "statistic", "value", "low", "high"),
+}  # fmt: skip
 
 # Author groups of the reach panels from the views' ring labels: company = ring 'company',
 # ambassadors = ring '1', independent = 'independent', spillover = every other ring. Rings in
@@ -90,26 +90,116 @@ from attribution.credit_per_ring_per_day
 where conversion = 'hired' and model = '$model' and $__timeFilter(day)
 group by 1
 order by ring = 'independent', ring <> 'company', length(ring), ring""",
+    # /v1/sharers over the time range under the chosen model (credit rounded as the API
+    # rounds it, so ties order alike): applicant credit, impressions (descending), employee_id
     "top_sharers": """
 select coalesce(display_name, employee_id) as sharer,
        coalesce(ring::text, 'independent') as ring,
-       posts, impressions, clicks, applicant_credit, hire_credit, inspired
-from attribution.top_sharers
-order by applicant_credit desc, impressions desc, sharer
+       sum(posts) as posts, sum(impressions) as impressions, sum(clicks) as clicks,
+       round(sum(applicant_credit)::numeric, 9) as applicant_credit,
+       round(sum(hire_credit)::numeric, 9) as hire_credit,
+       sum(inspired) as inspired
+from attribution.sharer_figures_per_day
+where $__timeFilter(day) and (model is null or model = '$model')
+group by employee_id, display_name, ring
+having sum(posts) > 0 or sum(applicant_credit) > 0 or sum(hire_credit) > 0
+order by 6 desc, 4 desc, employee_id
 limit 20""",
     "emv": """
 select sum(impressions) / 1000.0 * $cpm + sum(clicks) * $cpc as emv
 from attribution.reach_per_ring_per_day
 where ring <> 'company' and $__timeFilter(day)""",
-    "ripple_nodes": """
+    # the node graph shows subtitles as they come: one query per dashboard language
+    **{
+        f"ripple_nodes_{lang}": f"""
 select employee_id as id,
        coalesce(display_name, employee_id) as title,
-       coalesce('ring ' || ring, 'independent') as subtitle,
+       coalesce('{ring} ' || ring, '{independent}') as subtitle,
        inspired as mainstat
-from attribution.ripple_nodes""",
+from attribution.ripple_nodes"""  # noqa: S608 (constants of this file)
+        for lang, ring, independent in (("en", "ring", "independent"), ("da", "ring", "uafhængig"))
+    },
     "ripple_edges": """
-select source || '->' || target as id, source, target, weight as mainstat
+select source || '->' || target as id, source, target, weight as mainstat,
+       exposure as secondarystat
 from attribution.ripple_edges""",
+    # §10 intervals per ISO week (the worker writes them from /v1/summary's code): the point
+    # value and its interval, drawn as a band between low and high
+    **{
+        f"weekly_{statistic}": f"""
+select week_start as time, value, low, high
+from attribution.weekly_evidence
+where statistic = '{statistic}' and $__timeFilter(week_start)
+order by 1"""  # noqa: S608 (constants of this file)
+        for statistic in ("reach_ratio", "lift", "baseline_adjusted", "own_vs_prepared")
+    },
+    # §10 content_origin over the time range
+    "content_origin": """
+select origin, sum(posts) as posts, sum(impressions) as impressions,
+       round(sum(impressions)::numeric / nullif(sum(posts), 0), 1) as impressions_per_post
+from attribution.reach_per_origin_per_day
+where $__timeFilter(day)
+group by 1
+order by array_position(array['own', 'suggested', 'template'], origin)""",
+    "own_vs_prepared": """
+select (sum(impressions) filter (where origin = 'own'))::float8
+         / nullif(sum(posts) filter (where origin = 'own'), 0)
+       / nullif((sum(impressions) filter (where origin <> 'own'))::float8
+         / nullif(sum(posts) filter (where origin <> 'own'), 0), 0) as own_vs_prepared
+from attribution.reach_per_origin_per_day
+where $__timeFilter(day)""",
+    # §10 drivers: Spearman = Pearson (corr) of mean ranks over the employees with a post in
+    # the time range; null under 5 employees, and corr is null when a variable is constant
+    "drivers": """
+with per as (
+    select employee_id, sum(impressions)::float8 / sum(posts) as per_post,
+           sum(posts)::float8 as posts, max(followers)::float8 as followers
+    from attribution.employee_reach_per_day
+    where $__timeFilter(day)
+    group by employee_id
+), activity as (
+    select rank() over (order by per_post) + (count(*) over (partition by per_post) - 1) / 2.0
+               as x,
+           rank() over (order by posts) + (count(*) over (partition by posts) - 1) / 2.0 as y
+    from per
+), network as (
+    select rank() over (order by per_post) + (count(*) over (partition by per_post) - 1) / 2.0
+               as x,
+           rank() over (order by followers) + (count(*) over (partition by followers) - 1) / 2.0
+               as y
+    from per where followers is not null
+)
+select (select count(*) from per) as employees,
+       (select case when count(*) >= 5 then round(corr(x, y)::numeric, 3) end from network)
+           as followers_spearman,
+       (select case when count(*) >= 5 then round(corr(x, y)::numeric, 3) end from activity)
+           as activity_spearman""",
+    # §10 applicants.jobs over the time range, credit under the chosen model by author group;
+    # hard-to-recruit families first, then applicants (descending), then family (none last)
+    "job_families": """
+with applied as (
+    select family, bool_or(hard_to_recruit) as hard, sum(applicants) as applicants,
+           sum(attributed) as attributed
+    from attribution.applicants_per_family_per_day
+    where $__timeFilter(day)
+    group by family
+), credit as (
+    select family,
+           sum(credit) filter (where ring = 'company') as company,
+           sum(credit) filter (where ring = '1') as ambassadors,
+           sum(credit) filter (where ring not in ('company', '1', 'independent')) as spillover,
+           sum(credit) filter (where ring = 'independent') as independent
+    from attribution.credit_per_family_per_day
+    where model = '$model' and $__timeFilter(day)
+    group by family
+)
+select coalesce(a.family, '—') as family, a.hard as hard_to_recruit, a.applicants, a.attributed,
+       round(coalesce(c.company, 0)::numeric, 2) as company,
+       round(coalesce(c.ambassadors, 0)::numeric, 2) as ambassadors,
+       round(coalesce(c.spillover, 0)::numeric, 2) as spillover,
+       round(coalesce(c.independent, 0)::numeric, 2) as independent
+from applied a left join credit c on c.family is not distinct from a.family
+order by a.hard desc, a.applicants desc, a.family is null, a.family""",
 }
 
 
@@ -584,9 +674,209 @@ def pipeline_health() -> Any:
     return dashboard("ripples-pipeline-health", "Ripples / Pipeline health", panels, variables)
 
 
-# --- Advocacy results ----------------------------------------------------------------------
+# --- Advocacy results (English and Danish) -------------------------------------------------
+#
+# Two provisioned copies built from this one source, one per language, rather than one
+# dashboard with a language variable: Grafana interpolates variables in titles, but not in
+# units, axis labels, value mappings or legend names, and it has no translation mechanism for
+# a dashboard's own text (its UI language covers only Grafana's chrome). Each copy is whole in
+# its language, links to the other (keeping the time range and variables), and a team's or
+# user's home dashboard can be set to its language's copy.
 
 MODELS = ("first_touch", "last_touch", "linear", "position_based", "time_decay")
+LANGUAGES = ("en", "da")
+
+WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "dashboard": "Ripples / Advocacy results",
+        "other": "Dansk",
+        "row_reach": "Reach: company page vs ambassadors vs spillover",
+        "impressions_per_day": "Impressions per day by author group",
+        "impressions_per_day_help": "company = the company page; ambassadors = ring 1; "
+        "spillover = ring ≥ 2; independent = employees sharing on their own.",
+        "reach_ratio": "Reach ratio (ambassador post ÷ company post)",
+        "times": "suffix: times",
+        "emv": "Earned media value (employee posts)",
+        "emv_help": "impressions / 1000 * CPM + clicks * CPC; the prices are variables.",
+        "reach_by_group": "Reach by author group",
+        "row_uncertainty": "How sure: 95 % bootstrap intervals per week",
+        "uncertainty_help": "The point value per ISO week (Monday to Monday, UTC) and its "
+        "interval as a band, exactly as /v1/summary gives them for that week (the worker "
+        "refreshes them every ATTRIBUTION_EVIDENCE_REFRESH_S). A band that leaves out the "
+        "no-effect line ({line}) is distinguishable from chance; one that includes it is not yet.",
+        "weekly_reach_ratio": "Reach ratio per week, with its interval",
+        "weekly_lift": "Spillover lift per week (exposed vs unexposed), with its interval",
+        "weekly_baseline_adjusted": "Colleagues inspired beyond chance per week, with its interval",
+        "weekly_own_vs_prepared": "Own words vs prepared posts per week, with its interval",
+        "value": "value",
+        "low": "low",
+        "high": "high",
+        "colleagues": "suffix: colleagues",
+        "row_origin": "Content origin: own words vs prepared messages",
+        "content_origin": "Employee posts by origin",
+        "content_origin_help": "own = the employee's own words; suggested and template = "
+        "prepared messages.",
+        "own_vs_prepared": "Own words ÷ prepared (impressions per post)",
+        "row_drivers": "What reach follows: network size or activity",
+        "drivers": "Drivers (Spearman rank correlation)",
+        "drivers_help": "Over the employees with a post in the time range: mean impressions "
+        "per post against their followers (where known) and against their number of posts. "
+        "Empty under 5 employees or when a figure is the same for all.",
+        "row_credit": "Applicants and hires credited per ring",
+        "applicants_by_ring": "Applicants credited per ring",
+        "hires_by_ring": "Hires credited per ring",
+        "job_families": "Applicants by job family (hard-to-recruit first)",
+        "job_families_help": "Credit under the chosen credit model; a family is hard to "
+        "recruit when any of its jobs is flagged.",
+        "row_sharers": "Sharers and the ripple network",
+        "top_sharers": "Top sharers (time range, chosen credit model)",
+        "top_sharers_help": "Posts and reach by publication day, applicant and hire credit by "
+        "application and hire day under the chosen credit model; inspired = colleagues whose "
+        "first share in the time range names them as inspirer.",
+        "network": "Ripple network (who inspired whom)",
+        "network_help": "Nodes are sharers (subtitle: ring; main stat: colleagues they "
+        "inspired); edges point from the inspirer to the colleague, weighted, with the kind "
+        "of exposure. All time.",
+        "model": "Credit model",
+        "cpm": "CPM (DKK per 1000 impressions)",
+        "cpc": "CPC (DKK per click)",
+        # values and column names shown to the reader
+        "company": "company",
+        "ambassadors": "ambassadors",
+        "spillover": "spillover",
+        "independent": "independent",
+        "ring": "ring",
+        "group": "group",
+        "posts": "posts",
+        "impressions": "impressions",
+        "clicks": "clicks",
+        "impressions_per_post": "impressions per post",
+        "origin": "origin",
+        "own": "own words",
+        "suggested": "suggested",
+        "template": "template",
+        "employees": "employees",
+        "followers_spearman": "reach ~ followers",
+        "activity_spearman": "reach ~ number of posts",
+        "family": "job family",
+        "hard_to_recruit": "hard to recruit",
+        "yes": "yes",
+        "no": "no",
+        "applicants": "applicants",
+        "attributed": "attributed",
+        "hires": "hires",
+        "sharer": "sharer",
+        "applicant_credit": "applicant credit",
+        "hire_credit": "hire credit",
+        "inspired": "inspired",
+    },
+    "da": {
+        "dashboard": "Ripples / Ambassadørresultater",
+        "other": "English",
+        "row_reach": "Rækkevidde: virksomhedssiden, ambassadører og spredning",
+        "impressions_per_day": "Visninger pr. dag efter afsender",
+        "impressions_per_day_help": "virksomhedssiden = virksomhedens side; ambassadører = "
+        "ring 1; spredning = ring ≥ 2; uafhængige = medarbejdere, der deler på eget initiativ.",
+        "reach_ratio": "Rækkeviddeforhold (ambassadøropslag ÷ virksomhedsopslag)",
+        "times": "suffix: gange",
+        "emv": "Værdi af omtale (medarbejderopslag)",
+        "emv_help": "visninger / 1000 * CPM + klik * CPC; priserne er variabler.",
+        "reach_by_group": "Rækkevidde efter afsender",
+        "row_uncertainty": "Hvor sikkert: 95 %-bootstrapintervaller pr. uge",
+        "uncertainty_help": "Punktværdien pr. ISO-uge (mandag til mandag, UTC) og dens "
+        "interval som et bånd, præcis som /v1/summary giver dem for ugen (workeren "
+        "opdaterer dem hvert ATTRIBUTION_EVIDENCE_REFRESH_S). Et bånd, der ikke rummer "
+        "linjen for ingen effekt ({line}), kan skelnes fra tilfældighed; et, der rummer den, "
+        "kan ikke endnu.",
+        "weekly_reach_ratio": "Rækkeviddeforhold pr. uge med interval",
+        "weekly_lift": "Spredningens løft pr. uge (eksponerede mod ikke-eksponerede) med interval",
+        "weekly_baseline_adjusted": "Kolleger inspireret ud over tilfældighed pr. uge med interval",
+        "weekly_own_vs_prepared": "Egne ord mod forberedte opslag pr. uge med interval",
+        "value": "værdi",
+        "low": "nedre",
+        "high": "øvre",
+        "colleagues": "suffix: kolleger",
+        "row_origin": "Indholdets oprindelse: egne ord mod forberedte budskaber",
+        "content_origin": "Medarbejderopslag efter oprindelse",
+        "content_origin_help": "egne ord = medarbejderens egne ord; foreslået og skabelon = "
+        "forberedte budskaber.",
+        "own_vs_prepared": "Egne ord ÷ forberedte (visninger pr. opslag)",
+        "row_drivers": "Hvad rækkevidden følger: netværkets størrelse eller aktivitet",
+        "drivers": "Drivkræfter (Spearmans rangkorrelation)",
+        "drivers_help": "Over medarbejderne med et opslag i perioden: gennemsnitlige "
+        "visninger pr. opslag mod deres følgere (hvor de kendes) og mod deres antal opslag. "
+        "Tom under 5 medarbejdere, eller når et tal er det samme for alle.",
+        "row_credit": "Ansøgere og ansættelser krediteret pr. ring",
+        "applicants_by_ring": "Ansøgere krediteret pr. ring",
+        "hires_by_ring": "Ansættelser krediteret pr. ring",
+        "job_families": "Ansøgere efter jobfamilie (svære at rekruttere først)",
+        "job_families_help": "Kredit efter den valgte krediteringsmodel; en familie er svær "
+        "at rekruttere til, når et af dens job er markeret.",
+        "row_sharers": "Delere og ringenes netværk",
+        "top_sharers": "Flest delinger (perioden, valgt krediteringsmodel)",
+        "top_sharers_help": "Opslag og rækkevidde efter udgivelsesdag, ansøger- og "
+        "ansættelseskredit efter ansøgnings- og ansættelsesdag under den valgte "
+        "krediteringsmodel; inspirerede = kolleger, hvis første deling i perioden nævner dem "
+        "som inspiration.",
+        "network": "Ringenes netværk (hvem inspirerede hvem)",
+        "network_help": "Knuderne er delere (undertitel: ring; hovedtal: kolleger, de "
+        "inspirerede); kanterne peger fra den, der inspirerede, til kollegaen, vægtet, med "
+        "eksponeringens art. Hele tiden.",
+        "model": "Krediteringsmodel",
+        "cpm": "CPM (kr. pr. 1000 visninger)",
+        "cpc": "CPC (kr. pr. klik)",
+        "company": "virksomhedssiden",
+        "ambassadors": "ambassadører",
+        "spillover": "spredning",
+        "independent": "uafhængige",
+        "ring": "ring",
+        "group": "afsender",
+        "posts": "opslag",
+        "impressions": "visninger",
+        "clicks": "klik",
+        "impressions_per_post": "visninger pr. opslag",
+        "origin": "oprindelse",
+        "own": "egne ord",
+        "suggested": "foreslået",
+        "template": "skabelon",
+        "employees": "medarbejdere",
+        "followers_spearman": "rækkevidde ~ følgere",
+        "activity_spearman": "rækkevidde ~ antal opslag",
+        "family": "jobfamilie",
+        "hard_to_recruit": "svær at rekruttere",
+        "yes": "ja",
+        "no": "nej",
+        "applicants": "ansøgere",
+        "attributed": "tilskrevet",
+        "hires": "ansættelser",
+        "sharer": "deler",
+        "applicant_credit": "ansøgerkredit",
+        "hire_credit": "ansættelseskredit",
+        "inspired": "inspirerede",
+    },
+}
+UIDS = {"en": "ripples-advocacy-results", "da": "ripples-advocacy-results-da"}
+
+
+def value_mappings(words: dict[str, str], values: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Grafana value mappings showing the SQL's English labels in the dashboard's language."""
+    return [
+        {
+            "type": "value",
+            "options": {v: {"text": words[v], "index": i} for i, v in enumerate(values)},
+        }
+    ]
+
+
+def display_names(words: dict[str, str], columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Overrides naming each column (or series) in the dashboard's language."""
+    return [
+        {
+            "matcher": {"id": "byName", "options": c},
+            "properties": [{"id": "displayName", "value": words[c]}],
+        }
+        for c in columns
+    ]
 
 
 def table(title: str, name: str, description: str = "") -> dict[str, Any]:
@@ -601,55 +891,151 @@ def table(title: str, name: str, description: str = "") -> dict[str, Any]:
     }
 
 
-def bars(title: str, name: str) -> dict[str, Any]:
+def bars(title: str, name: str, words: dict[str, str], value: str) -> dict[str, Any]:
     return {
         "type": "barchart",
         "title": title,
         "datasource": PG,
         "targets": [sql_target(name)],
-        "fieldConfig": {"defaults": {"unit": "short", "decimals": 1}, "overrides": []},
+        "fieldConfig": {
+            "defaults": {
+                "unit": "short",
+                "decimals": 1,
+                "mappings": value_mappings(words, ("company", "independent")),
+            },
+            "overrides": display_names(words, ("ring", value)),
+        },
         "options": {"xField": "ring", "orientation": "horizontal", "showValue": "always"},
     }
 
 
-def advocacy_results() -> Any:
+def band(
+    statistic: str, words: dict[str, str], unit: str, line: float, help_line: str
+) -> dict[str, Any]:
+    """A weekly point value with its interval drawn as a band: the high series filled down
+    to the low one, the bounds without lines of their own, and the no-effect line dashed."""
+    panel = timeseries(
+        words[f"weekly_{statistic}"],
+        [sql_target(f"weekly_{statistic}", fmt="table")],
+        unit,
+        words["uncertainty_help"].format(line=help_line),
+    )
+    bound = [{"id": "custom.lineWidth", "value": 0}, {"id": "custom.fillOpacity", "value": 25}]
+    panel["fieldConfig"]["defaults"]["custom"] = {
+        "drawStyle": "line",
+        "showPoints": "always",
+        "spanNulls": False,
+        "thresholdsStyle": {"mode": "dashed"},
+    }
+    panel["fieldConfig"]["defaults"]["thresholds"] = {
+        "mode": "absolute",
+        "steps": [{"color": "transparent", "value": None}, {"color": "red", "value": line}],
+    }
+    panel["fieldConfig"]["overrides"] = [
+        *display_names(words, ("value", "low", "high")),
+        {
+            "matcher": {"id": "byName", "options": "high"},
+            "properties": [*bound, {"id": "custom.fillBelowTo", "value": words["low"]}],
+        },
+        {"matcher": {"id": "byName", "options": "low"}, "properties": bound},
+    ]
+    return panel
+
+
+def advocacy_results(lang: str) -> Any:
+    words = WORDS[lang]
+    groups = ("company", "ambassadors", "spillover", "independent")
     layout = Layout()
-    panels: list[dict[str, Any]] = [layout.row("Reach: company page vs ambassadors vs spillover")]
+    panels: list[dict[str, Any]] = [layout.row(words["row_reach"])]
     reach = timeseries(
-        "Impressions per day by author group",
+        words["impressions_per_day"],
         [sql_target("reach_over_time", fmt="time_series")],
-        description="company = the company page; ambassadors = ring 1; spillover = ring ≥ 2; "
-        "independent = employees sharing on their own.",
+        description=words["impressions_per_day_help"],
     )
+    reach["fieldConfig"]["defaults"]["custom"] = {"axisLabel": words["impressions"]}
+    reach["fieldConfig"]["overrides"] = display_names(words, groups)
     panels.append(layout.place(reach, 16, 8))
-    ratio = stat("Reach ratio (ambassador post ÷ company post)", sql_target("reach_ratio"))
-    ratio["fieldConfig"]["defaults"] |= {"decimals": 1, "unit": "suffix: times"}
+    ratio = stat(words["reach_ratio"], sql_target("reach_ratio"))
+    ratio["fieldConfig"]["defaults"] |= {"decimals": 1, "unit": words["times"]}
     panels.append(layout.place(ratio, 8, 4))
-    emv = stat("Earned media value (employee posts)", sql_target("emv"))
+    emv = stat(words["emv"], sql_target("emv"))
     emv["fieldConfig"]["defaults"] |= {"decimals": 0, "unit": "currencyDKK"}
-    emv["description"] = "impressions / 1000 * CPM + clicks * CPC; the prices are variables."
+    emv["description"] = words["emv_help"]
     panels.append(layout.place(emv, 8, 4))
-    panels.append(layout.place(table("Reach by author group", "reach_by_group"), 24, 6))
-
-    panels.append(layout.row("Applicants and hires credited per ring"))
-    panels.append(layout.place(bars("Applicants credited per ring", "applicants_by_ring"), 12, 8))
-    panels.append(layout.place(bars("Hires credited per ring", "hires_by_ring"), 12, 8))
-
-    panels.append(layout.row("Sharers and the ripple network"))
-    top = table(
-        "Top sharers (all time, linear credit)",
-        "top_sharers",
-        "All time, whatever the time range; applicant and hire credit under the linear model, "
-        "whatever the credit model chosen; inspired = colleagues naming them as inspirer.",
+    by_group = table(words["reach_by_group"], "reach_by_group")
+    by_group["fieldConfig"]["defaults"]["mappings"] = value_mappings(words, groups)
+    by_group["fieldConfig"]["overrides"] = display_names(
+        words, ("group", "posts", "impressions", "clicks", "impressions_per_post")
     )
+    panels.append(layout.place(by_group, 24, 6))
+
+    panels.append(layout.row(words["row_uncertainty"]))
+    for statistic, unit, line, shown in (
+        ("reach_ratio", words["times"], 1.0, "1×"),
+        ("own_vs_prepared", words["times"], 1.0, "1×"),
+        ("lift", words["times"], 1.0, "1×"),
+        ("baseline_adjusted", words["colleagues"], 0.0, "0"),
+    ):
+        panels.append(layout.place(band(statistic, words, unit, line, shown), 12, 8))
+
+    panels.append(layout.row(words["row_origin"]))
+    origin = table(words["content_origin"], "content_origin", words["content_origin_help"])
+    origin["fieldConfig"]["defaults"]["mappings"] = value_mappings(
+        words, ("own", "suggested", "template")
+    )
+    origin["fieldConfig"]["overrides"] = display_names(
+        words, ("origin", "posts", "impressions", "impressions_per_post")
+    )
+    panels.append(layout.place(origin, 16, 6))
+    own = stat(words["own_vs_prepared"], sql_target("own_vs_prepared"))
+    own["fieldConfig"]["defaults"] |= {"decimals": 2, "unit": words["times"]}
+    panels.append(layout.place(own, 8, 6))
+
+    panels.append(layout.row(words["row_drivers"]))
+    drivers = table(words["drivers"], "drivers", words["drivers_help"])
+    drivers["fieldConfig"]["defaults"] |= {"decimals": 2, "min": -1, "max": 1}
+    drivers["fieldConfig"]["overrides"] = display_names(
+        words, ("employees", "followers_spearman", "activity_spearman")
+    )
+    panels.append(layout.place(drivers, 24, 4))
+
+    panels.append(layout.row(words["row_credit"]))
+    panels.append(
+        layout.place(
+            bars(words["applicants_by_ring"], "applicants_by_ring", words, "applicants"), 12, 8
+        )
+    )
+    panels.append(
+        layout.place(bars(words["hires_by_ring"], "hires_by_ring", words, "hires"), 12, 8)
+    )
+    families = table(words["job_families"], "job_families", words["job_families_help"])
+    families["fieldConfig"]["defaults"]["mappings"] = [
+        {"type": "value", "options": {"true": {"text": words["yes"], "index": 0},
+                                      "false": {"text": words["no"], "index": 1}}}
+    ]  # fmt: skip
+    families["fieldConfig"]["overrides"] = display_names(
+        words, ("family", "hard_to_recruit", "applicants", "attributed", *groups)
+    )
+    panels.append(layout.place(families, 24, 7))
+
+    panels.append(layout.row(words["row_sharers"]))
+    top = table(words["top_sharers"], "top_sharers", words["top_sharers_help"])
+    top["fieldConfig"]["defaults"]["mappings"] = value_mappings(words, ("independent",))
+    top["fieldConfig"]["overrides"] = display_names(
+        words,
+        ("sharer", "ring", "posts", "impressions", "clicks", "applicant_credit", "hire_credit",
+         "inspired"),
+    )  # fmt: skip
     panels.append(layout.place(top, 24, 9))
     network = {
         "type": "nodeGraph",
-        "title": "Ripple network (who inspired whom)",
-        "description": "Nodes are sharers (subtitle: ring; main stat: colleagues they "
-        "inspired); edges point from the inspirer to the colleague, weighted. All time.",
+        "title": words["network"],
+        "description": words["network_help"],
         "datasource": PG,
-        "targets": [sql_target("ripple_nodes", "nodes"), sql_target("ripple_edges", "edges")],
+        "targets": [
+            sql_target(f"ripple_nodes_{lang}", "nodes"),
+            sql_target("ripple_edges", "edges"),
+        ],
         "fieldConfig": {"defaults": {}, "overrides": []},
         "options": {},
     }
@@ -659,7 +1045,7 @@ def advocacy_results() -> Any:
         datasource_variable("postgres", "PostgreSQL", POSTGRES_TYPE, POSTGRES_UID),
         {
             "name": "model",
-            "label": "Credit model",
+            "label": words["model"],
             "type": "custom",
             "query": ",".join(MODELS),
             "current": {"text": "last_touch", "value": "last_touch"},
@@ -668,7 +1054,7 @@ def advocacy_results() -> Any:
         },
         {
             "name": "cpm",
-            "label": "CPM (DKK per 1000 impressions)",
+            "label": words["cpm"],
             "type": "textbox",
             "query": "220",
             "current": {"text": "220", "value": "220"},
@@ -676,19 +1062,35 @@ def advocacy_results() -> Any:
         },
         {
             "name": "cpc",
-            "label": "CPC (DKK per click)",
+            "label": words["cpc"],
             "type": "textbox",
             "query": "40",
             "current": {"text": "40", "value": "40"},
             "hide": 0,
         },
     ]
-    return dashboard("ripples-advocacy-results", "Ripples / Advocacy results", panels, variables)
+    built = dashboard(UIDS[lang], words["dashboard"], panels, variables)
+    other = next(o for o in LANGUAGES if o != lang)
+    built["links"] = [
+        {
+            "type": "link",
+            "title": WORDS[lang]["other"],
+            "url": f"/d/{UIDS[other]}",
+            "keepTime": True,
+            "includeVars": True,
+            "targetBlank": False,
+            "icon": "dashboard",
+            "tags": [],
+        }
+    ]
+    built["tags"] = ["ripples", lang]
+    return built
 
 
 DASHBOARDS = {
     "ripples-pipeline-health.json": pipeline_health,
-    "ripples-advocacy-results.json": advocacy_results,
+    "ripples-advocacy-results.json": lambda: advocacy_results("en"),
+    "ripples-advocacy-results-da.json": lambda: advocacy_results("da"),
 }
 
 

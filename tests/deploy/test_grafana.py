@@ -9,6 +9,7 @@ import json
 from types import ModuleType
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.deploy.pydeps import ROOT
@@ -55,6 +56,7 @@ def test_uids_titles_and_layout() -> None:
     uids = {d["uid"]: name for name, d in dashboards().items()}
     assert uids == {
         "ripples-advocacy-results": "ripples-advocacy-results.json",
+        "ripples-advocacy-results-da": "ripples-advocacy-results-da.json",
         "ripples-pipeline-health": "ripples-pipeline-health.json",
     }
     for dashboard in dashboards().values():
@@ -116,26 +118,100 @@ def titles(name: str) -> list[str]:
     return [p["title"] for p in panels(dashboards()[name])]
 
 
-def test_advocacy_results_has_what_communication_people_read() -> None:
-    dashboard = dashboards()["ripples-advocacy-results.json"]
-    by_type: dict[str, list[dict[str, Any]]] = {}
-    for panel in panels(dashboard):
-        by_type.setdefault(panel["type"], []).append(panel)
-    text = json.dumps(dashboard)
-    for needed in (
+NEEDED = {
+    "ripples-advocacy-results.json": (
         "Impressions per day",
         "Reach ratio",
         "Applicants credited per ring",
         "Hires credited per ring",
         "Top sharers",
         "Earned media value",
-    ):
-        assert any(needed in t for t in titles("ripples-advocacy-results.json")), needed
+        "Reach ratio per week, with its interval",
+        "Own words vs prepared posts per week",
+        "Spillover lift per week",
+        "Employee posts by origin",
+        "Drivers (Spearman",
+        "Applicants by job family (hard-to-recruit first)",
+        "Ripple network",
+    ),
+    "ripples-advocacy-results-da.json": (
+        "Visninger pr. dag",
+        "Rækkeviddeforhold",
+        "Ansøgere krediteret pr. ring",
+        "Ansættelser krediteret pr. ring",
+        "Flest delinger",
+        "Værdi af omtale",
+        "Rækkeviddeforhold pr. uge med interval",
+        "Egne ord mod forberedte opslag pr. uge",
+        "Spredningens løft pr. uge",
+        "Medarbejderopslag efter oprindelse",
+        "Drivkræfter (Spearman",
+        "Ansøgere efter jobfamilie (svære at rekruttere først)",
+        "Ringenes netværk",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEEDED))
+def test_advocacy_results_has_what_communication_people_read(name: str) -> None:
+    dashboard = dashboards()[name]
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for panel in panels(dashboard):
+        by_type.setdefault(panel["type"], []).append(panel)
+    text = json.dumps(dashboard)
+    for needed in NEEDED[name]:
+        assert any(needed in t for t in titles(name)), needed
     (graph,) = by_type["nodeGraph"]
     assert [t["refId"] for t in graph["targets"]] == ["nodes", "edges"]
     assert "attribution.ripple_nodes" in graph["targets"][0]["rawSql"]
     assert "attribution.ripple_edges" in graph["targets"][1]["rawSql"]
     assert "$model" in text, "credit follows the chosen model"
+    (top,) = [p for p in by_type["table"] if "top_sharers" in p["targets"][0]["rawSql"] or
+              "sharer_figures_per_day" in p["targets"][0]["rawSql"]]  # fmt: skip
+    assert "$__timeFilter" in top["targets"][0]["rawSql"], "top sharers follow the time range"
+    assert "$model" in top["targets"][0]["rawSql"], "and the credit model"
+    bands = [p for p in by_type["timeseries"] if "weekly_evidence" in p["targets"][0]["rawSql"]]
+    assert len(bands) == 4
+    for band in bands:
+        high = [o for o in band["fieldConfig"]["overrides"] if o["matcher"]["options"] == "high"]
+        fill = {p["id"]: p["value"] for o in high for p in o["properties"]}
+        low = next(o for o in band["fieldConfig"]["overrides"] if o["matcher"]["options"] == "low"
+                   and o["properties"][0]["id"] == "displayName")  # fmt: skip
+        assert fill["custom.fillBelowTo"] == low["properties"][0]["value"], "a band, low to high"
+
+
+def test_the_two_languages_are_one_dashboard() -> None:
+    """Generated from one source: the same panels, queries, layout and variables, every
+    title, description, unit and label translated; each copy links to the other."""
+    en = dashboards()["ripples-advocacy-results.json"]
+    da = dashboards()["ripples-advocacy-results-da.json"]
+
+    def shape(d: dict[str, Any]) -> list[Any]:
+        return [(p["type"], p["gridPos"], [t.get("refId") for t in p.get("targets", [])])
+                for p in panels(d)]  # fmt: skip
+
+    assert shape(en) == shape(da)
+    same_sql = {"ripple_nodes"}  # the node graph's subtitles are in its query
+    for a, b in zip(panels(en), panels(da), strict=True):
+        assert a["title"] != b["title"], a["title"]
+        if a.get("description"):
+            assert a["description"] != b["description"], a["title"]
+        for x, y in zip(a.get("targets", []), b.get("targets", []), strict=True):
+            if not any(n in x["rawSql"] for n in same_sql):
+                assert x["rawSql"] == y["rawSql"]
+        if a["type"] == "row":
+            continue
+        units = (a["fieldConfig"]["defaults"].get("unit"), b["fieldConfig"]["defaults"].get("unit"))
+        if units[0] and units[0].startswith("suffix:"):
+            assert units[0] != units[1], f"{a['title']}: unit {units[0]} not translated"
+    assert "uafhængig" in json.dumps(da, ensure_ascii=False)
+    assert "uafhængig" not in json.dumps(en, ensure_ascii=False)
+    labels = [[v.get("label") for v in d["templating"]["list"]] for d in (en, da)]
+    assert labels[0][1:] != labels[1][1:]
+    assert en["links"][0]["url"] == "/d/ripples-advocacy-results-da"
+    assert da["links"][0]["url"] == "/d/ripples-advocacy-results"
+    assert en["links"][0]["keepTime"]
+    assert en["links"][0]["includeVars"]
 
 
 def test_pipeline_health_has_a_red_row_per_service() -> None:
