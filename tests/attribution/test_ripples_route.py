@@ -16,10 +16,13 @@ import httpx
 import orjson
 import pytest
 
+from ripples.demo import scenario as pilot
+from ripples.demo import truth
 from services.attribution.api import create_api
 from tests.attribution import scenario
 from tests.attribution.conftest import SETTINGS, envelopes, feed
 from tests.conftest import AUTH
+from tests.demo.test_screenshots import RUN, pilot_events
 
 pytestmark = pytest.mark.integration
 
@@ -235,3 +238,102 @@ async def test_erased_applicants_still_count(api: httpx.AsyncClient, pool: async
     for employee_id in ("amb1", "c1", "amb2"):
         response = await api.get(f"/v1/employees/{employee_id}/ripples", params=JUNE)
         assert response.json() == BY_HAND[employee_id]
+
+
+# --- against the independent ground truth of the demo pilot ----------------------------------
+
+
+def oracle(
+    facts: truth.Facts, employee_id: str, start: datetime, end: datetime, model: str
+) -> dict[str, Any]:
+    """The figures as ripples/demo/truth.py reads the contract (its rings and credit, which
+    share no code with the service), with the route's definitions on top."""
+    r = truth.rings(facts)
+
+    def within(t: datetime | None) -> bool:
+        return t is not None and start <= t < end
+
+    posts = sorted(
+        (p for p in facts.posts.values() if p.author == employee_id and within(p.published_at)),
+        key=lambda p: (p.published_at, p.id),
+    )
+    children: dict[str, list[str]] = {}
+    for edge in r.edges:
+        children.setdefault(edge.inspirer, []).append(edge.colleague)
+    depth: dict[str, int] = {}
+    frontier, k = [employee_id], 0
+    while frontier:
+        k += 1
+        frontier = [c for u in frontier for c in children.get(u, []) if c not in depth]
+        depth.update({c: k for c in frontier})
+    reached: dict[int, int] = {}
+    for colleague, d in depth.items():
+        if within(r.first_share.get(colleague)):
+            reached[d] = reached.get(d, 0) + 1
+    applied = [
+        w
+        for a in facts.applications.values()
+        if within(a.applied_at) and (w := truth.credit(facts, a, model).get(employee_id, 0)) > 0
+    ]
+    hired = [
+        w
+        for h in facts.hires.values()
+        if within(h.hired_at)
+        and (a := facts.applications.get(h.applicant)) is not None
+        and (w := truth.credit(facts, a, model).get(employee_id, 0)) > 0
+    ]
+    impressions = sum(p.impressions for p in posts)
+    return {
+        "employee_id": employee_id,
+        "from": start.isoformat().replace("+00:00", "Z"),
+        "to": end.isoformat().replace("+00:00", "Z"),
+        "posts": [
+            {
+                "post_id": p.id,
+                "published_at": p.published_at.isoformat().replace("+00:00", "Z"),
+                "origin": p.origin,
+                "impressions": p.impressions,
+                "reactions": p.reactions,
+                "comments": p.comments,
+                "reshares": p.reshares,
+            }
+            for p in posts
+        ],
+        "inspired": {
+            "total": sum(reached.values()),
+            "by_ring": {str(d): reached.get(d, 0) for d in range(1, max([1, *reached]) + 1)},
+        },
+        "applicants": {"attributed": len(applied), "credit": sum(applied)},
+        "hires": {"attributed": len(hired), "credit": sum(hired)},
+        "reach": {
+            "impressions": impressions,
+            "emv": round(impressions / 1000 * 220 + sum(p.clicks for p in posts) * 40, 2),
+        },
+    }
+
+
+async def test_figures_equal_the_demo_pilots_ground_truth(
+    api: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    scenario_ = pilot.generate(7, now=RUN)
+    await feed(pool, envelopes(sorted(pilot_events(scenario_), key=lambda e: e["time"])))
+    facts = scenario_.facts(
+        {i: RUN - timedelta(minutes=30) for i in range(len(scenario_.clicks))},
+        {a.candidate: RUN for a in scenario_.applications if a.applied_at is None},
+    )
+    halfway = scenario_.start + (scenario_.end - scenario_.start) / 2
+    periods = [(scenario_.start - timedelta(days=1), RUN + timedelta(hours=1)), (halfway, RUN)]
+    deepest = credited = 0
+    for start, end in periods:
+        for model in ("linear", "time_decay"):
+            for person in scenario_.people:
+                response = await api.get(
+                    f"/v1/employees/{person.id}/ripples",
+                    params={"from": start.isoformat(), "to": end.isoformat(), "model": model},
+                )
+                got, want = response.json(), oracle(facts, person.id, start, end, model)
+                assert truth.differences(got, want) == [], person.id
+                deepest = max(deepest, len(got["inspired"]["by_ring"]))
+                credited += got["applicants"]["attributed"]
+    assert deepest >= 3, "the pilot's ripples reach colleagues of colleagues of colleagues"
+    assert credited > 0
