@@ -31,20 +31,33 @@ NAMES = {"amb1": "Anna", "amb2": "Bo", "c1": "Carl", "d1": "Dina", "g1": "Gry", 
          "quiet": "Ole", "watcher": "Vera"}  # fmt: skip
 
 
-@pytest.fixture
-async def api(pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
+async def client(pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
     async def get_pool() -> asyncpg.Pool:
         return pool
 
     async def ready() -> dict[str, bool]:
         return {"database": True, "partitions_assigned": True}
 
-    await feed(pool, envelopes(scenario.EVENTS))
     transport = httpx.ASGITransport(app=create_api(get_pool, ready, SETTINGS))
     async with httpx.AsyncClient(
         transport=transport, base_url="http://attribution", headers=AUTH
-    ) as client:
-        yield client
+    ) as out:
+        yield out
+
+
+@pytest.fixture
+async def api(pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
+    """The API over the hand-written scenario."""
+    await feed(pool, envelopes(scenario.EVENTS))
+    async for out in client(pool):
+        yield out
+
+
+@pytest.fixture
+async def empty_api(pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
+    """The API over an empty database: parameters are checked before it is asked."""
+    async for out in client(pool):
+        yield out
 
 
 def post(post_id: str, at: str, impressions: int, reactions: int = 0, comments: int = 0,
@@ -185,8 +198,8 @@ async def test_unknown_employee_is_404(api: httpx.AsyncClient) -> None:
     assert response.json()["status"] == 404
 
 
-async def test_a_key_is_needed(api: httpx.AsyncClient) -> None:
-    response = await api.get("/v1/employees/amb1/ripples", headers={"Authorization": ""})
+async def test_a_key_is_needed(empty_api: httpx.AsyncClient) -> None:
+    response = await empty_api.get("/v1/employees/amb1/ripples", headers={"Authorization": ""})
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
     assert "posts" not in response.json()
@@ -209,9 +222,9 @@ async def test_a_key_is_needed(api: httpx.AsyncClient) -> None:
     ],
 )
 async def test_bad_parameters_are_422_problems(
-    api: httpx.AsyncClient, query: str, field: str
+    empty_api: httpx.AsyncClient, query: str, field: str
 ) -> None:
-    response = await api.get(f"/v1/employees/amb1/ripples?{query}")
+    response = await empty_api.get(f"/v1/employees/amb1/ripples?{query}")
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
@@ -220,8 +233,10 @@ async def test_bad_parameters_are_422_problems(
 
 
 @pytest.mark.parametrize("employee_id", ["a%01b", "x" * 257])
-async def test_bad_employee_id_is_a_422_problem(api: httpx.AsyncClient, employee_id: str) -> None:
-    response = await api.get(f"/v1/employees/{employee_id}/ripples")
+async def test_bad_employee_id_is_a_422_problem(
+    empty_api: httpx.AsyncClient, employee_id: str
+) -> None:
+    response = await empty_api.get(f"/v1/employees/{employee_id}/ripples")
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "employee_id"
 
