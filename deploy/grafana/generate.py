@@ -15,6 +15,7 @@ Dashboards have stable uids and datasource variables whose defaults are the fixe
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -674,6 +675,102 @@ def pipeline_health() -> Any:
     return dashboard("ripples-pipeline-health", "Ripples / Pipeline health", panels, variables)
 
 
+# The Danish copy of the pipeline-health dashboard: the English build with every title,
+# legend and label translated through this table (a string missing here fails the build).
+PIPELINE_DA: dict[str, str] = {
+    "Ripples / Pipeline health": "Ripples / Driftsstatus",
+    "Prometheus": "Prometheus",
+    "Availability": "Tilgængelighed",
+    "Services up": "Tjenester oppe",
+    "Connectors (ingest)": "Forbindelser (ingest)",
+    "Dead letters": "Afviste hændelser (dead letters)",
+    "Dead letters by service and reason": "Afviste hændelser efter tjeneste og årsag",
+    "ingest": "ingest",
+    "attribution": "attribution",
+    "notifier": "notifier",
+    "requests by status": "forespørgsler efter status",
+    "5xx ratio": "andel 5xx",
+    "latency p50 / p95 / p99": "svartid p50 / p95 / p99",
+    "broker reachable": "broker kan nås",
+    "events accepted by type": "hændelser modtaget efter type",
+    "events rejected by reason": "hændelser afvist efter årsag",
+    "broker acknowledgement p95": "brokerens kvittering p95",
+    "events processed by outcome": "hændelser behandlet efter udfald",
+    "consumer lag by topic": "forbrugerens efterslæb efter emne",
+    "processing delay (event time → stored)": "behandlingstid (hændelsestid → gemt)",
+    "batch size and duration": "batchstørrelse og -varighed",
+    "seconds since last processed event": "sekunder siden sidste behandlede hændelse",
+    "credits and recognitions": "kredit og anerkendelser",
+    "deliveries by channel and outcome": "leveringer efter kanal og udfald",
+    "failure ratio by channel": "fejlandel efter kanal",
+    "attempts per delivery by channel": "forsøg pr. levering efter kanal",
+    "delivery latency p95 (recognition → sent)": "leveringstid p95 (anerkendelse → sendt)",
+    "queue depth and consumer lag": "kødybde og forbrugerens efterslæb",
+    "webhook deliveries by vendor and outcome": "webhook-leveringer efter leverandør og udfald",
+    "LinkedIn members skipped by reason": "LinkedIn-medlemmer sprunget over efter årsag",
+    "LinkedIn polls by outcome": "LinkedIn-hentninger efter udfald",
+    "time since the last LinkedIn poll": "tid siden sidste LinkedIn-hentning",
+    "clicks dropped by reason, and the click buffer": "klik tabt efter årsag, og klikbufferen",
+    # legends ({{…}} are the metrics' label values)
+    "": "",
+    "age": "alder",
+    "buffered": "i buffer",
+    "credits assigned": "kredit tildelt",
+    "mean events per batch": "gennemsnitlige hændelser pr. batch",
+    "p95 batch seconds": "p95 sekunder pr. batch",
+    "pending deliveries": "ventende leveringer",
+    "since last poll": "siden sidste hentning",
+    "attribution {{reason}}": "attribution {{reason}}",
+    "notifier {{reason}}": "notifier {{reason}}",
+    "dropped {{reason}}": "tabt {{reason}}",
+    "lag {{topic}}": "efterslæb {{topic}}",
+    "recognitions {{kind}}": "anerkendelser {{kind}}",
+}
+_SERVICE_TITLE = re.compile(r"^(ingest|attribution|notifier): (.*)$")
+_KEPT_LEGEND = re.compile(r"^(\{\{\w+\}\} ?)+$|^p\d\d$")
+
+
+def _da(text: str) -> str:
+    found = _SERVICE_TITLE.match(text)
+    if found:
+        return f"{found[1]}: {PIPELINE_DA[found[2]]}"
+    return text if _KEPT_LEGEND.match(text) else PIPELINE_DA[text]
+
+
+def pipeline_health_da() -> Any:
+    """The pipeline-health dashboard in Danish: the same panels, queries and layout."""
+    built = pipeline_health()
+    built["uid"] = "ripples-pipeline-health-da"
+    built["title"] = _da(built["title"])
+    for panel in [p for top in built["panels"] for p in (top, *top.get("panels", []))]:
+        panel["title"] = _da(panel["title"])
+        if panel.get("description"):
+            panel["description"] = PIPELINE_DA[panel["description"]]
+        for target in panel.get("targets", []):
+            target["legendFormat"] = _da(target["legendFormat"])
+    for variable in built["templating"]["list"]:
+        variable["label"] = _da(variable["label"])
+    return languages(built, "da", "ripples-pipeline-health")
+
+
+def languages(built: dict[str, Any], lang: str, other_uid: str) -> dict[str, Any]:
+    """Tag a dashboard with its language and link it to its copy in the other one."""
+    built["tags"] = ["ripples", lang]
+    built["links"] = [
+        {
+            "type": "link",
+            "title": "English" if lang == "da" else "Dansk",
+            "url": f"/d/{other_uid}",
+            "keepTime": True,
+            "includeVars": True,
+            "targetBlank": False,
+            "icon": "dashboard",
+            "tags": [],
+        }
+    ]
+    return built
+
+
 # --- Advocacy results (English and Danish) -------------------------------------------------
 #
 # Two provisioned copies built from this one source, one per language, rather than one
@@ -689,7 +786,6 @@ LANGUAGES = ("en", "da")
 WORDS: dict[str, dict[str, str]] = {
     "en": {
         "dashboard": "Ripples / Advocacy results",
-        "other": "Dansk",
         "row_reach": "Reach: company page vs ambassadors vs spillover",
         "impressions_per_day": "Impressions per day by author group",
         "impressions_per_day_help": "company = the company page; ambassadors = ring 1; "
@@ -772,7 +868,6 @@ WORDS: dict[str, dict[str, str]] = {
     },
     "da": {
         "dashboard": "Ripples / Ambassadørresultater",
-        "other": "English",
         "row_reach": "Rækkevidde: virksomhedssiden, ambassadører og spredning",
         "impressions_per_day": "Visninger pr. dag efter afsender",
         "impressions_per_day_help": "virksomhedssiden = virksomhedens side; ambassadører = "
@@ -1070,25 +1165,14 @@ def advocacy_results(lang: str) -> Any:
         },
     ]
     built = dashboard(UIDS[lang], words["dashboard"], panels, variables)
-    other = next(o for o in LANGUAGES if o != lang)
-    built["links"] = [
-        {
-            "type": "link",
-            "title": WORDS[lang]["other"],
-            "url": f"/d/{UIDS[other]}",
-            "keepTime": True,
-            "includeVars": True,
-            "targetBlank": False,
-            "icon": "dashboard",
-            "tags": [],
-        }
-    ]
-    built["tags"] = ["ripples", lang]
-    return built
+    return languages(built, lang, UIDS[next(o for o in LANGUAGES if o != lang)])
 
 
 DASHBOARDS = {
-    "ripples-pipeline-health.json": pipeline_health,
+    "ripples-pipeline-health.json": lambda: languages(
+        pipeline_health(), "en", "ripples-pipeline-health-da"
+    ),
+    "ripples-pipeline-health-da.json": pipeline_health_da,
     "ripples-advocacy-results.json": lambda: advocacy_results("en"),
     "ripples-advocacy-results-da.json": lambda: advocacy_results("da"),
 }
