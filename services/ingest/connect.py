@@ -52,8 +52,16 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from services.ingest import directory
 from services.ingest.database import DB_ERRORS, Database, answering_503
 from services.ingest.linkedin_posts import NotAPostUrl, post_urn
+from services.ingest.publisher import BrokerUnavailable, Publisher
 from services.ingest.settings import IngestSettings
-from services.ingest.tokens import Connection, Grant, Store, TokenCipher, parse_keys
+from services.ingest.tokens import Connection, Grant, Store, TokenCipher, parse_keys, status_of
+from shared.events import (
+    CONNECTION_KINDS,
+    ConnectionKind,
+    ConnectionReason,
+    LinkedInConnection,
+    LinkedInConnectionEvent,
+)
 from shared.http import ProblemError, json_response, read_body
 from shared.metrics import preinit
 
@@ -77,8 +85,15 @@ CONNECTS = Counter(
 REFRESHES = Counter(
     "ingest_linkedin_token_refreshes_total", "LinkedIn token refreshes, by outcome.", ["outcome"]
 )
+MESSAGES = Counter(
+    "ingest_linkedin_connection_messages_total",
+    "Connection messages published for the notifier (ripples.linkedin.connection.v1), by kind.",
+    ["kind"],
+)
 preinit(CONNECTS, OUTCOMES)
 preinit(REFRESHES, ("ok", "failed"))
+preinit(MESSAGES, CONNECTION_KINDS)
+CONNECT_SOURCE = "urn:ripples:ingest:linkedin-connect"
 
 
 # --- pages ---------------------------------------------------------------------------------
@@ -225,6 +240,7 @@ def grant_from(document: Any, now: datetime) -> Grant | None:
 
 class _Invite(msgspec.Struct, forbid_unknown_fields=True):
     employee_id: str
+    send: bool = False  # also send it to the employee, through the notifier
 
 
 class _Post(msgspec.Struct, forbid_unknown_fields=True):
@@ -237,10 +253,17 @@ _decode_post = msgspec.json.Decoder(_Post).decode
 
 
 class Connect:
-    def __init__(self, settings: IngestSettings, database: Database, http: httpx.AsyncClient):
+    def __init__(
+        self,
+        settings: IngestSettings,
+        database: Database,
+        http: httpx.AsyncClient,
+        publisher: Publisher | None = None,
+    ):
         self.settings = settings
         self.database = database
         self.http = http
+        self.publisher = publisher
         keys = parse_keys(settings.token_keys)
         self.store = Store(
             TokenCipher(keys) if keys else None,
@@ -279,7 +302,9 @@ class Connect:
                 "invalid-invitation",
                 "Invalid invitation",
                 str(exc),
-                errors=[{"field": "employee_id", "detail": str(exc)}],
+                errors=[
+                    {"field": "send" if "send" in str(exc) else "employee_id", "detail": str(exc)}
+                ],
             ) from None
         if not 1 <= len(spec.employee_id) <= 256 or not spec.employee_id.isprintable():
             raise ProblemError(
@@ -297,26 +322,135 @@ class Connect:
                 raise ProblemError(
                     404, "not-found", "Not found", "no employee with this employee_id is known"
                 )
-            invitation = secrets.token_urlsafe(18)
-            expires = datetime.now(UTC).replace(microsecond=0) + timedelta(
-                seconds=self.settings.linkedin_invitation_ttl_s
-            )
-            await pool.execute(
-                "insert into ingest_linkedin_invitations (invitation_id, employee_id,"
-                " expires_at) values ($1, $2, $3)",
-                invitation,
-                spec.employee_id,
-                expires,
-            )
+            async with pool.acquire() as conn, conn.transaction():
+                invitation, url, expires = await self._invitation(conn, spec.employee_id)
+                if spec.send:
+                    # Published before the commit: a broker away leaves no invitation behind.
+                    await self._send(
+                        f"linkedin_invitation:{spec.employee_id}:{invitation}",
+                        spec.employee_id,
+                        "linkedin_invitation",
+                        url,
+                        expires,
+                        "invited",
+                    )
+        return json_response(
+            {"url": url, "expires_at": expires.isoformat().replace("+00:00", "Z")}, 201
+        )
+
+    async def _invitation(self, conn: Any, employee: str) -> tuple[str, str, datetime]:
+        """A new invitation of ``employee``: (its id, its signed link, its expiry)."""
+        invitation = secrets.token_urlsafe(18)
+        expires = datetime.now(UTC).replace(microsecond=0) + timedelta(
+            seconds=self.settings.linkedin_invitation_ttl_s
+        )
+        await conn.execute(
+            "insert into ingest_linkedin_invitations (invitation_id, employee_id,"
+            " expires_at) values ($1, $2, $3)",
+            invitation,
+            employee,
+            expires,
+        )
         token = sign_invitation(self.settings.connect_secret, invitation, int(expires.timestamp()))
         base = self.settings.public_base_url.rstrip("/")
-        return json_response(
-            {
-                "url": f"{base}/connect/linkedin/{token}",
-                "expires_at": expires.isoformat().replace("+00:00", "Z"),
-            },
-            201,
+        return invitation, f"{base}/connect/linkedin/{token}", expires
+
+    async def _send(
+        self,
+        recognition_id: str,
+        employee: str,
+        kind: ConnectionKind,
+        url: str,
+        expires: datetime,
+        reason: ConnectionReason,
+    ) -> None:
+        """Publish one connection message for the notifier; ProblemError 503 if the broker
+        does not take it."""
+        event = LinkedInConnectionEvent(
+            specversion="1.0",
+            id=recognition_id,
+            source=CONNECT_SOURCE,
+            time=datetime.now(UTC),
+            data=LinkedInConnection(
+                employee_id=employee, kind=kind, url=url, expires_at=expires, reason=reason
+            ),
         )
+        try:
+            if self.publisher is None:
+                raise BrokerUnavailable("no publisher")
+            await self.publisher.publish([event])
+        except BrokerUnavailable:
+            raise ProblemError(
+                503,
+                "broker-unavailable",
+                "Broker unavailable",
+                "the message to the employee was not published; retry later",
+                headers={"Retry-After": str(self.settings.retry_after_s)},
+            ) from None
+        MESSAGES.labels(kind).inc()
+
+    async def remind(self, employee: str | None = None) -> int:
+        """Send a reconnect message to each employee (or only ``employee``) whose connection
+        is expiring, expired or refused by LinkedIn and who was not sent one for this token
+        expiry yet — once per expiry, never again (``ingest_linkedin_reminders``). Each
+        message carries a fresh invitation link. Returns how many were sent; a broker away
+        sends nothing and leaves them for the next poll."""
+        if not self.configured:
+            return 0
+        pool = self.database.pool
+        rows = await pool.fetch(
+            "select c.employee_id, c.expires_at, c.revoked_at is not null as revoked,"
+            " c.refresh_token is not null and coalesce(c.refresh_expires_at > now(), true)"
+            " as renewable from ingest_linkedin_connections c"
+            " join ingest_employees e on e.employee_id = c.employee_id and e.removed_at is null"
+            " where ($1::text is null or c.employee_id = $1)"
+            " and (c.revoked_at is not null or c.expires_at <= now() + make_interval(secs => $2))"
+            " and not exists (select 1 from ingest_linkedin_reminders r"
+            " where r.employee_id = c.employee_id"
+            " and r.expires_on = (c.expires_at at time zone 'UTC')::date)"
+            " order by c.employee_id",
+            employee,
+            self.store.warn_before.total_seconds(),
+        )
+        now, sent = datetime.now(UTC), 0
+        for row in rows:
+            reason = status_of(
+                row["expires_at"], row["revoked"], row["renewable"], now, self.store.warn_before
+            )
+            if reason not in ("expiring", "expired", "revoked"):
+                continue  # renewable: the poller refreshes it
+            who = row["employee_id"]
+            day = row["expires_at"].astimezone(UTC).date()
+            try:
+                async with pool.acquire() as conn, conn.transaction():
+                    invitation, url, expires = await self._invitation(conn, who)
+                    fresh = await conn.fetchval(
+                        "insert into ingest_linkedin_reminders (employee_id, expires_on, reason,"
+                        " invitation_id) values ($1, $2, $3, $4) on conflict do nothing"
+                        " returning 1",
+                        who,
+                        day,
+                        reason,
+                        invitation,
+                    )
+                    if fresh is None:  # another replica sent it meanwhile
+                        raise _AlreadySent
+                    await self._send(
+                        f"linkedin_reconnect:{who}:{day.isoformat()}",
+                        who,
+                        "linkedin_reconnect",
+                        url,
+                        expires,
+                        reason,  # type: ignore[arg-type]  # one of the three, checked above
+                    )
+            except _AlreadySent:
+                continue
+            except ProblemError:
+                log.warning("linkedin reconnect message not published; next poll")
+                return sent
+            log.info("linkedin reconnect message sent", extra={"employee_id": who})
+            sent += 1
+        return sent
 
     async def connection(self, request: Request) -> Response:
         employee = request.path_params["employee_id"]
@@ -649,5 +783,10 @@ class Connect:
         return connection.access_token if connection.expires_at > now else None
 
     async def refused(self, employee: str) -> None:
-        """The poller's 401 for a connected employee."""
+        """The poller's 401 for a connected employee: revoked, and told at once."""
         await self.store.revoked(self.database.pool, employee)
+        await self.remind(employee)
+
+
+class _AlreadySent(Exception):
+    """Rolls back a reminder another replica recorded first."""

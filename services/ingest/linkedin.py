@@ -523,6 +523,7 @@ class LinkedIn:
         filed = [(m, t, None) for m, t in self._tokens().items() if m not in seen]
         if self.connect is not None:
             await self.connect.store.measure(self.database.pool)
+            await self.connect.remind()  # expiring, expired or refused: told once per expiry
         return [*connected, *filed]
 
     async def poll_once(self) -> str:

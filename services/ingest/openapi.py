@@ -700,7 +700,8 @@ _CONNECTION = {
 }
 _LINKEDIN_DOWN = _unavailable(
     "The database is unavailable, or the connect flow is not configured "
-    "(`INGEST_LINKEDIN_CLIENT_ID`, `INGEST_CONNECT_SECRET`, `INGEST_TOKEN_KEYS`); retry.",
+    "(`INGEST_LINKEDIN_CLIENT_ID`, `INGEST_CONNECT_SECRET`, `INGEST_TOKEN_KEYS`), or (with "
+    "`send`) the broker did not take the message; retry.",
     "database-unavailable",
     "the database is not reachable; retry later",
 )
@@ -721,7 +722,8 @@ def _linkedin_connect_paths() -> dict[str, Any]:
                 "summary": "An invitation link for an employee to connect LinkedIn",
                 "description": "A signed, single-use link to `/connect/linkedin/{token}`, "
                 "valid `INGEST_LINKEDIN_INVITATION_TTL_S` (7 days by default); HR hands it "
-                "out or the notifier sends it.",
+                'out, or with `"send": true` the notifier also sends it to the employee '
+                "(a `ripples.linkedin.connection.v1` message, docs/asyncapi.yaml).",
                 "tags": ["linkedin"],
                 "security": BEARER,
                 "requestBody": {
@@ -732,10 +734,16 @@ def _linkedin_connect_paths() -> dict[str, Any]:
                             "required": ["employee_id"],
                             "additionalProperties": False,
                             "properties": {
-                                "employee_id": {"type": "string", "minLength": 1, "maxLength": 256}
+                                "employee_id": {"type": "string", "minLength": 1, "maxLength": 256},
+                                "send": {
+                                    "type": "boolean",
+                                    "default": False,
+                                    "description": "Also send the link to the employee, in "
+                                    "their language, through the notifier.",
+                                },
                             },
                         },
-                        {"employee_id": "emp-1"},
+                        {"employee_id": "emp-1", "send": True},
                     ),
                 },
                 "responses": {
@@ -767,7 +775,7 @@ def _linkedin_connect_paths() -> dict[str, Any]:
                     "413": _TOO_LARGE,
                     "422": problem(
                         422,
-                        "Invalid body; `errors` names `employee_id`.",
+                        "Invalid body; `errors` names `employee_id` or `send`.",
                         "invalid-invitation",
                         "Invalid invitation",
                         "employee_id must be 1-256 printable characters",

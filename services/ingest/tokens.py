@@ -257,8 +257,8 @@ class Store:
 
 
 async def forget(conn: Executor, removals: Sequence[tuple[str, datetime]]) -> None:
-    """``employee.removed``: the employee's tokens, registered posts, invitations and pending
-    states go (called
+    """``employee.removed``: the employee's tokens, registered posts, reconnect messages sent,
+    invitations and pending states go (called
     by the directory inside its transaction, before the directory row is deleted)."""
     await conn.executemany(
         "delete from ingest_linkedin_connections where employee_id = $1 and not exists"
@@ -267,6 +267,11 @@ async def forget(conn: Executor, removals: Sequence[tuple[str, datetime]]) -> No
     )
     await conn.executemany(
         "delete from ingest_linkedin_registered_posts where employee_id = $1 and not exists"
+        " (select 1 from ingest_employees where employee_id = $1 and updated_at > $2)",
+        removals,
+    )
+    await conn.executemany(
+        "delete from ingest_linkedin_reminders where employee_id = $1 and not exists"
         " (select 1 from ingest_employees where employee_id = $1 and updated_at > $2)",
         removals,
     )

@@ -1,8 +1,10 @@
 """The LinkedIn connect flow (CONTRACT §8) through the real ingest process and its real httpx
 code, against a local LinkedIn that follows LinkedIn's documented formats
-(tests/connectors/linkedin_emulator.py cites the pages): invitation → authorize redirect →
-callback → tokens stored encrypted (no plaintext token in a pg_dump) → the poller using them →
-refresh → 401 → disconnect; and every failure page, with nothing stored."""
+(tests/connectors/linkedin_emulator.py cites the pages): invitation (sent to the employee
+through the real notifier process) → authorize redirect → callback → tokens stored encrypted
+(no plaintext token in a pg_dump) → the poller using them → refresh → reconnect message on
+expiry → reconnect → 401 → reconnect message → disconnect, each message at a local webhook
+receiver exactly once; and every failure page, with nothing stored."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from shared.events import PostMetricsEvent
 from tests.conftest import API_KEYS, Running, fresh_database, start_service
 from tests.connectors.conftest import SECRETS, wait_for
 from tests.connectors.linkedin_emulator import SIXTY_DAYS, LinkedInEmulator
+from tests.notifier.peers import HttpPeer, Request
 
 pytestmark = pytest.mark.integration
 
@@ -96,6 +99,36 @@ def service(
     running.stop()
 
 
+@pytest.fixture(scope="module")
+async def notifier_db(postgres: Running) -> AsyncIterator[str]:
+    async with fresh_database(postgres, "connectnotifier") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def notifier(
+    broker: Running, notifier_db: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Running]:
+    running = start_service(
+        "notifier",
+        tmp_path_factory.mktemp("connect-notifier"),
+        broker,
+        DATABASE_URL=notifier_db,
+        NOTIFIER_DISPATCH_INTERVAL_S="0.2",
+    )
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+async def receiver() -> AsyncIterator[HttpPeer]:
+    """The employees' webhook (CONTRACT §6 channel ``webhook``)."""
+    peer = HttpPeer()
+    await peer.start()
+    yield peer
+    await peer.stop()
+
+
 @pytest.fixture
 async def http(service: Running) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=service.address, timeout=15) as client:
@@ -103,12 +136,23 @@ async def http(service: Running) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def employee(
-    http: httpx.AsyncClient, locale: str = "da", member_urn: str | None = None
+    http: httpx.AsyncClient,
+    locale: str = "da",
+    member_urn: str | None = None,
+    webhook: str | None = None,
+    opt_out: bool = False,
 ) -> str:
     employee_id = f"emp-{uuid.uuid4().hex[:10]}"
-    data = {"employee_id": employee_id, "display_name": "Test Person", "locale": locale}
+    data: dict[str, object] = {
+        "employee_id": employee_id,
+        "display_name": "Test Person",
+        "locale": locale,
+        "recognition_opt_out": opt_out,
+    }
     if member_urn:
         data["linkedin_member_urn"] = member_urn
+    if webhook:
+        data["notify"] = {"channel": "webhook", "address": webhook}
     event = {
         "specversion": "1.0",
         "id": f"hr-{uuid.uuid4()}",
@@ -126,10 +170,9 @@ async def employee(
     return employee_id
 
 
-async def invite(http: httpx.AsyncClient, employee_id: str) -> str:
-    response = await http.post(
-        "/v1/linkedin/invitations", json={"employee_id": employee_id}, headers=AUTH
-    )
+async def invite(http: httpx.AsyncClient, employee_id: str, send: bool = False) -> str:
+    body = {"employee_id": employee_id, "send": True} if send else {"employee_id": employee_id}
+    response = await http.post("/v1/linkedin/invitations", json=body, headers=AUTH)
     assert response.status_code == 201, response.text
     body = response.json()
     expires = datetime.fromisoformat(body["expires_at"])
@@ -179,8 +222,33 @@ async def until(predicate: Callable[[], bool], timeout_s: float = 20.0) -> None:
             await asyncio.sleep(0.1)
 
 
-async def test_round_trip_connect_poll_refresh_revoke_disconnect(
-    http: httpx.AsyncClient, emulator: LinkedInEmulator, connect_db: str, broker: Running
+def messages(receiver: HttpPeer, path: str) -> list[Request]:
+    return [r for r in receiver.requests if r.path == path]
+
+
+async def message(receiver: HttpPeer, path: str, kind: str, count: int) -> dict[str, str]:
+    """The ``count``-th message to the employee's webhook, of ``kind``; it carries the link."""
+    await until(lambda: len(messages(receiver, path)) >= count, 60)
+    body: dict[str, str] = messages(receiver, path)[count - 1].json()
+    assert body["kind"] == kind, body
+    assert f"{PUBLIC}/connect/linkedin/" in body["text"], body
+    return body
+
+
+def link_in(body: dict[str, str]) -> str:
+    """The path of the invitation link a message's text carries."""
+    start = body["text"].index(f"{PUBLIC}/connect/linkedin/")
+    url = body["text"][start:].split()[0]
+    return str(urlsplit(url).path)
+
+
+async def test_round_trip_connect_poll_refresh_remind_revoke_disconnect(
+    http: httpx.AsyncClient,
+    emulator: LinkedInEmulator,
+    connect_db: str,
+    broker: Running,
+    notifier: Running,
+    receiver: HttpPeer,
 ) -> None:
     sub = f"m{uuid.uuid4().hex[:10]}"
     member = f"urn:li:person:{sub}"
@@ -188,7 +256,9 @@ async def test_round_trip_connect_poll_refresh_revoke_disconnect(
     emulator.member_sub, emulator.posts[member] = sub, [post]
     # A token close to expiry with a refresh token: the poller must refresh it first.
     emulator.expires_in, emulator.refresh_tokens = 3600, True
-    employee_id = await employee(http, "da")
+    # Opted out of recognitions: the connection messages are service messages and still go.
+    inbox = f"/inbox-{uuid.uuid4().hex[:8]}"
+    employee_id = await employee(http, "da", webhook=receiver.url + inbox, opt_out=True)
     assert await status(http, employee_id) == {
         "employee_id": employee_id,
         "status": "none",
@@ -196,7 +266,14 @@ async def test_round_trip_connect_poll_refresh_revoke_disconnect(
         "scopes": [],
     }
 
-    callback = await authorize(http, await invite(http, employee_id))
+    # HR has the invitation sent: it reaches the employee's webhook, in Danish, with the link.
+    handed = await invite(http, employee_id, send=True)
+    invitation = await message(receiver, inbox, "linkedin_invitation", 1)
+    assert invitation["recognition_id"].startswith(f"linkedin_invitation:{employee_id}:")
+    assert invitation["locale"] == "da"
+    assert "Forbind din LinkedIn" in invitation["title"]
+    assert link_in(invitation) == handed
+    callback = await authorize(http, link_in(invitation))
     done = await http.get(callback)
     assert done.status_code == 200
     assert done.headers["content-type"].startswith("text/html")
@@ -281,12 +358,46 @@ async def test_round_trip_connect_poll_refresh_revoke_disconnect(
         assert token.encode().hex().encode() not in dump
         assert base64.b64encode(token.encode())[:40] not in dump
 
-    # LinkedIn refuses the token (revoked at LinkedIn): the connection says so.
-    emulator.revoke(sub)
+    # No reconnect message while the token renews itself.
+    assert len(messages(receiver, inbox)) == 1
+
+    # 53 days later (the clock of the token, moved in the database): 7 days left and the
+    # refresh token spent. The employee is told once, with a fresh invitation link.
     emulator.refresh.clear()
+    conn = await asyncpg.connect(connect_db)
+    try:
+        soon = await conn.fetchval(
+            "update ingest_linkedin_connections set expires_at = now() + interval '2 days',"
+            " refresh_expires_at = now() where employee_id = $1 returning expires_at",
+            employee_id,
+        )
+    finally:
+        await conn.close()
+    expiring = await message(receiver, inbox, "linkedin_reconnect", 2)
+    day = soon.astimezone(UTC).date().isoformat()
+    assert expiring["recognition_id"] == f"linkedin_reconnect:{employee_id}:{day}"
+    assert expiring["title"] == "Din LinkedIn-forbindelse udløber snart"
+    assert (await status(http, employee_id))["status"] == "expiring"
+    # The employee reconnects with the message's link (a new 60-day token).
+    emulator.refresh_tokens, emulator.expires_in = False, SIXTY_DAYS
+    assert (await http.get(await authorize(http, link_in(expiring)))).status_code == 200
+    assert (await status(http, employee_id))["status"] == "connected"
+
+    # LinkedIn refuses the token (revoked at LinkedIn): the connection says so, and the
+    # employee is told at once — about this token's expiry, a new id.
+    emulator.revoke(sub)
     async with asyncio.timeout(20):
         while (await status(http, employee_id))["status"] != "revoked":
             await asyncio.sleep(0.2)
+    refused = await message(receiver, inbox, "linkedin_reconnect", 3)
+    assert refused["title"] == "Din LinkedIn-forbindelse er stoppet"
+    assert refused["recognition_id"] != expiring["recognition_id"]
+    # Exactly once each, never nagging: more polls (0.3 s apart) send nothing more.
+    polls = len([c for c in emulator.calls if c.path == "/rest/posts"])
+    await until(lambda: len([c for c in emulator.calls if c.path == "/rest/posts"]) > polls + 5)
+    await asyncio.sleep(1.0)  # the notifier's dispatch interval, several times
+    sent = [r.json()["recognition_id"] for r in messages(receiver, inbox)]
+    assert len(sent) == len(set(sent)) == 3, sent
 
     # Disconnect: 204, and the tokens are gone.
     assert (await http.delete(f"/v1/linkedin/connections/{employee_id}")).status_code == 401
@@ -311,6 +422,11 @@ async def test_invitations_need_a_key_and_a_known_employee(http: httpx.AsyncClie
     bad = await http.post("/v1/linkedin/invitations", json={"employee": "x"}, headers=AUTH)
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"] == "employee_id"
+    bad_send = await http.post(
+        "/v1/linkedin/invitations", json={"employee_id": "x", "send": "yes"}, headers=AUTH
+    )
+    assert bad_send.status_code == 422
+    assert bad_send.json()["errors"][0]["field"] == "send"
     assert (await http.get("/v1/linkedin/connections/x")).status_code == 401
 
 
