@@ -1,12 +1,12 @@
 """Employees connect their own LinkedIn account (CONTRACT §8).
 
 HR (or the notifier) hands the employee an invitation link (``POST /v1/linkedin/invitations``):
-``{INGEST_PUBLIC_BASE_URL}/connect/linkedin/{invitation}``, signed with HMAC-SHA256 under
-``INGEST_CONNECT_SECRET`` and expiring. Opening it sends the browser to LinkedIn's
-authorization page with a fresh ``state`` bound to the invitation; LinkedIn sends the browser
-back to ``/connect/linkedin/callback`` with ``code`` and ``state`` (or ``error`` and
-``error_description``), the code is exchanged for the member's tokens, the member is found
-with OpenID Connect's userinfo (``sub``), and the tokens are stored encrypted
+``{INGEST_PUBLIC_BASE_URL}/connect/linkedin/{token}``, signed by shared/signing.py (purpose
+``linkedin-invitation``) under ``INGEST_CONNECT_SECRET`` and expiring. Opening it sends the
+browser to LinkedIn's authorization page with a fresh ``state`` bound to the invitation;
+LinkedIn sends the browser back to ``/connect/linkedin/callback`` with ``code`` and ``state``
+(or ``error`` and ``error_description``), the code is exchanged for the member's tokens, the
+member is found with OpenID Connect's userinfo (``sub``), and the tokens are stored encrypted
 (services/ingest/tokens.py). Every outcome answers a small da/en HTML page; nothing is stored
 on a failure.
 
@@ -31,9 +31,6 @@ Followed from LinkedIn's own pages:
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import html
 import logging
 import re
@@ -55,6 +52,7 @@ from services.ingest.linkedin_posts import NotAPostUrl, post_urn
 from services.ingest.publisher import BrokerUnavailable, Publisher
 from services.ingest.settings import IngestSettings
 from services.ingest.tokens import Connection, Grant, Store, TokenCipher, parse_keys, status_of
+from shared import signing
 from shared.events import (
     CONNECTION_KINDS,
     ConnectionKind,
@@ -190,26 +188,29 @@ def browser_locale(request: Request) -> str:
 
 # --- signed invitations --------------------------------------------------------------------
 
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def sign_invitation(secret: str, invitation_id: str, expires: int) -> str:
-    message = f"{invitation_id}.{expires}".encode()
-    mac = hmac.new(secret.encode(), b"linkedin-invitation:" + message, hashlib.sha256)
-    return f"{invitation_id}.{expires}.{_b64(mac.digest())}"
+INVITATION = "linkedin-invitation"
+"""The purpose of an invitation link's token (shared/signing.py, the project's one signer)."""
 
 
-def verify_invitation(secret: str, token: str) -> tuple[str, int] | None:
-    """(invitation id, expiry in epoch seconds) of a genuine token, None for a tampered one."""
-    parts = token.split(".")
-    if len(parts) != 3 or not secret or not parts[1].isdigit():
+def sign_invitation(secret: str, invitation_id: str, expires_at: datetime) -> str:
+    """The token of an invitation link: ``{INGEST_PUBLIC_BASE_URL}/connect/linkedin/{token}``."""
+    return signing.sign(INVITATION, {"invitation": invitation_id}, expires_at, secret)
+
+
+def verify_invitation(secret: str, token: str, now: datetime) -> tuple[str, bool] | None:
+    """(invitation id, expired) of a genuine token; None for a tampered one."""
+    if not secret:
         return None
-    expected = sign_invitation(secret, parts[0], int(parts[1]))
-    if not hmac.compare_digest(expected.encode(), token.encode()):
+    try:
+        payload, expired = signing.verify(INVITATION, token, (secret,), now), False
+    except signing.TokenError as exc:
+        if not exc.expired:
+            return None
+        payload, expired = exc.payload, True
+    invitation = payload.get("invitation")
+    if not isinstance(invitation, str) or not invitation:
         return None
-    return parts[0], int(parts[1])
+    return invitation, expired
 
 
 def parse_scopes(value: Any) -> tuple[str, ...]:
@@ -351,7 +352,7 @@ class Connect:
             employee,
             expires,
         )
-        token = sign_invitation(self.settings.connect_secret, invitation, int(expires.timestamp()))
+        token = sign_invitation(self.settings.connect_secret, invitation, expires)
         base = self.settings.public_base_url.rstrip("/")
         return invitation, f"{base}/connect/linkedin/{token}", expires
 
@@ -477,12 +478,14 @@ class Connect:
         return browser_locale(request)
 
     async def open(self, request: Request) -> Response:
-        verified = verify_invitation(self.settings.connect_secret, request.path_params["token"])
+        verified = verify_invitation(
+            self.settings.connect_secret, request.path_params["token"], datetime.now(UTC)
+        )
         if not self.configured:
             return page("not_configured", browser_locale(request))
         if verified is None:
             return page("invalid_invitation", browser_locale(request))
-        invitation, expires = verified
+        invitation, expired = verified
         with answering_503():
             pool = self.database.pool
             row = await pool.fetchrow(
@@ -493,7 +496,7 @@ class Connect:
             if row is None:  # the employee was removed since
                 return page("invalid_invitation", browser_locale(request))
             locale = await self._locale(row["employee_id"], request)
-            if expires <= datetime.now(UTC).timestamp():
+            if expired:
                 return page("expired_invitation", locale)
             if row["used_at"] is not None:
                 return page("used_invitation", locale)

@@ -76,6 +76,7 @@ class LinkedInEmulator:
     scopes: dict[str, list[str]] = field(default_factory=dict)  # token → granted scopes
     refresh: dict[str, str] = field(default_factory=dict)  # refresh token → sub
     refresh_scopes: dict[str, list[str]] = field(default_factory=dict)  # sub → scopes
+    exchanged: list[str] = field(default_factory=list)  # access tokens issued for a code
     address: str = ""
 
     def revoke(self, sub: str) -> None:
@@ -145,6 +146,7 @@ class LinkedInEmulator:
             token = "AQV" + secrets.token_urlsafe(32)
             self.access[token] = sub
             self.scopes[token] = scope.split()
+            self.exchanged.append(token)
             self.refresh_scopes[sub] = scope.split()
             body: dict[str, Any] = {
                 "access_token": token,

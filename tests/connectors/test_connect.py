@@ -26,6 +26,7 @@ import pytest
 
 from services.ingest.connect import sign_invitation
 from shared.events import PostMetricsEvent
+from shared.signing import page_token
 from tests.conftest import API_KEYS, Running, fresh_database, start_service
 from tests.connectors.conftest import SECRETS, wait_for
 from tests.connectors.linkedin_emulator import SIXTY_DAYS, LinkedInEmulator
@@ -285,7 +286,8 @@ async def test_round_trip_connect_poll_refresh_remind_revoke_disconnect(
     assert "Ikke forbundet" not in again.text
     assert "unknown or was already used" in again.text
 
-    issued = [t for t, owner in emulator.access.items() if owner == sub]
+    # (the poller may have refreshed it already: the token the code was exchanged for)
+    issued = [t for t in emulator.exchanged if emulator.access.get(t) == sub]
     refresh = [t for t, owner in emulator.refresh.items() if owner == sub]
     assert len(issued) == 1
     assert len(refresh) == 1
@@ -437,9 +439,15 @@ async def test_tampered_and_expired_invitations_answer_a_page_not_a_redirect(
     path = await invite(http, employee_id)
     token = path.rsplit("/", 1)[1]
     tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    # The invitation's payload with a later expiry, under the original signature.
+    payload = orjson.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    longer = base64.urlsafe_b64encode(orjson.dumps(payload | {"exp": 9999999999})).rstrip(b"=")
+    # A genuine signature of the shared signer, for another purpose (the employee's page).
+    other = page_token(payload["invitation"], datetime.now(UTC) + timedelta(days=1), CONNECT_SECRET)
     for candidate, status_code in (
         (tampered, 403),
-        (token.split(".")[0] + ".9999999999." + token.split(".")[2], 403),
+        (longer.decode() + "." + token.split(".")[1], 403),
+        (other, 403),
         ("garbage", 403),
     ):
         response = await http.get(f"/connect/linkedin/{candidate}")
@@ -448,8 +456,8 @@ async def test_tampered_and_expired_invitations_answer_a_page_not_a_redirect(
         assert response.headers["content-type"].startswith("text/html")
         assert "This link is not valid" in response.text
     # A genuine signature whose time has passed.
-    past = int((datetime.now(UTC) - timedelta(minutes=1)).timestamp())
-    expired = sign_invitation(CONNECT_SECRET, token.split(".")[0], past)
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    expired = sign_invitation(CONNECT_SECRET, payload["invitation"], past)
     response = await http.get(f"/connect/linkedin/{expired}", headers={"Accept-Language": "da"})
     assert response.status_code == 410
     assert "location" not in response.headers
