@@ -30,14 +30,16 @@ import asyncpg
 
 from services.notifier import metrics, policy, store
 from services.notifier.channels import Channels, Outgoing
-from services.notifier.messages import DIGEST, Templates, locale_of
+from services.notifier.messages import DIGEST, Message, Templates, locale_of
 from services.notifier.settings import NotifierSettings
+from shared import signing
 from shared.cloudevents import to_kafka
 from shared.events import (
     RECOGNITIONS,
     Envelope,
     LinkedInConnection,
     LinkedInConnectionEvent,
+    Locale,
     RecognitionDue,
     RecognitionDueEvent,
 )
@@ -287,6 +289,7 @@ class Dispatcher:
             )
         else:
             rendered = self.templates.render(row.kind, locale, employee.display_name, row.facts)
+        rendered = self._with_page(employee, locale, rendered)
         return Outgoing(
             key=row.recognition_id,
             kind=row.kind,
@@ -304,7 +307,9 @@ class Dispatcher:
         assert employee.address is not None
         locale = locale_of(employee.locale)
         titles = [self._message(employee, m).title for m in members]
-        rendered = self.templates.render_digest(locale, employee.display_name, titles)
+        rendered = self._with_page(
+            employee, locale, self.templates.render_digest(locale, employee.display_name, titles)
+        )
         assert members[0].digest_id is not None
         return Outgoing(
             key=members[0].digest_id,
@@ -316,6 +321,18 @@ class Dispatcher:
             address=employee.address,
             recognition_ids=tuple(m.recognition_id for m in members),
         )
+
+    def _with_page(self, employee: store.Employee, locale: Locale, message: Message) -> Message:
+        """The message with the link to the employee's own page under it, when page links are
+        configured (``NOTIFIER_PAGE_BASE_URL``, ``NOTIFIER_PAGE_LINK_SECRETS``); else as is."""
+        base, secrets = self.settings.page_base_url, self.settings.page_link_secrets
+        if not base or not secrets or not secrets[0]:
+            return message
+        expires = self.clock() + timedelta(seconds=self.settings.page_link_ttl_s)
+        token = signing.page_token(employee.employee_id, expires, secrets[0])
+        url = f"{base.rstrip('/')}/me/{token}"
+        assert employee.display_name is not None
+        return self.templates.with_page(message, locale, employee.display_name, url)
 
     async def _suppress(
         self, conn: store.Conn, rows: Sequence[store.Delivery], detail: str, reason: str

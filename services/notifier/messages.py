@@ -38,6 +38,10 @@ _ALLOWED: dict[str, set[str]] = {
 RECONNECT_STOPPED = "linkedin_reconnect_stopped"
 CONNECTION_TABLES = (*CONNECTION_KINDS, RECONNECT_STOPPED)
 _ALLOWED |= dict.fromkeys(CONNECTION_TABLES, _COMMON | {"url", "expires"})
+# The line with the employee's own page, added under every message when the notifier is
+# configured to sign page links (NOTIFIER_PAGE_BASE_URL, NOTIFIER_PAGE_LINK_SECRETS).
+PAGE_LINK = "page_link"
+_ALLOWED[PAGE_LINK] = _COMMON | {"page_url"}
 _MONTHS: dict[Locale, tuple[str, ...]] = {
     "da": ("januar", "februar", "marts", "april", "maj", "juni", "juli", "august",
            "september", "oktober", "november", "december"),
@@ -100,6 +104,13 @@ class Templates:
         values = {"name": name, "url": url, "expires": format_date(expires_at, locale)}
         return Message(table["title"].format_map(values), table["text"].format_map(values))
 
+    def with_page(self, message: Message, locale: Locale, name: str, page_url: str) -> Message:
+        """``message`` with the line that links the employee's page under its text."""
+        line = self.tables[locale][PAGE_LINK]["text"].format_map(
+            {"name": name, "page_url": page_url}
+        )
+        return Message(message.title, f"{message.text}\n\n{line}")
+
     def render_digest(self, locale: Locale, name: str, titles: Sequence[str]) -> Message:
         """One message folding several recognitions (the daily cap's next-day digest)."""
         table = self.tables[locale][DIGEST]
@@ -127,11 +138,19 @@ def format_date(value: datetime, locale: Locale) -> str:
 
 def _check(file: str, raw: Mapping[str, object]) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
-    for kind in (*RECOGNITION_KINDS, "inspired_colleague_unnamed", DIGEST, *CONNECTION_TABLES):
+    for kind in (
+        *RECOGNITION_KINDS,
+        "inspired_colleague_unnamed",
+        DIGEST,
+        *CONNECTION_TABLES,
+        PAGE_LINK,
+    ):
         table = raw.get(kind)
         if not isinstance(table, dict):
             raise TemplateError(f"{file}: the table [{kind}] is missing")
-        fields = ("title", "text", "item") if kind == DIGEST else ("title", "text")
+        fields = {DIGEST: ("title", "text", "item"), PAGE_LINK: ("text",)}.get(
+            kind, ("title", "text")
+        )
         entry: dict[str, str] = {}
         for field in fields:
             value = table.get(field)
@@ -144,7 +163,8 @@ def _check(file: str, raw: Mapping[str, object]) -> dict[str, dict[str, str]]:
                         f"{file}: [{kind}] {field} uses {{{placeholder}}}; allowed: {allowed}"
                     )
             entry[field] = value
-        if kind in CONNECTION_TABLES and "{url}" not in entry["text"]:
-            raise TemplateError(f"{file}: [{kind}] text must contain {{url}}: the link to open")
+        needed = "{url}" if kind in CONNECTION_TABLES else "{page_url}" if kind == PAGE_LINK else ""
+        if needed and needed not in entry["text"]:
+            raise TemplateError(f"{file}: [{kind}] text must contain {needed}: the link to open")
         out[kind] = entry
     return out
