@@ -531,6 +531,10 @@ class LinkedIn:
         pool = self.database.pool
         async with pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("select pg_try_advisory_xact_lock($1)", POLL_LOCK):
+                # Another replica polls; this one's gauge still follows the table, so an
+                # alert on the connections never reads an old value from it.
+                if self.connect is not None:
+                    await self.connect.store.measure(pool)
                 return "skipped"
             return await self._poll()
 

@@ -32,12 +32,15 @@ from prometheus_client import Gauge
 from shared.metrics import preinit
 
 STATUSES = ("connected", "expiring", "expired", "revoked", "none")
+GAUGED = STATUSES[:-1]
+"""The closed label set of the gauge: the statuses of a connection that exists."""
 CONNECTIONS = Gauge(
     "ingest_linkedin_connections",
-    "Employees' LinkedIn connections, by status (updated at each poll and change).",
+    "Employees' LinkedIn connections, by status (updated at each poll and change, by every "
+    "replica).",
     ["status"],
 )
-preinit(CONNECTIONS, STATUSES)
+preinit(CONNECTIONS, GAUGED)
 
 Executor = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
 _KID_LEN = 8
@@ -246,13 +249,13 @@ class Store:
             " as renewable from ingest_linkedin_connections"
         )
         now = datetime.now(UTC)
-        counts = dict.fromkeys(STATUSES, 0)
+        counts = dict.fromkeys(GAUGED, 0)
         for row in rows:
             status = status_of(
                 row["expires_at"], row["revoked"], row["renewable"], now, self.warn_before
             )
             counts[status] += 1
-        for status in STATUSES[:-1]:
+        for status in GAUGED:
             CONNECTIONS.labels(status).set(counts[status])
 
 

@@ -380,6 +380,15 @@ async def test_round_trip_connect_poll_refresh_remind_revoke_disconnect(
     assert expiring["recognition_id"] == f"linkedin_reconnect:{employee_id}:{day}"
     assert expiring["title"] == "Din LinkedIn-forbindelse udløber snart"
     assert (await status(http, employee_id))["status"] == "expiring"
+    # The gauge by status: the closed set of four, this connection among the expiring.
+    exposition = (await http.get("/metrics")).text
+    gauge = {
+        line.split('status="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in exposition.splitlines()
+        if line.startswith("ingest_linkedin_connections{")
+    }
+    assert gauge.keys() == {"connected", "expiring", "expired", "revoked"}, gauge
+    assert gauge["expiring"] >= 1
     # The employee reconnects with the message's link (a new 60-day token).
     emulator.refresh_tokens, emulator.expires_in = False, SIXTY_DAYS
     assert (await http.get(await authorize(http, link_in(expiring)))).status_code == 200
