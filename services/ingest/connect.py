@@ -31,6 +31,7 @@ Followed from LinkedIn's own pages:
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import logging
 import re
@@ -51,7 +52,15 @@ from services.ingest.database import DB_ERRORS, Database, answering_503
 from services.ingest.linkedin_posts import NotAPostUrl, post_urn
 from services.ingest.publisher import BrokerUnavailable, Publisher
 from services.ingest.settings import IngestSettings
-from services.ingest.tokens import Connection, Grant, Store, TokenCipher, parse_keys, status_of
+from services.ingest.tokens import (
+    Connection,
+    Grant,
+    PageConnection,
+    Store,
+    TokenCipher,
+    parse_keys,
+    status_of,
+)
 from shared import signing
 from shared.events import (
     CONNECTION_KINDS,
@@ -76,6 +85,8 @@ OUTCOMES = (
     "exchange_failed",
     "wrong_account",
     "not_configured",
+    "page_connected",
+    "not_admin",
 )
 CONNECTS = Counter(
     "ingest_linkedin_connect_total", "Connect-flow pages answered, by outcome.", ["outcome"]
@@ -145,6 +156,27 @@ PAGES: dict[str, dict[str, tuple[str, str]]] = {
         "en": ("Not available", "Connecting LinkedIn is not set up yet."),
         "da": ("Ikke tilgængelig", "Forbindelse til LinkedIn er ikke sat op endnu."),
     },
+    "page_connected": {
+        "en": (
+            "Company page connected",
+            "Thank you. The company page's LinkedIn statistics now come through your account.",
+        ),
+        "da": (
+            "Virksomhedssiden er forbundet",
+            "Tak. Virksomhedssidens LinkedIn-statistik kommer nu gennem din konto.",
+        ),
+    },
+    "not_admin": {
+        "en": (
+            "Not connected",
+            "This LinkedIn account is not an administrator of the company page. Nothing was"
+            " stored.",
+        ),
+        "da": (
+            "Ikke forbundet",
+            "Denne LinkedIn-konto er ikke administrator af virksomhedssiden. Intet blev gemt.",
+        ),
+    },
 }
 STATUS = {
     "connected": 200,
@@ -156,6 +188,8 @@ STATUS = {
     "exchange_failed": 502,
     "wrong_account": 409,
     "not_configured": 503,
+    "page_connected": 200,
+    "not_admin": 403,
 }
 
 
@@ -242,6 +276,7 @@ def grant_from(document: Any, now: datetime) -> Grant | None:
 class _Invite(msgspec.Struct, forbid_unknown_fields=True):
     employee_id: str
     send: bool = False  # also send it to the employee, through the notifier
+    page: bool = False  # the company page's admin connects the page (rw_organization_admin)
 
 
 class _Post(msgspec.Struct, forbid_unknown_fields=True):
@@ -303,9 +338,7 @@ class Connect:
                 "invalid-invitation",
                 "Invalid invitation",
                 str(exc),
-                errors=[
-                    {"field": "send" if "send" in str(exc) else "employee_id", "detail": str(exc)}
-                ],
+                errors=[{"field": _field(str(exc), ("send", "page")), "detail": str(exc)}],
             ) from None
         if not 1 <= len(spec.employee_id) <= 256 or not spec.employee_id.isprintable():
             raise ProblemError(
@@ -315,7 +348,7 @@ class Connect:
                 "employee_id must be 1-256 printable characters",
                 errors=[{"field": "employee_id", "detail": "1-256 printable characters"}],
             )
-        if not self.configured:
+        if not self.configured or (spec.page and not self.settings.linkedin_organization_urn):
             raise self._not_configured()
         with answering_503():
             pool = self.database.pool
@@ -324,7 +357,9 @@ class Connect:
                     404, "not-found", "Not found", "no employee with this employee_id is known"
                 )
             async with pool.acquire() as conn, conn.transaction():
-                invitation, url, expires = await self._invitation(conn, spec.employee_id)
+                invitation, url, expires = await self._invitation(
+                    conn, spec.employee_id, "organization" if spec.page else "member"
+                )
                 if spec.send:
                     # Published before the commit: a broker away leaves no invitation behind.
                     await self._send(
@@ -339,18 +374,22 @@ class Connect:
             {"url": url, "expires_at": expires.isoformat().replace("+00:00", "Z")}, 201
         )
 
-    async def _invitation(self, conn: Any, employee: str) -> tuple[str, str, datetime]:
-        """A new invitation of ``employee``: (its id, its signed link, its expiry)."""
+    async def _invitation(
+        self, conn: Any, employee: str, purpose: str = "member"
+    ) -> tuple[str, str, datetime]:
+        """A new invitation of ``employee`` to connect their own account (``member``) or the
+        company page as its admin (``organization``): (its id, its signed link, its expiry)."""
         invitation = secrets.token_urlsafe(18)
         expires = datetime.now(UTC).replace(microsecond=0) + timedelta(
             seconds=self.settings.linkedin_invitation_ttl_s
         )
         await conn.execute(
             "insert into ingest_linkedin_invitations (invitation_id, employee_id,"
-            " expires_at) values ($1, $2, $3)",
+            " expires_at, purpose) values ($1, $2, $3, $4)",
             invitation,
             employee,
             expires,
+            purpose,
         )
         token = sign_invitation(self.settings.connect_secret, invitation, expires)
         base = self.settings.public_base_url.rstrip("/")
@@ -489,7 +528,7 @@ class Connect:
         with answering_503():
             pool = self.database.pool
             row = await pool.fetchrow(
-                "select employee_id, used_at from ingest_linkedin_invitations"
+                "select employee_id, used_at, purpose from ingest_linkedin_invitations"
                 " where invitation_id = $1",
                 invitation,
             )
@@ -514,7 +553,11 @@ class Connect:
                 "client_id": self.settings.linkedin_client_id,
                 "redirect_uri": self.redirect_uri,
                 "state": state,
-                "scope": " ".join(self.settings.linkedin_scopes),
+                "scope": " ".join(
+                    self.settings.linkedin_admin_scopes
+                    if row["purpose"] == "organization"
+                    else self.settings.linkedin_scopes
+                ),
             }
         )
         base = self.settings.linkedin_oauth_base_url.rstrip("/")
@@ -541,7 +584,7 @@ class Connect:
             row = await pool.fetchrow(
                 "delete from ingest_linkedin_states s using ingest_linkedin_invitations i"
                 " where s.state = $1 and i.invitation_id = s.invitation_id"
-                " returning i.invitation_id, i.employee_id, i.used_at,"
+                " returning i.invitation_id, i.employee_id, i.used_at, i.purpose,"
                 " s.expires_at > now() as fresh",
                 state,
             )
@@ -569,6 +612,13 @@ class Connect:
             )
             if registered and registered != member:
                 return page("wrong_account", locale)
+            organization = self.settings.linkedin_organization_urn
+            if row["purpose"] == "organization":
+                administers = await self._administers(grant.access_token, organization)
+                if administers is None:
+                    return page("exchange_failed", locale)
+                if not administers:
+                    return page("not_admin", locale)
             async with pool.acquire() as conn, conn.transaction():
                 used = await conn.fetchval(
                     "update ingest_linkedin_invitations set used_at = now()"
@@ -577,10 +627,45 @@ class Connect:
                 )
                 if used is None:
                     return page("used_invitation", locale)
-                await self.store.save(conn, employee, member, grant)
+                if row["purpose"] == "organization":
+                    await self.store.save_page(conn, organization, employee, member, grant)
+                else:
+                    await self.store.save(conn, employee, member, grant)
             await self.store.measure(pool)
+        if row["purpose"] == "organization":
+            log.info("linkedin company page connected", extra={"employee_id": employee})
+            return page("page_connected", locale)
         log.info("linkedin connected", extra={"employee_id": employee})
         return page("connected", locale)
+
+    async def _administers(self, token: str, organization: str) -> bool | None:
+        """Whether the token's member is an APPROVED ADMINISTRATOR of ``organization``:
+        ``GET /rest/organizationAcls?q=roleAssignee&role=ADMINISTRATOR&state=APPROVED``
+        ("Organization Access Control by Role", https://learn.microsoft.com/en-us/linkedin/
+        marketing/community-management/organizations/organization-access-control-by-role;
+        rw_organization_admin is "restricted to organizations in which the authenticated
+        member has the role type ADMINISTRATOR"). None: LinkedIn did not answer."""
+        url = (
+            f"{self.settings.linkedin_api_base_url.rstrip('/')}/organizationAcls"
+            "?q=roleAssignee&role=ADMINISTRATOR&state=APPROVED"
+        )
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "LinkedIn-Version": self.settings.linkedin_version,
+            "X-Restli-Protocol-Version": "2.0.0",
+        }
+        try:
+            response = await self.http.get(
+                url, headers=headers, timeout=self.settings.vendor_timeout_s
+            )
+            if response.status_code in (401, 403):
+                return False  # rw_organization_admin not granted
+            if response.status_code != 200:
+                return None
+            elements = orjson.loads(response.content).get("elements")
+        except (httpx.HTTPError, orjson.JSONDecodeError, AttributeError):
+            return None
+        return administers(elements, organization)
 
     async def _token_call(self, form: dict[str, str]) -> Any:
         url = self.settings.linkedin_oauth_base_url.rstrip("/") + "/accessToken"
@@ -758,7 +843,11 @@ class Connect:
             return False
         return None
 
-    async def _fresh(self, pool: Any, connection: Connection, now: datetime) -> str | None:
+    async def _fresh(
+        self, pool: Any, connection: Connection | PageConnection, now: datetime
+    ) -> str | None:
+        """The connection's access token, refreshed first when within the warning window
+        and a live refresh token exists; None once it no longer works."""
         due = connection.expires_at - now <= self.store.warn_before
         renewable = connection.refresh_token is not None and (
             connection.refresh_expires_at is None or connection.refresh_expires_at > now
@@ -773,22 +862,65 @@ class Connect:
             if grant is not None:
                 REFRESHES.labels("ok").inc()
                 if not grant.scopes:
-                    grant = Grant(
-                        grant.access_token,
-                        grant.expires_at,
-                        connection.scopes,
-                        grant.refresh_token,
-                        grant.refresh_expires_at,
+                    grant = dataclasses.replace(grant, scopes=connection.scopes)
+                if isinstance(connection, PageConnection):
+                    await self.store.save_page(
+                        pool,
+                        connection.organization_urn,
+                        connection.employee_id,
+                        connection.admin_urn,
+                        grant,
                     )
-                await self.store.save(pool, connection.employee_id, connection.member_urn, grant)
+                else:
+                    await self.store.save(
+                        pool, connection.employee_id, connection.member_urn, grant
+                    )
                 return grant.access_token
             REFRESHES.labels("failed").inc()
         return connection.access_token if connection.expires_at > now else None
+
+    async def page_token(self) -> tuple[str, str] | None:
+        """(access token, admin URN) of the company page (``INGEST_LINKEDIN_ORGANIZATION_URN``)
+        as its admin connected it (refreshed when due); None without a working one."""
+        organization = self.settings.linkedin_organization_urn
+        if not organization or self.store.cipher is None:
+            return None
+        pool, now = self.database.pool, datetime.now(UTC)
+        connection = await self.store.page(pool, organization, now)
+        if connection is None:
+            return None
+        token = await self._fresh(pool, connection, now)
+        return (token, connection.admin_urn) if token is not None else None
+
+    async def page_refused(self) -> None:
+        """The poller's 401 for the page's connected token: its admin must connect again."""
+        await self.store.page_revoked(self.database.pool, self.settings.linkedin_organization_urn)
 
     async def refused(self, employee: str) -> None:
         """The poller's 401 for a connected employee: revoked, and told at once."""
         await self.store.revoked(self.database.pool, employee)
         await self.remind(employee)
+
+
+def administers(elements: Any, organization: str) -> bool:
+    """Whether ``organizationAcls`` elements grant ``organization``'s ADMINISTRATOR role,
+    APPROVED (``organization``, the versioned API's field; ``organizationalTarget`` in /v2)."""
+    for element in elements if isinstance(elements, list) else []:
+        if not isinstance(element, dict):
+            continue
+        target = element.get("organization") or element.get("organizationalTarget")
+        if (
+            target == organization
+            and element.get("role") == "ADMINISTRATOR"
+            and element.get("state") == "APPROVED"
+        ):
+            return True
+    return False
+
+
+def _field(message: str, optional: tuple[str, ...]) -> str:
+    """The body field a msgspec error names (``$.send``), else ``employee_id``."""
+    return next((f for f in optional if f"$.{f}" in message), "employee_id")
 
 
 class _AlreadySent(Exception):

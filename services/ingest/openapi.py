@@ -741,6 +741,14 @@ def _linkedin_connect_paths() -> dict[str, Any]:
                                     "description": "Also send the link to the employee, in "
                                     "their language, through the notifier.",
                                 },
+                                "page": {
+                                    "type": "boolean",
+                                    "default": False,
+                                    "description": "The employee is the company page's admin "
+                                    "and connects the page (`INGEST_LINKEDIN_ORGANIZATION_URN`) "
+                                    "with `rw_organization_admin`; the callback checks the "
+                                    "account is an APPROVED ADMINISTRATOR of the page.",
+                                },
                             },
                         },
                         {"employee_id": "emp-1", "send": True},
@@ -775,7 +783,7 @@ def _linkedin_connect_paths() -> dict[str, Any]:
                     "413": _TOO_LARGE,
                     "422": problem(
                         422,
-                        "Invalid body; `errors` names `employee_id` or `send`.",
+                        "Invalid body; `errors` names `employee_id`, `send` or `page`.",
                         "invalid-invitation",
                         "Invalid invitation",
                         "employee_id must be 1-256 printable characters",
@@ -927,6 +935,10 @@ def _linkedin_connect_paths() -> dict[str, Any]:
                 "responses": {
                     "200": _page("Connected.", "Forbundet"),
                     "400": _page("The member declined, or the `state` is unknown or used."),
+                    "403": _page(
+                        "A company page invitation (`page`) opened by an account that is not "
+                        "an APPROVED ADMINISTRATOR of the page; nothing stored."
+                    ),
                     "409": _page("Another LinkedIn account than the employee's registered one."),
                     "410": _page("The invitation was used meanwhile."),
                     "502": _page("LinkedIn's token endpoint could not be reached or refused."),

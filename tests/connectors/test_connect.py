@@ -58,6 +58,7 @@ async def connect_db(postgres: Running) -> AsyncIterator[str]:
 
 # A member of the operator's tokens file whose token holds r_member_social: listed.
 FILE_SUB, FILE_TOKEN = "filemember", "tok-file-member"
+ORGANIZATION = "urn:li:organization:2414183"
 RECENT_POST, OLD_POST = "urn:li:share:7300000000000000001", "urn:li:share:7000000000000000001"
 
 
@@ -94,6 +95,9 @@ def service(
         INGEST_LINKEDIN_POLL_ENABLED="true",
         INGEST_LINKEDIN_POLL_INTERVAL_S="0.3",
         INGEST_LINKEDIN_TOKENS_FILE=str(tokens),
+        INGEST_LINKEDIN_ORGANIZATION_URN=ORGANIZATION,
+        INGEST_LINKEDIN_APPLICATION_URN="urn:li:developerApplication:86connecttest",
+        INGEST_LINKEDIN_WEBHOOK_URL=f"{PUBLIC}/v1/webhooks/linkedin",
         **SECRETS,
     )
     yield running
@@ -171,8 +175,12 @@ async def employee(
     return employee_id
 
 
-async def invite(http: httpx.AsyncClient, employee_id: str, send: bool = False) -> str:
-    body = {"employee_id": employee_id, "send": True} if send else {"employee_id": employee_id}
+async def invite(
+    http: httpx.AsyncClient, employee_id: str, send: bool = False, page: bool = False
+) -> str:
+    body: dict[str, object] = {"employee_id": employee_id}
+    body |= {"send": True} if send else {}
+    body |= {"page": True} if page else {}
     response = await http.post("/v1/linkedin/invitations", json=body, headers=AUTH)
     assert response.status_code == 201, response.text
     body = response.json()
@@ -182,7 +190,11 @@ async def invite(http: httpx.AsyncClient, employee_id: str, send: bool = False) 
     return str(urlsplit(body["url"]).path)
 
 
-async def authorize(http: httpx.AsyncClient, invitation: str) -> str:
+async def authorize(
+    http: httpx.AsyncClient,
+    invitation: str,
+    scope: str = "openid profile r_member_postAnalytics",
+) -> str:
     """Open the invitation, let the emulated member answer LinkedIn's consent page; the
     callback path and query LinkedIn sends the browser back to."""
     opened = await http.get(invitation)
@@ -193,7 +205,7 @@ async def authorize(http: httpx.AsyncClient, invitation: str) -> str:
     assert query["response_type"] == ["code"]
     assert query["client_id"] == [CLIENT_ID]
     assert query["redirect_uri"] == [f"{PUBLIC}/connect/linkedin/callback"]
-    assert query["scope"] == ["openid profile r_member_postAnalytics"]
+    assert query["scope"] == [scope]
     assert len(query["state"][0]) >= 32
     async with httpx.AsyncClient() as browser:
         consent = await browser.get(opened.headers["location"])
@@ -595,3 +607,71 @@ async def test_only_posts_of_the_last_twelve_months_are_asked_for(
     listings = len([c for c in emulator.calls if c.path == "/rest/posts"])
     await until(lambda: len([c for c in emulator.calls if c.path == "/rest/posts"]) > listings)
     assert not asked(OLD_POST)
+
+
+async def test_the_page_admin_connects_the_company_page(
+    http: httpx.AsyncClient, emulator: LinkedInEmulator, connect_db: str
+) -> None:
+    """The company page's admin connects the page with ``rw_organization_admin``; the
+    callback checks with ``organizationAcls`` ("Organization Access Control by Role",
+    https://learn.microsoft.com/en-us/linkedin/marketing/community-management/organizations/
+    organization-access-control-by-role: ``q=roleAssignee``, an APPROVED ADMINISTRATOR role
+    on the page) before anything is stored, and the poller then reads the page's posts and
+    keeps the admin's webhook subscription with that token (failed before: 422 on ``page``,
+    no such flow)."""
+    emulator.refresh_tokens, emulator.expires_in = False, SIXTY_DAYS
+    scope = "openid profile rw_organization_admin"
+    admin_sub = f"a{uuid.uuid4().hex[:10]}"
+    emulator.admins[admin_sub] = [ORGANIZATION]
+
+    # Not an administrator of the page: a page saying so, nothing stored.
+    other = await employee(http, "da")
+    emulator.member_sub = f"n{uuid.uuid4().hex[:10]}"
+    refused = await http.get(await authorize(http, await invite(http, other, page=True), scope))
+    assert refused.status_code == 403
+    assert "ikke administrator af virksomhedssiden" in refused.text
+
+    admin = await employee(http, "en")
+    emulator.member_sub = admin_sub
+    done = await http.get(await authorize(http, await invite(http, admin, page=True), scope))
+    assert done.status_code == 200, done.text
+    assert "Company page connected" in done.text
+    (token,) = [t for t in emulator.exchanged if emulator.access.get(t) == admin_sub]
+    acl = next(c for c in emulator.calls if c.path == "/rest/organizationAcls")
+    assert acl.query == {"q": ["roleAssignee"], "role": ["ADMINISTRATOR"], "state": ["APPROVED"]}
+    assert acl.headers["x-restli-protocol-version"] == "2.0.0"
+    # The page's token, not the admin's own member connection.
+    assert (await status(http, admin))["status"] == "none"
+
+    # The poller: the page's posts and the admin's subscription, with the admin's token.
+    def with_token(path: str, part: str) -> bool:
+        return any(
+            c.path.startswith(path)
+            and part in c.path + "?" + c.raw_query
+            and c.headers.get("authorization") == f"Bearer {token}"
+            for c in emulator.calls
+        )
+
+    await until(lambda: with_token("/rest/posts", "author=urn%3Ali%3Aorganization%3A2414183"))
+    await until(
+        lambda: with_token("/rest/eventSubscriptions/", f"user:urn%3Ali%3Aperson%3A{admin_sub}")
+    )
+    conn = await asyncpg.connect(connect_db)
+    try:
+        row = await conn.fetchrow(
+            "select employee_id, admin_urn, scopes from ingest_linkedin_organization_connections"
+        )
+        assert dict(row) == {
+            "employee_id": admin,
+            "admin_urn": f"urn:li:person:{admin_sub}",
+            "scopes": ["openid", "profile", "rw_organization_admin"],
+        }
+        assert token.encode() not in pg_dump(connect_db)  # encrypted at rest
+        # Disconnecting the admin takes the page's token with it.
+        assert (
+            await http.delete(f"/v1/linkedin/connections/{admin}", headers=AUTH)
+        ).status_code == 204
+        count = "select count(*) from ingest_linkedin_organization_connections"
+        assert await conn.fetchval(count) == 0
+    finally:
+        await conn.close()
