@@ -264,6 +264,25 @@ class RecognitionDue(Data, frozen=True):
     facts: RecognitionFacts = RecognitionFacts()
 
 
+ConnectionKind = Literal["linkedin_invitation", "linkedin_reconnect"]
+CONNECTION_KINDS: tuple[ConnectionKind, ...] = ("linkedin_invitation", "linkedin_reconnect")
+ConnectionReason = Literal["invited", "expiring", "expired", "revoked"]
+
+
+class LinkedInConnection(Data, frozen=True):
+    """A message to an employee about their own LinkedIn connection (ingest → notifier, on
+    ``ripples.recognitions``; the CloudEvent ``id`` is its recognition id): an invitation to
+    connect (``reason`` ``invited``), or to reconnect because the token is ``expiring``, has
+    ``expired`` or LinkedIn ``revoked`` it (a 401). ``url`` is the signed invitation link and
+    ``expires_at`` when that link expires."""
+
+    employee_id: Id
+    kind: ConnectionKind
+    url: Url
+    expires_at: Time
+    reason: ConnectionReason
+
+
 # --- topics --------------------------------------------------------------------------------
 
 
@@ -456,6 +475,12 @@ class RecognitionDueEvent(Envelope, frozen=True, tag="ripples.recognition.due.v1
     data: RecognitionDue
 
 
+class LinkedInConnectionEvent(Envelope, frozen=True, tag="ripples.linkedin.connection.v1"):
+    topic = RECOGNITIONS
+    key_field = "employee_id"
+    data: LinkedInConnection
+
+
 InboundEvent = (
     EmployeeUpsertedEvent
     | EmployeeRemovedEvent
@@ -476,8 +501,13 @@ one pass, dispatching on ``type``."""
 INBOUND: tuple[type[Envelope], ...] = InboundEvent.__args__
 INBOUND_TYPES: tuple[str, ...] = tuple(str(cls.__struct_config__.tag) for cls in INBOUND)
 
-OUTBOUND: tuple[type[Envelope], ...] = (CreditAssignedEvent, RecognitionDueEvent)
-"""The event types Ripples emits (attribution → notifier and anyone else listening)."""
+OUTBOUND: tuple[type[Envelope], ...] = (
+    CreditAssignedEvent,
+    RecognitionDueEvent,
+    LinkedInConnectionEvent,
+)
+"""The event types Ripples emits (attribution → notifier and anyone else listening; ingest's
+connection messages → notifier)."""
 
 BY_TYPE: dict[str, type[Envelope]] = {
     str(cls.__struct_config__.tag): cls for cls in (*INBOUND, *OUTBOUND)

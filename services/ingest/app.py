@@ -431,7 +431,7 @@ def create_app(
     ingest = Ingest(settings, publisher, database)
     links = Links(settings, database, publisher, clicks)
     webhooks = Webhooks(settings, database, publisher, http)
-    connect = Connect(settings, database, http)
+    connect = Connect(settings, database, http, publisher)
     linkedin = LinkedIn(settings, database, publisher, http, connect)
     imports = Imports(settings, database, ingest._publish)
 

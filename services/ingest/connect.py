@@ -1,12 +1,12 @@
 """Employees connect their own LinkedIn account (CONTRACT §8).
 
 HR (or the notifier) hands the employee an invitation link (``POST /v1/linkedin/invitations``):
-``{INGEST_PUBLIC_BASE_URL}/connect/linkedin/{invitation}``, signed with HMAC-SHA256 under
-``INGEST_CONNECT_SECRET`` and expiring. Opening it sends the browser to LinkedIn's
-authorization page with a fresh ``state`` bound to the invitation; LinkedIn sends the browser
-back to ``/connect/linkedin/callback`` with ``code`` and ``state`` (or ``error`` and
-``error_description``), the code is exchanged for the member's tokens, the member is found
-with OpenID Connect's userinfo (``sub``), and the tokens are stored encrypted
+``{INGEST_PUBLIC_BASE_URL}/connect/linkedin/{token}``, signed by shared/signing.py (purpose
+``linkedin-invitation``) under ``INGEST_CONNECT_SECRET`` and expiring. Opening it sends the
+browser to LinkedIn's authorization page with a fresh ``state`` bound to the invitation;
+LinkedIn sends the browser back to ``/connect/linkedin/callback`` with ``code`` and ``state``
+(or ``error`` and ``error_description``), the code is exchanged for the member's tokens, the
+member is found with OpenID Connect's userinfo (``sub``), and the tokens are stored encrypted
 (services/ingest/tokens.py). Every outcome answers a small da/en HTML page; nothing is stored
 on a failure.
 
@@ -31,9 +31,7 @@ Followed from LinkedIn's own pages:
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
+import dataclasses
 import html
 import logging
 import re
@@ -52,8 +50,25 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from services.ingest import directory
 from services.ingest.database import DB_ERRORS, Database, answering_503
 from services.ingest.linkedin_posts import NotAPostUrl, post_urn
+from services.ingest.publisher import BrokerUnavailable, Publisher
 from services.ingest.settings import IngestSettings
-from services.ingest.tokens import Connection, Grant, Store, TokenCipher, parse_keys
+from services.ingest.tokens import (
+    Connection,
+    Grant,
+    PageConnection,
+    Store,
+    TokenCipher,
+    parse_keys,
+    status_of,
+)
+from shared import signing
+from shared.events import (
+    CONNECTION_KINDS,
+    ConnectionKind,
+    ConnectionReason,
+    LinkedInConnection,
+    LinkedInConnectionEvent,
+)
 from shared.http import ProblemError, json_response, read_body
 from shared.metrics import preinit
 
@@ -70,6 +85,8 @@ OUTCOMES = (
     "exchange_failed",
     "wrong_account",
     "not_configured",
+    "page_connected",
+    "not_admin",
 )
 CONNECTS = Counter(
     "ingest_linkedin_connect_total", "Connect-flow pages answered, by outcome.", ["outcome"]
@@ -77,8 +94,15 @@ CONNECTS = Counter(
 REFRESHES = Counter(
     "ingest_linkedin_token_refreshes_total", "LinkedIn token refreshes, by outcome.", ["outcome"]
 )
+MESSAGES = Counter(
+    "ingest_linkedin_connection_messages_total",
+    "Connection messages published for the notifier (ripples.linkedin.connection.v1), by kind.",
+    ["kind"],
+)
 preinit(CONNECTS, OUTCOMES)
 preinit(REFRESHES, ("ok", "failed"))
+preinit(MESSAGES, CONNECTION_KINDS)
+CONNECT_SOURCE = "urn:ripples:ingest:linkedin-connect"
 
 
 # --- pages ---------------------------------------------------------------------------------
@@ -132,6 +156,27 @@ PAGES: dict[str, dict[str, tuple[str, str]]] = {
         "en": ("Not available", "Connecting LinkedIn is not set up yet."),
         "da": ("Ikke tilgængelig", "Forbindelse til LinkedIn er ikke sat op endnu."),
     },
+    "page_connected": {
+        "en": (
+            "Company page connected",
+            "Thank you. The company page's LinkedIn statistics now come through your account.",
+        ),
+        "da": (
+            "Virksomhedssiden er forbundet",
+            "Tak. Virksomhedssidens LinkedIn-statistik kommer nu gennem din konto.",
+        ),
+    },
+    "not_admin": {
+        "en": (
+            "Not connected",
+            "This LinkedIn account is not an administrator of the company page. Nothing was"
+            " stored.",
+        ),
+        "da": (
+            "Ikke forbundet",
+            "Denne LinkedIn-konto er ikke administrator af virksomhedssiden. Intet blev gemt.",
+        ),
+    },
 }
 STATUS = {
     "connected": 200,
@@ -143,6 +188,8 @@ STATUS = {
     "exchange_failed": 502,
     "wrong_account": 409,
     "not_configured": 503,
+    "page_connected": 200,
+    "not_admin": 403,
 }
 
 
@@ -175,26 +222,29 @@ def browser_locale(request: Request) -> str:
 
 # --- signed invitations --------------------------------------------------------------------
 
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def sign_invitation(secret: str, invitation_id: str, expires: int) -> str:
-    message = f"{invitation_id}.{expires}".encode()
-    mac = hmac.new(secret.encode(), b"linkedin-invitation:" + message, hashlib.sha256)
-    return f"{invitation_id}.{expires}.{_b64(mac.digest())}"
+INVITATION = "linkedin-invitation"
+"""The purpose of an invitation link's token (shared/signing.py, the project's one signer)."""
 
 
-def verify_invitation(secret: str, token: str) -> tuple[str, int] | None:
-    """(invitation id, expiry in epoch seconds) of a genuine token, None for a tampered one."""
-    parts = token.split(".")
-    if len(parts) != 3 or not secret or not parts[1].isdigit():
+def sign_invitation(secret: str, invitation_id: str, expires_at: datetime) -> str:
+    """The token of an invitation link: ``{INGEST_PUBLIC_BASE_URL}/connect/linkedin/{token}``."""
+    return signing.sign(INVITATION, {"invitation": invitation_id}, expires_at, secret)
+
+
+def verify_invitation(secret: str, token: str, now: datetime) -> tuple[str, bool] | None:
+    """(invitation id, expired) of a genuine token; None for a tampered one."""
+    if not secret:
         return None
-    expected = sign_invitation(secret, parts[0], int(parts[1]))
-    if not hmac.compare_digest(expected.encode(), token.encode()):
+    try:
+        payload, expired = signing.verify(INVITATION, token, (secret,), now), False
+    except signing.TokenError as exc:
+        if not exc.expired:
+            return None
+        payload, expired = exc.payload, True
+    invitation = payload.get("invitation")
+    if not isinstance(invitation, str) or not invitation:
         return None
-    return parts[0], int(parts[1])
+    return invitation, expired
 
 
 def parse_scopes(value: Any) -> tuple[str, ...]:
@@ -225,6 +275,8 @@ def grant_from(document: Any, now: datetime) -> Grant | None:
 
 class _Invite(msgspec.Struct, forbid_unknown_fields=True):
     employee_id: str
+    send: bool = False  # also send it to the employee, through the notifier
+    page: bool = False  # the company page's admin connects the page (rw_organization_admin)
 
 
 class _Post(msgspec.Struct, forbid_unknown_fields=True):
@@ -237,10 +289,17 @@ _decode_post = msgspec.json.Decoder(_Post).decode
 
 
 class Connect:
-    def __init__(self, settings: IngestSettings, database: Database, http: httpx.AsyncClient):
+    def __init__(
+        self,
+        settings: IngestSettings,
+        database: Database,
+        http: httpx.AsyncClient,
+        publisher: Publisher | None = None,
+    ):
         self.settings = settings
         self.database = database
         self.http = http
+        self.publisher = publisher
         keys = parse_keys(settings.token_keys)
         self.store = Store(
             TokenCipher(keys) if keys else None,
@@ -279,7 +338,7 @@ class Connect:
                 "invalid-invitation",
                 "Invalid invitation",
                 str(exc),
-                errors=[{"field": "employee_id", "detail": str(exc)}],
+                errors=[{"field": _field(str(exc), ("send", "page")), "detail": str(exc)}],
             ) from None
         if not 1 <= len(spec.employee_id) <= 256 or not spec.employee_id.isprintable():
             raise ProblemError(
@@ -289,7 +348,7 @@ class Connect:
                 "employee_id must be 1-256 printable characters",
                 errors=[{"field": "employee_id", "detail": "1-256 printable characters"}],
             )
-        if not self.configured:
+        if not self.configured or (spec.page and not self.settings.linkedin_organization_urn):
             raise self._not_configured()
         with answering_503():
             pool = self.database.pool
@@ -297,26 +356,141 @@ class Connect:
                 raise ProblemError(
                     404, "not-found", "Not found", "no employee with this employee_id is known"
                 )
-            invitation = secrets.token_urlsafe(18)
-            expires = datetime.now(UTC).replace(microsecond=0) + timedelta(
-                seconds=self.settings.linkedin_invitation_ttl_s
-            )
-            await pool.execute(
-                "insert into ingest_linkedin_invitations (invitation_id, employee_id,"
-                " expires_at) values ($1, $2, $3)",
-                invitation,
-                spec.employee_id,
-                expires,
-            )
-        token = sign_invitation(self.settings.connect_secret, invitation, int(expires.timestamp()))
-        base = self.settings.public_base_url.rstrip("/")
+            async with pool.acquire() as conn, conn.transaction():
+                invitation, url, expires = await self._invitation(
+                    conn, spec.employee_id, "organization" if spec.page else "member"
+                )
+                if spec.send:
+                    # Published before the commit: a broker away leaves no invitation behind.
+                    await self._send(
+                        f"linkedin_invitation:{spec.employee_id}:{invitation}",
+                        spec.employee_id,
+                        "linkedin_invitation",
+                        url,
+                        expires,
+                        "invited",
+                    )
         return json_response(
-            {
-                "url": f"{base}/connect/linkedin/{token}",
-                "expires_at": expires.isoformat().replace("+00:00", "Z"),
-            },
-            201,
+            {"url": url, "expires_at": expires.isoformat().replace("+00:00", "Z")}, 201
         )
+
+    async def _invitation(
+        self, conn: Any, employee: str, purpose: str = "member"
+    ) -> tuple[str, str, datetime]:
+        """A new invitation of ``employee`` to connect their own account (``member``) or the
+        company page as its admin (``organization``): (its id, its signed link, its expiry)."""
+        invitation = secrets.token_urlsafe(18)
+        expires = datetime.now(UTC).replace(microsecond=0) + timedelta(
+            seconds=self.settings.linkedin_invitation_ttl_s
+        )
+        await conn.execute(
+            "insert into ingest_linkedin_invitations (invitation_id, employee_id,"
+            " expires_at, purpose) values ($1, $2, $3, $4)",
+            invitation,
+            employee,
+            expires,
+            purpose,
+        )
+        token = sign_invitation(self.settings.connect_secret, invitation, expires)
+        base = self.settings.public_base_url.rstrip("/")
+        return invitation, f"{base}/connect/linkedin/{token}", expires
+
+    async def _send(
+        self,
+        recognition_id: str,
+        employee: str,
+        kind: ConnectionKind,
+        url: str,
+        expires: datetime,
+        reason: ConnectionReason,
+    ) -> None:
+        """Publish one connection message for the notifier; ProblemError 503 if the broker
+        does not take it."""
+        event = LinkedInConnectionEvent(
+            specversion="1.0",
+            id=recognition_id,
+            source=CONNECT_SOURCE,
+            time=datetime.now(UTC),
+            data=LinkedInConnection(
+                employee_id=employee, kind=kind, url=url, expires_at=expires, reason=reason
+            ),
+        )
+        try:
+            if self.publisher is None:
+                raise BrokerUnavailable("no publisher")
+            await self.publisher.publish([event])
+        except BrokerUnavailable:
+            raise ProblemError(
+                503,
+                "broker-unavailable",
+                "Broker unavailable",
+                "the message to the employee was not published; retry later",
+                headers={"Retry-After": str(self.settings.retry_after_s)},
+            ) from None
+        MESSAGES.labels(kind).inc()
+
+    async def remind(self, employee: str | None = None) -> int:
+        """Send a reconnect message to each employee (or only ``employee``) whose connection
+        is expiring, expired or refused by LinkedIn and who was not sent one for this token
+        expiry yet — once per expiry, never again (``ingest_linkedin_reminders``). Each
+        message carries a fresh invitation link. Returns how many were sent; a broker away
+        sends nothing and leaves them for the next poll."""
+        if not self.configured:
+            return 0
+        pool = self.database.pool
+        rows = await pool.fetch(
+            "select c.employee_id, c.expires_at, c.revoked_at is not null as revoked,"
+            " c.refresh_token is not null and coalesce(c.refresh_expires_at > now(), true)"
+            " as renewable from ingest_linkedin_connections c"
+            " join ingest_employees e on e.employee_id = c.employee_id and e.removed_at is null"
+            " where ($1::text is null or c.employee_id = $1)"
+            " and (c.revoked_at is not null or c.expires_at <= now() + make_interval(secs => $2))"
+            " and not exists (select 1 from ingest_linkedin_reminders r"
+            " where r.employee_id = c.employee_id"
+            " and r.expires_on = (c.expires_at at time zone 'UTC')::date)"
+            " order by c.employee_id",
+            employee,
+            self.store.warn_before.total_seconds(),
+        )
+        now, sent = datetime.now(UTC), 0
+        for row in rows:
+            reason = status_of(
+                row["expires_at"], row["revoked"], row["renewable"], now, self.store.warn_before
+            )
+            if reason not in ("expiring", "expired", "revoked"):
+                continue  # renewable: the poller refreshes it
+            who = row["employee_id"]
+            day = row["expires_at"].astimezone(UTC).date()
+            try:
+                async with pool.acquire() as conn, conn.transaction():
+                    invitation, url, expires = await self._invitation(conn, who)
+                    fresh = await conn.fetchval(
+                        "insert into ingest_linkedin_reminders (employee_id, expires_on, reason,"
+                        " invitation_id) values ($1, $2, $3, $4) on conflict do nothing"
+                        " returning 1",
+                        who,
+                        day,
+                        reason,
+                        invitation,
+                    )
+                    if fresh is None:  # another replica sent it meanwhile
+                        raise _AlreadySent
+                    await self._send(
+                        f"linkedin_reconnect:{who}:{day.isoformat()}",
+                        who,
+                        "linkedin_reconnect",
+                        url,
+                        expires,
+                        reason,  # type: ignore[arg-type]  # one of the three, checked above
+                    )
+            except _AlreadySent:
+                continue
+            except ProblemError:
+                log.warning("linkedin reconnect message not published; next poll")
+                return sent
+            log.info("linkedin reconnect message sent", extra={"employee_id": who})
+            sent += 1
+        return sent
 
     async def connection(self, request: Request) -> Response:
         employee = request.path_params["employee_id"]
@@ -343,23 +517,25 @@ class Connect:
         return browser_locale(request)
 
     async def open(self, request: Request) -> Response:
-        verified = verify_invitation(self.settings.connect_secret, request.path_params["token"])
+        verified = verify_invitation(
+            self.settings.connect_secret, request.path_params["token"], datetime.now(UTC)
+        )
         if not self.configured:
             return page("not_configured", browser_locale(request))
         if verified is None:
             return page("invalid_invitation", browser_locale(request))
-        invitation, expires = verified
+        invitation, expired = verified
         with answering_503():
             pool = self.database.pool
             row = await pool.fetchrow(
-                "select employee_id, used_at from ingest_linkedin_invitations"
+                "select employee_id, used_at, purpose from ingest_linkedin_invitations"
                 " where invitation_id = $1",
                 invitation,
             )
             if row is None:  # the employee was removed since
                 return page("invalid_invitation", browser_locale(request))
             locale = await self._locale(row["employee_id"], request)
-            if expires <= datetime.now(UTC).timestamp():
+            if expired:
                 return page("expired_invitation", locale)
             if row["used_at"] is not None:
                 return page("used_invitation", locale)
@@ -377,7 +553,11 @@ class Connect:
                 "client_id": self.settings.linkedin_client_id,
                 "redirect_uri": self.redirect_uri,
                 "state": state,
-                "scope": " ".join(self.settings.linkedin_scopes),
+                "scope": " ".join(
+                    self.settings.linkedin_admin_scopes
+                    if row["purpose"] == "organization"
+                    else self.settings.linkedin_scopes
+                ),
             }
         )
         base = self.settings.linkedin_oauth_base_url.rstrip("/")
@@ -404,7 +584,7 @@ class Connect:
             row = await pool.fetchrow(
                 "delete from ingest_linkedin_states s using ingest_linkedin_invitations i"
                 " where s.state = $1 and i.invitation_id = s.invitation_id"
-                " returning i.invitation_id, i.employee_id, i.used_at,"
+                " returning i.invitation_id, i.employee_id, i.used_at, i.purpose,"
                 " s.expires_at > now() as fresh",
                 state,
             )
@@ -432,6 +612,13 @@ class Connect:
             )
             if registered and registered != member:
                 return page("wrong_account", locale)
+            organization = self.settings.linkedin_organization_urn
+            if row["purpose"] == "organization":
+                administers = await self._administers(grant.access_token, organization)
+                if administers is None:
+                    return page("exchange_failed", locale)
+                if not administers:
+                    return page("not_admin", locale)
             async with pool.acquire() as conn, conn.transaction():
                 used = await conn.fetchval(
                     "update ingest_linkedin_invitations set used_at = now()"
@@ -440,10 +627,45 @@ class Connect:
                 )
                 if used is None:
                     return page("used_invitation", locale)
-                await self.store.save(conn, employee, member, grant)
+                if row["purpose"] == "organization":
+                    await self.store.save_page(conn, organization, employee, member, grant)
+                else:
+                    await self.store.save(conn, employee, member, grant)
             await self.store.measure(pool)
+        if row["purpose"] == "organization":
+            log.info("linkedin company page connected", extra={"employee_id": employee})
+            return page("page_connected", locale)
         log.info("linkedin connected", extra={"employee_id": employee})
         return page("connected", locale)
+
+    async def _administers(self, token: str, organization: str) -> bool | None:
+        """Whether the token's member is an APPROVED ADMINISTRATOR of ``organization``:
+        ``GET /rest/organizationAcls?q=roleAssignee&role=ADMINISTRATOR&state=APPROVED``
+        ("Organization Access Control by Role", https://learn.microsoft.com/en-us/linkedin/
+        marketing/community-management/organizations/organization-access-control-by-role;
+        rw_organization_admin is "restricted to organizations in which the authenticated
+        member has the role type ADMINISTRATOR"). None: LinkedIn did not answer."""
+        url = (
+            f"{self.settings.linkedin_api_base_url.rstrip('/')}/organizationAcls"
+            "?q=roleAssignee&role=ADMINISTRATOR&state=APPROVED"
+        )
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "LinkedIn-Version": self.settings.linkedin_version,
+            "X-Restli-Protocol-Version": "2.0.0",
+        }
+        try:
+            response = await self.http.get(
+                url, headers=headers, timeout=self.settings.vendor_timeout_s
+            )
+            if response.status_code in (401, 403):
+                return False  # rw_organization_admin not granted
+            if response.status_code != 200:
+                return None
+            elements = orjson.loads(response.content).get("elements")
+        except (httpx.HTTPError, orjson.JSONDecodeError, AttributeError):
+            return None
+        return administers(elements, organization)
 
     async def _token_call(self, form: dict[str, str]) -> Any:
         url = self.settings.linkedin_oauth_base_url.rstrip("/") + "/accessToken"
@@ -621,7 +843,11 @@ class Connect:
             return False
         return None
 
-    async def _fresh(self, pool: Any, connection: Connection, now: datetime) -> str | None:
+    async def _fresh(
+        self, pool: Any, connection: Connection | PageConnection, now: datetime
+    ) -> str | None:
+        """The connection's access token, refreshed first when within the warning window
+        and a live refresh token exists; None once it no longer works."""
         due = connection.expires_at - now <= self.store.warn_before
         renewable = connection.refresh_token is not None and (
             connection.refresh_expires_at is None or connection.refresh_expires_at > now
@@ -636,18 +862,66 @@ class Connect:
             if grant is not None:
                 REFRESHES.labels("ok").inc()
                 if not grant.scopes:
-                    grant = Grant(
-                        grant.access_token,
-                        grant.expires_at,
-                        connection.scopes,
-                        grant.refresh_token,
-                        grant.refresh_expires_at,
+                    grant = dataclasses.replace(grant, scopes=connection.scopes)
+                if isinstance(connection, PageConnection):
+                    await self.store.save_page(
+                        pool,
+                        connection.organization_urn,
+                        connection.employee_id,
+                        connection.admin_urn,
+                        grant,
                     )
-                await self.store.save(pool, connection.employee_id, connection.member_urn, grant)
+                else:
+                    await self.store.save(
+                        pool, connection.employee_id, connection.member_urn, grant
+                    )
                 return grant.access_token
             REFRESHES.labels("failed").inc()
         return connection.access_token if connection.expires_at > now else None
 
+    async def page_token(self) -> tuple[str, str] | None:
+        """(access token, admin URN) of the company page (``INGEST_LINKEDIN_ORGANIZATION_URN``)
+        as its admin connected it (refreshed when due); None without a working one."""
+        organization = self.settings.linkedin_organization_urn
+        if not organization or self.store.cipher is None:
+            return None
+        pool, now = self.database.pool, datetime.now(UTC)
+        connection = await self.store.page(pool, organization, now)
+        if connection is None:
+            return None
+        token = await self._fresh(pool, connection, now)
+        return (token, connection.admin_urn) if token is not None else None
+
+    async def page_refused(self) -> None:
+        """The poller's 401 for the page's connected token: its admin must connect again."""
+        await self.store.page_revoked(self.database.pool, self.settings.linkedin_organization_urn)
+
     async def refused(self, employee: str) -> None:
-        """The poller's 401 for a connected employee."""
+        """The poller's 401 for a connected employee: revoked, and told at once."""
         await self.store.revoked(self.database.pool, employee)
+        await self.remind(employee)
+
+
+def administers(elements: Any, organization: str) -> bool:
+    """Whether ``organizationAcls`` elements grant ``organization``'s ADMINISTRATOR role,
+    APPROVED (``organization``, the versioned API's field; ``organizationalTarget`` in /v2)."""
+    for element in elements if isinstance(elements, list) else []:
+        if not isinstance(element, dict):
+            continue
+        target = element.get("organization") or element.get("organizationalTarget")
+        if (
+            target == organization
+            and element.get("role") == "ADMINISTRATOR"
+            and element.get("state") == "APPROVED"
+        ):
+            return True
+    return False
+
+
+def _field(message: str, optional: tuple[str, ...]) -> str:
+    """The body field a msgspec error names (``$.send``), else ``employee_id``."""
+    return next((f for f in optional if f"$.{f}" in message), "employee_id")
+
+
+class _AlreadySent(Exception):
+    """Rolls back a reminder another replica recorded first."""

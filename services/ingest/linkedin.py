@@ -523,6 +523,7 @@ class LinkedIn:
         filed = [(m, t, None) for m, t in self._tokens().items() if m not in seen]
         if self.connect is not None:
             await self.connect.store.measure(self.database.pool)
+            await self.connect.remind()  # expiring, expired or refused: told once per expiry
         return [*connected, *filed]
 
     async def poll_once(self) -> str:
@@ -530,6 +531,10 @@ class LinkedIn:
         pool = self.database.pool
         async with pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("select pg_try_advisory_xact_lock($1)", POLL_LOCK):
+                # Another replica polls; this one's gauge still follows the table, so an
+                # alert on the connections never reads an old value from it.
+                if self.connect is not None:
+                    await self.connect.store.measure(pool)
                 return "skipped"
             return await self._poll()
 
@@ -585,6 +590,13 @@ class LinkedIn:
                 self.settings.linkedin_organization_urn,
                 self.settings.linkedin_organization_token,
             )
+            admins = list(self.settings.linkedin_organization_admins)
+            # The page's token as its admin connected it wins over the operator's setting;
+            # that admin's subscription is kept too.
+            page = await self.connect.page_token() if self.connect is not None else None
+            if page is not None:
+                org_token = page[0]
+                admins += [page[1]] if page[1] not in admins else []
             if org and org_token and not self._paused(self._scope(org)):
                 try:
                     await self._poll_organization(poll, org, org_token)
@@ -603,7 +615,9 @@ class LinkedIn:
                         "unauthorized" if isinstance(exc, Unauthorized) else "error"
                     ).inc()
                     log.warning("linkedin organization poll failed", extra={"reason": repr(exc)})
-                await self._subscriptions(org, org_token)
+                    if isinstance(exc, Unauthorized) and page is not None and self.connect:
+                        await self.connect.page_refused()
+                await self._subscriptions(org, org_token, tuple(admins))
             last = await pool.fetchval(
                 "select extract(epoch from max(received_at))::float8 from ingest_deliveries"
                 " where vendor = 'linkedin'"
@@ -816,12 +830,11 @@ class LinkedIn:
                 counts.update(metrics_from_member_analytics(metric, answer))
             self._snapshot(poll, post["id"], counts)
 
-    async def _subscriptions(self, organization: str, token: str) -> None:
+    async def _subscriptions(self, organization: str, token: str, admins: tuple[str, ...]) -> None:
         """Every organization admin's webhook subscription: read, and created again when
         LinkedIn no longer has it (or it points elsewhere)."""
         application = self.settings.linkedin_application_urn
         webhook = self.settings.linkedin_webhook_url
-        admins = self.settings.linkedin_organization_admins
         if not (application and webhook and admins):
             return
         states = dict.fromkeys(SUBSCRIPTION_STATES, 0)

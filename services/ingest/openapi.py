@@ -700,7 +700,8 @@ _CONNECTION = {
 }
 _LINKEDIN_DOWN = _unavailable(
     "The database is unavailable, or the connect flow is not configured "
-    "(`INGEST_LINKEDIN_CLIENT_ID`, `INGEST_CONNECT_SECRET`, `INGEST_TOKEN_KEYS`); retry.",
+    "(`INGEST_LINKEDIN_CLIENT_ID`, `INGEST_CONNECT_SECRET`, `INGEST_TOKEN_KEYS`), or (with "
+    "`send`) the broker did not take the message; retry.",
     "database-unavailable",
     "the database is not reachable; retry later",
 )
@@ -721,7 +722,8 @@ def _linkedin_connect_paths() -> dict[str, Any]:
                 "summary": "An invitation link for an employee to connect LinkedIn",
                 "description": "A signed, single-use link to `/connect/linkedin/{token}`, "
                 "valid `INGEST_LINKEDIN_INVITATION_TTL_S` (7 days by default); HR hands it "
-                "out or the notifier sends it.",
+                'out, or with `"send": true` the notifier also sends it to the employee '
+                "(a `ripples.linkedin.connection.v1` message, docs/asyncapi.yaml).",
                 "tags": ["linkedin"],
                 "security": BEARER,
                 "requestBody": {
@@ -732,10 +734,24 @@ def _linkedin_connect_paths() -> dict[str, Any]:
                             "required": ["employee_id"],
                             "additionalProperties": False,
                             "properties": {
-                                "employee_id": {"type": "string", "minLength": 1, "maxLength": 256}
+                                "employee_id": {"type": "string", "minLength": 1, "maxLength": 256},
+                                "send": {
+                                    "type": "boolean",
+                                    "default": False,
+                                    "description": "Also send the link to the employee, in "
+                                    "their language, through the notifier.",
+                                },
+                                "page": {
+                                    "type": "boolean",
+                                    "default": False,
+                                    "description": "The employee is the company page's admin "
+                                    "and connects the page (`INGEST_LINKEDIN_ORGANIZATION_URN`) "
+                                    "with `rw_organization_admin`; the callback checks the "
+                                    "account is an APPROVED ADMINISTRATOR of the page.",
+                                },
                             },
                         },
-                        {"employee_id": "emp-1"},
+                        {"employee_id": "emp-1", "send": True},
                     ),
                 },
                 "responses": {
@@ -767,7 +783,7 @@ def _linkedin_connect_paths() -> dict[str, Any]:
                     "413": _TOO_LARGE,
                     "422": problem(
                         422,
-                        "Invalid body; `errors` names `employee_id`.",
+                        "Invalid body; `errors` names `employee_id`, `send` or `page`.",
                         "invalid-invitation",
                         "Invalid invitation",
                         "employee_id must be 1-256 printable characters",
@@ -919,6 +935,10 @@ def _linkedin_connect_paths() -> dict[str, Any]:
                 "responses": {
                     "200": _page("Connected.", "Forbundet"),
                     "400": _page("The member declined, or the `state` is unknown or used."),
+                    "403": _page(
+                        "A company page invitation (`page`) opened by an account that is not "
+                        "an APPROVED ADMINISTRATOR of the page; nothing stored."
+                    ),
                     "409": _page("Another LinkedIn account than the employee's registered one."),
                     "410": _page("The invitation was used meanwhile."),
                     "502": _page("LinkedIn's token endpoint could not be reached or refused."),

@@ -127,3 +127,7 @@ class IngestSettings:
     linkedin_state_ttl_s: int = 1800
     # A token this close to expiry is `expiring` (or refreshed, when it can be).
     linkedin_expiry_warning_s: int = 7 * 24 * 3600
+    # Scopes asked of the company page's admin (an invitation with "page": true):
+    # rw_organization_admin reads the page's statistics and manages its webhook subscriptions
+    # (LinkedIn "Organization Access Control by Role").
+    linkedin_admin_scopes: tuple[str, ...] = ("openid", "profile", "rw_organization_admin")

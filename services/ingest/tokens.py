@@ -32,12 +32,15 @@ from prometheus_client import Gauge
 from shared.metrics import preinit
 
 STATUSES = ("connected", "expiring", "expired", "revoked", "none")
+GAUGED = STATUSES[:-1]
+"""The closed label set of the gauge: the statuses of a connection that exists."""
 CONNECTIONS = Gauge(
     "ingest_linkedin_connections",
-    "Employees' LinkedIn connections, by status (updated at each poll and change).",
+    "Employees' LinkedIn connections, by status (updated at each poll and change, by every "
+    "replica).",
     ["status"],
 )
-preinit(CONNECTIONS, STATUSES)
+preinit(CONNECTIONS, GAUGED)
 
 Executor = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
 _KID_LEN = 8
@@ -139,8 +142,23 @@ class Connection:
     revoked: bool
 
 
+@dataclass(frozen=True)
+class PageConnection:
+    """The company page's token, from the admin who connected it."""
+
+    organization_urn: str
+    employee_id: str
+    admin_urn: str
+    access_token: str
+    refresh_token: str | None
+    expires_at: datetime
+    refresh_expires_at: datetime | None
+    scopes: tuple[str, ...]
+
+
 class Store:
-    """``ingest_linkedin_connections``: one row per employee, tokens encrypted."""
+    """``ingest_linkedin_connections``: one row per employee, tokens encrypted; and
+    ``ingest_linkedin_organization_connections``: one row per company page."""
 
     def __init__(self, cipher: TokenCipher | None, warn_before: timedelta) -> None:
         self.cipher = cipher
@@ -174,6 +192,71 @@ class Store:
             grant.expires_at,
             grant.refresh_expires_at,
             list(grant.scopes),
+        )
+
+    async def save_page(
+        self, conn: Executor, organization: str, employee: str, admin: str, grant: Grant
+    ) -> None:
+        """The page's token from its admin (the ciphertexts bound to the page)."""
+        cipher = self._cipher()
+        refresh = (
+            cipher.encrypt(grant.refresh_token, f"{organization}:page-refresh")
+            if grant.refresh_token
+            else None
+        )
+        await conn.execute(
+            "insert into ingest_linkedin_organization_connections (organization_urn,"
+            " employee_id, admin_urn, access_token, refresh_token, expires_at,"
+            " refresh_expires_at, scopes) values ($1, $2, $3, $4, $5, $6, $7, $8)"
+            " on conflict (organization_urn) do update set employee_id = $2, admin_urn = $3,"
+            " access_token = $4, refresh_token = coalesce($5,"
+            " case when ingest_linkedin_organization_connections.employee_id = $2"
+            " then ingest_linkedin_organization_connections.refresh_token end),"
+            " expires_at = $6, refresh_expires_at = $7, scopes = $8, revoked_at = null,"
+            " updated_at = now()",
+            organization,
+            employee,
+            admin,
+            cipher.encrypt(grant.access_token, f"{organization}:page-access"),
+            refresh,
+            grant.expires_at,
+            grant.refresh_expires_at,
+            list(grant.scopes),
+        )
+
+    async def page(
+        self, pool: asyncpg.Pool, organization: str, now: datetime
+    ) -> PageConnection | None:
+        """The page's connection while its token may still work (not revoked; not expired,
+        or with a refresh token that is not)."""
+        row = await pool.fetchrow(
+            "select * from ingest_linkedin_organization_connections where organization_urn = $1"
+            " and revoked_at is null and (expires_at > $2 or refresh_expires_at > $2)",
+            organization,
+            now,
+        )
+        if row is None:
+            return None
+        cipher = self._cipher()
+        return PageConnection(
+            organization,
+            row["employee_id"],
+            row["admin_urn"],
+            cipher.decrypt(row["access_token"], f"{organization}:page-access"),
+            cipher.decrypt(row["refresh_token"], f"{organization}:page-refresh")
+            if row["refresh_token"] is not None
+            else None,
+            row["expires_at"],
+            row["refresh_expires_at"],
+            tuple(row["scopes"]),
+        )
+
+    async def page_revoked(self, pool: asyncpg.Pool, organization: str) -> None:
+        """LinkedIn refused the page's token (401): its admin must connect it again."""
+        await pool.execute(
+            "update ingest_linkedin_organization_connections set revoked_at = now(),"
+            " updated_at = now() where organization_urn = $1 and revoked_at is null",
+            organization,
         )
 
     async def active(self, pool: asyncpg.Pool, now: datetime) -> list[Connection]:
@@ -210,8 +293,13 @@ class Store:
         )
 
     async def delete(self, conn: Executor, employee: str) -> bool:
+        """Disconnect: the employee's tokens go, the page's token they connected too."""
         deleted = await conn.fetchval(
             "delete from ingest_linkedin_connections where employee_id = $1 returning 1",
+            employee,
+        )
+        await conn.execute(
+            "delete from ingest_linkedin_organization_connections where employee_id = $1",
             employee,
         )
         return deleted is not None
@@ -246,20 +334,20 @@ class Store:
             " as renewable from ingest_linkedin_connections"
         )
         now = datetime.now(UTC)
-        counts = dict.fromkeys(STATUSES, 0)
+        counts = dict.fromkeys(GAUGED, 0)
         for row in rows:
             status = status_of(
                 row["expires_at"], row["revoked"], row["renewable"], now, self.warn_before
             )
             counts[status] += 1
-        for status in STATUSES[:-1]:
+        for status in GAUGED:
             CONNECTIONS.labels(status).set(counts[status])
 
 
 async def forget(conn: Executor, removals: Sequence[tuple[str, datetime]]) -> None:
-    """``employee.removed``: the employee's tokens, registered posts, invitations and pending
-    states go (called
-    by the directory inside its transaction, before the directory row is deleted)."""
+    """``employee.removed``: the employee's tokens (the page's they connected too), registered
+    posts, reconnect messages sent, invitations and pending states go (called by the
+    directory inside its transaction, before the directory row is deleted)."""
     await conn.executemany(
         "delete from ingest_linkedin_connections where employee_id = $1 and not exists"
         " (select 1 from ingest_employees where employee_id = $1 and updated_at > $2)",
@@ -267,6 +355,16 @@ async def forget(conn: Executor, removals: Sequence[tuple[str, datetime]]) -> No
     )
     await conn.executemany(
         "delete from ingest_linkedin_registered_posts where employee_id = $1 and not exists"
+        " (select 1 from ingest_employees where employee_id = $1 and updated_at > $2)",
+        removals,
+    )
+    await conn.executemany(
+        "delete from ingest_linkedin_organization_connections where employee_id = $1 and not"
+        " exists (select 1 from ingest_employees where employee_id = $1 and updated_at > $2)",
+        removals,
+    )
+    await conn.executemany(
+        "delete from ingest_linkedin_reminders where employee_id = $1 and not exists"
         " (select 1 from ingest_employees where employee_id = $1 and updated_at > $2)",
         removals,
     )

@@ -30,10 +30,19 @@ import asyncpg
 
 from services.notifier import metrics, policy, store
 from services.notifier.channels import Channels, Outgoing
-from services.notifier.messages import DIGEST, Templates, locale_of
+from services.notifier.messages import DIGEST, Message, Templates, locale_of
 from services.notifier.settings import NotifierSettings
+from shared import signing
 from shared.cloudevents import to_kafka
-from shared.events import RECOGNITIONS, RecognitionDue, RecognitionDueEvent
+from shared.events import (
+    RECOGNITIONS,
+    Envelope,
+    LinkedInConnection,
+    LinkedInConnectionEvent,
+    Locale,
+    RecognitionDue,
+    RecognitionDueEvent,
+)
 from shared.streaming import dead_letter_headers
 
 log = logging.getLogger(__name__)
@@ -229,10 +238,12 @@ class Dispatcher:
                     await store.wait_for_employee(conn, ids, token, min(deadline, recheck), now)
                     return set(ids)
                 return await self._suppress(conn, [row], "no employee record", "no_notify")
-            suppressed = _suppression(employee)
+            suppressed = _suppression(employee, row.service)
             if suppressed is not None:
                 return await self._suppress(conn, [row], *suppressed)
             assert employee.channel is not None
+            if row.service:  # neither held by the daily cap nor folded into a digest
+                return await self._attempt(employee, [row], self._message(employee, row))
             today = policy.day_of(now)
             if row.digest_id is not None:
                 members = await store.digest_members(conn, row.digest_id, token, now, lease)
@@ -267,7 +278,18 @@ class Dispatcher:
         assert employee.display_name is not None
         assert employee.address is not None
         locale = locale_of(employee.locale)
-        rendered = self.templates.render(row.kind, locale, employee.display_name, row.facts)
+        if row.link is not None:
+            rendered = self.templates.render_connection(
+                row.kind,
+                locale,
+                employee.display_name,
+                row.link.url,
+                row.link.expires_at,
+                row.link.reason,
+            )
+        else:
+            rendered = self.templates.render(row.kind, locale, employee.display_name, row.facts)
+        rendered = self._with_page(employee, locale, rendered)
         return Outgoing(
             key=row.recognition_id,
             kind=row.kind,
@@ -285,7 +307,9 @@ class Dispatcher:
         assert employee.address is not None
         locale = locale_of(employee.locale)
         titles = [self._message(employee, m).title for m in members]
-        rendered = self.templates.render_digest(locale, employee.display_name, titles)
+        rendered = self._with_page(
+            employee, locale, self.templates.render_digest(locale, employee.display_name, titles)
+        )
         assert members[0].digest_id is not None
         return Outgoing(
             key=members[0].digest_id,
@@ -297,6 +321,18 @@ class Dispatcher:
             address=employee.address,
             recognition_ids=tuple(m.recognition_id for m in members),
         )
+
+    def _with_page(self, employee: store.Employee, locale: Locale, message: Message) -> Message:
+        """The message with the link to the employee's own page under it, when page links are
+        configured (``NOTIFIER_PAGE_BASE_URL``, ``NOTIFIER_PAGE_LINK_SECRETS``); else as is."""
+        base, secrets = self.settings.page_base_url, self.settings.page_link_secrets
+        if not base or not secrets or not secrets[0]:
+            return message
+        expires = self.clock() + timedelta(seconds=self.settings.page_link_ttl_s)
+        token = signing.page_token(employee.employee_id, expires, secrets[0])
+        url = f"{base.rstrip('/')}/me/{token}"
+        assert employee.display_name is not None
+        return self.templates.with_page(message, locale, employee.display_name, url)
 
     async def _suppress(
         self, conn: store.Conn, rows: Sequence[store.Delivery], detail: str, reason: str
@@ -417,19 +453,35 @@ class Dispatcher:
         return set(ids)
 
     async def _dead_letter(self, row: store.Delivery, reason: str) -> None:
-        event = RecognitionDueEvent(
-            specversion="1.0",
-            id=row.event_id,
-            source=row.event_source,
-            time=row.event_time,
-            data=RecognitionDue(
-                recognition_id=row.recognition_id,
-                kind=row.kind,  # type: ignore[arg-type]  # stored from a validated event
-                employee_id=row.employee_id,
-                due_at=row.due_at,
-                facts=store.without_names(row.facts),  # erasure: no name on a topic
-            ),
-        )
+        event: Envelope
+        if row.link is not None:
+            event = LinkedInConnectionEvent(
+                specversion="1.0",
+                id=row.event_id,
+                source=row.event_source,
+                time=row.event_time,
+                data=LinkedInConnection(
+                    employee_id=row.employee_id,
+                    kind=row.kind,  # type: ignore[arg-type]  # stored from a validated event
+                    url=row.link.url,
+                    expires_at=row.link.expires_at,
+                    reason=row.link.reason,
+                ),
+            )
+        else:
+            event = RecognitionDueEvent(
+                specversion="1.0",
+                id=row.event_id,
+                source=row.event_source,
+                time=row.event_time,
+                data=RecognitionDue(
+                    recognition_id=row.recognition_id,
+                    kind=row.kind,  # type: ignore[arg-type]  # stored from a validated event
+                    employee_id=row.employee_id,
+                    due_at=row.due_at,
+                    facts=store.without_names(row.facts),  # erasure: no name on a topic
+                ),
+            )
         key, value, headers = to_kafka(event)
         await self.dead_letter(
             key,
@@ -453,14 +505,18 @@ def _stale(row: store.Delivery, now: datetime, max_age_s: float) -> bool:
     peer, and a recognition once on its way is finished, never taken back."""
     if row.first_attempt_at is not None or row.digest_id is not None or row.attempts:
         return False
+    if row.link is not None:  # a connection message is old news once its link has expired
+        return row.link.expires_at <= now
     return policy.is_stale(row.facts.achieved_at or row.due_at, now, max_age_s)
 
 
-def _suppression(employee: store.Employee) -> tuple[str, str] | None:
-    """Why an employee gets no message: (detail, closed reason), or None."""
+def _suppression(employee: store.Employee, service: bool = False) -> tuple[str, str] | None:
+    """Why an employee gets no message: (detail, closed reason), or None. The opt-out is of
+    recognitions: a ``service`` message (about the employee's own LinkedIn connection) still
+    goes to an employee who opted out."""
     if employee.removed or employee.display_name is None:
         return "employee removed", "no_notify"
-    if employee.opt_out:
+    if employee.opt_out and not service:
         return "opted out", "opted_out"
     if employee.channel == "none":
         return "no notify channel", "channel_none"

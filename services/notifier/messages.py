@@ -12,9 +12,10 @@ import string
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from shared.events import RECOGNITION_KINDS, Locale, RecognitionFacts
+from shared.events import CONNECTION_KINDS, RECOGNITION_KINDS, Locale, RecognitionFacts
 
 TEMPLATES = Path(__file__).parent / "templates"
 LOCALES: tuple[Locale, ...] = ("da", "en")
@@ -31,6 +32,22 @@ _ALLOWED: dict[str, set[str]] = {
     "inspired_colleague_unnamed": _COMMON,
     DIGEST: _COMMON | {"count", "items", "title"},
 }
+# Messages about the employee's own LinkedIn connection (from ingest): the link to open and
+# the day it stops working. ``linkedin_reconnect`` says the connection is about to expire;
+# ``linkedin_reconnect_stopped`` that it has expired or LinkedIn refused it.
+RECONNECT_STOPPED = "linkedin_reconnect_stopped"
+CONNECTION_TABLES = (*CONNECTION_KINDS, RECONNECT_STOPPED)
+_ALLOWED |= dict.fromkeys(CONNECTION_TABLES, _COMMON | {"url", "expires"})
+# The line with the employee's own page, added under every message when the notifier is
+# configured to sign page links (NOTIFIER_PAGE_BASE_URL, NOTIFIER_PAGE_LINK_SECRETS).
+PAGE_LINK = "page_link"
+_ALLOWED[PAGE_LINK] = _COMMON | {"page_url"}
+_MONTHS: dict[Locale, tuple[str, ...]] = {
+    "da": ("januar", "februar", "marts", "april", "maj", "juni", "juli", "august",
+           "september", "oktober", "november", "december"),
+    "en": ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December"),
+}  # fmt: skip
 _THOUSANDS: dict[Locale, str] = {"da": ".", "en": ","}
 
 
@@ -76,6 +93,24 @@ class Templates:
         }
         return Message(table["title"].format_map(values), table["text"].format_map(values))
 
+    def render_connection(
+        self, kind: str, locale: Locale, name: str, url: str, expires_at: datetime, reason: str
+    ) -> Message:
+        """A message about the employee's LinkedIn connection (an invitation, or a reconnect
+        with a fresh invitation link)."""
+        if kind == "linkedin_reconnect" and reason in ("expired", "revoked"):
+            kind = RECONNECT_STOPPED
+        table = self.tables[locale][kind]
+        values = {"name": name, "url": url, "expires": format_date(expires_at, locale)}
+        return Message(table["title"].format_map(values), table["text"].format_map(values))
+
+    def with_page(self, message: Message, locale: Locale, name: str, page_url: str) -> Message:
+        """``message`` with the line that links the employee's page under its text."""
+        line = self.tables[locale][PAGE_LINK]["text"].format_map(
+            {"name": name, "page_url": page_url}
+        )
+        return Message(message.title, f"{message.text}\n\n{line}")
+
     def render_digest(self, locale: Locale, name: str, titles: Sequence[str]) -> Message:
         """One message folding several recognitions (the daily cap's next-day digest)."""
         table = self.tables[locale][DIGEST]
@@ -94,13 +129,28 @@ def format_number(value: int, locale: Locale) -> str:
     return f"{value:,}".replace(",", _THOUSANDS[locale])
 
 
+def format_date(value: datetime, locale: Locale) -> str:
+    """The UTC day of ``value``: ``8. december 2026`` (da) or ``8 December 2026`` (en)."""
+    day = value.astimezone(UTC)
+    month = _MONTHS[locale][day.month - 1]
+    return f"{day.day}. {month} {day.year}" if locale == "da" else f"{day.day} {month} {day.year}"
+
+
 def _check(file: str, raw: Mapping[str, object]) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
-    for kind in (*RECOGNITION_KINDS, "inspired_colleague_unnamed", DIGEST):
+    for kind in (
+        *RECOGNITION_KINDS,
+        "inspired_colleague_unnamed",
+        DIGEST,
+        *CONNECTION_TABLES,
+        PAGE_LINK,
+    ):
         table = raw.get(kind)
         if not isinstance(table, dict):
             raise TemplateError(f"{file}: the table [{kind}] is missing")
-        fields = ("title", "text", "item") if kind == DIGEST else ("title", "text")
+        fields = {DIGEST: ("title", "text", "item"), PAGE_LINK: ("text",)}.get(
+            kind, ("title", "text")
+        )
         entry: dict[str, str] = {}
         for field in fields:
             value = table.get(field)
@@ -113,5 +163,8 @@ def _check(file: str, raw: Mapping[str, object]) -> dict[str, dict[str, str]]:
                         f"{file}: [{kind}] {field} uses {{{placeholder}}}; allowed: {allowed}"
                     )
             entry[field] = value
+        needed = "{url}" if kind in CONNECTION_TABLES else "{page_url}" if kind == PAGE_LINK else ""
+        if needed and needed not in entry["text"]:
+            raise TemplateError(f"{file}: [{kind}] text must contain {needed}: the link to open")
         out[kind] = entry
     return out

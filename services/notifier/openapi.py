@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from services.notifier.policy import REASONS
-from shared.events import RECOGNITION_KINDS
+from shared.events import CONNECTION_KINDS, RECOGNITION_KINDS
 from shared.openapi import (
     BEARER,
     LICENSE,
@@ -35,7 +35,7 @@ _RECOGNITION = {
     "required": [*REQUIRED, "reason"],
     "properties": {
         "recognition_id": {"type": "string", "examples": ["reach_milestone:emp-1:10000"]},
-        "kind": {"type": "string", "enum": list(RECOGNITION_KINDS)},
+        "kind": {"type": "string", "enum": [*RECOGNITION_KINDS, *CONNECTION_KINDS]},
         "employee_id": {"type": "string"},
         "status": {"type": "string", "enum": ["pending", "sent", "suppressed", "failed"]},
         "channel": {
@@ -82,7 +82,7 @@ _MESSAGE = {
             "type": "string",
             "description": "The recognition's id (for a digest: the digest's id).",
         },
-        "kind": {"type": "string", "enum": [*RECOGNITION_KINDS, "digest"]},
+        "kind": {"type": "string", "enum": [*RECOGNITION_KINDS, "digest", *CONNECTION_KINDS]},
         "employee_id": {"type": "string"},
         "text": {"type": "string", "description": "The message, in the employee's locale."},
         "title": {"type": "string"},

@@ -98,3 +98,12 @@ class NotifierSettings:
 
     # Another folder of templates (da.toml, en.toml); default: the ones shipped.
     templates_dir: str = ""
+
+    # The employee's page link in every message (CONTRACT §11; TEAM "The employee's page"):
+    # {page_base_url}/me/{token}, the token signed by shared/signing.py page_token with the
+    # first of page_link_secrets (the same secrets as ingest's INGEST_PAGE_LINK_SECRETS; a
+    # comma list, _FILE allowed), valid page_link_ttl_s. Unset (either): no link, messages
+    # as before.
+    page_base_url: str = ""
+    page_link_secrets: tuple[str, ...] = ()
+    page_link_ttl_s: int = 30 * 86400

@@ -22,11 +22,16 @@ import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
 from shared.events import (
+    CONNECTION_KINDS,
+    ConnectionReason,
     EmployeePreferencesEvent,
     EmployeeRemovedEvent,
     EmployeeUpsertedEvent,
+    LinkedInConnectionEvent,
     RecognitionDueEvent,
     RecognitionFacts,
+    Time,
+    Url,
 )
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -43,6 +48,17 @@ ERASED = "applicant erased"
 
 _encode = msgspec.json.Encoder().encode
 _decode_facts = msgspec.json.Decoder(RecognitionFacts).decode
+
+
+class Link(msgspec.Struct, frozen=True):
+    """What a connection message says besides the name (``notifier_deliveries.link``)."""
+
+    url: Url
+    expires_at: Time
+    reason: ConnectionReason
+
+
+_decode_link = msgspec.json.Decoder(Link).decode
 
 
 @dataclass(frozen=True)
@@ -79,6 +95,12 @@ class Delivery:
     channel: str | None = None
     claim_token: uuid.UUID | None = None
     interrupted: bool = False  # this claim found the previous attempt without a result
+    link: Link | None = None  # a connection message's link (cleared once settled)
+
+    @property
+    def service(self) -> bool:
+        """A message about the employee's own LinkedIn connection, not a recognition."""
+        return self.kind in CONNECTION_KINDS
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Delivery:
@@ -104,6 +126,7 @@ class Delivery:
             channel=row["channel"],
             claim_token=row["claim_token"],
             interrupted=bool(row.get("was_in_flight", False)),
+            link=_decode_link(row["link"]) if row.get("link") else None,
         )
 
 
@@ -174,6 +197,34 @@ async def record_recognitions(conn: Conn, received: Sequence[Received], now: dat
             )
             for r in received
             if not erased.intersection(hashes.get(r.event.data.recognition_id, ()))
+        ],
+    )
+
+
+async def record_connections(
+    conn: Conn, received: Sequence[tuple[LinkedInConnectionEvent, int, int]], now: datetime
+) -> None:
+    """Ledger rows for the connection messages of ingest (event, partition, offset): the
+    CloudEvent id is the recognition id; one seen before changes nothing."""
+    await conn.executemany(
+        """insert into notifier_deliveries (recognition_id, kind, employee_id, due_at, facts,
+               event_id, event_source, event_time, source_partition, source_offset,
+               received_at, next_attempt_at, link)
+           values ($1, $2, $3, $4, '{}'::jsonb, $1, $5, $4, $6, $7, $8, $8, $9::jsonb)
+           on conflict (recognition_id) do nothing""",
+        [
+            (
+                event.id,
+                event.data.kind,
+                event.data.employee_id,
+                event.time,
+                event.source,
+                partition,
+                offset,
+                now,
+                _encode(Link(event.data.url, event.data.expires_at, event.data.reason)).decode(),
+            )
+            for event, partition, offset in received
         ],
     )
 
@@ -511,7 +562,7 @@ async def settle(
                sent_at = case when $2::text = 'sent' then $4::timestamptz else null end,
                last_error = coalesce($5, last_error),
                reason = case when $2::text = 'sent' then null else $7 end,
-               claimed_until = null, claim_token = null, in_flight = false
+               claimed_until = null, claim_token = null, in_flight = false, link = null
            where recognition_id = any($1::text[]) and status = 'pending'
              and claim_token = $6""",
         list(ids),
@@ -565,14 +616,15 @@ class _ClaimLost(Exception):
 
 async def messages_on(conn: Conn, employee_id: str, start: datetime) -> int:
     """Messages of an employee whose first attempt was in the UTC day starting at ``start``
-    and that did not fail (a digest counts once)."""
+    and that did not fail (a digest counts once; connection messages do not count)."""
     count: int = await conn.fetchval(
         """select count(distinct coalesce(digest_id, recognition_id)) from notifier_deliveries
            where employee_id = $1 and first_attempt_at >= $2 and first_attempt_at < $3
-             and status in ('sent', 'pending')""",
+             and status in ('sent', 'pending') and not (kind = any($4::text[]))""",
         employee_id,
         start,
         start + timedelta(days=1),
+        list(CONNECTION_KINDS),
     )
     return count
 

@@ -1,5 +1,6 @@
-"""The faust worker: consumes ``ripples.recognitions`` and ``ripples.employees`` (and the
-applicant erasures of ``ripples.applicants``) into the notifier's own tables, runs the
+"""The faust worker: consumes ``ripples.recognitions`` (recognitions, and ingest's messages
+about employees' LinkedIn connections) and ``ripples.employees`` (and the applicant erasures
+of ``ripples.applicants``) into the notifier's own tables, runs the
 dispatcher beside them and serves the API.
 
 Consuming only records (one transaction per batch); delivering happens in the dispatcher
@@ -39,6 +40,7 @@ from shared.events import (
     EmployeeRemovedEvent,
     EmployeeUpsertedEvent,
     Envelope,
+    LinkedInConnectionEvent,
     RecognitionDueEvent,
 )
 from shared.settings import DatabaseSettings, KafkaSettings
@@ -221,9 +223,19 @@ def build(
 
     async def store_recognitions(conn: store.Conn, items: list[Any]) -> None:
         received = [
-            store.Received(e, raw.message.partition, raw.message.offset) for e, raw in items
+            store.Received(e, raw.message.partition, raw.message.offset)
+            for e, raw in items
+            if isinstance(e, RecognitionDueEvent)
         ]
-        await store.record_recognitions(conn, received, now())
+        connections = [
+            (e, raw.message.partition, raw.message.offset)
+            for e, raw in items
+            if isinstance(e, LinkedInConnectionEvent)
+        ]
+        if received:
+            await store.record_recognitions(conn, received, now())
+        if connections:
+            await store.record_connections(conn, connections, now())
 
     async def store_employees(conn: store.Conn, items: list[Any]) -> None:
         await store.record_employees(conn, [event for event, _ in items], now())
@@ -232,7 +244,8 @@ def build(
         await store.erase_applicants(conn, [event.data.applicant_id for event, _ in items], now())
 
     async def recognitions_batch(batch: list[Any]) -> None:
-        await store_batch(await decode(batch, (RecognitionDueEvent,)), store_recognitions)
+        wanted = (RecognitionDueEvent, LinkedInConnectionEvent)
+        await store_batch(await decode(batch, wanted), store_recognitions)
 
     async def employees_batch(batch: list[Any]) -> None:
         wanted = (EmployeeUpsertedEvent, EmployeeRemovedEvent, EmployeePreferencesEvent)

@@ -29,6 +29,13 @@ posts and their statistics, speaking the formats of LinkedIn's own pages:
   https://learn.microsoft.com/en-us/linkedin/shared/api-guide/concepts/protocol-version :
   URNs inside a parameter are URL-encoded (``:`` → ``%3A``), the tuple's own parentheses are
   not (``List(urn%3Ali%3Aorganization%3A12345)``).
+- Organization Access Control by Role,
+  https://learn.microsoft.com/en-us/linkedin/marketing/community-management/organizations/
+  organization-access-control-by-role : ``GET /rest/organizationAcls?q=roleAssignee``
+  (optionally ``role=ADMINISTRATOR``, ``state=APPROVED``), the authenticated member's roles
+  as ``elements`` of ``{"roleAssignee", "role", "state", "organization"}``; it needs one of
+  the organization permissions (``rw_organization_admin`` "restricted to organizations in
+  which the authenticated member has the role type ADMINISTRATOR").
 - Posts API ``GET /rest/posts?q=author&author={encoded urn}`` (needs ``r_member_social``) and
   Member Post Statistics (the authenticated member's own posts, ``r_member_postAnalytics``)
   ``GET /rest/memberCreatorPostAnalytics?q=entity&entity=(share:{encoded urn})&queryType=
@@ -76,6 +83,8 @@ class LinkedInEmulator:
     scopes: dict[str, list[str]] = field(default_factory=dict)  # token → granted scopes
     refresh: dict[str, str] = field(default_factory=dict)  # refresh token → sub
     refresh_scopes: dict[str, list[str]] = field(default_factory=dict)  # sub → scopes
+    exchanged: list[str] = field(default_factory=list)  # access tokens issued for a code
+    admins: dict[str, list[str]] = field(default_factory=dict)  # sub → pages administered
     address: str = ""
 
     def revoke(self, sub: str) -> None:
@@ -145,6 +154,7 @@ class LinkedInEmulator:
             token = "AQV" + secrets.token_urlsafe(32)
             self.access[token] = sub
             self.scopes[token] = scope.split()
+            self.exchanged.append(token)
             self.refresh_scopes[sub] = scope.split()
             body: dict[str, Any] = {
                 "access_token": token,
@@ -191,6 +201,21 @@ class LinkedInEmulator:
         member = f"urn:li:person:{sub}"
         token = call.headers.get("authorization", "").removeprefix("Bearer ")
         granted = self.scopes.get(token, [])
+        if call.path == "/rest/organizationAcls" and call.query.get("q") == ["roleAssignee"]:
+            if not {"rw_organization_admin", "r_organization_admin"} & set(granted):
+                return 403, {}, {"status": 403, "code": "ACCESS_DENIED"}
+            roles = [
+                {
+                    "roleAssignee": member,
+                    "role": "ADMINISTRATOR",
+                    "state": "APPROVED",
+                    "organization": organization,
+                }
+                for organization in self.admins.get(sub, [])
+            ]
+            wanted = {k: call.query[k][0] for k in ("role", "state") if k in call.query}
+            elements = [r for r in roles if all(r[k] == v for k, v in wanted.items())]
+            return 200, {}, {"paging": {"count": 10, "start": 0, "links": []}, "elements": elements}
         if call.path == "/rest/posts" and "r_member_social" not in granted:
             # Posts API: reading a member's posts needs the closed r_member_social permission.
             return 403, {}, {"status": 403, "code": "ACCESS_DENIED", "message": "r_member_social"}

@@ -449,7 +449,9 @@ async def test_poller_emits_published_and_metrics(
             first.data.comments,
             first.data.reshares,
         ) == (1500, 900, 40, 6, 3)
-        assert len({s.data.observed_at for s in snapshots if isinstance(s, PostMetricsEvent)}) == 2
+        # (a third poll may have landed while the topic was read: the first two, in order)
+        polls = {s.data.observed_at for s in snapshots[:2] if isinstance(s, PostMetricsEvent)}
+        assert len(polls) == 2
 
         # The company page: its posts (author_kind company) and share statistics.
         org = await wait_for(

@@ -124,7 +124,13 @@ def test_output_payload_schemas_equal_the_models() -> None:
         list(OUTBOUND), ref_template="#/components/schemas/{name}"
     )
     documented = DOC["components"]["schemas"]
-    for name in ("CreditAssigned", "CreditShare", "RecognitionDue", "RecognitionFacts"):
+    for name in (
+        "CreditAssigned",
+        "CreditShare",
+        "RecognitionDue",
+        "RecognitionFacts",
+        "LinkedInConnection",
+    ):
         assert _normalise(documented[name]) == _normalise(generated[name]), name
 
 
