@@ -25,6 +25,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import httpx
@@ -35,18 +36,18 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from ripples import stack
-from ripples.demo import run, truth
 from ripples.demo import scenario as pilot
+from ripples.demo import truth
 from ripples.demo.player import Player
 from ripples.demo.sink import Sink, serving
 from services.ingest.directory import email_hash
 from shared.events import DEAD_LETTERS, EMPLOYEES, preference_keys
 from tests import samples
 from tests.conftest import API_KEYS, Running, free_port
-from tests.e2e.test_pipeline import SECRETS, Pipeline, _pseudonym, own_broker, pipeline
+from tests.e2e.test_pipeline import SECRETS, Pipeline, _pseudonym, caught_up, pipeline
 
 pytestmark = pytest.mark.integration
-__all__ = ["own_broker", "pipeline"]
+__all__ = ["pipeline"]
 
 AUTH = {"Authorization": f"Bearer {API_KEYS[0]}"}
 BATCH = AUTH | {"Content-Type": "application/cloudevents-batch+json"}
@@ -101,15 +102,26 @@ def dumps(pipeline: Pipeline) -> dict[str, bytes]:
 
 
 async def dump_topics(bootstrap: str) -> dict[str, list[bytes]]:
-    """Every record of every topic on the broker (internal ones included), from the start
-    until nothing more comes (not to the end offsets: the local broker under-reports them
-    for multi-record batches, see tests/connectors/conftest.py): key, value and headers, as
-    one blob per record."""
+    """Every record of every topic on the broker (internal ones included): key, value and
+    headers, as one blob per record."""
+    out: dict[str, list[bytes]] = {}
+    for record in await records_of(bootstrap):
+        blob = (record.key or b"") + b"\n" + (record.value or b"")
+        for name, value in record.headers:
+            blob += b"\n" + name.encode() + b"=" + (value or b"")
+        out.setdefault(record.topic, []).append(blob)
+    return out
+
+
+async def records_of(bootstrap: str, topic: str | None = None) -> list[ConsumerRecord[Any, Any]]:
+    """Every record of ``topic`` (of every topic when None), each partition in offset order,
+    from the start until nothing more comes (not to the end offsets: the local broker
+    under-reports them for multi-record batches, see tests/connectors/conftest.py)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
-    out: dict[str, list[bytes]] = {}
+    out: list[ConsumerRecord[Any, Any]] = []
     try:
-        topics = sorted(await consumer.topics())
+        topics = [topic] if topic else sorted(await consumer.topics())
         partitions = [
             TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
         ]
@@ -120,12 +132,8 @@ async def dump_topics(bootstrap: str) -> dict[str, list[bytes]]:
             while quiet < 2:
                 batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
                 quiet = 0 if batches else quiet + 1
-                for tp, records in batches.items():
-                    for record in records:
-                        blob = (record.key or b"") + b"\n" + (record.value or b"")
-                        for name, value in record.headers:
-                            blob += b"\n" + name.encode() + b"=" + (value or b"")
-                        out.setdefault(tp.topic, []).append(blob)
+                for records in batches.values():
+                    out.extend(records)
     finally:
         await consumer.stop()
     return out
@@ -143,17 +151,6 @@ async def post_batch(ingest: Running, events: list[dict[str, object]]) -> None:
             "/v1/events:batch", content=orjson.dumps(events), headers=BATCH
         )
     assert response.status_code == 202, response.text
-
-
-async def caught_up(pipeline: Pipeline, sink: Sink) -> None:
-    caught = await run.wait_caught_up(
-        pipeline.attribution.address,
-        pipeline.notifier.address,
-        sink,
-        timeout_s=120,
-        api_key=API_KEYS[0],
-    )
-    assert caught.stable, "the pipeline did not settle"
 
 
 @pytest.fixture(scope="module")
@@ -404,38 +401,17 @@ async def test_a_removed_employees_preferences_leave_every_table_and_the_topic(
             assert key.encode() in latest, f"no tombstone of {key}"
             assert latest[key.encode()] is None, f"{key}: a value after the removal"
 
-    dead = await _records_of(own_broker.address, DEAD_LETTERS.name)
+    dead = await records_of(own_broker.address, DEAD_LETTERS.name)
     from_employees = [
         r for r in dead if dict(r.headers).get("x-ripples-topic") == b"ripples.employees"
     ]
     assert from_employees == [], "a tombstone on ripples.employees was dead-lettered"
 
 
-async def _records_of(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record of ``topic``, each partition in offset order, until nothing more comes."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    out: list[ConsumerRecord[bytes, bytes]] = []
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        quiet = 0
-        async with asyncio.timeout(60):
-            while quiet < 2:
-                batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
-                quiet = 0 if batches else quiet + 1
-                for records in batches.values():
-                    out.extend(records)
-    finally:
-        await consumer.stop()
-    return out
-
-
 async def _latest_by_key(bootstrap: str, topic: str) -> dict[bytes, bytes | None]:
     """{key: value of its latest record} (what compaction keeps; None: a tombstone)."""
     latest: dict[bytes, bytes | None] = {}
-    for record in sorted(await _records_of(bootstrap, topic), key=lambda r: r.offset):
+    for record in sorted(await records_of(bootstrap, topic), key=lambda r: r.offset):
         if record.key is not None:
             latest[record.key] = record.value
     return latest

@@ -47,7 +47,7 @@ import contextlib
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,9 +71,7 @@ from tests.conftest import (
     Running,
     fresh_database,
     start_broker,
-    start_postgres,
     start_service,
-    stop_postgres,
 )
 from tests.notifier.conftest import employee_event, recognition_event
 from tests.reliability.conftest import SECRETS
@@ -127,14 +125,6 @@ class Case:
 
 Fault = Callable[[Case, Callable[[], Awaitable[None]]], Awaitable[None]]
 """Runs the fault; the second argument starts the workers (each fault chooses when)."""
-
-
-@pytest.fixture(scope="module")
-def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    """A PostgreSQL of this module's own: the faults stop it and fill its connections."""
-    running = start_postgres(tmp_path_factory.mktemp("faults-postgres"))
-    yield running
-    stop_postgres(running)
 
 
 @pytest.fixture(scope="module")
