@@ -6,6 +6,8 @@ advisory lock so that several replicas starting together apply it once. The chec
 applied file is recorded; editing a file after it was applied is refused, because the
 databases that already ran it would silently differ from new ones.
 
+A migration named ``roles`` (:data:`REGRANT`) is run again at the end of every later run.
+
 Who applies them: in a deployment an admin process, ``python -m shared.db migrate`` (or
 ``ripples migrate``), applies every service's migrations before the services start (the
 migrations Job in Kubernetes, the ``migrate`` service in compose), as the owner of the schema;
@@ -34,6 +36,17 @@ log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
 _LOCK_KEY = 0x52495050  # "RIPP": one advisory lock for all migration runs
+
+
+REGRANT = "roles"
+"""The migration (``0090_roles.sql`` of each service) that grants the services' roles their
+privileges. Its statements are idempotent grants, and it is run again, unchanged and under
+the same lock, at the end of every run after the one that applied it: a migration numbered
+below it but added later (0007, 0008, ...) runs *after* it on an existing database (before
+it on a fresh one), and the grants of the ``ingest_*`` and ``notifier_*`` tables in schema
+public go by name prefix, which default privileges cannot do (they would grant every
+service's role every later table of the schema). Both orders thus end with the same grants,
+and a role created after the first run gets its grants at the next one."""
 
 
 class MigrationError(RuntimeError):
@@ -116,6 +129,10 @@ async def migrate(conn: asyncpg.Connection, component: str, directory: Path) -> 
                     "migration": migration.name,
                 },
             )
+        for migration in migrations:
+            if migration.name == REGRANT and migration.version in applied:
+                async with conn.transaction():
+                    await conn.execute(migration.sql)
     return applied_now
 
 

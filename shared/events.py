@@ -95,6 +95,21 @@ class EmployeeUpserted(Data, frozen=True):
     followers: Count | None = None  # §10: the LinkedIn network size, when known
 
 
+PREFERENCE_FIELDS = ("locale", "notify", "recognition_opt_out")
+"""The fields an employee sets themselves (CONTRACT §11), in the order of the record key."""
+
+
+def preference_keys(employee_id: str) -> list[str]:
+    """Every record key a preference event of ``employee_id`` can have on
+    ``ripples.employees`` (``prefs:{employee_id}:{fields given}``, one per combination of
+    :data:`PREFERENCE_FIELDS`, none given included): the keys a removal tombstones, so that
+    compaction drops the employee's preferences as it drops the HR records."""
+    return [
+        f"prefs:{employee_id}:{','.join(f for i, f in enumerate(PREFERENCE_FIELDS) if n >> i & 1)}"
+        for n in range(2 ** len(PREFERENCE_FIELDS))
+    ]
+
+
 class EmployeePreferences(Data, frozen=True, omit_defaults=True):
     """What the employee set themselves (CONTRACT §11). Each field given overrides the HR
     record's value until the employee changes it again; a field left out (None) leaves the
@@ -109,11 +124,7 @@ class EmployeePreferences(Data, frozen=True, omit_defaults=True):
     @property
     def given(self) -> tuple[str, ...]:
         """The preference fields this event sets, in a fixed order."""
-        return tuple(
-            name
-            for name in ("locale", "notify", "recognition_opt_out")
-            if getattr(self, name) is not None
-        )
+        return tuple(name for name in PREFERENCE_FIELDS if getattr(self, name) is not None)
 
     @property
     def kafka_key(self) -> str:

@@ -103,8 +103,8 @@ def producer(settings: KafkaSettings, linger_ms: int = 2, **overrides: Any) -> A
     return AIOKafkaProducer(**(options | overrides))
 
 
-Record = tuple[str, bytes, bytes, Sequence[tuple[str, bytes]]]
-"""One record to produce: topic, key, value, headers."""
+Record = tuple[str, bytes, bytes | None, Sequence[tuple[str, bytes]]]
+"""One record to produce: topic, key, value (None: a tombstone), headers."""
 
 
 class KeyHashes:

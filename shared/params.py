@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from shared.http import ProblemError
 
@@ -33,12 +33,20 @@ _RFC3339 = re.compile(
 )
 
 
-def invalid(parameter: str, detail: str) -> ProblemError:
-    """The 422 answer to a bad parameter."""
+_WHERE = {
+    "query": ("invalid-parameter", "Invalid query parameter"),
+    "body": ("invalid-body", "Invalid request body"),
+}
+
+
+def invalid(parameter: str, detail: str, where: Literal["query", "body"] = "query") -> ProblemError:
+    """The 422 answer to a bad query parameter, or (``where="body"``) to a bad field of a
+    JSON request body: the same shape, its own problem type."""
+    problem, title = _WHERE[where]
     return ProblemError(
         422,
-        "invalid-parameter",
-        "Invalid query parameter",
+        problem,
+        title,
         f"`{parameter}`: {detail}",
         errors=[{"field": parameter, "detail": detail}],
     )

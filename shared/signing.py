@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["PAGE", "TokenError", "page_employee", "page_token", "sign", "verify"]
+__all__ = ["PAGE", "TokenError", "claimed", "page_employee", "page_token", "sign", "verify"]
 
 PAGE = "employee-page"
 """The purpose of the employee's page link (CONTRACT §11), signed by ingest and the notifier."""
@@ -99,3 +99,17 @@ def page_employee(token: str, secrets: tuple[str, ...], now: datetime) -> str:
     if not isinstance(employee, str) or not employee:
         raise TokenError(expired=False)
     return employee
+
+
+def claimed(token: str) -> dict[str, Any]:
+    """The payload a token *claims*, unverified: only to choose the language of the page
+    that refuses it (a tampered token still says which language its reader asked for);
+    ``{}`` when it holds none. Never to decide anything else."""
+    body = token.partition(".")[0]
+    if len(token) > _MAX_TOKEN or not body.isascii():
+        return {}
+    try:
+        payload = orjson.loads(_unb64(body))
+    except (binascii.Error, ValueError):
+        return {}
+    return payload if isinstance(payload, dict) else {}

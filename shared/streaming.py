@@ -7,7 +7,8 @@
 - :func:`dead_letter_headers` describes a record that could not be processed, for the
   dead-letter topic, so a poison event never stops a stream and is never silently lost;
   :func:`decode` turns *any* record (a tombstone, garbage bytes) into its event or
-  :class:`~shared.cloudevents.InvalidEvent`, never another exception.
+  :class:`~shared.cloudevents.InvalidEvent`, never another exception;
+  :func:`compaction_tombstone` tells the tombstones of a compacted topic, which are skipped.
 - :func:`handle_batches` hands each batch of :func:`take_batches` to the service and
   tries the same batch again (backing off, :mod:`shared.failures`) if the handler raises,
   so a batch is acknowledged only once it was applied or dead-lettered.
@@ -34,7 +35,7 @@ from starlette.types import ASGIApp
 
 from shared import failures
 from shared.cloudevents import FieldError, InvalidEvent, from_kafka
-from shared.events import Envelope, Topic
+from shared.events import TOPICS, Envelope, Topic
 from shared.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -282,6 +283,19 @@ async def handle_batches(
                 continue
             backoff.reset()
             break
+
+
+COMPACTED = frozenset(t.name for t in TOPICS if ("cleanup.policy", "compact") in t.configs)
+"""The topics where a record with no value is compaction's delete marker of its key."""
+
+
+def compaction_tombstone(record: Any) -> bool:
+    """Whether a faust event is a tombstone (no value) on a compacted topic
+    (``ripples.employees``): the marker that lets compaction drop its key's earlier records
+    (ingest writes one for each preference key of a removed employee), not an event. A
+    consumer skips it, neither applying nor dead-lettering it; a tombstone on any other
+    topic stays poison (:func:`decode`)."""
+    return record.value is None and record.message.topic in COMPACTED
 
 
 def decode(record: Any) -> Envelope:

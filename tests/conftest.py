@@ -122,11 +122,57 @@ async def fresh_database(postgres: Running, prefix: str = "test") -> AsyncIterat
 
 
 @pytest.fixture
+def fresh_broker(tmp_path: Path) -> Iterator[Running]:
+    """A broker of this one test's own (its topics and consumer groups empty): for a test
+    that stops it, restarts a consumer group on it or counts what is on it."""
+    running = start_broker(tmp_path / "broker")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """A broker of the test module's own, for the module's tests: one that stops, fills or
+    inspects every record of it disturbs no other module."""
+    running = start_broker(tmp_path_factory.mktemp("own-broker"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """A PostgreSQL server of the test module's own: one that stops it or fills its
+    connections disturbs no other test."""
+    running = start_postgres(tmp_path_factory.mktemp("own-postgres"))
+    yield running
+    stop_postgres(running)
+
+
+async def new_database(postgres: Running, name: str) -> str:
+    """A new database ``name`` on ``postgres`` (left there: for a module's own server); its
+    URL."""
+    admin = await asyncpg.connect(postgres.address)
+    try:
+        await admin.execute(f'create database "{name}"')
+    finally:
+        await admin.close()
+    return postgres.address.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture
 async def database(postgres: Running) -> AsyncIterator[str]:
     """A fresh, empty database on the shared server; its URL."""
     async with fresh_database(postgres) as url:
         yield url
 
+
+FAST_GROUP = {
+    "KAFKA_SESSION_TIMEOUT_S": "6",
+    "KAFKA_REBALANCE_TIMEOUT_S": "6",
+    "KAFKA_HEARTBEAT_INTERVAL_S": "1",
+}
+"""Consumer-group timeouts for a service a test starts: joins settle in ~5 s instead of ~32 s
+on the local broker (INFRA-NOTES)."""
 
 API_KEYS = ("test-key-primary", "test-key-rotated")
 """Valid on every service :func:`start_service` starts (CONTRACT §7 "Access")."""
@@ -221,3 +267,15 @@ async def read_events(
     finally:
         await consumer.stop()
     return found
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample (by its labels, in any order) in a Prometheus exposition."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(name + ("{" if labels else " ")):
+            series, value = line.rsplit(" ", 1)
+            found = series[len(name) :].strip("{}")
+            if ",".join(sorted(found.split(","))) == wanted or (not labels and not found):
+                return float(value)
+    raise AssertionError(f"no sample {name}{{{wanted}}}")

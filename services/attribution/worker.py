@@ -257,6 +257,8 @@ def create_worker(
         started = time.perf_counter()
         events: list[tuple[Any, Envelope]] = []
         for record in records:
+            if streaming.compaction_tombstone(record):
+                continue  # a removed employee's preference key: nothing to apply
             try:
                 event = streaming.decode(record)
             except InvalidEvent as exc:

@@ -236,18 +236,21 @@ class Ingest:
         # refuse them up front while the database is away rather than half-apply them.
         pool = self.database.pool if employees else None
         types = {events[0].type: 1} if len(events) == 1 else _type_counts(events)
+        tombstones: list[bytes] = []
         if pool is not None:  # an upsert older than a removal stays off the compacted topic
             try:
                 dropped = await directory.superseded(pool, events)
+                if dropped:
+                    events = [e for i, e in enumerate(events) if i not in dropped]
+                    if extensions is not None:
+                        extensions = [x for i, x in enumerate(extensions) if i not in dropped]
+                # a removal also ends the employee's preference records on the topic
+                tombstones = await directory.removal_tombstones(pool, events)
             except DB_ERRORS as exc:
                 log.warning("employee directory not read", extra={"reason": type(exc).__name__})
                 raise unavailable() from None
-            if dropped:
-                events = [e for i, e in enumerate(events) if i not in dropped]
-                if extensions is not None:
-                    extensions = [x for i, x in enumerate(extensions) if i not in dropped]
         try:
-            await self.publisher.publish(events, extensions)
+            await self.publisher.publish(events, extensions, tombstones)
         except BrokerUnavailable as exc:
             for event_type, count in types.items():
                 REJECTED.labels(event_type, "broker_unavailable").inc(count)

@@ -32,6 +32,7 @@ from shared.events import (
     EmployeeRemovedEvent,
     EmployeeUpsertedEvent,
     Envelope,
+    preference_keys,
 )
 
 
@@ -185,6 +186,38 @@ async def superseded(pool: asyncpg.Pool, events: Sequence[Envelope]) -> set[int]
         and e.data.employee_id in removed
         and e.time <= removed[e.data.employee_id]
     }
+
+
+async def removal_tombstones(pool: asyncpg.Pool, events: Sequence[Envelope]) -> list[bytes]:
+    """The record keys to publish a tombstone (no value) under, after ``events``, on the
+    compacted ``ripples.employees``: every preference key of each removed employee
+    (:func:`shared.events.preference_keys`), so that compaction drops their preferences, the
+    notify address in them included, as it drops the HR records under the removal. The keys
+    are all those a preference event of the employee can have (eight): ingest keeps no list
+    of the ones it published, and so also reaches those published before it tombstoned any.
+    None for a removal older than the employee's latest upsert (the person is back; the
+    removal changes nothing anywhere)."""
+    removals: dict[str, datetime] = {}
+    for event in events:
+        if isinstance(event, EmployeeRemovedEvent):
+            at = removals.get(event.data.employee_id)
+            removals[event.data.employee_id] = event.time if at is None else max(at, event.time)
+    if not removals:
+        return []
+    newer = {
+        r["employee_id"]: r["updated_at"]
+        for r in await pool.fetch(
+            "select employee_id, updated_at from ingest_employees"
+            " where employee_id = any($1::text[])",
+            sorted(removals),
+        )
+    }
+    return [
+        key.encode()
+        for employee_id, at in removals.items()
+        if employee_id not in newer or newer[employee_id] <= at
+        for key in preference_keys(employee_id)
+    ]
 
 
 async def by_email(pool: asyncpg.Pool, secret: str, email: str) -> str | None:

@@ -20,7 +20,7 @@ from prometheus_client import Gauge, Histogram
 
 from shared import kafka
 from shared.cloudevents import Extensions, kafka_records
-from shared.events import TOPICS, Envelope
+from shared.events import EMPLOYEES, TOPICS, Envelope
 from shared.metrics import LATENCY_BUCKETS
 from shared.settings import KafkaSettings
 
@@ -75,15 +75,21 @@ class Publisher:
             self._producer = None
 
     async def publish(
-        self, events: Sequence[Envelope], extensions: Sequence[Extensions] | None = None
+        self,
+        events: Sequence[Envelope],
+        extensions: Sequence[Extensions] | None = None,
+        tombstones: Sequence[bytes] = (),
     ) -> None:
         """Return once the broker acknowledged every event; else raise BrokerUnavailable.
-        ``extensions``: each event's extension attributes as ``ce_`` headers, when parsed."""
+        ``extensions``: each event's extension attributes as ``ce_`` headers, when parsed.
+        ``tombstones``: keys of ``ripples.employees`` to write a record with no value under,
+        after the events (compaction's delete marker; consumers skip them)."""
         sender = self._sender
         if sender is None or not self._healthy:
             raise BrokerUnavailable("the broker is not reachable")
         started = time.perf_counter()
-        records = kafka_records(events, extensions)
+        records: list[kafka.Record] = list(kafka_records(events, extensions))
+        records += [(EMPLOYEES.name, key, None, []) for key in tombstones]
         try:
             async with asyncio.timeout(self.timeout_s):
                 await sender.send(records)

@@ -32,7 +32,7 @@ from services.notifier import metrics, policy, store
 from services.notifier.channels import Channels, Outgoing
 from services.notifier.messages import DIGEST, Message, Templates, locale_of
 from services.notifier.settings import NotifierSettings
-from shared import signing
+from shared import failures, signing
 from shared.cloudevents import to_kafka
 from shared.events import (
     RECOGNITIONS,
@@ -114,11 +114,11 @@ class Dispatcher:
                 self._finished = False
                 try:
                     claimed, _ = await self._start_due()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                    log.warning("dispatch failed; retrying", extra={"error": type(exc).__name__})
-                    claimed = 0
                 except Exception as exc:  # keep dispatching; claimed rows come back later
-                    log.error("dispatch error", extra={"error": type(exc).__name__})
+                    if failures.is_transient(exc):
+                        log.warning("dispatch failed; retrying", extra=_error(exc))
+                    else:
+                        log.error("dispatch error", extra=_error(exc))
                     claimed = 0
                 full = self._in_flight >= self.settings.dispatch_batch
                 if claimed and not full:
@@ -145,7 +145,9 @@ class Dispatcher:
         try:
             async with self.pool.acquire() as conn:
                 due = await store.next_due(conn, sorted(self._serving))
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except Exception as exc:  # the sweep looks again after the interval
+            if not failures.is_transient(exc):
+                log.error("next due time not read", extra=_error(exc))
             return interval
         if due is None:
             return interval
@@ -197,7 +199,7 @@ class Dispatcher:
         self._tasks.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
             # The claim expires and the rows are tried again; nothing is lost.
-            log.error("delivery task failed", extra={"error": type(exc).__name__})
+            log.error("delivery task failed", extra=_error(exc))
         self._finished = True
         self.wake.set()
 
@@ -211,9 +213,22 @@ class Dispatcher:
                 continue
             try:
                 done |= await self._one(employee, row)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                # The claim expires and the row is tried again; nothing is lost.
-                log.warning("delivery step failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+            except Exception as exc:
+                if failures.is_transient(exc):
+                    # The claim expires and the row is tried again; nothing is lost.
+                    log.warning("delivery step failed; retried", extra=_error(exc))
+                    continue
+                # Data the ledger refuses (or a fault of ours about this row): trying again
+                # would fail the same way at every claim, so it fails now, closed reason
+                # 'rejected', and goes to the dead-letter topic like a refused delivery.
+                log.error("delivery step refused; the delivery fails", extra=_error(exc))
+                detail = f"{failures.classify(exc).value}: {failures.reason(exc)}"
+                try:
+                    done |= await self._give_up(
+                        [row], row.channel, "rejected", detail, refused=True
+                    )
+                except Exception as again:  # the claim expires; tried again later
+                    log.error("refused delivery not recorded", extra=_error(again))
 
     async def _one(self, employee: store.Employee | None, row: store.Delivery) -> set[str]:
         now = self.clock()
@@ -496,6 +511,12 @@ class Dispatcher:
             ),
         )
         metrics.DEAD_LETTERS.labels("delivery_failed").inc()
+
+
+def _error(exc: BaseException) -> dict[str, str]:
+    """A failure for a log line: its class (and SQLSTATE) and its kind, never its message,
+    which may quote the values (personal data)."""
+    return {"error": failures.reason(exc), "failure": failures.classify(exc).value}
 
 
 def _stale(row: store.Delivery, now: datetime, max_age_s: float) -> bool:

@@ -189,6 +189,8 @@ def build(
         out: list[Any] = []
         for event in events:
             runtime.observe_lag(event)
+            if streaming.compaction_tombstone(event):
+                continue  # a removed employee's preference key: nothing to apply
             try:
                 decoded = streaming.decode(event)  # a tombstone or garbage: InvalidEvent
             except InvalidEvent as exc:

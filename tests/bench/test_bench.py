@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -14,7 +14,7 @@ import pytest
 
 from ripples.bench import harness, load
 from ripples.demo import run as demo
-from tests.conftest import API_KEYS, Running, start_broker, start_service
+from tests.conftest import API_KEYS, Running, start_service
 
 SECRET = "bench-webhook"
 FIGURES = {
@@ -99,13 +99,6 @@ def test_the_load_client_reads_status_length_and_close_from_the_head() -> None:
         load.parse_head(b"SSH-2.0-OpenSSH")
     with pytest.raises(load.HttpError):
         load.parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked")
-
-
-@pytest.fixture(scope="module")
-def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    broker = start_broker(tmp_path_factory.mktemp("bench-broker"))
-    yield broker
-    broker.stop()
 
 
 @pytest.fixture(scope="module")

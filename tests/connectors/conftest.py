@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from shared.cloudevents import InvalidEvent, from_kafka
 from shared.events import Envelope
 from tests.conftest import API_KEYS, Running, fresh_database, start_service
+from tests.conftest import metric as metric  # for the connector tests that import it from here
 
 SECRETS = {
     "INGEST_APPLICANT_ID_SECRET": "test-applicant-secret",
@@ -373,17 +374,6 @@ async def seed_employee(
         headers={**AUTH, "Content-Type": "application/cloudevents+json"},
     )
     assert response.status_code == 202, response.text
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        if line.startswith(name + ("{" if labels else " ")):
-            series, value = line.rsplit(" ", 1)
-            found = series[len(name) :].strip("{}")
-            if ",".join(sorted(found.split(","))) == wanted or (not labels and not found):
-                return float(value)
-    raise AssertionError(f"no sample {name}{{{wanted}}}")
 
 
 def state_dir(running: Running) -> Path:

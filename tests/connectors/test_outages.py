@@ -9,7 +9,6 @@ import asyncio
 import hashlib
 import hmac
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -17,26 +16,19 @@ import httpx
 import pytest
 
 from shared.events import LinkClickedEvent
-from tests.conftest import Running, start_broker, start_service
+from tests.conftest import Running, start_service
 from tests.connectors.conftest import ALLOWED_HOSTS, AUTH, metric, wait_for
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[Running]:
-    broker = start_broker(tmp_path / "broker")
-    yield broker
-    broker.stop()
-
-
 async def test_clicks_survive_a_broker_outage(
-    own_broker: Running, database: str, tmp_path: Path
+    fresh_broker: Running, database: str, tmp_path: Path
 ) -> None:
     ingest = start_service(
         "ingest",
         tmp_path / "ingest",
-        own_broker,
+        fresh_broker,
         DATABASE_URL=database,
         INGEST_LINK_ALLOWED_HOSTS=ALLOWED_HOSTS,
         INGEST_PUBLIC_BASE_URL="https://go.example.com",
@@ -55,7 +47,7 @@ async def test_clicks_survive_a_broker_outage(
             # An https public address makes the visitor cookie Secure.
             assert "secure" in first.headers["set-cookie"].lower()
 
-            own_broker.stop()
+            fresh_broker.stop()
 
             async def broker_down() -> bool:
                 return (await http.get("/readyz")).json()["checks"]["broker"] == "failing"
@@ -74,10 +66,10 @@ async def test_clicks_survive_a_broker_outage(
             assert metric(text, "ingest_click_buffer_depth") == 3
             assert metric(text, "ingest_clicks_dropped_total", reason="buffer_full") == 2
 
-            own_broker.start()
+            fresh_broker.start()
             # The three buffered clicks reach the (fresh, in-memory) broker once it is back.
             clicks = await wait_for(
-                own_broker.address,
+                fresh_broker.address,
                 "ripples.links",
                 lambda e: isinstance(e, LinkClickedEvent) and e.data.link_code == code,
                 count=3,

@@ -6,7 +6,9 @@ refused its own tables (no grants)."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -119,3 +121,53 @@ async def test_the_attribution_role_gets_tables_added_later(migrated: str) -> No
         assert await _can(conn, "insert into attribution.later_table values (1)")
     finally:
         await conn.close()
+
+
+# A migration numbered below 0090 added in a later release (as 0007 and 0008 are): its table,
+# with a sequence, in the service's namespace.
+LATER = {
+    "ingest": "public.ingest_later",
+    "attribution": "attribution.later_tables",
+    "notifier": "public.notifier_later",
+}
+
+
+def _with_later(component: str, folder: Path, into: Path) -> Path:
+    into.mkdir()
+    for path in folder.glob("*.sql"):
+        shutil.copy(path, into / path.name)
+    (into / "0007_later.sql").write_text(
+        f"create table {LATER[component]} (id bigserial primary key, x int);\n"
+    )
+    return into
+
+
+@pytest.mark.parametrize("order", ["fresh", "existing"])
+async def test_tables_of_later_migrations_below_0090_are_granted_in_both_orders(
+    postgres: Running, migrated: str, tmp_path: Path, order: str
+) -> None:
+    """``fresh``: the later migration runs before 0090 (a new database); ``existing``: after
+    it (a database that ran 0090 in an earlier release). Both end with each service's role
+    reading and writing the new table, its sequence included, and no other role on it.
+    Failed before (``existing``): ripples_ingest and ripples_notifier were refused their new
+    table (0090 granted the tables that existed when it ran)."""
+    async with fresh_database(postgres, f"roles_{order}") as url:
+        owner = await asyncpg.connect(url)
+        try:
+            for component, folder in db.components():
+                later = _with_later(component, folder, tmp_path / component)
+                if order == "existing":
+                    assert 7 not in await db.migrate(owner, component, folder)
+                assert 7 in await db.migrate(owner, component, later)
+        finally:
+            await owner.close()
+        for role in OWN:
+            conn = await asyncpg.connect(as_role(url, role))
+            try:
+                for component, table in LATER.items():
+                    mine = role == f"ripples_{component}"
+                    insert = f"insert into {table} (x) values (1)"  # noqa: S608 (names above)
+                    assert await _can(conn, insert) is mine, (role, table)
+                    assert await _reads(conn, table) is mine, (role, table)
+            finally:
+                await conn.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -28,7 +28,6 @@ from tests.conftest import (
     Running,
     free_port,
     fresh_database,
-    start_broker,
     start_service,
 )
 
@@ -49,13 +48,6 @@ class Pipeline:
     ingest: Running
     attribution: Running
     notifier: Running
-
-
-@pytest.fixture(scope="module")
-def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    broker = start_broker(tmp_path_factory.mktemp("e2e-broker"))
-    yield broker
-    broker.stop()
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +83,19 @@ class Outcome:
     pseudonyms: dict[str, str]
 
 
+async def caught_up(pipeline: Pipeline, sink: Sink) -> None:
+    """Wait until attribution and the notifier have processed everything and the sink has
+    every message due."""
+    caught = await run.wait_caught_up(
+        pipeline.attribution.address,
+        pipeline.notifier.address,
+        sink,
+        timeout_s=120,
+        api_key=API_KEYS[0],
+    )
+    assert caught.stable, "the pipeline did not settle"
+
+
 @pytest.fixture(scope="module")
 async def played(pipeline: Pipeline) -> Outcome:
     sink = Sink(SECRETS["NOTIFIER_WEBHOOK_SECRET"])
@@ -98,14 +103,7 @@ async def played(pipeline: Pipeline) -> Outcome:
         scenario = pilot.generate(5, pilot.SMALL, sink_url=sink_url)
         player = Player(pipeline.ingest.address, API_KEYS[0], SECRETS, sink_url, seed=5)
         result = await player.play(scenario)
-        caught = await run.wait_caught_up(
-            pipeline.attribution.address,
-            pipeline.notifier.address,
-            sink,
-            timeout_s=120,
-            api_key=API_KEYS[0],
-        )
-        assert caught.stable, "the pipeline did not settle"
+        await caught_up(pipeline, sink)
     facts = scenario.facts(result.click_times, result.applied_at)
     vendor = {
         a.candidate: a.vendor if a.vendor == "teamtailor" and a.referrer is None else "greenhouse"

@@ -5,7 +5,7 @@ is back on the same address."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -20,13 +20,6 @@ pytestmark = pytest.mark.integration
 HEADERS = {"Content-Type": "application/cloudevents+json", "Authorization": f"Bearer {API_KEYS[0]}"}
 
 
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[Running]:
-    broker = start_broker(tmp_path / "broker")
-    yield broker
-    broker.stop()
-
-
 async def _post(client: httpx.AsyncClient, event: dict[str, object]) -> httpx.Response:
     return await client.post("/v1/events", content=orjson.dumps(event), headers=HEADERS)
 
@@ -38,12 +31,12 @@ async def _until(condition: Callable[[], Awaitable[bool]], timeout_s: float = 30
 
 
 async def test_broker_outage_gives_503_then_recovers(
-    own_broker: Running, postgres: Running, tmp_path: Path
+    fresh_broker: Running, postgres: Running, tmp_path: Path
 ) -> None:
     ingest = start_service(
         "ingest",
         tmp_path / "ingest",
-        own_broker,
+        fresh_broker,
         DATABASE_URL=postgres.address,
         INGEST_PUBLISH_TIMEOUT_S="2",
         INGEST_RETRY_AFTER_S="3",
@@ -54,7 +47,7 @@ async def test_broker_outage_gives_503_then_recovers(
             before = samples.event("ripples.applicant.applied.v1")
             assert (await _post(client, before)).status_code == 202
 
-            own_broker.stop()
+            fresh_broker.stop()
 
             # While it is away, events are refused with 503, never accepted, never a 500.
             async def refused() -> bool:
@@ -82,7 +75,7 @@ async def test_broker_outage_gives_503_then_recovers(
             assert (await client.get("/livez")).status_code == 200
 
             # A broker comes back on the same address (the local broker forgets its log).
-            own_broker.start()
+            fresh_broker.start()
 
             async def ready() -> bool:
                 return (await client.get("/readyz")).status_code == 200
@@ -92,7 +85,7 @@ async def test_broker_outage_gives_503_then_recovers(
             for event in after:
                 assert (await _post(client, event)).status_code == 202
             found = await read_events(
-                own_broker.address, "ripples.applicants", {str(e["id"]) for e in after}
+                fresh_broker.address, "ripples.applicants", {str(e["id"]) for e in after}
             )
             assert len(found) == len(after)
 

@@ -15,7 +15,7 @@ import pytest
 from shared.cloudevents import parse_structured
 from shared.events import BY_TYPE, INBOUND_TYPES
 from tests import samples
-from tests.conftest import API_KEYS, Running, read_events
+from tests.conftest import API_KEYS, Running, metric, read_events
 
 pytestmark = pytest.mark.integration
 
@@ -30,18 +30,6 @@ def problem(response: httpx.Response, status: int) -> dict[str, object]:
     assert body["status"] == status
     assert {"type", "title", "detail"} <= body.keys()
     return body
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in a Prometheus exposition."""
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        if line.startswith(name + ("{" if labels else " ")):
-            series, value = line.rsplit(" ", 1)
-            found = series[len(name) :].strip("{}")
-            if ",".join(sorted(found.split(","))) == wanted or (not labels and not found):
-                return float(value)
-    raise AssertionError(f"no sample {name}{{{wanted}}}")
 
 
 @pytest.mark.parametrize("event_type", INBOUND_TYPES)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from services.notifier import egress, store
 from services.notifier.channels import Channels
@@ -19,19 +20,51 @@ from services.notifier.dispatcher import Dispatcher
 from services.notifier.messages import Templates
 from services.notifier.settings import NotifierSettings
 from shared import db
+from shared.cloudevents import to_kafka
 from shared.events import (
     EmployeeUpserted,
     EmployeeUpsertedEvent,
+    Envelope,
     Notify,
     RecognitionDue,
     RecognitionDueEvent,
     RecognitionFacts,
 )
+from tests.conftest import Running, fresh_database
 from tests.notifier.peers import HttpPeer
 
 START = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 SECRET = "test-webhook-secret"
 _ids = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+async def notifier_db(postgres: Running) -> AsyncIterator[str]:
+    """An empty database of the test module's own, for a notifier process it starts."""
+    async with fresh_database(postgres, "notifier") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+async def producer(broker: Running) -> AsyncIterator[AIOKafkaProducer]:
+    client = AIOKafkaProducer(bootstrap_servers=broker.address)
+    await client.start()
+    yield client
+    await client.stop()
+
+
+async def produce(broker: Running, events: Sequence[Envelope]) -> None:
+    """Produce ``events`` (binary-mode CloudEvents, keyed as the contract says) and wait
+    until the broker has them all."""
+    producer = AIOKafkaProducer(bootstrap_servers=broker.address, linger_ms=5)
+    await producer.start()
+    try:
+        for event in events:
+            key, value, headers = to_kafka(event)
+            await producer.send(event.topic.name, value, key=key, headers=headers)
+        await producer.flush()
+    finally:
+        await producer.stop()
 
 
 def recognition_event(

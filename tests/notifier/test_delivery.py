@@ -319,3 +319,78 @@ async def test_an_unusable_address_fails_without_retry(harness: Harness) -> None
     row = (await harness.ledger("e1"))["first_post:e1"]
     assert (row["status"], row["reason"]) == ("failed", "address_not_allowed")
     assert row["last_error"] == "refused: address not allowed: scheme"
+
+
+def _logged(caplog: pytest.LogCaptureFixture) -> str:
+    """Every captured log record with its extra fields (what the JSON log line holds)."""
+    return "\n".join(str(vars(r)) for r in caplog.records)
+
+
+async def _fault(harness: Harness, when: str, sqlstate: str, times: int) -> None:
+    """A real PostgreSQL error from the ledger: a trigger on notifier_deliveries raising
+    ``sqlstate`` on the first ``times`` updates matching ``when`` (a sequence counts them:
+    nextval is not rolled back with the failed statement). Its message quotes a value, as
+    PostgreSQL's own messages do (``Key (x)=(value)``)."""
+    async with harness.pool.acquire() as conn:
+        await conn.execute(
+            f"""create sequence fault_count;
+            create function fault() returns trigger language plpgsql as $$
+            begin
+                if nextval('fault_count') <= {times} then
+                    raise exception 'refused value %', 'secret-value-' || new.employee_id
+                        using errcode = '{sqlstate}';
+                end if;
+                return new;
+            end $$;
+            create trigger fault before update on notifier_deliveries
+                for each row when ({when}) execute function fault();"""
+        )
+
+
+async def test_a_transient_database_error_during_a_send_is_retried(
+    harness: Harness, peer: HttpPeer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The send went out, recording it failed with a serialization failure (40001,
+    transient): the row stays pending under its claim, which runs out, and the next claim
+    sends again with the same key and records it; the log names the class only. Failed
+    before on the log: it quoted the message ('SerializationError: refused value
+    secret-value-e1')."""
+    await harness.employee(employee_event("e1", "webhook", peer.url))
+    await harness.recognize(recognition_event("first_post:e1", "e1", "first_post"))
+    await _fault(harness, "new.status = 'sent'", "40001", 1)
+    await harness.dispatch()
+    row = (await harness.ledger("e1"))["first_post:e1"]
+    assert (row["status"], len(peer.requests)) == ("pending", 1)
+    harness.advance(harness.settings.claim_lease_s + 1)
+    assert await harness.dispatch() == 1
+    row = (await harness.ledger("e1"))["first_post:e1"]
+    assert (row["status"], row["reason"]) == ("sent", None)
+    assert [r.headers["x-ripples-recognition-id"] for r in peer.requests] == ["first_post:e1"] * 2
+    assert harness.dead == []
+    logged = _logged(caplog)
+    assert "secret-value" not in logged
+    assert "SerializationError (40001)" in logged
+
+
+async def test_a_data_error_during_a_send_fails_the_delivery_with_a_closed_reason(
+    harness: Harness, peer: HttpPeer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Recording the attempt refused by the database (22023, a data exception) every time:
+    the delivery fails at once with the closed reason 'rejected' and is dead-lettered,
+    nothing sent; the log and the ledger name the class only. Failed before: the row stayed
+    pending (claimed again and refused at every lease) and the log quoted the message
+    ('InvalidParameterValueError: refused value secret-value-e1')."""
+    await harness.employee(employee_event("e1", "webhook", peer.url))
+    await harness.recognize(recognition_event("first_post:e1", "e1", "first_post"))
+    await _fault(harness, "new.attempts > old.attempts", "22023", 1000)
+    await harness.dispatch()
+    row = (await harness.ledger("e1"))["first_post:e1"]
+    assert (row["status"], row["reason"]) == ("failed", "rejected")
+    assert row["last_error"] == "refused: data: InvalidParameterValueError (22023)"
+    assert peer.requests == []
+    ((_, value, headers),) = harness.dead
+    assert orjson.loads(value)["recognition_id"] == "first_post:e1"
+    assert b"secret-value" not in headers["x-ripples-error"]
+    logged = _logged(caplog)
+    assert "secret-value" not in logged
+    assert "InvalidParameterValueError (22023)" in logged

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -24,7 +24,7 @@ from shared.events import (
     Envelope,
     Notify,
 )
-from tests.conftest import Running, fresh_database, start_service
+from tests.conftest import Running, start_service
 from tests.notifier.conftest import SECRET, START, Harness, employee_event, recognition_event
 from tests.notifier.peers import HttpPeer
 
@@ -153,12 +153,6 @@ async def test_a_removal_deletes_the_preference_and_an_older_one_does_not_come_b
 
 
 # --- through the broker and the notifier process --------------------------------------------
-
-
-@pytest.fixture(scope="module")
-async def notifier_db(postgres: Running) -> AsyncIterator[str]:
-    async with fresh_database(postgres, "notifier") as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

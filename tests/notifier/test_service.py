@@ -12,7 +12,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from services.notifier.openapi import openapi
 from shared.cloudevents import from_kafka, to_kafka
 from shared.events import Envelope, RecognitionFacts
-from tests.conftest import AUTH, Running, fresh_database, start_service
+from tests.conftest import AUTH, Running, start_service
 from tests.notifier.conftest import SECRET, employee_event, recognition_event
 from tests.notifier.peers import Answer, HttpPeer
 
@@ -45,12 +45,6 @@ ENV = {
 
 
 @pytest.fixture(scope="module")
-async def notifier_db(postgres: Running) -> AsyncIterator[str]:
-    async with fresh_database(postgres, "notifier") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
 def notifier(
     broker: Running, notifier_db: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Running]:
@@ -59,14 +53,6 @@ def notifier(
     )
     yield running
     running.stop()
-
-
-@pytest.fixture(scope="module")
-async def producer(broker: Running) -> AsyncIterator[AIOKafkaProducer]:
-    client = AIOKafkaProducer(bootstrap_servers=broker.address)
-    await client.start()
-    yield client
-    await client.stop()
 
 
 async def publish(producer: AIOKafkaProducer, *events: Envelope) -> None:

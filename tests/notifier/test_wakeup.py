@@ -24,7 +24,7 @@ from services.notifier.messages import Templates
 from services.notifier.settings import NotifierSettings
 from shared import streaming
 from shared.settings import DatabaseSettings, KafkaSettings
-from tests.conftest import API_KEYS, Running, fresh_database, start_service
+from tests.conftest import API_KEYS, Running, start_service
 from tests.notifier.conftest import SECRET, Harness, employee_event, recognition_event
 from tests.notifier.peers import Answer, HttpPeer
 from tests.notifier.test_service import ENV, ledger, metric, publish
@@ -215,29 +215,15 @@ async def test_the_consumer_fetch_waits_at_most_the_setting() -> None:
 
 
 @pytest.fixture(scope="module")
-async def slow_sweep_db(postgres: Running) -> AsyncIterator[str]:
-    async with fresh_database(postgres, "notifier_wakeup") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
 def slow_sweep(
-    broker: Running, slow_sweep_db: str, tmp_path_factory: pytest.TempPathFactory
+    broker: Running, notifier_db: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Running]:
     env = ENV | {"NOTIFIER_DISPATCH_INTERVAL_S": str(HOUR)}
     service = start_service(
-        "notifier", tmp_path_factory.mktemp("notifier"), broker, DATABASE_URL=slow_sweep_db, **env
+        "notifier", tmp_path_factory.mktemp("notifier"), broker, DATABASE_URL=notifier_db, **env
     )
     yield service
     service.stop()
-
-
-@pytest.fixture
-async def producer(broker: Running) -> AsyncIterator[AIOKafkaProducer]:
-    client = AIOKafkaProducer(bootstrap_servers=broker.address)
-    await client.start()
-    yield client
-    await client.stop()
 
 
 @pytest.mark.integration

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,33 +24,11 @@ from shared.settings import KafkaSettings
 from tests.attribution import scenario
 from tests.attribution.conftest import envelopes
 from tests.attribution.test_pipeline import FAST, eventually, poll
-from tests.conftest import Running, start_broker, start_postgres, start_service, stop_postgres
+from tests.conftest import Running, new_database, start_service
 
 pytestmark = pytest.mark.integration
 
 COPIES = 10  # every event is sent this many times
-
-
-@pytest.fixture(scope="module")
-def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    running = start_broker(tmp_path_factory.mktemp("outage-broker"))
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    """A PostgreSQL of this module's own, so stopping it disturbs no other test."""
-    running = start_postgres(tmp_path_factory.mktemp("outage-postgres"))
-    yield running
-    stop_postgres(running)
-
-
-async def _database(admin_url: str, name: str) -> str:
-    conn = await asyncpg.connect(admin_url)
-    await conn.execute(f'create database "{name}"')
-    await conn.close()
-    return admin_url.rsplit("/", 1)[0] + f"/{name}"
 
 
 async def _send(producer: AIOKafkaProducer, events: list[dict[str, Any]]) -> None:
@@ -78,14 +55,14 @@ async def test_postgres_outage_under_load(
         "attribution",
         tmp_path / "attribution",
         own_broker,
-        DATABASE_URL=await _database(own_postgres.address, "outage_attribution"),
+        DATABASE_URL=await new_database(own_postgres, "outage_attribution"),
         **env,
     )
     notifier = start_service(
         "notifier",
         tmp_path / "notifier",
         own_broker,
-        DATABASE_URL=await _database(own_postgres.address, "outage_notifier"),
+        DATABASE_URL=await new_database(own_postgres, "outage_notifier"),
         **env,
     )
     producer = AIOKafkaProducer(bootstrap_servers=own_broker.address, linger_ms=5)
@@ -161,7 +138,7 @@ async def test_undecodable_records_are_dead_lettered_not_fatal(
         "attribution",
         tmp_path / "attribution",
         own_broker,
-        DATABASE_URL=await _database(own_postgres.address, "poison_attribution"),
+        DATABASE_URL=await new_database(own_postgres, "poison_attribution"),
         **FAST,
     )
     producer = AIOKafkaProducer(bootstrap_servers=own_broker.address)

@@ -25,27 +25,29 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from ripples import stack
-from ripples.demo import run, truth
 from ripples.demo import scenario as pilot
+from ripples.demo import truth
 from ripples.demo.player import Player
 from ripples.demo.sink import Sink, serving
 from services.ingest.directory import email_hash
+from shared.events import DEAD_LETTERS, EMPLOYEES, preference_keys
 from tests import samples
 from tests.conftest import API_KEYS, Running, free_port
-from tests.e2e.test_pipeline import SECRETS, Pipeline, _pseudonym, own_broker, pipeline
+from tests.e2e.test_pipeline import SECRETS, Pipeline, _pseudonym, caught_up, pipeline
 
 pytestmark = pytest.mark.integration
-__all__ = ["own_broker", "pipeline"]
+__all__ = ["pipeline"]
 
 AUTH = {"Authorization": f"Bearer {API_KEYS[0]}"}
 BATCH = AUTH | {"Content-Type": "application/cloudevents-batch+json"}
@@ -100,15 +102,26 @@ def dumps(pipeline: Pipeline) -> dict[str, bytes]:
 
 
 async def dump_topics(bootstrap: str) -> dict[str, list[bytes]]:
-    """Every record of every topic on the broker (internal ones included), from the start
-    until nothing more comes (not to the end offsets: the local broker under-reports them
-    for multi-record batches, see tests/connectors/conftest.py): key, value and headers, as
-    one blob per record."""
+    """Every record of every topic on the broker (internal ones included): key, value and
+    headers, as one blob per record."""
+    out: dict[str, list[bytes]] = {}
+    for record in await records_of(bootstrap):
+        blob = (record.key or b"") + b"\n" + (record.value or b"")
+        for name, value in record.headers:
+            blob += b"\n" + name.encode() + b"=" + (value or b"")
+        out.setdefault(record.topic, []).append(blob)
+    return out
+
+
+async def records_of(bootstrap: str, topic: str | None = None) -> list[ConsumerRecord[Any, Any]]:
+    """Every record of ``topic`` (of every topic when None), each partition in offset order,
+    from the start until nothing more comes (not to the end offsets: the local broker
+    under-reports them for multi-record batches, see tests/connectors/conftest.py)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
-    out: dict[str, list[bytes]] = {}
+    out: list[ConsumerRecord[Any, Any]] = []
     try:
-        topics = sorted(await consumer.topics())
+        topics = [topic] if topic else sorted(await consumer.topics())
         partitions = [
             TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
         ]
@@ -119,12 +132,8 @@ async def dump_topics(bootstrap: str) -> dict[str, list[bytes]]:
             while quiet < 2:
                 batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
                 quiet = 0 if batches else quiet + 1
-                for tp, records in batches.items():
-                    for record in records:
-                        blob = (record.key or b"") + b"\n" + (record.value or b"")
-                        for name, value in record.headers:
-                            blob += b"\n" + name.encode() + b"=" + (value or b"")
-                        out.setdefault(tp.topic, []).append(blob)
+                for records in batches.values():
+                    out.extend(records)
     finally:
         await consumer.stop()
     return out
@@ -142,17 +151,6 @@ async def post_batch(ingest: Running, events: list[dict[str, object]]) -> None:
             "/v1/events:batch", content=orjson.dumps(events), headers=BATCH
         )
     assert response.status_code == 202, response.text
-
-
-async def caught_up(pipeline: Pipeline, sink: Sink) -> None:
-    caught = await run.wait_caught_up(
-        pipeline.attribution.address,
-        pipeline.notifier.address,
-        sink,
-        timeout_s=120,
-        api_key=API_KEYS[0],
-    )
-    assert caught.stable, "the pipeline did not settle"
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +215,16 @@ async def erased(pipeline: Pipeline, sink_server: tuple[Sink, str]) -> Erased:
     await post_batch(pipeline.ingest, [_upsert(p, addresses[p.id], now) for p in chosen])
     await caught_up(pipeline, sink)
 
-    values: dict[str, str] = {}
+    # The ambassador's own preferences (CONTRACT §11) with a notify address of their own, set
+    # after the HR record and before the removal: on ripples.employees under a prefs: key.
+    preference = f"{sink_url}?preference={uuid.uuid4().hex}"
+    await post_batch(
+        pipeline.ingest,
+        [_preference(chosen[0].id, preference, now + timedelta(minutes=1), locale="da")],
+    )
+    await caught_up(pipeline, sink)
+
+    values: dict[str, str] = {preference: f"preference address of {chosen[0].id}"}
     secret = SECRETS["INGEST_APPLICANT_ID_SECRET"]
     for p in chosen:
         values |= {
@@ -232,7 +239,8 @@ async def erased(pipeline: Pipeline, sink_server: tuple[Sink, str]) -> Erased:
     values.pop("", None)
 
     before = dumps(pipeline)
-    for name in (chosen[0].name, chosen[1].name, chosen[0].member_urn, pseudonyms[candidates[0]]):
+    stored = (chosen[0].name, chosen[1].name, chosen[0].member_urn, pseudonyms[candidates[0]])
+    for name in (*stored, preference):
         assert any(_find(d, name) for d in before.values()), f"{values[name]} never stored"
 
     summary = await _summary(pipeline)
@@ -259,6 +267,14 @@ async def _summary(pipeline: Pipeline) -> dict[str, object]:
     assert response.status_code == 200, response.text
     body: dict[str, object] = response.json()
     return body
+
+
+def _preference(
+    employee_id: str, address: str, at: datetime, **fields: object
+) -> dict[str, object]:
+    """The employee's own preference (CONTRACT §11): a webhook address, and ``fields``."""
+    data = {"employee_id": employee_id, "notify": {"channel": "webhook", "address": address}}
+    return samples.event("ripples.employee.preferences.v1", data | fields, time=_stamp(at))
 
 
 def _upsert(person: pilot.Person, address: str, at: datetime) -> dict[str, object]:
@@ -356,6 +372,49 @@ async def _records(
         await consumer.stop()
     assert found, "the recognition records to replay were not found"
     return found
+
+
+async def test_a_removed_employees_preferences_leave_every_table_and_the_topic(
+    pipeline: Pipeline, own_broker: Running, erased: Erased
+) -> None:
+    """Both orders: a preference with an address published before the removal (the
+    fixture) and one older than the removal arriving after it (a late delivery). Neither
+    address is in any table; each preference key of the removed employees has a tombstone
+    (no value) as its latest record on ``ripples.employees``, so compaction drops the
+    preferences on Apache Kafka; no consumer dead-letters a tombstone (a no-op). Failed
+    before ingest wrote them: no tombstone on the topic."""
+    late = f"{erased.sink_url}?late-preference={uuid.uuid4().hex}"
+    before_removal = datetime.now(UTC) + timedelta(hours=2)  # the removal is a day ahead
+    person = erased.people[0]
+    await post_batch(pipeline.ingest, [_preference(person.id, late, before_removal)])
+    await caught_up(pipeline, erased.sink)
+
+    values = erased.values | {late: f"late preference address of {person.id}"}
+    left = await _until_clean(pipeline, values)
+    assert not left, "\n".join(left)
+
+    latest = await _latest_by_key(own_broker.address, EMPLOYEES.name)
+    published = {k for k in latest if k.startswith(f"prefs:{person.id}:".encode())}
+    assert f"prefs:{person.id}:locale,notify".encode() in published, "no preference published"
+    for p in erased.people:
+        for key in preference_keys(p.id):
+            assert key.encode() in latest, f"no tombstone of {key}"
+            assert latest[key.encode()] is None, f"{key}: a value after the removal"
+
+    dead = await records_of(own_broker.address, DEAD_LETTERS.name)
+    from_employees = [
+        r for r in dead if dict(r.headers).get("x-ripples-topic") == b"ripples.employees"
+    ]
+    assert from_employees == [], "a tombstone on ripples.employees was dead-lettered"
+
+
+async def _latest_by_key(bootstrap: str, topic: str) -> dict[bytes, bytes | None]:
+    """{key: value of its latest record} (what compaction keeps; None: a tombstone)."""
+    latest: dict[bytes, bytes | None] = {}
+    for record in sorted(await records_of(bootstrap, topic), key=lambda r: r.offset):
+        if record.key is not None:
+            latest[record.key] = record.value
+    return latest
 
 
 async def test_erased_credit_stays_as_anonymous_day_counts(

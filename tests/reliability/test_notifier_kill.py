@@ -19,20 +19,18 @@ import hashlib
 import hmac
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer
 
-from shared.cloudevents import to_kafka
 from shared.kafka import ensure_topics
 from shared.settings import KafkaSettings
 from tests.attribution.test_pipeline import kill
-from tests.conftest import Running, fresh_database, start_broker, start_service
-from tests.notifier.conftest import SECRET, employee_event, recognition_event
+from tests.conftest import FAST_GROUP, Running, fresh_database, start_service
+from tests.notifier.conftest import SECRET, employee_event, produce, recognition_event
 from tests.notifier.peers import Answer, HttpPeer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -55,20 +53,8 @@ ENV = {
     "NOTIFIER_CHANNEL_CONCURRENCY": "1000",
     "NOTIFIER_CHANNEL_RATE_PER_S": "10000",
     "NOTIFIER_CHANNEL_BURST": "10000",
-    "KAFKA_SESSION_TIMEOUT_S": "6",
-    "KAFKA_REBALANCE_TIMEOUT_S": "6",
-    "KAFKA_HEARTBEAT_INTERVAL_S": "1",
     "LOG_LEVEL": "WARNING",
-}
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[Running]:
-    """A broker of this test's own: its topics and ``ripples-notifier`` group see nothing of
-    the other tests' recognitions."""
-    running = start_broker(tmp_path / "broker")
-    yield running
-    running.stop()
+} | FAST_GROUP
 
 
 @pytest.fixture
@@ -94,22 +80,10 @@ async def ledger(database: str) -> list[asyncpg.Record]:
         await conn.close()
 
 
-async def publish(broker: Running, events: list[Any]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=broker.address, linger_ms=5)
-    await producer.start()
-    try:
-        for event in events:
-            key, value, headers = to_kafka(event)
-            await producer.send(event.topic.name, value, key=key, headers=headers)
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-
 async def test_kill_9_with_a_hundred_deliveries_in_flight(
-    postgres: Running, own_broker: Running, receiver: HttpPeer, tmp_path: Path
+    postgres: Running, fresh_broker: Running, receiver: HttpPeer, tmp_path: Path
 ) -> None:
-    await ensure_topics(KafkaSettings(bootstrap_servers=own_broker.address))
+    await ensure_topics(KafkaSettings(bootstrap_servers=fresh_broker.address))
     receiver.script = [Answer() for _ in range(ANSWERED_FIRST)]
     receiver.default = Answer(hold=True)
     people = [f"kill-{i:03d}" for i in range(EMPLOYEES)]
@@ -125,18 +99,18 @@ async def test_kill_9_with_a_hundred_deliveries_in_flight(
     ids = {r.data.recognition_id for r in recognitions}
     async with fresh_database(postgres, "notifier_kill") as database:
         notifier = start_service(
-            "notifier", tmp_path / "notifier", own_broker, DATABASE_URL=database, **ENV
+            "notifier", tmp_path / "notifier", fresh_broker, DATABASE_URL=database, **ENV
         )
         try:
             # the recognitions first (each twice, as an at-least-once outbox may send them):
             # they wait for their employees' records, which then wake them all at once
-            await publish(own_broker, [*recognitions, *recognitions])
+            await produce(fresh_broker, [*recognitions, *recognitions])
             deadline = time.monotonic() + 60
             while len(await ledger(database)) < len(ids) and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
             assert len(await ledger(database)) == len(ids)
-            await publish(
-                own_broker,
+            await produce(
+                fresh_broker,
                 [employee_event(p, "webhook", f"{receiver.url}/hooks/{p}") for p in people],
             )
 

@@ -16,20 +16,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 
-from shared.cloudevents import to_kafka
 from shared.kafka import ensure_topics
 from shared.settings import KafkaSettings
-from tests.conftest import Running, fresh_database, start_broker, start_service
-from tests.notifier.conftest import SECRET, employee_event, recognition_event
+from tests.conftest import FAST_GROUP, Running, fresh_database, start_service
+from tests.notifier.conftest import SECRET, employee_event, produce, recognition_event
 from tests.notifier.peers import Answer, HttpPeer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -49,18 +46,8 @@ ENV = {
     "NOTIFIER_CHANNEL_BURST": "1000",
     "NOTIFIER_BACKOFF_BASE_S": "0.1",
     "NOTIFIER_BACKOFF_MAX_S": "0.5",
-    "KAFKA_SESSION_TIMEOUT_S": "6",
-    "KAFKA_REBALANCE_TIMEOUT_S": "6",
-    "KAFKA_HEARTBEAT_INTERVAL_S": "1",
     "LOG_LEVEL": "WARNING",
-}
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[Running]:
-    running = start_broker(tmp_path / "broker")
-    yield running
-    running.stop()
+} | FAST_GROUP
 
 
 @pytest.fixture
@@ -70,18 +57,6 @@ async def receiver() -> AsyncIterator[HttpPeer]:
     await peer.start()
     yield peer
     await peer.stop()
-
-
-async def publish(broker: Running, events: list[Any]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=broker.address, linger_ms=5)
-    await producer.start()
-    try:
-        for event in events:
-            key, value, headers = to_kafka(event)
-            await producer.send(event.topic.name, value, key=key, headers=headers)
-        await producer.flush()
-    finally:
-        await producer.stop()
 
 
 async def ledger(database: str) -> list[asyncpg.Record]:
@@ -103,9 +78,9 @@ async def claims_lost(replica: Running) -> float:
 
 
 async def test_two_replicas_and_a_slow_receiver_send_each_recognition_once(
-    postgres: Running, own_broker: Running, receiver: HttpPeer, tmp_path: Path
+    postgres: Running, fresh_broker: Running, receiver: HttpPeer, tmp_path: Path
 ) -> None:
-    await ensure_topics(KafkaSettings(bootstrap_servers=own_broker.address))
+    await ensure_topics(KafkaSettings(bootstrap_servers=fresh_broker.address))
     people = [f"replica-{i}" for i in range(EMPLOYEES)]
     recognitions = [
         recognition_event(f"hire:{p}:ap-{k}", p, "hire")
@@ -116,20 +91,20 @@ async def test_two_replicas_and_a_slow_receiver_send_each_recognition_once(
     async with fresh_database(postgres, "notifier_replicas") as database:
         replicas = [
             start_service(
-                "notifier", tmp_path / f"notifier-{n}", own_broker, DATABASE_URL=database, **ENV
+                "notifier", tmp_path / f"notifier-{n}", fresh_broker, DATABASE_URL=database, **ENV
             )
             for n in (1, 2)
         ]
         try:
             # the recognitions wait for their employees' records, which then wake them all
-            await publish(own_broker, recognitions)
+            await produce(fresh_broker, recognitions)
             deadline = time.monotonic() + 60
             while len(await ledger(database)) < len(ids) and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
             assert len(await ledger(database)) == len(ids)
             started = time.monotonic()
-            await publish(
-                own_broker, [employee_event(p, "webhook", f"{receiver.url}/{p}") for p in people]
+            await produce(
+                fresh_broker, [employee_event(p, "webhook", f"{receiver.url}/{p}") for p in people]
             )
             deadline = time.monotonic() + 120
             rows = await ledger(database)

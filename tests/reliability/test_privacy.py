@@ -29,13 +29,12 @@ from tests.e2e.test_pipeline import (  # the e2e fixtures: one more pilot run, f
     SECRETS,
     Outcome,
     Pipeline,
-    own_broker,
     pipeline,
     played,
 )
 
 pytestmark = pytest.mark.integration
-__all__ = ["own_broker", "pipeline", "played"]
+__all__ = ["pipeline", "played"]
 
 EMAIL = re.compile(rb"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')

@@ -16,10 +16,9 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import orjson
 import pytest
@@ -35,10 +34,8 @@ from tests.conftest import (
     API_KEYS,
     AUTH,
     Running,
-    start_broker,
-    start_postgres,
+    new_database,
     start_service,
-    stop_postgres,
 )
 from tests.routes import route_table
 
@@ -87,30 +84,6 @@ def test_the_route_tables_hold_the_contract_routes() -> None:
     }
     for service, routes in expected.items():
         assert routes <= set(protected_routes(service)), service
-
-
-@pytest.fixture(scope="module")
-def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    running = start_broker(tmp_path_factory.mktemp("security-broker"))
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    """This module's own PostgreSQL: the last test stops it."""
-    running = start_postgres(tmp_path_factory.mktemp("security-postgres"))
-    yield running
-    stop_postgres(running)
-
-
-async def new_database(postgres: Running, name: str) -> str:
-    admin = await asyncpg.connect(postgres.address)
-    try:
-        await admin.execute(f'create database "{name}"')
-    finally:
-        await admin.close()
-    return postgres.address.rsplit("/", 1)[0] + f"/{name}"
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from shared.events import (
     EmployeeUpserted,
     Envelope,
     PostMetrics,
+    preference_keys,
 )
 from tests import samples
 
@@ -317,3 +318,18 @@ def test_a_preference_notify_needs_an_address_unless_none() -> None:
     empty = _parsed("ripples.employee.preferences.v1", {"employee_id": "e"})
     assert isinstance(empty, EmployeePreferencesEvent)
     assert empty.data.given == ()
+
+
+def test_a_removal_reaches_every_key_a_preference_can_have() -> None:
+    """The keys a removal tombstones (``preference_keys``) hold the key of every preference
+    event of the employee, whichever fields it gives."""
+    keys = preference_keys("emp-1")
+    assert len(keys) == len(set(keys)) == 8
+    notify = {"channel": "webhook", "address": "https://example.org/hook"}
+    fields = {"locale": "da", "notify": notify, "recognition_opt_out": True}
+    for n in range(8):
+        data = {"employee_id": "emp-1"} | {
+            name: value for i, (name, value) in enumerate(fields.items()) if n >> i & 1
+        }
+        event = _parsed("ripples.employee.preferences.v1", data)
+        assert event.key.decode() in keys, data

@@ -9,7 +9,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.signing import PAGE, TokenError, page_employee, page_token, sign, verify
+from services.attribution.report import links
+from shared.signing import (
+    PAGE,
+    TokenError,
+    claimed,
+    page_employee,
+    page_token,
+    sign,
+    verify,
+)
 
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
 LATER = NOW + timedelta(days=7)
@@ -54,3 +63,22 @@ def test_signing_needs_a_secret() -> None:
 def test_any_text_is_refused_without_raising_anything_else(token: str) -> None:
     with pytest.raises(TokenError):
         page_employee(token, ("s",), NOW)
+    assert isinstance(claimed(token), dict)  # the refusing page's language: never raises
+
+
+def test_a_report_share_link_is_a_token_of_purpose_report() -> None:
+    """The report's links are signed by this module (purpose "report"): a page token made
+    with the same secret opens no report, and a report token no page."""
+    link = links.Link(NOW - timedelta(days=30), NOW, "linear", "da", LATER)
+    token = links.sign(link, "s")
+    assert verify("report", token, ("s",), NOW)["locale"] == "da"
+    assert links.verify(token, ("s",), NOW) == link
+    with pytest.raises(TokenError):
+        page_employee(token, ("s",), NOW)
+    with pytest.raises(links.LinkError):
+        links.verify(page_token("E1", LATER, "s"), ("s",), NOW)
+    # a tampered token's refusal page keeps the language it asks for
+    body, signature = token.split(".")
+    with pytest.raises(links.LinkError) as caught:
+        links.verify(f"{body}.{signature[::-1]}", ("s",), NOW)
+    assert (caught.value.expired, caught.value.locale) == (False, "da")

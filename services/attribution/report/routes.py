@@ -101,24 +101,16 @@ async def _report(read: Read, settings: AttributionSettings, link: Link, fmt: st
 def _body_field(body: dict[str, Any], name: str, kind: type) -> Any:
     value = body.get(name)
     if (value is not None and not isinstance(value, kind)) or isinstance(value, bool):
-        raise _invalid_body(name, f"must be a {'string' if kind is str else 'whole number'}")
+        raise params.invalid(
+            name, f"must be a {'string' if kind is str else 'whole number'}", "body"
+        )
     return value
-
-
-def _invalid_body(name: str, detail: str) -> ProblemError:
-    return ProblemError(
-        422,
-        "invalid-body",
-        "Invalid request body",
-        f"`{name}`: {detail}",
-        errors=[{"field": name, "detail": detail}],
-    )
 
 
 def _as_body(error: ProblemError) -> ProblemError:
     """A parameter check's 422, said of the body."""
     field = error.extra["errors"][0]["field"]
-    return _invalid_body(field, error.extra["errors"][0]["detail"])
+    return params.invalid(field, error.extra["errors"][0]["detail"], "body")
 
 
 def report_routes(read: Read, settings: AttributionSettings) -> list[Route]:
@@ -141,9 +133,9 @@ def report_routes(read: Read, settings: AttributionSettings) -> list[Route]:
         try:
             body = orjson.loads(await read_body(request, BODY_LIMIT) or b"{}")
         except orjson.JSONDecodeError:
-            raise _invalid_body("body", "must be a JSON object") from None
+            raise params.invalid("body", "must be a JSON object", "body") from None
         if not isinstance(body, dict):
-            raise _invalid_body("body", "must be a JSON object")
+            raise params.invalid("body", "must be a JSON object", "body")
         try:
             start = params.timestamp(_body_field(body, "from", str), "from")
             end = params.timestamp(_body_field(body, "to", str), "to")
@@ -157,7 +149,9 @@ def report_routes(read: Read, settings: AttributionSettings) -> list[Route]:
         if expires_in is None:
             expires_in = min(7 * 86400, longest)
         elif not 60 <= expires_in <= longest:
-            raise _invalid_body("expires_in_s", f"must be a whole number from 60 to {longest}")
+            raise params.invalid(
+                "expires_in_s", f"must be a whole number from 60 to {longest}", "body"
+            )
         if not settings.report_link_secret:
             raise ProblemError(
                 503,
