@@ -88,9 +88,8 @@ async def record(conn: Any, events: Sequence[Envelope]) -> None:
             " and greatest(locale_at, notify_at, opt_out_at) <= $2",
             removals,
         )
-        await conn.executemany(
-            "delete from ingest_page_links where employee_id = $1 and created_at <= $2",
-            removals,
+        await conn.executemany(  # handed out before the removal arrived: gone with it
+            "delete from ingest_page_links where employee_id = $1", [(e,) for e, _ in removals]
         )
 
 
