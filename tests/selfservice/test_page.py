@@ -81,7 +81,7 @@ async def test_the_page_shows_my_figures_from_attribution(http: httpx.AsyncClien
     assert "Egne ord" in html
     assert "Ring 1: 2" in html
     assert page.headers["cache-control"] == "no-store"
-    assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["referrer-policy"] == "same-origin"
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
 
 

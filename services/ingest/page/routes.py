@@ -147,7 +147,9 @@ class SelfService:
             status,
             headers={
                 "Cache-Control": "no-store",
-                "Referrer-Policy": "no-referrer",
+                # The token is in the URL: it never leaves in a Referer to another site, and
+                # same-origin form posts carry their Origin (no-referrer makes it "null").
+                "Referrer-Policy": "same-origin",
                 "X-Content-Type-Options": "nosniff",
                 "Content-Security-Policy": self.csp.format(n=nonce),
             },
@@ -189,8 +191,8 @@ class SelfService:
         if site is not None and site not in ("same-origin", "none"):
             return False
         origin = request.headers.get("origin")
-        if origin is None:
-            return True  # browsers send it on every POST form; no Origin is not a browser's
+        if origin is None or origin == "null":  # privacy settings hide it: the form token
+            return True
         own = _origin(str(request.base_url))
         return origin.lower() in (self.origin, own)
 

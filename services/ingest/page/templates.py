@@ -85,7 +85,7 @@ def document(locale: str, title: str, body: str, nonce: str, script: bool = Fals
     return (
         f'<!doctype html><html lang="{e(locale)}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<meta name="referrer" content="no-referrer"><title>{e(title)}</title>'
+        f'<meta name="referrer" content="same-origin"><title>{e(title)}</title>'
         f'<style nonce="{e(nonce)}">{CSS}</style></head><body><main>{body}</main>{tail}'
         "</body></html>"
     )
