@@ -6,6 +6,8 @@ expired link, attribution down, and the overview as JSON, HTML and through a sha
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -320,3 +322,37 @@ async def test_a_removed_employee_loses_the_page_and_their_rows(
             assert count == 0, table
     finally:
         await conn.close()
+
+
+async def test_without_the_database_a_person_gets_a_page_not_a_problem(
+    broker: Running, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from tests.conftest import free_port, start_service
+    from tests.selfservice.conftest import page_env
+
+    running = start_service(
+        "ingest",
+        tmp_path_factory.mktemp("page-nodb"),
+        broker,
+        wait_ready=False,
+        DATABASE_URL=f"postgresql://nobody@127.0.0.1:{free_port()}/none",
+        **page_env("http://127.0.0.1:9"),
+    )
+    try:
+        async with httpx.AsyncClient(base_url=running.address, timeout=15) as client:
+            for _ in range(100):
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get("/livez")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+            token = signing.page_token("emp-1", datetime.now(UTC) + timedelta(days=1), PAGE_SECRET)
+            page = await client.get(f"/me/{token}", headers={"Accept-Language": "da"})
+            assert page.status_code == 503
+            assert page.headers["content-type"].startswith("text/html")
+            assert page.headers["retry-after"] == "5"
+            assert "Prøv igen om et øjeblik." in page.text
+            api = await client.post("/v1/employees/emp-1/page-links", headers=AUTH)
+            assert api.status_code == 503
+            assert api.headers["content-type"] == "application/problem+json"
+    finally:
+        running.stop()

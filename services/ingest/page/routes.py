@@ -296,7 +296,26 @@ class SelfService:
 
     # --- GET /me/{token} ---
 
+    def _unavailable(self, request: Request) -> HTMLResponse:
+        """A person gets a page, not a problem document, while the database is away."""
+        locale = browser_locale(request)
+        page = self._html(lambda n: templates.unavailable(locale, n), 503)
+        page.headers["Retry-After"] = str(self.settings.retry_after_s)
+        return page
+
+    async def _browser(self, request: Request, answer: Awaitable[Response]) -> Response:
+        try:
+            return await answer
+        except ProblemError as exc:
+            if exc.status != 503:
+                raise
+            PAGES.labels("open", "unavailable").inc()
+            return self._unavailable(request)
+
     async def open(self, request: Request) -> Response:
+        return await self._browser(request, self._open(request))
+
+    async def _open(self, request: Request) -> Response:
         token = request.path_params["token"]
         try:
             employee = self._employee(token)
@@ -376,16 +395,16 @@ class SelfService:
         return RedirectResponse(f"/me/{token}?{query}#{anchor}", 303)
 
     async def links_form(self, request: Request) -> Response:
-        return await self._form(request, "links")
+        return await self._browser(request, self._form(request, "links"))
 
     async def linkedin_form(self, request: Request) -> Response:
-        return await self._form(request, "linkedin")
+        return await self._browser(request, self._form(request, "linkedin"))
 
     async def posts_form(self, request: Request) -> Response:
-        return await self._form(request, "posts")
+        return await self._browser(request, self._form(request, "posts"))
 
     async def preferences_form(self, request: Request) -> Response:
-        return await self._form(request, "preferences")
+        return await self._browser(request, self._form(request, "preferences"))
 
     async def _links(self, _: Request, token: str, employee: str, form: dict[str, str]) -> Answer:
         job_id = form.get("job_id", "")
@@ -571,5 +590,10 @@ class SelfService:
             return self._html(lambda n: templates.denied(browser, expired, n), 403)
         chosen = payload.get("locale")
         locale = chosen if chosen in ("da", "en") else browser_locale(request)
-        document = await self._overview_document()
+        try:
+            document = await self._overview_document()
+        except ProblemError as exc:
+            if exc.status != 503:
+                raise
+            return self._unavailable(request)
         return self._html(lambda n: templates.overview(str(locale), document, n))

@@ -98,6 +98,12 @@ def denied(locale: str, expired: bool, nonce: str) -> str:
     return document(locale, t["denied_title"], body, nonce)
 
 
+def unavailable(locale: str, nonce: str) -> str:
+    t = TEXTS[locale]
+    body = f"<h1>{e(t['unavailable_title'])}</h1><p>{e(t['unavailable'])}</p>"
+    return document(locale, t["unavailable_title"], body, nonce)
+
+
 @dataclass
 class PageView:
     """Everything the page shows; ``errors`` maps a form field to the text key of its error."""
