@@ -181,8 +181,9 @@ def browser() -> Iterator[webdriver.Chrome]:
 def shoot(browser: webdriver.Chrome, tmp: Path, name: str) -> Path:
     """A screenshot of the whole page as a small palette PNG; written to
     $RIPPLES_WRITE_SCREENSHOTS too when set."""
+    browser.set_window_size(1000, 400)
     height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(1000, min(max(int(height) + 120, 600), 2400))
+    browser.set_window_size(1000, min(max(int(height) + 100, 400), 2400))
     raw = tmp / f"{name}-raw.png"
     browser.save_screenshot(str(raw))
     picture = Image.open(raw).convert("RGB").quantize(colors=64)

@@ -26,6 +26,7 @@ BABEL = {"da": "da_DK", "en": "en_GB"}
 CSS = """
 :root { color: #1b1b1b; background: #ffffff; font: 1rem/1.5 system-ui, sans-serif; }
 body { margin: 0 auto; max-width: 52rem; padding: 1rem; }
+body.wide { max-width: 72rem; }
 h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2rem; }
 section { border-top: 1px solid #6b6b6b; }
 label { display: block; font-weight: 600; margin-top: .75rem; }
@@ -80,13 +81,16 @@ def day(value: str | date | datetime | None, locale: str) -> str:
     return format_date(value, format="long", locale=BABEL[locale])
 
 
-def document(locale: str, title: str, body: str, nonce: str, script: bool = False) -> str:
+def document(
+    locale: str, title: str, body: str, nonce: str, script: bool = False, wide: bool = False
+) -> str:
     tail = f'<script nonce="{e(nonce)}">{COPY_SCRIPT}</script>' if script else ""
+    opening = '<body class="wide">' if wide else "<body>"
     return (
         f'<!doctype html><html lang="{e(locale)}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f'<meta name="referrer" content="same-origin"><title>{e(title)}</title>'
-        f'<style nonce="{e(nonce)}">{CSS}</style></head><body><main>{body}</main>{tail}'
+        f'<style nonce="{e(nonce)}">{CSS}</style></head>{opening}<main>{body}</main>{tail}'
         "</body></html>"
     )
 
@@ -358,4 +362,4 @@ def overview(locale: str, document_: Mapping[str, Any], nonce: str) -> str:
         f"<table><caption>{e(count)}</caption><thead><tr>{head}</tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
-    return document(locale, t["overview"], body, nonce)
+    return document(locale, t["overview"], body, nonce, wide=True)
