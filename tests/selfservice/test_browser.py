@@ -183,7 +183,8 @@ def shoot(browser: webdriver.Chrome, tmp: Path, name: str) -> Path:
     $RIPPLES_WRITE_SCREENSHOTS too when set."""
     browser.set_window_size(1000, 400)
     height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(1000, min(max(int(height) + 100, 400), 2400))
+    browser.set_window_size(1000, min(max(int(height) + 160, 400), 2400))
+    browser.execute_script("window.scrollTo(0, 0)")
     raw = tmp / f"{name}-raw.png"
     browser.save_screenshot(str(raw))
     picture = Image.open(raw).convert("RGB").quantize(colors=64)

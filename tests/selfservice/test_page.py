@@ -16,7 +16,8 @@ import asyncpg
 import httpx
 import pytest
 
-from services.ingest.page.routes import FORM, OVERVIEW
+from services.ingest.page.overview import OVERVIEW
+from services.ingest.page.routes import FORM
 from shared import signing
 from shared.events import EmployeePreferencesEvent, LinkCreatedEvent
 from tests.conftest import AUTH, Running, read_events

@@ -1,4 +1,4 @@
-"""The employee's page (``/me/{token}``), its page links, and the communication team's overview.
+"""The employee's page (``/me/{token}``) and its page links (the overview: overview.py).
 
 The page link is the employee's credential (shared/signing ``page_token``, purpose
 ``employee-page``), carried in the URL; no cookie is set. Every form on the page carries a
@@ -16,38 +16,36 @@ post through ``POST /v1/linkedin/posts``; preferences are published as
 from __future__ import annotations
 
 import logging
-import secrets as random
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote
 
 import httpx
 import msgspec
 import orjson
 from prometheus_client import Counter
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
 from services.ingest import directory
-from services.ingest.connect import Connect, browser_locale
+from services.ingest.connect import Connect
 from services.ingest.database import Database, answering_503
 from services.ingest.links import Links, link_url
 from services.ingest.page import store, templates
+from services.ingest.page.base import iso, origin_of
+from services.ingest.page.overview import Overview
 from services.ingest.page.texts import CHANNELS, NOTICES
 from services.ingest.settings import IngestSettings
-from services.ingest.tokens import status_of
 from shared import signing
 from shared.events import EmployeePreferences, EmployeePreferencesEvent, Envelope, Notify
 from shared.http import ProblemError, json_response, read_body
 from shared.metrics import preinit
-from shared.params import invalid
 
 log = logging.getLogger(__name__)
 
 FORM = "employee-page-form"
-OVERVIEW = "programme-overview"
 SOURCE = "urn:ripples:ingest:employee-page"
 ACTIONS = ("open", "links", "linkedin", "posts", "preferences")
 OUTCOMES = ("ok", "denied", "invalid", "unavailable")
@@ -63,15 +61,6 @@ Publish = Callable[[list[Envelope], Request, bytes, str], Awaitable[None]]
 Handler = Callable[[Request], Awaitable[Response]]
 Answer = Response | tuple[int, dict[str, str]]
 """A redirect when the action was done, else (status, {form field: text key of its error})."""
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def _internal(path: str, body: dict[str, Any]) -> Request:
@@ -109,7 +98,9 @@ class _Refused(Exception):
         self.status = status
 
 
-class SelfService:
+class SelfService(Overview):
+    """The employee's page, its page links and (inherited) the overview."""
+
     def __init__(
         self,
         settings: IngestSettings,
@@ -119,52 +110,10 @@ class SelfService:
         connect: Connect,
         http: httpx.AsyncClient,
     ) -> None:
-        self.settings = settings
-        self.database = database
+        super().__init__(settings, database, connect)
         self._publish = publish  # Ingest._publish
         self.links = links
-        self.connect = connect
         self.http = http
-        self.secrets = tuple(s for s in settings.page_link_secrets if s)
-        self.origin = _origin(settings.public_base_url)
-        linkedin = _origin(settings.linkedin_oauth_base_url)
-        self.csp = (
-            "default-src 'none'; style-src 'nonce-{n}'; script-src 'nonce-{n}';"
-            f" form-action 'self' {linkedin}; base-uri 'none'; frame-ancestors 'none'"
-        )
-
-    # --- helpers ---
-
-    def _not_configured(self) -> ProblemError:
-        return ProblemError(
-            503, "not-configured", "Not configured", "INGEST_PAGE_LINK_SECRETS must be set"
-        )
-
-    def _html(self, render: Callable[[str], str], status: int = 200) -> HTMLResponse:
-        nonce = random.token_urlsafe(16)
-        return HTMLResponse(
-            render(nonce),
-            status,
-            headers={
-                "Cache-Control": "no-store",
-                # The token is in the URL: it never leaves in a Referer to another site, and
-                # same-origin form posts carry their Origin (no-referrer makes it "null").
-                "Referrer-Policy": "same-origin",
-                "X-Content-Type-Options": "nosniff",
-                "Content-Security-Policy": self.csp.format(n=nonce),
-            },
-        )
-
-    async def _denied(self, request: Request, error: signing.TokenError | None) -> Response:
-        locale = browser_locale(request)
-        employee = error.payload.get("employee_id") if error is not None else None
-        if isinstance(employee, str) and employee.isprintable() and len(employee) <= 256:
-            try:
-                locale = await store.locale_of(self.database.pool, employee) or locale
-            except Exception as exc:  # the refusal never depends on the database
-                log.info("locale not read", extra={"reason": type(exc).__name__})
-        expired = error is not None and error.expired
-        return self._html(lambda n: templates.denied(locale, expired, n), 403)
 
     def _employee(self, token: str) -> str:
         if not self.secrets:
@@ -193,7 +142,7 @@ class SelfService:
         origin = request.headers.get("origin")
         if origin is None or origin == "null":  # privacy settings hide it: the form token
             return True
-        own = _origin(str(request.base_url))
+        own = origin_of(str(request.base_url))
         return origin.lower() in (self.origin, own)
 
     async def _call(self, handler: Handler, path: str, body: dict[str, Any]) -> Any:
@@ -292,16 +241,9 @@ class SelfService:
             token = signing.page_token(employee, expires, self.secrets[0])
             await store.link_issued(pool, token, employee, expires)
         base = self.settings.public_base_url.rstrip("/")
-        return json_response({"url": f"{base}/me/{token}", "expires_at": _iso(expires)}, 201)
+        return json_response({"url": f"{base}/me/{token}", "expires_at": iso(expires)}, 201)
 
     # --- GET /me/{token} ---
-
-    def _unavailable(self, request: Request) -> HTMLResponse:
-        """A person gets a page, not a problem document, while the database is away."""
-        locale = browser_locale(request)
-        page = self._html(lambda n: templates.unavailable(locale, n), 503)
-        page.headers["Retry-After"] = str(self.settings.retry_after_s)
-        return page
 
     async def _browser(self, request: Request, answer: Awaitable[Response]) -> Response:
         try:
@@ -478,122 +420,3 @@ class SelfService:
         except ProblemError as exc:
             return exc.status, {"form": "error_unavailable"}
         return self._back(token, "notice=saved", "preferences-title")
-
-    # --- the overview ---
-
-    async def _overview_document(self) -> dict[str, Any]:
-        now = datetime.now(UTC)
-        month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        warn = self.connect.store.warn_before
-        with answering_503():
-            rows = await store.overview(self.database.pool, month)
-        return {
-            "generated_at": _iso(now.replace(microsecond=0)),
-            "month_start": _iso(month),
-            "employees": [
-                {
-                    "employee_id": r["employee_id"],
-                    "display_name": r["display_name"],
-                    "ambassador": r["ambassador"],
-                    "linkedin": {
-                        "status": status_of(
-                            r["linkedin_expires_at"], r["revoked"], r["renewable"], now, warn
-                        ),
-                        "expires_at": _iso(r["linkedin_expires_at"]),
-                    },
-                    "invitations": {
-                        "sent": r["invitations_sent"],
-                        "opened": r["invitations_opened"],
-                    },
-                    "page_links": {"sent": r["page_links_sent"], "opened": r["page_links_opened"]},
-                    "posts_this_month": r["posts_this_month"],
-                    "links": {"total": r["links_made"], "this_month": r["links_this_month"]},
-                }
-                for r in rows
-            ],
-        }
-
-    @staticmethod
-    def _locale(request: Request) -> str:
-        locale = request.query_params.get("locale")
-        if locale is None:
-            return browser_locale(request)
-        if locale not in ("da", "en"):
-            raise invalid("locale", "must be da or en")
-        return locale
-
-    @staticmethod
-    def _wants_html(request: Request) -> bool:
-        for part in request.headers.get("accept", "").split(","):
-            media = part.split(";")[0].strip().lower()
-            if media in ("text/html", "application/xhtml+xml"):
-                return True
-            if media in ("application/json", "application/*"):
-                return False
-        return False
-
-    async def overview(self, request: Request) -> Response:
-        """``GET /v1/overview`` (key): JSON, or HTML when the client asks for it."""
-        locale = self._locale(request)
-        document = await self._overview_document()
-        if self._wants_html(request):
-            return self._html(lambda n: templates.overview(locale, document, n))
-        return json_response(document)
-
-    async def overview_link(self, request: Request) -> Response:
-        """``POST /v1/overview/links`` (key) → 201 ``{"url","expires_at"}``."""
-        body = await read_body(request, 4096)
-        locale = None
-        if body.strip():
-            try:
-                spec = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                spec = None
-            if not isinstance(spec, dict) or set(spec) - {"locale"}:
-                raise ProblemError(
-                    422,
-                    "invalid-body",
-                    "Invalid body",
-                    'the body is empty or {"locale": "da"|"en"}',
-                    errors=[{"field": "$", "detail": "an object with `locale` only"}],
-                )
-            locale = spec.get("locale")
-            if locale not in (None, "da", "en"):
-                raise ProblemError(
-                    422,
-                    "invalid-body",
-                    "Invalid body",
-                    "locale must be da or en",
-                    errors=[{"field": "locale", "detail": "must be da or en"}],
-                )
-        if not self.secrets:
-            raise self._not_configured()
-        expires = datetime.now(UTC).replace(microsecond=0) + timedelta(
-            seconds=self.settings.overview_link_ttl_s
-        )
-        payload = {"locale": locale} if locale else {}
-        token = signing.sign(OVERVIEW, payload, expires, self.secrets[0])
-        base = self.settings.public_base_url.rstrip("/")
-        return json_response({"url": f"{base}/overview/{token}", "expires_at": _iso(expires)}, 201)
-
-    async def shared_overview(self, request: Request) -> Response:
-        """``GET /overview/{token}``: the overview's HTML through a share link, no key."""
-        try:
-            if not self.secrets:
-                raise signing.TokenError(expired=False)
-            payload = signing.verify(
-                OVERVIEW, request.path_params["token"], self.secrets, datetime.now(UTC)
-            )
-        except signing.TokenError as exc:
-            browser = browser_locale(request)
-            expired = exc.expired
-            return self._html(lambda n: templates.denied(browser, expired, n), 403)
-        chosen = payload.get("locale")
-        locale = chosen if chosen in ("da", "en") else browser_locale(request)
-        try:
-            document = await self._overview_document()
-        except ProblemError as exc:
-            if exc.status != 503:
-                raise
-            return self._unavailable(request)
-        return self._html(lambda n: templates.overview(str(locale), document, n))
