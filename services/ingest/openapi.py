@@ -1072,6 +1072,7 @@ _OVERVIEW_ROW = {
         "linkedin",
         "invitations",
         "page_links",
+        "preferences",
         "posts_this_month",
         "links",
     ],
@@ -1089,6 +1090,20 @@ _OVERVIEW_ROW = {
         },
         "invitations": _SENT_OPENED,
         "page_links": _SENT_OPENED,
+        "preferences": {
+            "type": "object",
+            "description": "What the employee set on their page; null: the HR record's value.",
+            "required": ["channel", "opt_out"],
+            "properties": {
+                "channel": {
+                    "anyOf": [
+                        {"enum": ["email", "slack", "teams", "webhook", "none"]},
+                        {"type": "null"},
+                    ]
+                },
+                "opt_out": {"type": ["boolean", "null"]},
+            },
+        },
         "posts_this_month": {"type": "integer", "minimum": 0},
         "links": {
             "type": "object",
@@ -1120,6 +1135,7 @@ _OVERVIEW_EXAMPLE = {
             "linkedin": {"status": "expiring", "expires_at": "2026-12-05T08:00:00Z"},
             "invitations": {"sent": 1, "opened": 1},
             "page_links": {"sent": 2, "opened": 1},
+            "preferences": {"channel": "slack", "opt_out": None},
             "posts_this_month": 3,
             "links": {"total": 4, "this_month": 1},
         }
@@ -1211,8 +1227,9 @@ def _self_service_paths() -> dict[str, Any]:
                 "summary": "The communication team's overview of the programme",
                 "description": "Who is in the programme, their LinkedIn connection and its "
                 "expiry, LinkedIn invitations sent and opened (opened: used, or on its way "
-                "through LinkedIn), page links sent and opened, posts registered this month and "
-                "links made. JSON, or HTML when `Accept` prefers `text/html`.",
+                "through LinkedIn), page links sent and opened, posts registered this month, "
+                "links made, and the channel and opt-out the employee set (never the address). "
+                "JSON, or HTML when `Accept` prefers `text/html`.",
                 "tags": ["employee page"],
                 "security": BEARER,
                 "parameters": [

@@ -340,5 +340,9 @@ async def test_an_employee_uses_their_page_and_the_overview_shows_it(
             assert cells[0] in ("yes", "ja")
             assert cells[3] == "1 / 1"  # the page link sent and opened
             assert cells[5] == "1 / 1"  # the link made, this month
+            assert cells[6] in (  # Slack and the opt-out, as the employee set them
+                "Slack, opted out of recognitions",
+                "Slack, frameldt anerkendelser",
+            )
             shoot(browser, tmp_path, f"overview-{locale}")
     assert time.monotonic() - started < 90

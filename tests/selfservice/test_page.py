@@ -280,6 +280,7 @@ async def test_the_overview_as_json_html_and_through_a_share_link(
     assert row["linkedin"] == {"status": "none", "expires_at": None}
     assert row["page_links"] == {"sent": 1, "opened": 1}
     assert row["links"] == {"total": 0, "this_month": 0}
+    assert row["preferences"] == {"channel": None, "opt_out": None}
 
     as_html = await http.get(
         "/v1/overview", params={"locale": "da"}, headers={**AUTH, "Accept": "text/html"}

@@ -49,6 +49,10 @@ class Overview(Pages):
                         "opened": r["invitations_opened"],
                     },
                     "page_links": {"sent": r["page_links_sent"], "opened": r["page_links_opened"]},
+                    "preferences": {
+                        "channel": r["preferred_channel"] if r["channel_set"] else None,
+                        "opt_out": r["preferred_opt_out"],
+                    },
                     "posts_this_month": r["posts_this_month"],
                     "links": {"total": r["links_made"], "this_month": r["links_this_month"]},
                 }

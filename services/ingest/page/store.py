@@ -196,6 +196,8 @@ async def overview(pool: asyncpg.Pool, month_start: datetime) -> list[dict[str, 
     """One row per employee in the programme (known to ingest, not removed)."""
     rows = await pool.fetch(
         """select e.employee_id, p.display_name, coalesce(p.ambassador, false) as ambassador,
+              f.channel as preferred_channel, f.notify_at is not null as channel_set,
+              f.opt_out as preferred_opt_out,
               c.expires_at as linkedin_expires_at, c.revoked_at is not null as revoked,
               c.refresh_token is not null
                   and coalesce(c.refresh_expires_at > now(), true) as renewable,
@@ -221,6 +223,7 @@ async def overview(pool: asyncpg.Pool, month_start: datetime) -> list[dict[str, 
            from ingest_employees e
            left join ingest_people p on p.employee_id = e.employee_id
            left join ingest_linkedin_connections c on c.employee_id = e.employee_id
+           left join ingest_preferences f on f.employee_id = e.employee_id
            where e.removed_at is null
            order by coalesce(p.display_name, e.employee_id), e.employee_id""",
         month_start,

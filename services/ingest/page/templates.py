@@ -320,6 +320,15 @@ def page(view: PageView, nonce: str) -> str:
     return document(view.locale, t["title"], body, nonce, script=view.link is not None)
 
 
+def _messages(t: Mapping[str, str], preferences: Mapping[str, Any]) -> str:
+    """What the employee set themselves: a channel (else HR's), and an opt-out."""
+    channel = preferences.get("channel")
+    parts = [t["channel_" + channel] if channel else t["channel_hr"]]
+    if preferences.get("opt_out"):
+        parts.append(t["opted_out"])
+    return ", ".join(parts)
+
+
 def overview(locale: str, document_: Mapping[str, Any], nonce: str) -> str:
     """The overview's HTML from its JSON document (:func:`services.ingest.page.routes`)."""
     t = TEXTS[locale]
@@ -338,6 +347,7 @@ def overview(locale: str, document_: Mapping[str, Any], nonce: str) -> str:
             t["page_links"],
             t["posts_this_month"].format(month=month),
             t["links_made"],
+            t["messages"],
         )
     )
     rows = []
@@ -354,7 +364,8 @@ def overview(locale: str, document_: Mapping[str, Any], nonce: str) -> str:
             f'<td class="n">{invitations["sent"]} / {invitations["opened"]}</td>'
             f'<td class="n">{pages["sent"]} / {pages["opened"]}</td>'
             f'<td class="n">{person["posts_this_month"]}</td>'
-            f'<td class="n">{links["total"]} / {links["this_month"]}</td></tr>'
+            f'<td class="n">{links["total"]} / {links["this_month"]}</td>'
+            f"<td>{e(_messages(t, person['preferences']))}</td></tr>"
         )
     count = t["in_programme"].format(n=len(document_["employees"]))
     body = (

@@ -91,6 +91,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "page_links": "Sidelinks sendt / åbnet",
         "posts_this_month": "Opslag registreret i {month}",
         "links_made": "Links lavet (i alt / denne måned)",
+        "messages": "Beskeder (egen indstilling)",
+        "opted_out": "frameldt anerkendelser",
         "in_programme": "{n} i programmet",
     },
     "en": {
@@ -181,6 +183,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "page_links": "Page links sent / opened",
         "posts_this_month": "Posts registered in {month}",
         "links_made": "Links made (total / this month)",
+        "messages": "Messages (own setting)",
+        "opted_out": "opted out of recognitions",
         "in_programme": "{n} in the programme",
     },
 }
