@@ -93,6 +93,15 @@ async def test_english_page_and_no_figures_yet(http: httpx.AsyncClient) -> None:
     assert '<html lang="en">' in html
     assert "Hello Jane Doe" in html
     assert "There are no figures for you yet." in html
+    assert 'type="checkbox" value="true">' in html  # not opted out
+
+
+async def test_the_form_starts_from_hrs_opt_out(http: httpx.AsyncClient) -> None:
+    """Saving only another language must not opt an employee HR opted out back in."""
+    employee = await hr_employee(http, "Ole Opt", "da", recognition_opt_out=True)
+    url, _ = await page_link(http, employee)
+    html = (await http.get(path_of(url))).text
+    assert 'id="opt_out" name="opt_out" type="checkbox" value="true" checked' in html
 
 
 async def test_the_page_works_when_attribution_is_down(

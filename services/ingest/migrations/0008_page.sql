@@ -3,11 +3,13 @@
 -- employee.removed deletes the employee's rows here (erasure).
 
 -- Who is in the programme: the HR record's name and ambassador flag (for the overview,
--- which only key holders and share-link readers see; never on another employee's page).
+-- which only key holders and share-link readers see; never on another employee's page), and
+-- its opt-out (the page shows the employee's effective choice before they change it).
 create table ingest_people (
     employee_id text primary key,
     display_name text not null,
     ambassador boolean not null,
+    recognition_opt_out boolean not null,
     updated_at timestamptz not null
 );
 

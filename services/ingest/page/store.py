@@ -31,7 +31,13 @@ def digest(token: str) -> str:
 async def record(conn: Any, events: Sequence[Envelope]) -> None:
     """Apply the employee events of an accepted request (names, preferences, removals)."""
     people = [
-        (e.data.employee_id, e.data.display_name, e.data.ambassador, e.time)
+        (
+            e.data.employee_id,
+            e.data.display_name,
+            e.data.ambassador,
+            e.data.recognition_opt_out,
+            e.time,
+        )
         for e in events
         if isinstance(e, EmployeeUpsertedEvent)
     ]
@@ -51,9 +57,11 @@ async def record(conn: Any, events: Sequence[Envelope]) -> None:
     removals = [(e.data.employee_id, e.time) for e in events if isinstance(e, EmployeeRemovedEvent)]
     if people:
         await conn.executemany(
-            "insert into ingest_people as p (employee_id, display_name, ambassador, updated_at)"
-            " values ($1, $2, $3, $4) on conflict (employee_id) do update set"
-            " display_name = excluded.display_name, ambassador = excluded.ambassador,"
+            "insert into ingest_people as p (employee_id, display_name, ambassador,"
+            " recognition_opt_out, updated_at) values ($1, $2, $3, $4, $5)"
+            " on conflict (employee_id) do update set display_name = excluded.display_name,"
+            " ambassador = excluded.ambassador,"
+            " recognition_opt_out = excluded.recognition_opt_out,"
             " updated_at = excluded.updated_at where p.updated_at <= excluded.updated_at",
             people,
         )
@@ -117,7 +125,8 @@ class Me:
 async def me(pool: asyncpg.Pool, employee_id: str) -> Me | None:
     row = await pool.fetchrow(
         """select e.employee_id, p.display_name, coalesce(f.locale, e.locale) as locale,
-                  f.channel, f.address, coalesce(f.opt_out, false) as opt_out
+                  f.channel, f.address,
+                  coalesce(f.opt_out, p.recognition_opt_out, false) as opt_out
            from ingest_employees e
            left join ingest_people p on p.employee_id = e.employee_id
            left join ingest_preferences f on f.employee_id = e.employee_id
