@@ -60,13 +60,14 @@ tools:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    --no-install-recommends $(PDF_PACKAGES) >/dev/null; } || exit 1; }
 	@# The report looked at as a person would (tests/demo/test_screenshots.py,
-	@# python -m ripples.demo.screenshots): headless Chromium's screenshots of the HTML.
-	@command -v chromium >/dev/null || { \
+	@# python -m ripples.demo.screenshots): headless Chromium's screenshots of the HTML; the
+	@# employee's page driven through chromedriver by selenium (tests/selfservice).
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 	  if [ "$$(id -u)" != 0 ]; then \
-	    echo "chromium missing: run 'apt-get install chromium' as root" >&2; exit 1; fi; \
-	  echo "Installing chromium (the report's screenshots) from Debian …"; \
+	    echo "chromium/chromedriver missing: run 'apt-get install chromium chromium-driver' as root" >&2; exit 1; fi; \
+	  echo "Installing chromium and chromium-driver (screenshots, the browser tests) from Debian …"; \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends chromium >/dev/null; } || exit 1; }
+	    --no-install-recommends chromium chromium-driver >/dev/null; } || exit 1; }
 
 # The API document tools the conformance suite runs (tests/conformance/test_tools.py): the
 # official AsyncAPI parser and Redocly's linter, pinned in tools/package-lock.json. `npm ci`

@@ -29,11 +29,13 @@ from services.ingest.imports import Imports
 from services.ingest.linkedin import LinkedIn
 from services.ingest.links import Links
 from services.ingest.openapi import openapi
+from services.ingest.page import SelfService, record_jobs
+from services.ingest.page import record as record_people
 from services.ingest.publisher import BrokerUnavailable, Publisher
 from services.ingest.settings import IngestSettings
 from shared import cloudevents as ce
 from shared.auth import ApiKeys, RequireKey, protected
-from shared.events import BY_TYPE, EMPLOYEES, INBOUND_TYPES, Envelope
+from shared.events import BY_TYPE, EMPLOYEES, INBOUND_TYPES, Envelope, JobUpsertedEvent
 from shared.http import (
     HttpMetrics,
     ProblemError,
@@ -268,6 +270,7 @@ class Ingest:
             emails = directory.work_emails(body, mode, request.headers)
             try:
                 await directory.record(pool, employees, emails, self.settings.applicant_id_secret)
+                await record_people(pool, employees)  # the employee's page and the overview
             except DB_ERRORS as exc:
                 # Published, but not in the directory: ask for the (harmless) resend.
                 # Only the class: PostgreSQL's message may quote the values.
@@ -280,6 +283,12 @@ class Ingest:
                     " send them again",
                     headers={"Retry-After": str(self.settings.retry_after_s)},
                 ) from None
+        jobs = [event for event in events if isinstance(event, JobUpsertedEvent)]
+        if jobs:  # the jobs the employee's page offers links for: best effort
+            try:
+                await record_jobs(self.database.pool, jobs)
+            except (ProblemError, *DB_ERRORS) as exc:
+                log.warning("jobs not recorded", extra={"reason": type(exc).__name__})
 
     @staticmethod
     def _refuse_nul(events: Sequence[Envelope], body: bytes, batch: bool) -> None:
@@ -437,6 +446,7 @@ def create_app(
     connect = Connect(settings, database, http, publisher)
     linkedin = LinkedIn(settings, database, publisher, http, connect)
     imports = Imports(settings, database, ingest._publish)
+    page = SelfService(settings, database, ingest._publish, links, connect, http)
 
     async def ready() -> dict[str, bool]:
         return {"broker": publisher.ready, "database": await database.ready()}
@@ -455,6 +465,15 @@ def create_app(
         Route("/v1/linkedin/posts", connect.register_post, methods=["POST"]),
         Route("/connect/linkedin/callback", connect.callback, methods=["GET"]),
         Route("/connect/linkedin/{token}", connect.open, methods=["GET"]),
+        Route("/v1/employees/{employee_id}/page-links", page.page_link, methods=["POST"]),
+        Route("/me/{token}", page.open, methods=["GET"]),
+        Route("/me/{token}/links", page.links_form, methods=["POST"]),
+        Route("/me/{token}/linkedin", page.linkedin_form, methods=["POST"]),
+        Route("/me/{token}/posts", page.posts_form, methods=["POST"]),
+        Route("/me/{token}/preferences", page.preferences_form, methods=["POST"]),
+        Route("/v1/overview", page.overview, methods=["GET"]),
+        Route("/v1/overview/links", page.overview_link, methods=["POST"]),
+        Route("/overview/{token}", page.shared_overview, methods=["GET"]),
         Route("/v1/webhooks/greenhouse", webhooks.greenhouse, methods=["POST"]),
         Route("/v1/webhooks/teamtailor", webhooks.teamtailor, methods=["POST"]),
         Route("/v1/webhooks/lever", webhooks.lever, methods=["POST"]),

@@ -949,6 +949,407 @@ def _linkedin_connect_paths() -> dict[str, Any]:
     }
 
 
+_SIGNED_LINK = {
+    "type": "object",
+    "required": ["url", "expires_at"],
+    "properties": {
+        "url": {"type": "string", "format": "uri"},
+        "expires_at": {"type": "string", "format": "date-time"},
+    },
+}
+_PAGE_NOT_CONFIGURED = _unavailable(
+    "The database is unavailable, or `INGEST_PAGE_LINK_SECRETS` is not set; retry.",
+    "database-unavailable",
+    "the database is not reachable; retry later",
+)
+_PAGE_DOWN = _unavailable(
+    "The database is unavailable; retry.",
+    "database-unavailable",
+    "the database is not reachable; retry later",
+)
+_TOKEN = {
+    "name": "token",
+    "in": "path",
+    "required": True,
+    "description": "A signed, expiring token (shared/signing); anything else is the 403 page.",
+    "schema": {"type": "string"},
+}
+
+
+def _html(description: str, title: str) -> dict[str, Any]:
+    """A da/en HTML page of the employee's page or the overview."""
+    example = (
+        f'<!doctype html><html lang="da"><head><meta charset="utf-8"><title>{title}</title>'
+        f"</head><body><main><h1>{title}</h1><p>…</p></main></body></html>"
+    )
+    return {
+        "description": description,
+        "content": {"text/html": {"schema": {"type": "string"}, "example": example}},
+    }
+
+
+_BROWSER_DOWN = {
+    **_html(
+        "A peer (broker, LinkedIn) or the database is unavailable: the page again saying so, "
+        "or a da/en page asking to try again in a moment (`Retry-After`).",
+        "Siden er ikke tilgængelig lige nu",
+    ),
+    "headers": {"Retry-After": RETRY_AFTER},
+}
+_DENIED = _html(
+    "The token is expired, tampered with, for another purpose, or its employee was removed "
+    "(a da/en page in the employee's language, else the browser's).",
+    "Linket virker ikke",
+)
+_FORM_FIELDS: dict[str, tuple[dict[str, Any], list[str], str]] = {
+    "links": ({"job_id": {"type": "string"}}, ["job_id"], "Make my tracked link for a job"),
+    "linkedin": ({}, [], "Connect LinkedIn: on to the invitation flow (CONTRACT §8)"),
+    "posts": ({"url": {"type": "string"}}, ["url"], "Register one of my LinkedIn posts"),
+    "preferences": (
+        {
+            "locale": {"enum": ["da", "en"]},
+            "channel": {"enum": ["", "email", "slack", "teams", "webhook", "none"]},
+            "address": {"type": "string"},
+            "opt_out": {"const": "true"},
+        },
+        ["locale"],
+        "Save my preferences (a `ripples.employee.preferences.v1`)",
+    ),
+}
+
+
+_FORM_EXAMPLES: dict[str, dict[str, str]] = {
+    "links": {"job_id": "job-42"},
+    "linkedin": {},
+    "posts": {"url": "https://www.linkedin.com/feed/update/urn:li:share:7094637247487995904/"},
+    "preferences": {"locale": "da", "channel": "slack", "address": "U024BE7LH", "opt_out": "true"},
+}
+
+
+def _form_path(action: str) -> dict[str, Any]:
+    fields, required, summary = _FORM_FIELDS[action]
+    example = _FORM_EXAMPLES[action]
+    return {
+        "post": {
+            "operationId": f"employeePage{action.capitalize()}",
+            "summary": summary,
+            "description": "A form of the employee's page (signed browser route, no key). "
+            "`form_token` is the one the page carried (bound to the employee and the page "
+            "token); a POST whose `Origin` is another site's, or whose `Sec-Fetch-Site` is "
+            "`cross-site`/`same-site`, is refused. Done: 303 back to the page (or on to the "
+            "LinkedIn invitation); otherwise the page again with the error by its field.",
+            "tags": ["employee page"],
+            "security": OPEN,
+            "parameters": [_TOKEN],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/x-www-form-urlencoded": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["form_token", *required],
+                            "properties": {"form_token": {"type": "string"}, **fields},
+                        },
+                        "example": {"form_token": "eyJwYWdlIjoiMWYyZSJ9.c2ln", **example},
+                    }
+                },
+            },
+            "responses": {
+                "303": {
+                    "description": "Done: back to the page with the result, or to the "
+                    "invitation link.",
+                    "headers": {"Location": {"schema": {"type": "string"}}},
+                },
+                "400": _html("The form could not be read (the page again).", "Mine ringe"),
+                "403": _html(
+                    "The page token or the form token is not valid, or the request came from "
+                    "another site (the page again, or the refusal page).",
+                    "Linket virker ikke",
+                ),
+                "409": _html("Register a post: LinkedIn is not connected.", "Mine ringe"),
+                "415": _html("Not a form (`application/x-www-form-urlencoded`).", "Mine ringe"),
+                "422": _html("A field is not valid; the page names it.", "Mine ringe"),
+                "503": _BROWSER_DOWN,
+            },
+        }
+    }
+
+
+_SENT_OPENED = {
+    "type": "object",
+    "required": ["sent", "opened"],
+    "properties": {
+        "sent": {"type": "integer", "minimum": 0},
+        "opened": {"type": "integer", "minimum": 0},
+    },
+}
+_OVERVIEW_ROW = {
+    "type": "object",
+    "required": [
+        "employee_id",
+        "display_name",
+        "ambassador",
+        "linkedin",
+        "invitations",
+        "page_links",
+        "preferences",
+        "posts_this_month",
+        "links",
+    ],
+    "properties": {
+        "employee_id": {"type": "string"},
+        "display_name": {"type": ["string", "null"]},
+        "ambassador": {"type": "boolean"},
+        "linkedin": {
+            "type": "object",
+            "required": ["status", "expires_at"],
+            "properties": {
+                "status": {"enum": ["none", "connected", "expiring", "expired", "revoked"]},
+                "expires_at": {"type": ["string", "null"], "format": "date-time"},
+            },
+        },
+        "invitations": _SENT_OPENED,
+        "page_links": _SENT_OPENED,
+        "preferences": {
+            "type": "object",
+            "description": "What the employee set on their page; null: the HR record's value.",
+            "required": ["channel", "opt_out"],
+            "properties": {
+                "channel": {
+                    "anyOf": [
+                        {"enum": ["email", "slack", "teams", "webhook", "none"]},
+                        {"type": "null"},
+                    ]
+                },
+                "opt_out": {"type": ["boolean", "null"]},
+            },
+        },
+        "posts_this_month": {"type": "integer", "minimum": 0},
+        "links": {
+            "type": "object",
+            "required": ["total", "this_month"],
+            "properties": {
+                "total": {"type": "integer", "minimum": 0},
+                "this_month": {"type": "integer", "minimum": 0},
+            },
+        },
+    },
+}
+_OVERVIEW = {
+    "type": "object",
+    "required": ["generated_at", "month_start", "employees"],
+    "properties": {
+        "generated_at": {"type": "string", "format": "date-time"},
+        "month_start": {"type": "string", "format": "date-time"},
+        "employees": {"type": "array", "items": _OVERVIEW_ROW},
+    },
+}
+_OVERVIEW_EXAMPLE = {
+    "generated_at": "2026-12-01T10:00:00Z",
+    "month_start": "2026-12-01T00:00:00Z",
+    "employees": [
+        {
+            "employee_id": "emp-1",
+            "display_name": "Mette Jensen",
+            "ambassador": True,
+            "linkedin": {"status": "expiring", "expires_at": "2026-12-05T08:00:00Z"},
+            "invitations": {"sent": 1, "opened": 1},
+            "page_links": {"sent": 2, "opened": 1},
+            "preferences": {"channel": "slack", "opt_out": None},
+            "posts_this_month": 3,
+            "links": {"total": 4, "this_month": 1},
+        }
+    ],
+}
+
+
+def _self_service_paths() -> dict[str, Any]:
+    """CONTRACT §11: the employee's page and the overview (services/ingest/page/)."""
+    return {
+        "/v1/employees/{employee_id}/page-links": {
+            "post": {
+                "operationId": "createPageLink",
+                "summary": "A signed, expiring link to the employee's page",
+                "description": "`{INGEST_PUBLIC_BASE_URL}/me/{token}` (shared/signing "
+                "`page_token`, `INGEST_PAGE_LINK_SECRETS`), valid `INGEST_PAGE_LINK_TTL_S`.",
+                "tags": ["employee page"],
+                "security": BEARER,
+                "parameters": [
+                    {
+                        "name": "employee_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "201": {
+                        "description": "The link.",
+                        "content": json_body(
+                            _SIGNED_LINK,
+                            {
+                                "url": "http://127.0.0.1:8080/me/eyJlbXBsb3llZV9pZCI6ImVtcC0xIn0.c2ln",
+                                "expires_at": "2026-12-31T10:00:00Z",
+                            },
+                        ),
+                    },
+                    "401": unauthorized(),
+                    "404": problem(
+                        404,
+                        "No employee with this id is known (or they were removed).",
+                        "not-found",
+                        "Not found",
+                        "no employee with this employee_id is known",
+                    ),
+                    "431": _HEADERS_TOO_LARGE,
+                    "503": _PAGE_NOT_CONFIGURED,
+                },
+            }
+        },
+        "/me/{token}": {
+            "get": {
+                "operationId": "employeePage",
+                "summary": "The employee's page (signed browser route, no key)",
+                "description": "Server-rendered HTML in the employee's language (their "
+                "preference, else the HR record's): their figures (attribution's my-ripples "
+                "answer, or a note that they are unavailable), a form to make their tracked "
+                "link for a job, their LinkedIn connection, a form to register a post and their "
+                "preferences. No other person's data. `link` and `notice` are shown only when "
+                "they are the employee's own link or a known notice.",
+                "tags": ["employee page"],
+                "security": OPEN,
+                "parameters": [
+                    _TOKEN,
+                    {
+                        "name": "link",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "notice",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "responses": {
+                    "200": _html("The page.", "Mine ringe i vandet"),
+                    "403": _DENIED,
+                    "503": _BROWSER_DOWN,
+                },
+            }
+        },
+        **{f"/me/{{token}}/{action}": _form_path(action) for action in _FORM_FIELDS},
+        "/v1/overview": {
+            "get": {
+                "operationId": "programmeOverview",
+                "summary": "The communication team's overview of the programme",
+                "description": "Who is in the programme, their LinkedIn connection and its "
+                "expiry, LinkedIn invitations sent and opened (opened: used, or on its way "
+                "through LinkedIn), page links sent and opened, posts registered this month, "
+                "links made, and the channel and opt-out the employee set (never the address). "
+                "JSON, or HTML when `Accept` prefers `text/html`.",
+                "tags": ["employee page"],
+                "security": BEARER,
+                "parameters": [
+                    {
+                        "name": "locale",
+                        "in": "query",
+                        "required": False,
+                        "description": "The HTML's language (default: `Accept-Language`).",
+                        "schema": {"enum": ["da", "en"]},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The overview.",
+                        "content": {
+                            **json_body(_OVERVIEW, _OVERVIEW_EXAMPLE),
+                            **_html("", "Programmets overblik")["content"],
+                        },
+                    },
+                    "401": unauthorized(),
+                    "422": problem(
+                        422,
+                        "`locale` is not da or en.",
+                        "invalid-parameter",
+                        "Invalid query parameter",
+                        "`locale`: must be da or en",
+                        errors=[{"field": "locale", "detail": "must be da or en"}],
+                    ),
+                    "431": _HEADERS_TOO_LARGE,
+                    "503": _PAGE_DOWN,
+                },
+            }
+        },
+        "/v1/overview/links": {
+            "post": {
+                "operationId": "createOverviewLink",
+                "summary": "A signed, expiring share link to the overview",
+                "description": "`{INGEST_PUBLIC_BASE_URL}/overview/{token}` (purpose "
+                "`programme-overview`), valid `INGEST_OVERVIEW_LINK_TTL_S`, for an adviser "
+                "without a key.",
+                "tags": ["employee page"],
+                "security": BEARER,
+                "requestBody": {
+                    "required": False,
+                    "content": json_body(
+                        {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {"locale": {"enum": ["da", "en"]}},
+                        },
+                        {"locale": "da"},
+                    ),
+                },
+                "responses": {
+                    "201": {
+                        "description": "The link.",
+                        "content": json_body(
+                            _SIGNED_LINK,
+                            {
+                                "url": "http://127.0.0.1:8080/overview/eyJsb2NhbGUiOiJkYSJ9.c2ln",
+                                "expires_at": "2026-12-08T10:00:00Z",
+                            },
+                        ),
+                    },
+                    "401": unauthorized(),
+                    "413": _TOO_LARGE,
+                    "422": problem(
+                        422,
+                        'The body is not empty nor `{"locale": "da"|"en"}`.',
+                        "invalid-body",
+                        "Invalid body",
+                        "locale must be da or en",
+                        errors=[{"field": "locale", "detail": "must be da or en"}],
+                    ),
+                    "431": _HEADERS_TOO_LARGE,
+                    "503": _unavailable(
+                        "`INGEST_PAGE_LINK_SECRETS` is not set.",
+                        "not-configured",
+                        "INGEST_PAGE_LINK_SECRETS must be set",
+                    ),
+                },
+            }
+        },
+        "/overview/{token}": {
+            "get": {
+                "operationId": "sharedOverview",
+                "summary": "The overview through a share link (no key)",
+                "tags": ["employee page"],
+                "security": OPEN,
+                "parameters": [_TOKEN],
+                "responses": {
+                    "200": _html("The overview (da/en).", "Programmets overblik"),
+                    "403": _DENIED,
+                    "503": _BROWSER_DOWN,
+                },
+            }
+        },
+    }
+
+
 @functools.cache
 def openapi() -> dict[str, Any]:
     (event_ref,), schemas = msgspec.json.schema_components([InboundEvent], ref_template=_REF)
@@ -1090,6 +1491,7 @@ def openapi() -> dict[str, Any]:
                 "job_id,title,family,hard_to_recruit\r\njob-42,Sygeplejerske,Sundhed,ja\r\n",
             ),
             **_linkedin_connect_paths(),
+            **_self_service_paths(),
             **operational_paths(
                 "ingest",
                 "The broker and the database are reachable",

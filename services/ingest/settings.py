@@ -131,3 +131,23 @@ class IngestSettings:
     # rw_organization_admin reads the page's statistics and manages its webhook subscriptions
     # (LinkedIn "Organization Access Control by Role").
     linkedin_admin_scopes: tuple[str, ...] = ("openid", "profile", "rw_organization_admin")
+
+    # --- the employee's page and the overview (CONTRACT §11; services/ingest/page/) ---
+    # HMAC keys of the page links (`{public_base_url}/me/{token}`, shared/signing.page_token),
+    # comma-separated: the first signs, every one verifies (rotation). The notifier signs the
+    # same tokens with NOTIFIER_PAGE_LINK_SECRETS. The overview's share links and the page's
+    # form tokens are signed with them too, each under its own purpose. Empty: no page.
+    page_link_secrets: tuple[str, ...] = ()
+    page_link_ttl_s: int = 30 * 24 * 3600
+    # How long a form on the page may be sent after the page was shown.
+    page_form_ttl_s: int = 12 * 3600
+    overview_link_ttl_s: int = 7 * 24 * 3600
+    # The employee's figures: attribution's GET /v1/employees/{id}/ripples, with its key.
+    # Empty URL: the page says the figures are unavailable.
+    attribution_url: str = ""
+    attribution_api_key: str = ""
+    attribution_timeout_s: float = 3.0
+    # The target of an employee's tracked link for a job: `{job_id}` is replaced by the job's
+    # id (URL-encoded), e.g. https://careers.example.com/jobs/{job_id}. Its host must be on
+    # INGEST_LINK_ALLOWED_HOSTS. Empty: the page offers no job links.
+    job_url_template: str = ""

@@ -27,12 +27,24 @@ from schemathesis.specs.openapi.checks import (
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 # Error answers that are not problem documents, as their documents declare: the pages a person
 # sees in a browser — an attribution share link that has expired or is not valid, and the
-# LinkedIn connect flow's pages (a bad or used invitation, LinkedIn's refusal).
+# LinkedIn connect flow's pages (a bad or used invitation, LinkedIn's refusal), the employee's
+# page and the overview's share link.
 _HTML = "text/html; charset=utf-8"
 HTML_ERRORS = {
     ("GET /reports/{token}", 403): _HTML,
     **{("GET /connect/linkedin/{token}", status): _HTML for status in (403, 410, 503)},
     **{("GET /connect/linkedin/callback", status): _HTML for status in (400, 409, 410, 502, 503)},
+    # the employee's page, its forms and the overview's share link (da/en pages)
+    **{
+        (f"GET /{page}/{{token}}", status): _HTML
+        for page in ("me", "overview")
+        for status in (403, 503)
+    },
+    **{
+        (f"POST /me/{{token}}/{action}", status): _HTML
+        for action in ("links", "linkedin", "posts", "preferences")
+        for status in (400, 403, 409, 415, 422, 503)
+    },
 }
 
 

@@ -34,11 +34,14 @@ OPEN_PATHS = (
     "/reports/",
     "/v1/webhooks/",
     "/connect/",
+    "/me/",
+    "/overview/",
 )
 # Browser pages that answer a person with an HTML page, not a problem document: attribution's
-# share link refused (expired or not valid), and the connect flow's pages (da/en).
+# share link refused (expired or not valid), the connect flow's pages, the employee's page and
+# the overview's share link (da/en).
 HTML_ERRORS = {("/reports/{token}", "403")}
-HTML_PAGES = ("/connect/",)
+HTML_PAGES = ("/connect/", "/me/", "/overview/")
 
 
 def _load(service: str) -> dict[str, Any]:

@@ -22,6 +22,8 @@ SECRETS = {
     "INGEST_LINKEDIN_CLIENT_ID": "reliability-linkedin-client",
     "INGEST_CONNECT_SECRET": "reliability-connect-secret",
     "INGEST_TOKEN_KEYS": "cmVsaWFiaWxpdHktdG9rZW4ta2V5LTMyLWJ5dGVzLTA",
+    # The employee's page (without it page-links answers 503 "not configured").
+    "INGEST_PAGE_LINK_SECRETS": "reliability-page-secret",
 }
 AUTH = {"Authorization": f"Bearer {API_KEYS[0]}"}
 
