@@ -31,6 +31,10 @@ _ALLOWED: dict[str, set[str]] = {
     "inspired_colleague_unnamed": _COMMON,
     DIGEST: _COMMON | {"count", "items", "title"},
 }
+# The scheduled period report (schedule.py): with the PDF attached, or with a share link.
+REPORT_KINDS = ("report_email", "report_link")
+_ALLOWED["report_email"] = {"period"}
+_ALLOWED["report_link"] = {"period", "url", "expires"}
 _THOUSANDS: dict[Locale, str] = {"da": ".", "en": ","}
 
 
@@ -83,6 +87,11 @@ class Templates:
         values = {"name": name, "count": format_number(len(titles), locale), "items": items}
         return Message(table["title"].format_map(values), table["text"].format_map(values))
 
+    def render_report(self, kind: str, locale: Locale, values: Mapping[str, str]) -> Message:
+        """A scheduled report's message (``report_email`` or ``report_link``)."""
+        table = self.tables[locale][kind]
+        return Message(table["title"].format_map(values), table["text"].format_map(values))
+
 
 def locale_of(value: str) -> Locale:
     """An employee's stored locale; anything but Danish reads English (the contract default)."""
@@ -96,7 +105,8 @@ def format_number(value: int, locale: Locale) -> str:
 
 def _check(file: str, raw: Mapping[str, object]) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
-    for kind in (*RECOGNITION_KINDS, "inspired_colleague_unnamed", DIGEST):
+    kinds = (*RECOGNITION_KINDS, "inspired_colleague_unnamed", DIGEST)
+    for kind in (*kinds, *REPORT_KINDS):
         table = raw.get(kind)
         if not isinstance(table, dict):
             raise TemplateError(f"{file}: the table [{kind}] is missing")
