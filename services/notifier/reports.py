@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import httpx
 import orjson
-from babel.dates import format_date, format_interval
+from babel.dates import format_date, format_interval, format_time
 
 from services.notifier import metrics, store
 from services.notifier.channels import Attachment, Outgoing
@@ -76,8 +76,10 @@ def period_text(period: Period, locale: Locale) -> str:
             return format_date(last, format="long", locale=locale)
         return format_interval(start.date(), last, "yMMMMd", locale=locale)
     if start.date() == end.date():
-        times = format_interval(start, end, "Hms", tzinfo=UTC, locale=locale)
-        return f"{format_date(start, format='long', locale=locale)} {times} UTC"
+        first, last_moment = (
+            format_time(t, format="medium", tzinfo=UTC, locale=locale) for t in (start, end)
+        )
+        return f"{format_date(start, format='long', locale=locale)} {first}–{last_moment} UTC"
     return format_interval(start, end, "yMMMdHms", tzinfo=UTC, locale=locale) + " UTC"
 
 
