@@ -96,7 +96,9 @@ class Attribution:
             timeout=settings.report_fetch_timeout_s, follow_redirects=False, trust_env=False
         )
         self.base = settings.attribution_url.rstrip("/")
-        self.headers = {"Authorization": f"Bearer {settings.attribution_api_key}"}
+        # The first of a comma-separated list: the file of attribution's own keys will do.
+        key = settings.attribution_api_key.split(",")[0].strip()
+        self.headers = {"Authorization": f"Bearer {key}"}
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -116,6 +116,7 @@ class NotifierSettings:
     report_link_expires_s: int = 0
     # Fetching the PDF or the link may take this long (PDF rendering); below the claim lease.
     report_fetch_timeout_s: float = 60.0
-    # Attribution's results API, where the report comes from, and a key it accepts.
+    # Attribution's results API, where the report comes from, and a key it accepts (the
+    # first of a comma-separated list, so ATTRIBUTION_API_KEYS_FILE itself will do).
     attribution_url: str = ""
     attribution_api_key: str = ""
