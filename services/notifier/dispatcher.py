@@ -435,12 +435,13 @@ class Dispatcher:
             if outcome.verdict == "sent":
                 if await store.settle(conn, ids, token, "sent", channel, now):
                     metrics.DELIVERIES.labels(channel, "sent").inc(len(ids))
-                    if rows[0].kind == REPORT:
+                    if rows[0].kind == REPORT:  # due at its period's end: no latency of ours
                         metrics.REPORTS.labels(channel, "sent").inc()
-                    for row in rows if rows[0].kind != REPORT else ():
-                        metrics.LATENCY.labels(channel).observe(
-                            max(0.0, (now - row.due_at).total_seconds())
-                        )
+                    else:
+                        for row in rows:
+                            metrics.LATENCY.labels(channel).observe(
+                                max(0.0, (now - row.due_at).total_seconds())
+                            )
                 else:
                     metrics.CLAIMS_LOST.inc()
                     log.warning("claim lost while sending; the result was not recorded")
