@@ -26,7 +26,7 @@ from services.notifier.messages import Templates
 from services.notifier.settings import NotifierSettings
 from tests.conftest import Running, free_port, fresh_database
 from tests.notifier.conftest import Harness
-from tests.notifier.peers import HttpPeer, SmtpPeer, slack_webhook_rules, smtp_peer
+from tests.notifier.peers import HttpPeer, SmtpPeer, slack_webhook_rules, smtp_peer, teams_rules
 from tests.notifier.reporting import (
     Attribution,
     mail_text,
@@ -269,3 +269,34 @@ async def test_the_report_is_due_after_the_delay(setup: Reports, smtp: SmtpPeer)
     setup.harness.advance(3600)
     assert await setup.dispatcher().dispatch_once() == 2
     assert len(smtp.mailbox.messages) == 1
+
+
+async def test_teams_gets_the_link_in_an_adaptive_card(
+    harness: Harness, smtp: SmtpPeer, peer: HttpPeer, attribution: Attribution
+) -> None:
+    """Teams Workflows webhooks take a message with one Adaptive Card
+    (https://learn.microsoft.com/microsoftteams/platform/webhooks-and-connectors/how-to/add-incoming-webhook);
+    the peer refuses what Teams refuses (tests/notifier/peers.py)."""
+    peer.rules = teams_rules
+    harness.now = JULY
+    settings = dataclasses.replace(
+        report_settings(harness, smtp, peer, attribution.url),
+        report_recipients=f"teams:{peer.url}/workflows/report:da",
+    )
+    subject = Reports(harness, settings)
+    try:
+        assert await subject.record() == 1
+        assert await subject.dispatcher().dispatch_once() == 1
+    finally:
+        await subject.attribution.aclose()
+    (post,) = peer.requests
+    card = post.json()["attachments"][0]["content"]
+    assert card["lang"] == "da"
+    title, text = (block["text"] for block in card["body"])
+    assert title == "Ripples-rapport: 1.–30. jun. 2026"
+    assert "er klar: http" in text
+    url = next(w for w in text.split() if w.startswith("http"))
+    async with httpx.AsyncClient(timeout=30) as client:
+        page = await client.get(url)
+    assert page.status_code == 200
+    assert page.headers["content-language"] == "da"
