@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from services.notifier import schedule
 from services.notifier.api import KEYS_VARIABLE
 from services.notifier.channels import standard_webhooks_key
 from services.notifier.settings import NotifierSettings
@@ -47,6 +48,10 @@ def refusal(settings: NotifierSettings) -> str | None:
             "NOTIFIER_ATTEMPT_DEADLINE_S must be above 0 and shorter than NOTIFIER_CLAIM_LEASE_S "
             "(a claim must outlast the attempt it covers)"
         )
+    try:
+        schedule.configured(settings)
+    except schedule.ScheduleError as exc:
+        return str(exc)
     return None
 
 

@@ -61,9 +61,20 @@ _SLACK_TRANSIENT = {"ratelimited", "service_unavailable", "fatal_error", "intern
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file an e-mail carries (the scheduled report's PDF)."""
+
+    filename: str
+    maintype: str
+    subtype: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class Outgoing:
-    """One message to one employee. ``key`` is the idempotency key: the recognition id, or
-    for a digest its digest id; ``recognition_ids`` lists what it covers."""
+    """One message to one employee (or a report's recipient). ``key`` is the idempotency
+    key: the recognition id, a digest's id or a report's ledger id; ``recognition_ids``
+    lists what it covers; ``attachments`` go with an e-mail only."""
 
     key: str
     kind: str
@@ -73,6 +84,7 @@ class Outgoing:
     text: str
     address: str
     recognition_ids: Sequence[str]
+    attachments: Sequence[Attachment] = ()
 
 
 def webhook_body(message: Outgoing) -> bytes:
@@ -246,6 +258,8 @@ def slack_payload(message: Outgoing, channel: str | None) -> dict[str, Any]:
 
 
 def email_message(message: Outgoing, sender: str) -> EmailMessage:
+    """A plain-text e-mail; with attachments, ``multipart/mixed`` (the text first, then each
+    file base64-encoded with its name), as ``EmailMessage.add_attachment`` builds it."""
     mail = EmailMessage()
     mail["From"] = sender
     mail["To"] = message.address
@@ -254,6 +268,13 @@ def email_message(message: Outgoing, sender: str) -> EmailMessage:
     mail["Content-Language"] = message.locale
     mail[KEY_HEADER] = message.key
     mail.set_content(message.text)
+    for attachment in message.attachments:
+        mail.add_attachment(
+            attachment.data,
+            maintype=attachment.maintype,
+            subtype=attachment.subtype,
+            filename=attachment.filename,
+        )
     return mail
 
 

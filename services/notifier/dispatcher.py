@@ -13,6 +13,11 @@ with the same idempotency key, notes the interruption, and counts it: after
 ``max_attempts`` attempts, interrupted ones included, the delivery fails. A recognition id is
 thus sent successfully at most once by the notifier and at most repeated once to a peer per
 crash, always with one key.
+
+Scheduled reports (:mod:`~services.notifier.schedule`) are ledger rows of their own lane
+(``employee_id`` ``""``) and go through the same claim, attempt and settle steps; their
+message is fetched from attribution after the claim, and a report attribution cannot give now
+waits (backoff) and is tried again, never given up.
 """
 
 from __future__ import annotations
@@ -28,9 +33,10 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from services.notifier import metrics, policy, store
+from services.notifier import metrics, policy, reports, store
 from services.notifier.channels import Channels, Outgoing
 from services.notifier.messages import DIGEST, Message, Templates, locale_of
+from services.notifier.schedule import LANE, REPORT, ReportSchedule, parse_report_id
 from services.notifier.settings import NotifierSettings
 from shared import failures, signing
 from shared.cloudevents import to_kafka
@@ -65,8 +71,13 @@ class Dispatcher:
         rand: Callable[[], float] = random.random,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        schedule: ReportSchedule | None = None,
+        attribution: reports.Attribution | None = None,
     ) -> None:
         self.settings = settings
+        self.schedule = schedule
+        self.attribution = attribution
+        self._report_backoff: dict[str, failures.Backoff] = {}
         self.pool = pool
         self.channels = channels
         self.templates = templates
@@ -184,7 +195,10 @@ class Dispatcher:
             groups[delivery.employee_id].append(delivery)
         tasks = []
         for employee_id, rows in groups.items():
-            task = asyncio.create_task(self._employee(people.get(employee_id), rows))
+            if employee_id == LANE:
+                task = asyncio.create_task(self._reports(rows))
+            else:
+                task = asyncio.create_task(self._employee(people.get(employee_id), rows))
             self._serving.add(employee_id)
             self._in_flight += len(rows)
             self._tasks.add(task)
@@ -288,6 +302,63 @@ class Dispatcher:
         if members:
             return await self._attempt(employee, members, self._digest(employee, members))
         return await self._attempt(employee, [row], self._message(employee, row))
+
+    async def _reports(self, rows: Sequence[store.Delivery]) -> None:
+        """The claimed scheduled reports, one after the other."""
+        for row in rows:
+            try:
+                await self._report(row)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                # The claim expires and the report is tried again; nothing is lost.
+                log.warning("report step failed", extra={"error": type(exc).__name__})
+
+    async def _report(self, row: store.Delivery) -> None:
+        """One report to one recipient: fetched from attribution, then attempted as every
+        message is (under the claim's token). Attribution unable to give it now: the row waits
+        with backoff (``failures.Backoff``) and no attempt is counted."""
+        ids = [row.recognition_id]
+        period, digest = parse_report_id(row.recognition_id)
+        recipient = self.schedule.recipient(digest) if self.schedule else None
+        if recipient is None or self.schedule is None or self.attribution is None:
+            async with self.pool.acquire() as conn:
+                detail = "recipient no longer configured"
+                if await store.settle(
+                    conn, ids, row.claim_token, "suppressed", "none", self.clock(), detail,
+                    "no_notify",
+                ):  # fmt: skip
+                    metrics.REPORTS.labels("none", "suppressed").inc()
+            return
+        if row.interrupted and row.attempts >= self.settings.max_attempts:
+            await self._give_up([row], recipient.channel, "max_attempts", "interrupted")
+            return
+        try:
+            message = await reports.message(
+                self.attribution, self.templates, self.schedule, row.recognition_id, period,
+                recipient,
+            )  # fmt: skip
+        except reports.ReportUnavailable as exc:
+            metrics.REPORT_FETCH_FAILURES.labels(exc.code).inc()
+            backoff = self._report_backoff.setdefault(
+                row.recognition_id,
+                failures.Backoff(self.settings.backoff_base_s, self.settings.backoff_max_s),
+            )
+            delay = backoff.next_delay()
+            async with self.pool.acquire() as conn:
+                until = self.clock() + timedelta(seconds=delay)
+                await store.postpone(
+                    conn, ids, row.claim_token, until, f"report unavailable: {exc}",
+                    reason=exc.code,
+                )  # fmt: skip
+            log.warning(
+                "report unavailable; trying again",
+                extra={"reason": exc.code, "retry_in_s": round(delay, 3)},
+            )
+            return
+        self._report_backoff.pop(row.recognition_id, None)
+        recipient_as = store.Employee(
+            LANE, None, recipient.locale, recipient.channel, recipient.address, False, False
+        )
+        await self._attempt(recipient_as, [row], message)
 
     def _message(self, employee: store.Employee, row: store.Delivery) -> Outgoing:
         assert employee.display_name is not None
@@ -414,10 +485,13 @@ class Dispatcher:
             if outcome.verdict == "sent":
                 if await store.settle(conn, ids, token, "sent", channel, now):
                     metrics.DELIVERIES.labels(channel, "sent").inc(len(ids))
-                    for row in rows:
-                        metrics.LATENCY.labels(channel).observe(
-                            max(0.0, (now - row.due_at).total_seconds())
-                        )
+                    if rows[0].kind == REPORT:  # due at its period's end: no latency of ours
+                        metrics.REPORTS.labels(channel, "sent").inc()
+                    else:
+                        for row in rows:
+                            metrics.LATENCY.labels(channel).observe(
+                                max(0.0, (now - row.due_at).total_seconds())
+                            )
                 else:
                     metrics.CLAIMS_LOST.inc()
                     log.warning("claim lost while sending; the result was not recorded")
@@ -462,6 +536,10 @@ class Dispatcher:
             return set(ids)
         label = channel or "none"
         metrics.DELIVERIES.labels(label, "failed").inc(len(ids))
+        if rows[0].kind == REPORT:  # not a recognition: nothing to put on its topic again
+            metrics.REPORTS.labels(label, "failed").inc()
+            log.error("report delivery failed", extra={"channel": label, "reason": reason})
+            return set(ids)
         for row in rows:
             await self._dead_letter(row, text)
         log.warning("delivery failed", extra={"channel": label, "reason": reason})

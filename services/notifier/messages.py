@@ -48,6 +48,10 @@ _MONTHS: dict[Locale, tuple[str, ...]] = {
     "en": ("January", "February", "March", "April", "May", "June", "July", "August",
            "September", "October", "November", "December"),
 }  # fmt: skip
+# The scheduled period report (schedule.py): with the PDF attached, or with a share link.
+REPORT_KINDS = ("report_email", "report_link")
+_ALLOWED["report_email"] = {"period"}
+_ALLOWED["report_link"] = {"period", "url", "expires"}
 _THOUSANDS: dict[Locale, str] = {"da": ".", "en": ","}
 
 
@@ -118,6 +122,11 @@ class Templates:
         values = {"name": name, "count": format_number(len(titles), locale), "items": items}
         return Message(table["title"].format_map(values), table["text"].format_map(values))
 
+    def render_report(self, kind: str, locale: Locale, values: Mapping[str, str]) -> Message:
+        """A scheduled report's message (``report_email`` or ``report_link``)."""
+        table = self.tables[locale][kind]
+        return Message(table["title"].format_map(values), table["text"].format_map(values))
+
 
 def locale_of(value: str) -> Locale:
     """An employee's stored locale; anything but Danish reads English (the contract default)."""
@@ -144,6 +153,7 @@ def _check(file: str, raw: Mapping[str, object]) -> dict[str, dict[str, str]]:
         DIGEST,
         *CONNECTION_TABLES,
         PAGE_LINK,
+        *REPORT_KINDS,
     ):
         table = raw.get(kind)
         if not isinstance(table, dict):

@@ -61,6 +61,29 @@ SUPPRESSED = Counter(
 DEAD_LETTERS = Counter(
     "notifier_dead_letters_total", "Records sent to the dead-letter topic, by reason.", ["reason"]
 )
+# The scheduled period report (schedule.py, reports.py).
+REPORT_FETCH_REASONS = ("connection_error", "timeout", "server_error", "rejected", "too_large")
+REPORTS_SCHEDULED = Counter(
+    "notifier_reports_scheduled_total",
+    "Scheduled reports put on the ledger (one per closed period and recipient), by channel.",
+    ["channel"],
+)
+REPORTS = Counter(
+    "notifier_reports_total",
+    "Scheduled reports settled, by channel and outcome (sent, suppressed: the recipient is "
+    "no longer configured, failed).",
+    ["channel", "outcome"],
+)
+REPORT_FETCH_FAILURES = Counter(
+    "notifier_report_fetch_failures_total",
+    "Times the PDF or share link of a due report could not be had from attribution (the "
+    "report waits and is tried again), by reason.",
+    ["reason"],
+)
+REPORT_PERIOD_END = Gauge(
+    "notifier_report_period_end_timestamp_seconds",
+    "End of the latest closed period whose reports are on the ledger (Unix time).",
+)
 
 preinit(DELIVERIES, CHANNELS, OUTCOMES)
 preinit(ATTEMPTS, CHANNELS[:-1])
@@ -70,3 +93,6 @@ preinit(DEAD_LETTERS, DEAD_LETTER_REASONS)
 preinit(DESTINATION_PAUSES, CHANNELS[:-1])
 preinit(SUPPRESSED, SUPPRESSION_REASONS)
 preinit(WAKEUPS, ("recorded", "finished", "due", "interval"))
+preinit(REPORTS_SCHEDULED, ("email", "slack", "teams"))
+preinit(REPORTS, ("slack", "teams", "email", "none"), OUTCOMES)
+preinit(REPORT_FETCH_FAILURES, REPORT_FETCH_REASONS)

@@ -35,8 +35,15 @@ _RECOGNITION = {
     "required": [*REQUIRED, "reason"],
     "properties": {
         "recognition_id": {"type": "string", "examples": ["reach_milestone:emp-1:10000"]},
-        "kind": {"type": "string", "enum": [*RECOGNITION_KINDS, *CONNECTION_KINDS]},
-        "employee_id": {"type": "string"},
+        "kind": {
+            "type": "string",
+            "enum": [*RECOGNITION_KINDS, *CONNECTION_KINDS, "report"],
+            "description": "`report`: the scheduled period report to one recipient (extension).",
+        },
+        "employee_id": {
+            "type": "string",
+            "description": "Empty for a scheduled report (it goes to a configured recipient).",
+        },
         "status": {"type": "string", "enum": ["pending", "sent", "suppressed", "failed"]},
         "channel": {
             "type": ["string", "null"],

@@ -107,3 +107,25 @@ class NotifierSettings:
     page_base_url: str = ""
     page_link_secrets: tuple[str, ...] = ()
     page_link_ttl_s: int = 30 * 86400
+
+    # The period report (services/notifier/README.md "Scheduled report"): after each period
+    # closes, the report goes once to every recipient. Off while no recipient is set.
+    # Period: monthly (calendar months, UTC), weekly (ISO weeks) or an ISO 8601 duration
+    # (PT30S, P1D) aligned to the Unix epoch.
+    report_period: str = "monthly"
+    # Comma-separated `channel:address:locale` (email, slack or teams; da or en), or a JSON
+    # list of {"channel","address","locale"} (NOTIFIER_REPORT_RECIPIENTS_FILE).
+    report_recipients: str = ""
+    report_model: str = "last_touch"
+    # A period's report is due this long after it ends (late events are still arriving).
+    report_delay_s: float = 3600.0
+    # After an outage, the reports of at most this many missed periods are sent.
+    report_catch_up: int = 3
+    # Share links in Slack/Teams reports live this long; 0 = attribution's default (7 days).
+    report_link_expires_s: int = 0
+    # Fetching the PDF or the link may take this long (PDF rendering); below the claim lease.
+    report_fetch_timeout_s: float = 60.0
+    # Attribution's results API, where the report comes from, and a key it accepts (the
+    # first of a comma-separated list, so ATTRIBUTION_API_KEYS_FILE itself will do).
+    attribution_url: str = ""
+    attribution_api_key: str = ""

@@ -732,3 +732,43 @@ async def recognitions_page(
     )
     page = [dict(row) for row in rows[:limit]]
     return page, cursor_of(page[-1]) if len(rows) > limit else None
+
+
+# --- scheduled reports -----------------------------------------------------------------------
+
+
+async def last_report_end(conn: Conn, digest: str) -> datetime | None:
+    """The end of the latest period on the ledger for the recipient ``digest`` (a report
+    row's ``due_at`` is its period's end), None when there is none."""
+    end: datetime | None = await conn.fetchval(
+        """select max(due_at) from notifier_deliveries
+           where employee_id = '' and kind = 'report' and recognition_id like '%:' || $1""",
+        digest,
+    )
+    return end
+
+
+async def record_reports(
+    conn: Conn, reports: Sequence[tuple[str, datetime, datetime]], source: str, now: datetime
+) -> list[str]:
+    """A ledger row per (report id, period end, due time) not there yet; the new ids.
+    The id is the primary key, so replicas and restarts writing the same report make one row."""
+    if not reports:
+        return []
+    rows = await conn.fetch(
+        """insert into notifier_deliveries (recognition_id, kind, employee_id, due_at, facts,
+               event_id, event_source, event_time, source_partition, source_offset,
+               received_at, next_attempt_at)
+           select r.id, 'report', '', r.period_end, '{}'::jsonb, r.id, $4, r.period_end, -1, -1,
+                  $5, r.due
+           from unnest($1::text[], $2::timestamptz[], $3::timestamptz[])
+                as r(id, period_end, due)
+           on conflict (recognition_id) do nothing
+           returning recognition_id""",
+        [r[0] for r in reports],
+        [r[1] for r in reports],
+        [r[2] for r in reports],
+        source,
+        now,
+    )
+    return [row["recognition_id"] for row in rows]

@@ -22,7 +22,7 @@ import faust
 import httpx
 import mode
 
-from services.notifier import egress, metrics, store
+from services.notifier import egress, metrics, reports, schedule, store
 from services.notifier.api import create_api
 from services.notifier.channels import Channels
 from services.notifier.dispatcher import Dispatcher
@@ -76,6 +76,8 @@ class Runtime(mode.Service):  # type: ignore[misc]  # mode is untyped here
         self.lag: dict[tuple[str, int], int] = {}
         self._client: httpx.AsyncClient | None = None
         self._task: asyncio.Future[None] | None = None
+        self._attribution: reports.Attribution | None = None
+        self._scheduler: asyncio.Future[None] | None = None
 
     async def on_start(self) -> None:
         folder = Path(self.settings.templates_dir) if self.settings.templates_dir else TEMPLATES
@@ -87,6 +89,9 @@ class Runtime(mode.Service):  # type: ignore[misc]  # mode is untyped here
             await conn.close()
         self.pool = await db.create_pool(self.database)
         self._client = egress.client(self.settings.allow_loopback, self.settings.request_timeout_s)
+        plan = schedule.configured(self.settings)  # checked at start (__main__.refusal)
+        if plan is not None:
+            self._attribution = reports.Attribution(self.settings)
         self.dispatcher = Dispatcher(
             self.settings,
             self.pool,
@@ -94,16 +99,24 @@ class Runtime(mode.Service):  # type: ignore[misc]  # mode is untyped here
             templates,
             self.dead_letter,
             now,
+            schedule=plan,
+            attribution=self._attribution,
         )
         self._task = asyncio.ensure_future(self.dispatcher.run())
+        if plan is not None:
+            scheduler = reports.Scheduler(plan, self.pool, self.dispatcher.wake, now)
+            self._scheduler = asyncio.ensure_future(scheduler.run())
         self.prepared.set()
 
     async def on_stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in (self._scheduler, self._task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self._client is not None:
             await self._client.aclose()
+        if self._attribution is not None:
+            await self._attribution.aclose()
         if self.pool is not None:
             await self.pool.close()
 

@@ -165,10 +165,21 @@ def test_who_reaches_the_services(
 def test_services_do_not_reach_each_other(cluster: tuple[list[Doc], str], source: str) -> None:
     policies, namespace = cluster
     for dest, port in (("ingest", 8080), ("attribution", 8081), ("notifier", 8082)):
-        if dest != source:
+        if dest != source and (source, dest) != ("notifier", "attribution"):
             assert not connects(
                 policies, ripples(namespace, source), ripples(namespace, dest), port
             )
+
+
+def test_the_notifier_reaches_attribution_for_the_scheduled_report(
+    cluster: tuple[list[Doc], str],
+) -> None:
+    """The one exception: the notifier fetches the report's PDF and share link (port 8081)."""
+    policies, namespace = cluster
+    notifier, attribution = ripples(namespace, "notifier"), ripples(namespace, "attribution")
+    assert connects(policies, notifier, attribution, 8081)
+    assert not connects(policies, notifier, attribution, 5432)
+    assert not connects(policies, attribution, notifier, 8082)
 
 
 @pytest.mark.parametrize(
