@@ -221,6 +221,28 @@ async def ring_seeds(
 async def whole_network_rings(conn: Conn, settings: AttributionSettings) -> RingChange:
     """Re-derive the rings and inspirers of every employee from the stored facts (one pass in
     order of first share, :func:`rules.rings`); write only the rows that differ."""
+    placed = await whole_network_placements(conn, settings)
+    old_places: dict[str, Place] = {
+        r["employee_id"]: (r["ring"], r["first_shared_at"])
+        for r in await conn.fetch("select * from attribution.placements")
+    }
+    old_edges = await stored_edges(conn)
+    change = await _write_rings(conn, placed, old_places, old_edges)
+    change.derived = len(placed)
+    return change
+
+
+async def stored_edges(conn: Conn) -> dict[tuple[str, str], Edge]:
+    return {
+        (r["employee_id"], r["inspirer_id"]): (r["weight"], r["exposure"], r["exposed_at"])
+        for r in await conn.fetch("select * from attribution.inspirers")
+    }
+
+
+async def whole_network_placements(
+    conn: Conn, settings: AttributionSettings
+) -> dict[str, rules.Placement]:
+    """Every employee's placement and inspirers, derived from the stored facts."""
     ambassadors = [
         r["employee_id"]
         for r in await conn.fetch(
@@ -236,20 +258,7 @@ async def whole_network_rings(conn: Conn, settings: AttributionSettings) -> Ring
         rules.Exposure(r["employee_id"], r["author_id"], r["at"], r["published_at"], r["kind"])
         for r in await conn.fetch(_ALL_EXPOSURES, settings.ring_window)
     ]
-    placed = rules.rings(
-        ambassadors, first, exposures, settings.ring_window, settings.ring_half_life
-    )
-    old_places: dict[str, Place] = {
-        r["employee_id"]: (r["ring"], r["first_shared_at"])
-        for r in await conn.fetch("select * from attribution.placements")
-    }
-    old_edges: dict[tuple[str, str], Edge] = {
-        (r["employee_id"], r["inspirer_id"]): (r["weight"], r["exposure"], r["exposed_at"])
-        for r in await conn.fetch("select * from attribution.inspirers")
-    }
-    change = await _write_rings(conn, placed, old_places, old_edges)
-    change.derived = len(placed)
-    return change
+    return rules.rings(ambassadors, first, exposures, settings.ring_window, settings.ring_half_life)
 
 
 async def incremental_rings(
@@ -522,26 +531,22 @@ def shares(
     }
 
 
-async def derive_conversions(
-    conn: Conn,
-    applicant_ids: set[str],
-    settings: AttributionSettings,
+Digests = tuple[str | None, str | None, str | None]
+"""(derived rows, last credit.assigned for the application, for the hire)."""
+
+
+def conversion_outputs(
+    conversions: Iterable[Conversion],
+    ring_of: dict[str, int | None],
+    digests: dict[str, Digests],
     result: BatchResult,
     outbox: list[tuple[str, bytes]],
-) -> list[Conversion]:
-    """Re-derive touches and credit of these applicants; return those whose credit changed."""
-    if not applicant_ids:
-        return []
-    conversions = await load_conversions(conn, applicant_ids, settings)
-    employees = {e for c in conversions for es in c.credit.values() for e, _ in es if e}
-    ring_of = await ring_map(conn, employees)
-    digests = {
-        r["applicant_id"]: (r["derived_digest"], r["applied_digest"], r["hired_digest"])
-        for r in await conn.fetch(
-            "select * from attribution.conversions where applicant_id = any($1::text[])",
-            sorted(applicant_ids),
-        )
-    }
+) -> tuple[
+    list[Conversion], list[Conversion], list[tuple[str, str | None, str | None, str | None]]
+]:
+    """For derived conversions and their stored digests: a ``credit.assigned`` in ``outbox``
+    for each payload that changed; (the conversions whose digests changed, those whose touch
+    and credit rows changed, the new digest rows of the first)."""
     changed: list[Conversion] = []
     rewrite: list[Conversion] = []  # changed touches or credit rows, not only rings
     digest_rows: list[tuple[str, str | None, str | None, str | None]] = []
@@ -584,6 +589,32 @@ async def derive_conversions(
             # (they hold no ring): those rows are rewritten only when they differ
             if derived != digests.get(conv.applicant_id, (None, None, None))[0]:
                 rewrite.append(conv)
+    return changed, rewrite, digest_rows
+
+
+async def derive_conversions(
+    conn: Conn,
+    applicant_ids: set[str],
+    settings: AttributionSettings,
+    result: BatchResult,
+    outbox: list[tuple[str, bytes]],
+) -> list[Conversion]:
+    """Re-derive touches and credit of these applicants; return those whose credit changed."""
+    if not applicant_ids:
+        return []
+    conversions = await load_conversions(conn, applicant_ids, settings)
+    employees = {e for c in conversions for es in c.credit.values() for e, _ in es if e}
+    ring_of = await ring_map(conn, employees)
+    digests = {
+        r["applicant_id"]: (r["derived_digest"], r["applied_digest"], r["hired_digest"])
+        for r in await conn.fetch(
+            "select * from attribution.conversions where applicant_id = any($1::text[])",
+            sorted(applicant_ids),
+        )
+    }
+    changed, rewrite, digest_rows = conversion_outputs(
+        conversions, ring_of, digests, result, outbox
+    )
     if rewrite:
         ids = [c.applicant_id for c in rewrite]
         await conn.execute("delete from attribution.touches where applicant_id = any($1)", ids)

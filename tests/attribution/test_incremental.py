@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,13 +29,11 @@ from hypothesis import strategies as st
 
 from ripples.bench.workload import events as bench_events
 from services.attribution import derive, store
-from shared.db import migrate
 from shared.events import Envelope
-from tests.attribution.conftest import MIGRATIONS, SETTINGS, envelopes
+from tests.attribution.conftest import SETTINGS, envelopes
 from tests.attribution.scenario import engage as scenario_engage
 from tests.attribution.scenario import person as scenario_person
 from tests.attribution.scenario import post as scenario_post
-from tests.conftest import Running, fresh_database
 
 pytestmark = pytest.mark.integration
 
@@ -54,19 +52,6 @@ DERIVED = {
     "conversions": "applicant_id",
     "recognitions": "recognition_id",
 }
-
-
-@pytest.fixture
-async def reference(postgres: Running) -> AsyncIterator[asyncpg.Pool]:
-    """A second database, for the whole-network derivation of the same batches."""
-    async with fresh_database(postgres, "reference") as url:
-        conn = await asyncpg.connect(url)
-        await migrate(conn, "attribution", MIGRATIONS)
-        await conn.close()
-        created = await asyncpg.create_pool(url, min_size=1, max_size=2)
-        assert created is not None
-        yield created
-        await created.close()
 
 
 def _t(half_days: int) -> str:
@@ -235,6 +220,15 @@ async def _tables(pool: asyncpg.Pool) -> dict[str, list[Any]]:
 
 def _report(result: store.BatchResult) -> tuple[Any, ...]:
     return (result.outcomes, result.credits_assigned, result.recognitions, result.outbox)
+
+
+async def feed_with(
+    pool: asyncpg.Pool, items: Sequence[Envelope], settings: Any, batch: int = 1000
+) -> None:
+    """Apply events in batches with these settings, one transaction each."""
+    for start in range(0, len(items), batch):
+        async with pool.acquire() as conn, conn.transaction():
+            await store.apply_batch(conn, items[start : start + batch], settings)
 
 
 async def _lockstep(
