@@ -1,5 +1,6 @@
 """The results API (CONTRACT §7): `/v1/summary`, `/v1/sharers`, `/v1/sharers/{employee_id}`,
-`/v1/conversions/{applicant_id}`, `/v1/ripples`, plus the operational routes."""
+`/v1/conversions/{applicant_id}`, `/v1/ripples`, plus the admin route that recomputes every
+derived table (`/v1/admin/recompute`) and the operational routes."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from services.attribution import metrics, queries
+from services.attribution import metrics, queries, recompute
 from services.attribution.openapi import openapi
 from services.attribution.report.routes import report_routes
 from services.attribution.settings import AttributionSettings
@@ -102,7 +103,24 @@ def create_api(
     async def ripples(_: Request) -> Response:
         return json_response(await read(queries.ripples))
 
+    job = recompute.Job()
+
+    async def start_recompute(_: Request) -> Response:
+        if not job.start(await pool(), settings):
+            raise ProblemError(
+                409,
+                "recompute-running",
+                "A recompute is running",
+                "a recompute is running; GET /v1/admin/recompute shows its progress",
+            )
+        return json_response(job.as_dict(), status=202)
+
+    async def recompute_status(_: Request) -> Response:
+        return json_response(job.as_dict())
+
     routes = [
+        Route("/v1/admin/recompute", start_recompute, methods=["POST"]),
+        Route("/v1/admin/recompute", recompute_status, methods=["GET"]),
         Route("/v1/summary", summary, methods=["GET"]),
         Route("/v1/sharers", sharers, methods=["GET"]),
         Route("/v1/sharers/{employee_id}", sharer, methods=["GET"]),

@@ -13,13 +13,21 @@ a hire) are emitted once, as a batch would; recognitions already due stay (none 
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Literal
+
+import asyncpg
 
 from services.attribution import derive, store
 from services.attribution.settings import AttributionSettings
 from shared.events import MODELS
+
+log = logging.getLogger(__name__)
 
 STAGED = ("placements", "inspirers", "touches", "credits", "conversions")
 """The derived tables rebuilt beside the live ones (first shares follow the posts, not the
@@ -168,3 +176,50 @@ async def _rebuild(
         recognitions=sum(result.recognitions.values()),
         seconds=time.monotonic() - started,
     )
+
+
+@dataclass
+class Job:
+    """The admin route's recompute (``POST /v1/admin/recompute``): one at a time, in the
+    service's event loop, its progress readable while it runs (``GET``)."""
+
+    status: Literal["idle", "running", "done", "failed"] = "idle"
+    stage: str | None = None
+    done: int = 0
+    total: int = 0
+    result: Recomputed | None = None
+    _task: asyncio.Task[None] | None = None
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        self.stage, self.done, self.total = stage, done, total
+
+    def start(self, pool: asyncpg.Pool, settings: AttributionSettings) -> bool:
+        """Start a recompute; False when one is running already."""
+        if self.status == "running":
+            return False
+        self.status, self.stage, self.done, self.total, self.result = "running", None, 0, 0, None
+        self._task = asyncio.create_task(self._run(pool, settings))
+        return True
+
+    async def _run(self, pool: asyncpg.Pool, settings: AttributionSettings) -> None:
+        try:
+            async with pool.acquire() as conn:
+                self.result = await recompute(conn, settings, self.progress)
+            self.status = "done"
+            log.info("recompute done", extra={"seconds": round(self.result.seconds, 1)})
+        except Exception:
+            self.status = "failed"
+            log.exception("recompute failed")
+
+    async def wait(self) -> None:
+        if self._task is not None:
+            await self._task
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "stage": self.stage,
+            "done": self.done,
+            "total": self.total,
+            "result": None if self.result is None else dataclasses.asdict(self.result),
+        }

@@ -1,6 +1,7 @@
 """``ripples recompute`` (issue 18, part 4): after a settings change, the derived tables
 rebuilt from the stored facts equal a fresh replay of the same events under the new settings,
-row for row; the results API answers throughout, from the old rows or the new, never a mix."""
+row for row; the results API answers throughout, from the old rows or the new, never a mix;
+the admin route runs one with the key."""
 
 from __future__ import annotations
 
@@ -9,15 +10,18 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import httpx
 import orjson
 import pytest
 
 from ripples.bench.workload import events as bench_events
 from services.attribution import queries
+from services.attribution.api import create_api
 from services.attribution.recompute import STAGED, recompute
 from tests.attribution.conftest import SETTINGS, envelopes
 from tests.attribution.scenario import engage, person, post
 from tests.attribution.test_incremental import _tables, feed_with
+from tests.conftest import AUTH
 
 pytestmark = pytest.mark.integration
 
@@ -100,3 +104,44 @@ async def test_recompute_equals_a_fresh_replay_under_the_new_settings(
     assert set(seen) <= {old_ripples, new_ripples}
     assert [s for s, _, _ in stages].count("conversions") > 2  # the progress, chunk by chunk
     assert stages[-1] == ("swap", 1, 1)
+
+
+async def test_the_admin_route_recomputes_with_the_key(pool: asyncpg.Pool) -> None:
+    """POST /v1/admin/recompute (key) starts one, a second while it runs is 409, GET shows its
+    stage and then its result; without the key both are 401."""
+    await feed_with(pool, envelopes(_world()), SETTINGS)
+
+    async def get_pool() -> asyncpg.Pool:
+        return pool
+
+    async def ready() -> dict[str, bool]:
+        return {"database": True, "partitions_assigned": True}
+
+    app = create_api(get_pool, ready, CHANGED)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://attribution") as client:
+        for method in ("POST", "GET"):
+            refused = await client.request(method, "/v1/admin/recompute")
+            assert refused.status_code == 401
+            assert refused.headers["content-type"] == "application/problem+json"
+        started = await client.post("/v1/admin/recompute", headers=AUTH)
+        assert started.status_code == 202, started.text
+        assert started.json()["status"] == "running"
+        again = await client.post("/v1/admin/recompute", headers=AUTH)
+        assert again.status_code == 409
+        assert again.headers["content-type"] == "application/problem+json"
+        states = []
+        while (state := (await client.get("/v1/admin/recompute", headers=AUTH)).json())[
+            "status"
+        ] == "running":
+            states.append(state["stage"])
+            await asyncio.sleep(0.01)
+    assert state["status"] == "done", state
+    assert state["result"]["applicants"] > 0
+    assert state["result"]["events"] == len(_world())
+    assert {"conversions"} <= set(states)
+    async with pool.acquire() as conn:
+        window = await conn.fetchval(
+            "select count(*) from attribution.inspirers where employee_id like 'c%'"
+        )
+    assert window == 3  # the chain, linked under the new 21-day window
