@@ -10,7 +10,8 @@ and incremental, each in a transaction rolled back (their order alternating from
 batch), then incremental for real. For each it records the batch's wall time and the CPU time
 of the PostgreSQL backend (utime + stime of its process, from ``/proc``), the same two for the
 ring derivation alone, and the employees whose placement the batch derived; it prints the
-medians. Not part of ``make test``: it
+medians, and the costliest statements of one more incremental batch. At the end it times
+``recompute`` over everything stored. Not part of ``make test``: it
 measures."""
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import asyncpg
 
 from ripples.bench.workload import events
 from services.attribution import derive, store
+from services.attribution.recompute import recompute
 from shared.db import migrate
 from tests.attribution.conftest import MIGRATIONS, SETTINGS, envelopes
 from tests.conftest import start_postgres, stop_postgres
@@ -75,6 +77,30 @@ async def _timed(
     return wall * 1000, backend * 1000, _RINGS[0] * 1000, _RINGS[1] * 1000, result.rings_derived
 
 
+async def _profile(conn: asyncpg.Connection, batch: list[Any]) -> None:
+    """Where an incremental batch spends its time in PostgreSQL: the costliest statements
+    (wall time per statement as the client sees it), the batch rolled back."""
+    spent: dict[str, float] = {}
+
+    def note(query: Any) -> None:
+        key = " ".join(query.query.split())[:70]
+        spent[key] = spent.get(key, 0.0) + query.elapsed * 1000
+
+    conn.add_query_logger(note)
+    tx = conn.transaction()
+    await tx.start()
+    try:
+        await store.apply_batch(conn, batch, SETTINGS)
+    finally:
+        await tx.rollback()
+        conn.remove_query_logger(note)
+    total = sum(spent.values())
+    top = sorted(spent.items(), key=lambda kv: -kv[1])[:6]
+    print(f"  statements of one incremental batch: {total:.0f} ms in all", flush=True)
+    for key, ms in top:
+        print(f"    {ms:6.1f} ms  {key}", flush=True)
+
+
 async def run(url: str, total: int, checkpoints: list[int]) -> list[dict[str, Any]]:
     conn = await asyncpg.connect(url)
     await migrate(conn, "attribution", MIGRATIONS)
@@ -100,6 +126,7 @@ async def run(url: str, total: int, checkpoints: list[int]) -> list[dict[str, An
                 figures[how].append(await _timed(conn, pid, batch, how, keep=False))
             await _timed(conn, pid, batch, "incremental", keep=True)
             stored += len(batch)
+        await _profile(conn, envelopes(raw[stored : stored + BATCH]))
         employees = await conn.fetchval("select count(*) from attribution.employees")
         row = {"stored": checkpoint, "employees": employees}
         for how, values in figures.items():
@@ -114,6 +141,13 @@ async def run(url: str, total: int, checkpoints: list[int]) -> list[dict[str, An
             f"{whole[4]:.0f} → {incremental[4]:.0f}",
             flush=True,
         )
+    done = await recompute(conn, SETTINGS)
+    print(
+        f"recompute over {done.events:,} stored events: {done.seconds:.1f} s, "
+        f"{done.events / done.seconds:,.0f} events/s ({done.employees:,} placements, "
+        f"{done.applicants:,} conversions)",
+        flush=True,
+    )
     await conn.close()
     return rows
 
