@@ -10,9 +10,9 @@ and incremental, each in a transaction rolled back (their order alternating from
 batch), then incremental for real. For each it records the batch's wall time and the CPU time
 of the PostgreSQL backend (utime + stime of its process, from ``/proc``), the same two for the
 ring derivation alone, and the employees whose placement the batch derived; it prints the
-medians, and the costliest statements of one more incremental batch. At the end it times
-``recompute`` over everything stored. Not part of ``make test``: it
-measures."""
+medians, and how an incremental batch's time divides between its steps (wall ms, the facts
+being the rest). At the end it times ``recompute`` over everything stored. Not part of
+``make test``: it measures."""
 
 from __future__ import annotations
 
@@ -44,6 +44,15 @@ def _cpu(pid: int) -> float:
 
 
 _RINGS: list[float] = [0.0, 0.0]  # wall and backend CPU seconds of the last ring derivation
+STEPS = (
+    "previous_authors",
+    "ring_seeds",
+    "affected_applicants",
+    "derive_conversions",
+    "recognitions",
+    "emit_recognitions",
+)
+_STEPS: dict[str, list[float]] = {name: [] for name in STEPS}  # wall seconds per batch
 
 
 def _clocked(function: Any, pid: int) -> Any:
@@ -57,6 +66,20 @@ def _clocked(function: Any, pid: int) -> Any:
             _RINGS[:] = [time.perf_counter() - clock, _cpu(pid) - cpu]
 
     return clocked
+
+
+def _stepped(name: str, function: Any) -> Any:
+    """``function`` (a step of ``apply_batch``), adding its wall time to _STEPS[name]."""
+
+    async def stepped(*args: Any) -> Any:
+        clock = time.perf_counter()
+        try:
+            return await function(*args)
+        finally:
+            if _STEPS[name]:  # only while a batch is measured
+                _STEPS[name][-1] += time.perf_counter() - clock
+
+    return stepped
 
 
 async def _timed(
@@ -77,36 +100,14 @@ async def _timed(
     return wall * 1000, backend * 1000, _RINGS[0] * 1000, _RINGS[1] * 1000, result.rings_derived
 
 
-async def _profile(conn: asyncpg.Connection, batch: list[Any]) -> None:
-    """Where an incremental batch spends its time in PostgreSQL: the costliest statements
-    (wall time per statement as the client sees it), the batch rolled back."""
-    spent: dict[str, float] = {}
-
-    def note(query: Any) -> None:
-        key = " ".join(query.query.split())[:70]
-        spent[key] = spent.get(key, 0.0) + query.elapsed * 1000
-
-    conn.add_query_logger(note)
-    tx = conn.transaction()
-    await tx.start()
-    try:
-        await store.apply_batch(conn, batch, SETTINGS)
-    finally:
-        await tx.rollback()
-        conn.remove_query_logger(note)
-    total = sum(spent.values())
-    top = sorted(spent.items(), key=lambda kv: -kv[1])[:6]
-    print(f"  statements of one incremental batch: {total:.0f} ms in all", flush=True)
-    for key, ms in top:
-        print(f"    {ms:6.1f} ms  {key}", flush=True)
-
-
 async def run(url: str, total: int, checkpoints: list[int]) -> list[dict[str, Any]]:
     conn = await asyncpg.connect(url)
     await migrate(conn, "attribution", MIGRATIONS)
     pid = await conn.fetchval("select pg_backend_pid()")
     derive.incremental_rings = _clocked(derive.incremental_rings, pid)  # type: ignore[method-assign]
     derive.whole_network_rings = _clocked(derive.whole_network_rings, pid)  # type: ignore[method-assign]
+    for name in STEPS:
+        setattr(derive, name, _stepped(name, getattr(derive, name)))
     raw = events(total + MEASURED * BATCH * len(checkpoints), seed=18, prefix="c")
     stored, rows = 0, []
     for checkpoint in checkpoints:
@@ -123,10 +124,14 @@ async def run(url: str, total: int, checkpoints: list[int]) -> list[dict[str, An
             batch = envelopes(raw[stored : stored + BATCH])
             order: list[derive.Derivation] = ["whole_network", "incremental"]
             for how in order if n % 2 == 0 else order[::-1]:
+                for name in STEPS:
+                    _STEPS[name].append(0.0)
                 figures[how].append(await _timed(conn, pid, batch, how, keep=False))
+                if how == "whole_network":
+                    for name in STEPS:
+                        _STEPS[name].pop()
             await _timed(conn, pid, batch, "incremental", keep=True)
             stored += len(batch)
-        await _profile(conn, envelopes(raw[stored : stored + BATCH]))
         employees = await conn.fetchval("select count(*) from attribution.employees")
         row = {"stored": checkpoint, "employees": employees}
         for how, values in figures.items():
@@ -141,6 +146,16 @@ async def run(url: str, total: int, checkpoints: list[int]) -> list[dict[str, An
             f"{whole[4]:.0f} → {incremental[4]:.0f}",
             flush=True,
         )
+        steps = {name: statistics.median(_STEPS[name]) * 1000 for name in STEPS}
+        print(
+            "    incremental batch steps (wall ms, median): "
+            + ", ".join(f"{name} {ms:.0f}" for name, ms in steps.items())
+            + f", rings {incremental[2]:.0f}, facts and the rest "
+            f"{incremental[0] - incremental[2] - sum(steps.values()):.0f}",
+            flush=True,
+        )
+        for name in STEPS:
+            _STEPS[name].clear()
     done = await recompute(conn, SETTINGS)
     print(
         f"recompute over {done.events:,} stored events: {done.seconds:.1f} s, "
