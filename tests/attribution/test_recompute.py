@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import sys
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -18,10 +20,11 @@ from ripples.bench.workload import events as bench_events
 from services.attribution import queries
 from services.attribution.api import create_api
 from services.attribution.recompute import STAGED, recompute
-from tests.attribution.conftest import SETTINGS, envelopes
+from shared.db import migrate
+from tests.attribution.conftest import MIGRATIONS, SETTINGS, envelopes
 from tests.attribution.scenario import engage, person, post
 from tests.attribution.test_incremental import _tables, feed_with
-from tests.conftest import AUTH
+from tests.conftest import AUTH, Running, fresh_database
 
 pytestmark = pytest.mark.integration
 
@@ -145,3 +148,34 @@ async def test_the_admin_route_recomputes_with_the_key(pool: asyncpg.Pool) -> No
             "select count(*) from attribution.inspirers where employee_id like 'c%'"
         )
     assert window == 3  # the chain, linked under the new 21-day window
+
+
+def test_ripples_recompute_command(postgres: Running) -> None:
+    """``ripples recompute`` with the new ATTRIBUTION_* settings and DATABASE_URL: a progress
+    bar, a line saying what it did, and the tables re-derived under the new settings."""
+
+    async def run() -> tuple[int, str, int, int]:
+        async with fresh_database(postgres, "recompute") as url:
+            conn = await asyncpg.connect(url)
+            await migrate(conn, "attribution", MIGRATIONS)
+            pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+            assert pool is not None
+            await feed_with(pool, envelopes(_world()), SETTINGS)
+            await pool.close()
+            before = await conn.fetchval("select count(*) from attribution.inspirers")
+            env = os.environ | {"DATABASE_URL": url, "ATTRIBUTION_RING_WINDOW_DAYS": "21"}
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "ripples", "recompute", env=env,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            output, _ = await asyncio.wait_for(process.communicate(), 120)
+            after = await conn.fetchval("select count(*) from attribution.inspirers")
+            await conn.close()
+            assert process.returncode is not None
+            return process.returncode, output.decode(), before, after
+
+    code, output, before, after = asyncio.run(run())
+    assert code == 0, output
+    assert "recomputed" in output
+    assert "conversions" in output  # the progress bar's stage
+    assert after == before + 3  # the chain, linked under the 21-day window
