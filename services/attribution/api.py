@@ -116,7 +116,8 @@ def create_api(
         return json_response(job.as_dict(), status=202)
 
     async def recompute_status(_: Request) -> Response:
-        return json_response(job.as_dict())
+        staging = await read(recompute.staging)
+        return json_response(job.as_dict() | {"staging": staging})
 
     routes = [
         Route("/v1/admin/recompute", start_recompute, methods=["POST"]),

@@ -711,6 +711,11 @@ _RECOMPUTE = _object(
         "stage": {"type": ["string", "null"], "enum": ["rings", "conversions", "swap", None]},
         "done": {"type": "integer", "minimum": 0},
         "total": {"type": "integer", "minimum": 0},
+        "staging": {
+            "type": "boolean",
+            "description": "GET only: a recompute is building its tables now, in this "
+            "process or another replica.",
+        },
         "result": {
             "oneOf": [
                 {"type": "null"},
@@ -732,6 +737,7 @@ _RECOMPUTE = _object(
 )
 _RECOMPUTE_EXAMPLE = {"status": "running", "stage": "conversions", "done": 5000,
                       "total": 12000, "result": None}  # fmt: skip
+_STARTED_EXAMPLE = _RECOMPUTE_EXAMPLE | {"stage": None, "done": 0, "total": 0}
 
 
 def _recompute_path() -> dict[str, Any]:
@@ -749,8 +755,7 @@ def _recompute_path() -> dict[str, Any]:
                 "responses": {
                     "202": {
                         "description": "Started; follow it with GET.",
-                        "content": json_body(_RECOMPUTE, _RECOMPUTE_EXAMPLE | {"stage": None,
-                                             "done": 0, "total": 0}),
+                        "content": json_body(_RECOMPUTE, _STARTED_EXAMPLE),
                     },
                     "401": unauthorized(),
                     "409": problem(
@@ -770,9 +775,12 @@ def _recompute_path() -> dict[str, Any]:
                 "responses": {
                     "200": {
                         "description": "The recompute's state.",
-                        "content": json_body(_RECOMPUTE, _RECOMPUTE_EXAMPLE),
+                        "content": json_body(
+                            _RECOMPUTE, _RECOMPUTE_EXAMPLE | {"staging": True}
+                        ),
                     },
                     "401": unauthorized(),
+                    "503": _DOWN,
                 },
             },
         }

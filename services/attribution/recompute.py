@@ -178,6 +178,15 @@ async def _rebuild(
     )
 
 
+async def staging(conn: store.Conn) -> bool:
+    """Whether a recompute is building its tables now, in this process or another."""
+    found: bool = await conn.fetchval(
+        "select exists(select from pg_tables where schemaname = 'attribution' "
+        "and tablename like 'next\\_%')"
+    )
+    return found
+
+
 @dataclass
 class Job:
     """The admin route's recompute (``POST /v1/admin/recompute``): one at a time, in the

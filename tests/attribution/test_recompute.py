@@ -140,6 +140,7 @@ async def test_the_admin_route_recomputes_with_the_key(pool: asyncpg.Pool) -> No
             states.append(state["stage"])
             await asyncio.sleep(0.01)
     assert state["status"] == "done", state
+    assert state["staging"] is False  # its next_* tables are gone
     assert state["result"]["applicants"] > 0
     assert state["result"]["events"] == len(_world())
     assert {"conversions"} <= set(states)
