@@ -106,14 +106,16 @@ def create_api(
     job = recompute.Job()
 
     async def start_recompute(_: Request) -> Response:
-        if not job.start(await pool(), settings):
+        # one at a time, here or in another replica (whose next_* tables are being built)
+        staging = await read(recompute.staging)
+        if staging or not job.start(await pool(), settings):
             raise ProblemError(
                 409,
                 "recompute-running",
                 "A recompute is running",
                 "a recompute is running; GET /v1/admin/recompute shows its progress",
             )
-        return json_response(job.as_dict(), status=202)
+        return json_response(job.as_dict() | {"staging": staging}, status=202)
 
     async def recompute_status(_: Request) -> Response:
         staging = await read(recompute.staging)

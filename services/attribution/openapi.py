@@ -713,8 +713,8 @@ _RECOMPUTE = _object(
         "total": {"type": "integer", "minimum": 0},
         "staging": {
             "type": "boolean",
-            "description": "GET only: a recompute is building its tables now, in this "
-            "process or another replica.",
+            "description": "A recompute is building its tables now, in this process or "
+            "another replica.",
         },
         "result": {
             "oneOf": [
@@ -737,7 +737,7 @@ _RECOMPUTE = _object(
 )
 _RECOMPUTE_EXAMPLE = {"status": "running", "stage": "conversions", "done": 5000,
                       "total": 12000, "result": None}  # fmt: skip
-_STARTED_EXAMPLE = _RECOMPUTE_EXAMPLE | {"stage": None, "done": 0, "total": 0}
+_STARTED_EXAMPLE = _RECOMPUTE_EXAMPLE | {"stage": None, "done": 0, "total": 0, "staging": False}
 
 
 def _recompute_path() -> dict[str, Any]:
@@ -760,7 +760,7 @@ def _recompute_path() -> dict[str, Any]:
                     "401": unauthorized(),
                     "409": problem(
                         409,
-                        "A recompute is running already.",
+                        "A recompute is running already, here or in another replica.",
                         "recompute-running",
                         "A recompute is running",
                         "a recompute is running; GET /v1/admin/recompute shows its progress",
