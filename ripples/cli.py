@@ -6,6 +6,7 @@ ripples logs SERVICE       a component's log (-f to follow)
 ripples bench              measure it next to the raw ceilings (bench/results/*.json)
 ripples down               stop everything, leave no process behind
 ripples migrate            apply every service's database migrations (DATABASE_URL), once
+ripples recompute          re-derive attribution's results from its facts after a settings change
 ripples import employees FILE.csv   import a spreadsheet (a dry run first, then the import)
 ripples import jobs FILE.csv
 """
@@ -247,6 +248,45 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return db.main(["migrate"])
 
 
+def cmd_recompute(args: argparse.Namespace) -> int:
+    """Re-derive every derived attribution table with the ``ATTRIBUTION_*`` settings of this
+    environment (DATABASE_URL), with a progress bar; the results API keeps answering."""
+    import asyncio
+
+    import asyncpg
+    from rich.progress import Progress, TaskID
+
+    from services.attribution.recompute import recompute
+    from services.attribution.settings import AttributionSettings
+    from shared.settings import database_settings, load
+
+    settings = load(AttributionSettings, "ATTRIBUTION_")
+
+    async def run() -> None:
+        conn = await asyncpg.connect(database_settings().url)
+        try:
+            with Progress() as bar:
+                tasks: dict[str, TaskID] = {}
+
+                def progress(stage: str, done: int, total: int) -> None:
+                    if stage not in tasks:
+                        tasks[stage] = bar.add_task(stage, total=max(total, 1))
+                    bar.update(tasks[stage], completed=done, total=max(total, 1))
+
+                done = await recompute(conn, settings, progress)
+        finally:
+            await conn.close()
+        _say(
+            f"recomputed {done.employees} placements and {done.applicants} conversions from "
+            f"{done.events} stored events in {done.seconds:.1f} s "
+            f"({done.events / max(done.seconds, 1e-9):,.0f} events/s); "
+            f"{done.credits_assigned} credit.assigned and {done.recognitions} new recognitions sent"
+        )
+
+    asyncio.run(run())
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="ripples",
@@ -339,6 +379,13 @@ def parser() -> argparse.ArgumentParser:
         help="apply every service's database migrations (DATABASE_URL or DATABASE_URL_FILE)",
     )
     migrate.set_defaults(run=cmd_migrate)
+
+    recompute = commands.add_parser(
+        "recompute",
+        help="re-derive attribution's derived tables from the stored facts with the current "
+        "ATTRIBUTION_* settings (DATABASE_URL), swapped in at once",
+    )
+    recompute.set_defaults(run=cmd_recompute)
     return top
 
 

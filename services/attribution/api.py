@@ -1,6 +1,7 @@
 """The results API (CONTRACT §7): `/v1/summary`, `/v1/sharers`, `/v1/sharers/{employee_id}`,
 `/v1/conversions/{applicant_id}`, `/v1/ripples`, the employee's own figures
-`/v1/employees/{employee_id}/ripples` (v1.1, for their page), plus the operational routes."""
+`/v1/employees/{employee_id}/ripples` (v1.1, for their page), the admin route that recomputes
+every derived table (`/v1/admin/recompute`), plus the operational routes."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from services.attribution import metrics, queries
+from services.attribution import metrics, queries, recompute
 from services.attribution.openapi import openapi
 from services.attribution.report.routes import report_routes
 from services.attribution.settings import AttributionSettings
@@ -140,7 +141,27 @@ def create_api(
             raise ProblemError(404, "not-found", "Not found", "no such employee")
         return json_response(found)
 
+    job = recompute.Job()
+
+    async def start_recompute(_: Request) -> Response:
+        # one at a time, here or in another replica (whose next_* tables are being built)
+        staging = await read(recompute.staging)
+        if staging or not job.start(await pool(), settings):
+            raise ProblemError(
+                409,
+                "recompute-running",
+                "A recompute is running",
+                "a recompute is running; GET /v1/admin/recompute shows its progress",
+            )
+        return json_response(job.as_dict() | {"staging": staging}, status=202)
+
+    async def recompute_status(_: Request) -> Response:
+        staging = await read(recompute.staging)
+        return json_response(job.as_dict() | {"staging": staging})
+
     routes = [
+        Route("/v1/admin/recompute", start_recompute, methods=["POST"]),
+        Route("/v1/admin/recompute", recompute_status, methods=["GET"]),
         Route("/v1/summary", summary, methods=["GET"]),
         Route("/v1/sharers", sharers, methods=["GET"]),
         Route("/v1/sharers/{employee_id}", sharer, methods=["GET"]),

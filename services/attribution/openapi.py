@@ -838,6 +838,88 @@ def _report_paths() -> dict[str, Any]:
     }
 
 
+_RECOMPUTE = _object(
+    {
+        "status": {"type": "string", "enum": ["idle", "running", "done", "failed"]},
+        "stage": {"type": ["string", "null"], "enum": ["rings", "conversions", "swap", None]},
+        "done": {"type": "integer", "minimum": 0},
+        "total": {"type": "integer", "minimum": 0},
+        "staging": {
+            "type": "boolean",
+            "description": "A recompute is building its tables now, in this process or "
+            "another replica.",
+        },
+        "result": {
+            "oneOf": [
+                {"type": "null"},
+                _object(
+                    {
+                        "employees": {"type": "integer"},
+                        "applicants": {"type": "integer"},
+                        "events": {"type": "integer"},
+                        "credits_assigned": {"type": "integer"},
+                        "recognitions": {"type": "integer"},
+                        "seconds": {"type": "number"},
+                    },
+                    "What the last recompute did.",
+                ),
+            ]
+        },
+    },
+    "The recompute of this process: its stage and progress while it runs, its result after.",
+)
+_RECOMPUTE_EXAMPLE = {"status": "running", "stage": "conversions", "done": 5000,
+                      "total": 12000, "result": None}  # fmt: skip
+_STARTED_EXAMPLE = _RECOMPUTE_EXAMPLE | {"stage": None, "done": 0, "total": 0, "staging": False}
+
+
+def _recompute_path() -> dict[str, Any]:
+    common = {"tags": ["admin"], "security": BEARER}
+    return {
+        "/v1/admin/recompute": {
+            "post": {
+                **common,
+                "operationId": "startRecompute",
+                "summary": "Re-derive every derived table from the stored facts with this "
+                "process's settings (after a change of ring window, half-lives or lookback)",
+                "description": "Builds the tables beside the live ones and swaps them in one "
+                "transaction; the results keep answering from the old rows until then. "
+                "Batches wait while it runs.",
+                "responses": {
+                    "202": {
+                        "description": "Started; follow it with GET.",
+                        "content": json_body(_RECOMPUTE, _STARTED_EXAMPLE),
+                    },
+                    "401": unauthorized(),
+                    "409": problem(
+                        409,
+                        "A recompute is running already, here or in another replica.",
+                        "recompute-running",
+                        "A recompute is running",
+                        "a recompute is running; GET /v1/admin/recompute shows its progress",
+                    ),
+                    "503": _DOWN,
+                },
+            },
+            "get": {
+                **common,
+                "operationId": "getRecompute",
+                "summary": "The progress of the running recompute, or the last one's result",
+                "responses": {
+                    "200": {
+                        "description": "The recompute's state.",
+                        "content": json_body(
+                            _RECOMPUTE, _RECOMPUTE_EXAMPLE | {"staging": True}
+                        ),
+                    },
+                    "401": unauthorized(),
+                    "503": _DOWN,
+                },
+            },
+        }
+    }  # fmt: skip
+
+
 @functools.cache
 def openapi() -> dict[str, Any]:
     return {
@@ -894,6 +976,7 @@ def openapi() -> dict[str, Any]:
             ),
             "/v1/employees/{employee_id}/ripples": _my_ripples_path(),
             **_report_paths(),
+            **_recompute_path(),
             **operational_paths(
                 "attribution",
                 "The database answers and partitions are assigned",

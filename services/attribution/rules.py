@@ -174,6 +174,7 @@ def rings(
     exposures: Iterable[Exposure],
     window: timedelta,
     half_life: timedelta,
+    fixed_rings: Mapping[str, int | None] | None = None,
 ) -> dict[str, Placement]:
     """Every employee's ring and inspirers (CONTRACT §2).
 
@@ -183,7 +184,11 @@ def rings(
     applied here. An inspirer's post precedes the exposure, which precedes the inspired
     employee's first share, so processing employees in order of first share sees every
     inspirer's ring before it is needed (the relation has no cycles).
+
+    ``fixed_rings``: for a derivation of part of the network, the rings of inspirers outside
+    it (their stored placements); an author neither placed here nor in it inspires no one.
     """
+    fixed = fixed_rings or {}
     ambassador_set = set(ambassadors)
     by_employee: dict[str, list[Exposure]] = {}
     for exposure in exposures:
@@ -205,10 +210,13 @@ def rings(
     for employee in order:
         s = first_shares[employee]
         latest: dict[str, tuple[datetime, int]] = {}
+        rings_of: dict[str, int] = {}
         for exp in by_employee.get(employee, ()):
             author = out.get(exp.author_id)
-            if author is None or author.ring is None:
+            author_ring = fixed.get(exp.author_id) if author is None else author.ring
+            if author_ring is None:
                 continue
+            rings_of[exp.author_id] = author_ring
             # latest exposure per colleague; at equal times `reshare` (1) beats engagement (0)
             candidate = (exp.at, 1 if exp.kind == "reshare" else 0)
             if exp.author_id not in latest or candidate > latest[exp.author_id]:
@@ -216,7 +224,7 @@ def rings(
         if not latest:
             out[employee] = Placement(None, s)
             continue
-        ring = 1 + min(out[u].ring or 0 for u in latest)
+        ring = 1 + min(rings_of[u] for u in latest)
         raw = {u: decay(s - at, half_life) for u, (at, _) in latest.items()}
         total = sum(raw[u] for u in sorted(raw))
         inspirers = tuple(

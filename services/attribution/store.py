@@ -1,6 +1,6 @@
 """One batch of events into PostgreSQL: facts stored idempotently, then everything they
-affect re-derived (rings, inspirers, touches, credit, recognitions), in the caller's
-transaction. Output events go to an outbox table in the same transaction; the worker sends
+affect re-derived (rings, inspirers, touches, credit, recognitions: :mod:`derive`), in the
+caller's transaction. Output events go to an outbox table in the same transaction; the worker sends
 them after the commit (:func:`pending_outbox`, :func:`delete_outbox`).
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,38 +17,29 @@ import asyncpg
 import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
-from services.attribution import rules
+from services.attribution import derive
 from services.attribution.settings import AttributionSettings
 from shared.events import (
     CREDITS,
-    MODELS,
     RECOGNITIONS,
     ApplicantApplied,
     ApplicantErased,
     ApplicantHired,
-    CreditAssigned,
     CreditAssignedEvent,
-    CreditShare,
     EmployeeRemoved,
     EmployeeUpserted,
     Envelope,
     JobUpserted,
     LinkClicked,
     LinkCreated,
-    Model,
     PostEngagement,
     PostMetrics,
     PostPublished,
-    RecognitionDue,
-    RecognitionDueEvent,
-    RecognitionFacts,
-    RecognitionKind,
 )
 
 Conn = asyncpg.Connection | PoolConnectionProxy
 """A connection, or one borrowed from the pool."""
 
-SOURCE = "urn:ripples:attribution"
 _LOCK = 0x52415454  # "RATT": one writer derives at a time, whatever the number of workers
 _encode = msgspec.json.Encoder().encode
 METRIC_FIELDS = ("impressions", "members_reached", "reactions", "comments", "reshares", "clicks")
@@ -72,6 +63,8 @@ class BatchResult:
     credits_assigned: int = 0
     recognitions: Counter[str] = field(default_factory=Counter)
     outbox: int = 0
+    rings_derived: int = 0  # employees whose placement the batch derived
+    ring_steps: int = 0  # steps of the incremental walk
 
 
 # --- facts --------------------------------------------------------------------------------
@@ -439,348 +432,6 @@ where f.employee_id = any($1::text[]) and not exists (
 )
 """
 
-# Per employee with a first share, only the engagements inside its window (the index
-# engagements_by_actor (actor_employee_id, at) bounds both ends) and the post at the first
-# share; `offset 0` keeps the lateral subquery a per-employee index probe instead of a join
-# over every engagement and post.
-_RING_EXPOSURES = """
-select fs.employee_id, x.author_id, x.at, x.published_at, 'engagement' as kind
-from attribution.first_shares fs
-join attribution.employees k on k.employee_id = fs.employee_id and k.upsert_time is not null
-cross join lateral (
-    select p.employee_id as author_id, e.at, p.published_at
-    from attribution.engagements e
-    join attribution.posts p on p.post_id = e.post_id
-    where e.actor_employee_id = fs.employee_id
-        and e.at between fs.first_shared_at - $1::interval and fs.first_shared_at
-        and p.author_kind = 'employee' and p.published_at < e.at
-        and p.employee_id <> fs.employee_id
-    offset 0
-) x
-union all
-select q.employee_id, p.employee_id, q.published_at, p.published_at, 'reshare'
-from attribution.first_shares fs
-join attribution.posts q on q.employee_id = fs.employee_id
-    and q.published_at = fs.first_shared_at
-join attribution.posts p on p.post_id = q.reshare_of and p.author_kind = 'employee'
-where q.author_kind = 'employee'
-    and p.published_at < q.published_at and p.employee_id <> q.employee_id
-"""
-
-
-@dataclass
-class RingChange:
-    changed: set[str] = field(default_factory=set)  # employees whose ring changed
-    new_edges: list[tuple[str, str]] = field(default_factory=list)  # (inspirer, inspired)
-
-
-async def _derive_rings(conn: Conn, settings: AttributionSettings) -> RingChange:
-    ambassadors = [
-        r["employee_id"]
-        for r in await conn.fetch(
-            "select employee_id from attribution.employees "
-            "where upsert_time is not null and ambassador"
-        )
-    ]
-    first = {
-        r["employee_id"]: r["first_shared_at"]
-        for r in await conn.fetch("select * from attribution.first_shares")
-    }
-    exposures = [
-        rules.Exposure(r["employee_id"], r["author_id"], r["at"], r["published_at"], r["kind"])
-        for r in await conn.fetch(_RING_EXPOSURES, settings.ring_window)
-    ]
-    placed = rules.rings(
-        ambassadors, first, exposures, settings.ring_window, settings.ring_half_life
-    )
-    old_places = {
-        r["employee_id"]: (r["ring"], r["first_shared_at"])
-        for r in await conn.fetch("select * from attribution.placements")
-    }
-    new_places = {e: (p.ring, p.first_shared_at) for e, p in placed.items()}
-    change = RingChange()
-    stale = [e for e in old_places if old_places[e] != new_places.get(e)]
-    fresh = [(e, *new_places[e]) for e in sorted(new_places) if old_places.get(e) != new_places[e]]
-    change.changed = {
-        e
-        for e in set(old_places) | set(new_places)
-        if (old_places.get(e) or (None, None))[0] != (new_places.get(e) or (None, None))[0]
-    }
-    if stale:
-        await conn.execute(
-            "delete from attribution.placements where employee_id = any($1::text[])", stale
-        )
-    if fresh:
-        await conn.execute(
-            "insert into attribution.placements "
-            "select * from unnest($1::text[], $2::integer[], $3::timestamptz[])",
-            *(list(column) for column in zip(*fresh, strict=True)),
-        )
-
-    old_edges = {
-        (r["employee_id"], r["inspirer_id"]): (r["weight"], r["exposure"], r["exposed_at"])
-        for r in await conn.fetch("select * from attribution.inspirers")
-    }
-    new_edges = {
-        (e, i.employee_id): (i.weight, i.exposure, i.exposed_at)
-        for e, p in placed.items()
-        for i in p.inspirers
-    }
-    gone = [k for k in old_edges if old_edges[k] != new_edges.get(k)]
-    added = [k for k in sorted(new_edges) if old_edges.get(k) != new_edges[k]]
-    if gone:
-        await conn.execute(
-            "delete from attribution.inspirers i using unnest($1::text[], $2::text[]) g(e, u) "
-            "where i.employee_id = g.e and i.inspirer_id = g.u",
-            [k[0] for k in gone],
-            [k[1] for k in gone],
-        )
-    if added:
-        await conn.execute(
-            "insert into attribution.inspirers select * from unnest($1::text[], $2::text[], "
-            "$3::double precision[], $4::text[], $5::timestamptz[])",
-            *(list(c) for c in zip(*[(*k, *new_edges[k]) for k in added], strict=True)),
-        )
-    change.new_edges = [(u, e) for e, u in added if (e, u) not in old_edges]
-    return change
-
-
-# --- conversions ------------------------------------------------------------------------------
-
-
-@dataclass
-class Conversion:
-    applicant_id: str
-    job_id: str
-    applied_at: datetime | None
-    hired_at: datetime | None
-    touches: list[rules.Touch]
-    credit: dict[Model, list[rules.CreditEntry]]
-
-
-async def _affected_applicants(
-    conn: Conn, touched: _Touched, rings_changed: set[str], settings: AttributionSettings
-) -> set[str]:
-    """Applicants whose touches or credit the batch may change: their own events; a new
-    click of their visitor on a known link within the lookback before the application (a
-    click outside it, or on a link not yet known, is not a touch: a link that arrives later
-    re-derives through its code); a new link their visitor clicked or their application names;
-    a credited or referring employee whose ring changed."""
-    found = set(touched.applicants)
-    if touched.clicks or touched.link_codes or rings_changed:
-        rows = await conn.fetch(
-            """
-            select a.applicant_id
-            from unnest($4::text[], $5::timestamptz[], $6::text[]) as c(visitor_id, at, link_code)
-            join attribution.applications a on a.visitor_id = c.visitor_id
-            where c.at between a.applied_at - $1::interval and a.applied_at
-                and exists (select from attribution.links l where l.link_code = c.link_code)
-            union
-            select applicant_id from attribution.applications where link_code = any($2::text[])
-            union
-            select applicant_id from attribution.applications
-            where visitor_id = any(array(
-                select visitor_id from attribution.clicks where link_code = any($2::text[])
-            ))
-            union
-            select applicant_id from attribution.applications
-            where referrer_employee_id = any($3::text[])
-            union
-            select applicant_id from attribution.credits where employee_id = any($3::text[])
-            """,
-            settings.lookback,
-            list(touched.link_codes),
-            list(rings_changed),
-            [c[0] for c in touched.clicks],
-            [c[1] for c in touched.clicks],
-            [c[2] for c in touched.clicks],
-        )
-        found |= {r["applicant_id"] for r in rows}
-    return found
-
-
-async def load_conversions(
-    conn: Conn, applicant_ids: Iterable[str], settings: AttributionSettings
-) -> list[Conversion]:
-    """The touches and credit of these applicants, computed from the stored facts."""
-    ids = sorted(set(applicant_ids))
-    apps = {
-        r["applicant_id"]: r
-        for r in await conn.fetch(
-            "select * from attribution.applications where applicant_id = any($1::text[])", ids
-        )
-    }
-    hires = {
-        r["applicant_id"]: r
-        for r in await conn.fetch(
-            "select * from attribution.hires where applicant_id = any($1::text[])", ids
-        )
-    }
-    visitors = sorted({a["visitor_id"] for a in apps.values() if a["visitor_id"] is not None})
-    clicks: dict[str, list[rules.Click]] = {}
-    for r in await conn.fetch(
-        "select c.visitor_id, c.at, c.link_code, l.employee_id from attribution.clicks c "
-        "join attribution.links l using (link_code) where c.visitor_id = any($1::text[])",
-        visitors,
-    ):
-        clicks.setdefault(r["visitor_id"], []).append(
-            rules.Click(r["at"], r["link_code"], r["employee_id"])
-        )
-    codes = sorted({a["link_code"] for a in apps.values() if a["link_code"] is not None})
-    links = {
-        r["link_code"]: r["employee_id"]
-        for r in await conn.fetch(
-            "select link_code, employee_id from attribution.links "
-            "where link_code = any($1::text[])",
-            codes,
-        )
-    }
-    out: list[Conversion] = []
-    for applicant_id in ids:
-        app, hire = apps.get(applicant_id), hires.get(applicant_id)
-        if app is None and hire is None:
-            continue
-        found: list[rules.Touch] = []
-        if app is not None:
-            found = rules.touches(
-                app["applied_at"],
-                clicks.get(app["visitor_id"], []),
-                app["link_code"],
-                (app["link_code"] in links, links.get(app["link_code"])),
-                app["referrer_employee_id"],
-                settings.lookback,
-            )
-        credit: dict[Model, list[rules.CreditEntry]] = (
-            rules.all_credit(found, app["applied_at"], settings.decay_half_life)
-            if app is not None
-            else {m: [] for m in MODELS}
-        )
-        out.append(
-            Conversion(
-                applicant_id,
-                (app if app is not None else hire)["job_id"],  # type: ignore[index]
-                None if app is None else app["applied_at"],
-                None if hire is None else hire["hired_at"],
-                found,
-                credit,
-            )
-        )
-    return out
-
-
-async def ring_map(conn: Conn, employees: Iterable[str]) -> dict[str, int | None]:
-    rows = await conn.fetch(
-        "select employee_id, ring from attribution.placements where employee_id = any($1::text[])",
-        sorted(set(employees)),
-    )
-    return {r["employee_id"]: r["ring"] for r in rows}
-
-
-def shares(
-    credit: dict[Model, list[rules.CreditEntry]], ring_of: dict[str, int | None]
-) -> dict[Model, list[CreditShare]]:
-    return {
-        m: [
-            CreditShare(employee_id=e, ring=0 if e is None else ring_of.get(e), weight=rules.rnd(w))
-            for e, w in entries
-        ]
-        for m, entries in credit.items()
-    }
-
-
-async def _derive_conversions(
-    conn: Conn,
-    applicant_ids: set[str],
-    settings: AttributionSettings,
-    result: BatchResult,
-    outbox: list[tuple[str, bytes]],
-) -> list[Conversion]:
-    """Re-derive touches and credit of these applicants; return those whose credit changed."""
-    if not applicant_ids:
-        return []
-    conversions = await load_conversions(conn, applicant_ids, settings)
-    employees = {e for c in conversions for es in c.credit.values() for e, _ in es if e}
-    ring_of = await ring_map(conn, employees)
-    digests = {
-        r["applicant_id"]: (r["derived_digest"], r["applied_digest"], r["hired_digest"])
-        for r in await conn.fetch(
-            "select * from attribution.conversions where applicant_id = any($1::text[])",
-            sorted(applicant_ids),
-        )
-    }
-    changed: list[Conversion] = []
-    rewrite: list[Conversion] = []  # changed touches or credit rows, not only rings
-    digest_rows: list[tuple[str, str | None, str | None, str | None]] = []
-    for conv in conversions:
-        credit = shares(conv.credit, ring_of)
-        derived = hashlib.sha256(
-            _encode([[t.at, t.kind, t.employee_id, t.link_code] for t in conv.touches])
-            + _encode(conv.credit)
-        ).hexdigest()
-        payloads: list[str | None] = [derived]
-        for kind, at in (("applied", conv.applied_at), ("hired", conv.hired_at)):
-            if at is None:
-                payloads.append(None)
-                continue
-            data = CreditAssigned(
-                applicant_id=conv.applicant_id,
-                conversion=kind,  # type: ignore[arg-type]
-                job_id=conv.job_id,
-                at=at,
-                credit=credit,
-            )
-            body = _encode(data)
-            digest = hashlib.sha256(body).hexdigest()
-            payloads.append(digest)
-            if digests.get(conv.applicant_id, (None, None, None))[len(payloads) - 1] != digest:
-                event = CreditAssignedEvent(
-                    specversion="1.0",
-                    id=f"credit-{digest[:40]}",
-                    source=SOURCE,
-                    time=datetime.now(UTC),
-                    subject=conv.applicant_id,
-                    data=data,
-                )
-                outbox.append((CREDITS.name, _encode(event)))
-                result.credits_assigned += 1
-        if tuple(payloads) != digests.get(conv.applicant_id):
-            changed.append(conv)
-            digest_rows.append((conv.applicant_id, *payloads))  # type: ignore[arg-type]
-            # a ring that moved changes the payloads but not the stored touches and credit
-            # (they hold no ring): those rows are rewritten only when they differ
-            if derived != digests.get(conv.applicant_id, (None, None, None))[0]:
-                rewrite.append(conv)
-    if rewrite:
-        ids = [c.applicant_id for c in rewrite]
-        await conn.execute("delete from attribution.touches where applicant_id = any($1)", ids)
-        await conn.execute("delete from attribution.credits where applicant_id = any($1)", ids)
-        await conn.copy_records_to_table(
-            "touches",
-            schema_name="attribution",
-            records=[
-                (c.applicant_id, i, t.at, t.kind, t.employee_id, t.link_code)
-                for c in rewrite
-                for i, t in enumerate(c.touches)
-            ],
-        )
-        await conn.copy_records_to_table(
-            "credits",
-            schema_name="attribution",
-            records=[
-                (c.applicant_id, m, e, w) for c in rewrite for m in MODELS for e, w in c.credit[m]
-            ],
-        )
-    if changed:
-        await conn.execute(
-            "insert into attribution.conversions "
-            "select * from unnest($1::text[], $2::text[], $3::text[], $4::text[]) "
-            "on conflict (applicant_id) do update set "
-            "derived_digest = excluded.derived_digest, "
-            "applied_digest = excluded.applied_digest, hired_digest = excluded.hired_digest",
-            *(list(column) for column in zip(*digest_rows, strict=True)),
-        )
-    return changed
-
 
 async def _erase(conn: Conn, applicant_ids: Sequence[str]) -> None:
     """Keep each erased conversion as anonymous numbers (times truncated to the day), then
@@ -859,160 +510,17 @@ def _day(at: datetime | None) -> datetime | None:
     return at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-# --- recognitions ---------------------------------------------------------------------------
-
-Candidate = tuple[str, RecognitionKind, str, RecognitionFacts]
-
-
-async def _recognitions(
-    conn: Conn,
-    touched: _Touched,
-    ring_change: RingChange,
-    changed: Sequence[Conversion],
-) -> list[Candidate]:
-    candidates: list[Candidate] = []
-    if touched.posted_by or touched.metric_posts:
-        rows = await conn.fetch(
-            """
-            with affected as (
-                select employee_id from attribution.posts
-                where post_id = any($1::text[]) and author_kind = 'employee'
-                union
-                select unnest($2::text[])
-            )
-            select p.employee_id, count(*) as n,
-                   coalesce(sum(m.impressions), 0)::bigint as impressions,
-                   min(p.published_at) as first_at,
-                   max(coalesce(m.impressions_at, p.published_at)) as counted_at
-            from attribution.posts p
-            left join attribution.post_metrics m on m.post_id = p.post_id
-            where p.author_kind = 'employee'
-                and p.employee_id = any(array(select employee_id from affected))
-            group by p.employee_id
-            """,
-            sorted(touched.metric_posts),
-            sorted(touched.posted_by),
-        )
-        for r in rows:
-            employee_id, posts, impressions = r["employee_id"], r["n"], r["impressions"]
-            if employee_id in touched.posted_by:
-                candidates.append(
-                    (
-                        f"first_post:{employee_id}",
-                        "first_post",
-                        employee_id,
-                        RecognitionFacts(post_count=posts, achieved_at=r["first_at"]),
-                    )
-                )
-            for threshold in rules.milestones_reached(impressions):
-                candidates.append(
-                    (
-                        f"reach_milestone:{employee_id}:{threshold}",
-                        "reach_milestone",
-                        employee_id,
-                        RecognitionFacts(
-                            post_count=posts,
-                            impressions=impressions,
-                            threshold=threshold,
-                            achieved_at=r["counted_at"],
-                        ),
-                    )
-                )
-    first: dict[str, Conversion] = {}  # the earliest application each employee earned
-    for conv in changed:
-        linear = [e for e, w in conv.credit["linear"] if e is not None and w > 0]
-        for employee in linear:
-            if conv.applied_at is not None:
-                earlier = first.get(employee)
-                if earlier is None or (earlier.applied_at or conv.applied_at) > conv.applied_at:
-                    first[employee] = conv
-            if conv.hired_at is not None:
-                candidates.append(
-                    (
-                        f"hire:{employee}:{conv.applicant_id}",
-                        "hire",
-                        employee,
-                        RecognitionFacts(job_id=conv.job_id, achieved_at=conv.hired_at),
-                    )
-                )
-    for employee, conv in first.items():
-        candidates.append(
-            (
-                f"first_applicant:{employee}",
-                "first_applicant",
-                employee,
-                RecognitionFacts(job_id=conv.job_id, achieved_at=conv.applied_at),
-            )
-        )
-    # No name in the event: topics outlive an erasure, and the notifier names the colleague
-    # from its own employee records when it renders the message.
-    shared_at = {}
-    if ring_change.new_edges:  # the colleague's first share is when they were inspired
-        shared_at = {
-            r["employee_id"]: r["first_shared_at"]
-            for r in await conn.fetch(
-                "select employee_id, first_shared_at from attribution.placements "
-                "where employee_id = any($1::text[])",
-                sorted({c for _, c in ring_change.new_edges}),
-            )
-        }
-    for inspirer, colleague in ring_change.new_edges:
-        candidates.append(
-            (
-                f"inspired_colleague:{inspirer}:{colleague}",
-                "inspired_colleague",
-                inspirer,
-                RecognitionFacts(colleague_id=colleague, achieved_at=shared_at.get(colleague)),
-            )
-        )
-    return candidates
-
-
-async def _emit_recognitions(
-    conn: Conn,
-    candidates: Sequence[Candidate],
-    result: BatchResult,
-    outbox: list[tuple[str, bytes]],
-) -> None:
-    if not candidates:
-        return
-    by_id = {c[0]: c for c in candidates}
-    now = datetime.now(UTC)
-    rows = await conn.fetch(
-        "insert into attribution.recognitions "
-        "select * from unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) "
-        "on conflict do nothing returning recognition_id",
-        list(by_id),
-        [c[1] for c in by_id.values()],
-        [c[2] for c in by_id.values()],
-        [now] * len(by_id),
-    )
-    for row in sorted(rows, key=lambda r: str(r["recognition_id"])):
-        recognition_id, kind, employee_id, facts = by_id[row["recognition_id"]]
-        event = RecognitionDueEvent(
-            specversion="1.0",
-            id=recognition_id,
-            source=SOURCE,
-            time=now,
-            data=RecognitionDue(
-                recognition_id=recognition_id,
-                kind=kind,
-                employee_id=employee_id,
-                due_at=now,
-                facts=facts,
-            ),
-        )
-        outbox.append((RECOGNITIONS.name, _encode(event)))
-        result.recognitions[kind] += 1
-
-
 # --- the batch --------------------------------------------------------------------------------
 
 
 async def apply_batch(
-    conn: Conn, events: Sequence[Envelope], settings: AttributionSettings
+    conn: Conn,
+    events: Sequence[Envelope],
+    settings: AttributionSettings,
+    derivation: derive.Derivation = "incremental",
 ) -> BatchResult:
-    """Store and derive one batch; call inside a transaction."""
+    """Store and derive one batch; call inside a transaction. ``derivation`` says how the
+    rings are derived (the same tables either way; ``whole_network`` is the reference)."""
     result = BatchResult()
     if not events:
         return result
@@ -1030,14 +538,24 @@ async def apply_batch(
         fresh_ids.discard(id(event))
     if not fresh:
         return result
+    previous: list[str] = []
+    if derivation == "incremental":
+        previous = await derive.previous_authors(conn, fresh)
     touched = await _store_facts(conn, fresh)
-    ring_change = RingChange()
+    ring_change = derive.RingChange()
     if touched.ring_inputs:
-        ring_change = await _derive_rings(conn, settings)
+        if derivation == "incremental":
+            seeds = await derive.ring_seeds(conn, fresh, previous, settings)
+            ring_change = await derive.incremental_rings(conn, seeds, settings)
+        else:
+            ring_change = await derive.whole_network_rings(conn, settings)
+    result.rings_derived, result.ring_steps = ring_change.derived, ring_change.steps
     outbox: list[tuple[str, bytes]] = []
-    affected = await _affected_applicants(conn, touched, ring_change.changed, settings)
+    affected = await derive.affected_applicants(
+        conn, touched.applicants, touched.clicks, touched.link_codes, ring_change.changed, settings
+    )
     erased = set(touched.erased)
-    changed = await _derive_conversions(conn, affected, settings, result, outbox)
+    changed = await derive.derive_conversions(conn, affected, settings, result, outbox)
     if erased:
         # no credit.assigned about an applicant erased in this very batch
         outbox = [
@@ -1049,8 +567,10 @@ async def apply_batch(
         await _erase(conn, touched.erased)
         # nor a recognition naming it (a hire derived in this very batch)
         changed = [c for c in changed if c.applicant_id not in erased]
-    candidates = await _recognitions(conn, touched, ring_change, changed)
-    await _emit_recognitions(conn, candidates, result, outbox)
+    candidates = await derive.recognitions(
+        conn, touched.posted_by, touched.metric_posts, ring_change, changed
+    )
+    await derive.emit_recognitions(conn, candidates, result, outbox)
     if outbox:
         await conn.copy_records_to_table(
             "outbox", schema_name="attribution", columns=("topic", "event"), records=outbox

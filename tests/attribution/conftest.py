@@ -17,7 +17,7 @@ from services.attribution.settings import AttributionSettings
 from shared.cloudevents import parse_structured
 from shared.db import migrate
 from shared.events import MODELS, Envelope
-from tests.conftest import API_KEYS, Running, start_broker
+from tests.conftest import API_KEYS, Running, fresh_database, start_broker
 
 MIGRATIONS = Path(__file__).parents[2] / "services" / "attribution" / "migrations"
 SETTINGS = AttributionSettings(api_keys=API_KEYS)
@@ -44,6 +44,19 @@ async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
         await asyncio.wait_for(created.close(), 10)
     except TimeoutError:
         created.terminate()
+
+
+@pytest.fixture
+async def reference(postgres: Running) -> AsyncIterator[asyncpg.Pool]:
+    """A second migrated database, to derive the same events another way and compare."""
+    async with fresh_database(postgres, "reference") as url:
+        conn = await asyncpg.connect(url)
+        await migrate(conn, "attribution", MIGRATIONS)
+        await conn.close()
+        created = await asyncpg.create_pool(url, min_size=1, max_size=2)
+        assert created is not None
+        yield created
+        await created.close()
 
 
 def envelopes(events: Sequence[dict[str, Any]]) -> list[Envelope]:
