@@ -9,6 +9,7 @@ lead fixed in TEAM.md ("My ripples figures", branch ``myripples``): once that br
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -156,6 +157,41 @@ async def page_link(client: httpx.AsyncClient, employee_id: str) -> tuple[str, d
     assert response.status_code == 201, response.text
     body = response.json()
     return body["url"], datetime.fromisoformat(body["expires_at"])
+
+
+FIGURE = re.compile(r'<dd class="figure">([^<]*)</dd>')
+RING = re.compile(r"<li>([^<:]+: [^<]*)</li>")
+
+
+def shown_figures(page: str) -> list[str]:
+    """The figure cards of an employee's page (reach, inspired, applicants, hires, EMV) and
+    its ring lines, as a person reads them."""
+    return [html.unescape(v) for v in FIGURE.findall(page) + RING.findall(page)]
+
+
+def expected_figures(answer: dict[str, Any], locale: str) -> list[str]:
+    """What the page must show for attribution's answer of GET /v1/employees/{id}/ripples:
+    its counts in the employee's language (Babel's digits, as services/ingest/page does)."""
+    from services.ingest.page.templates import number
+    from services.ingest.page.texts import TEXTS
+
+    t = TEXTS[locale]
+
+    def n(value: float, decimals: int = 0) -> str:
+        return number(value, locale, decimals)
+
+    def credited(part: dict[str, Any]) -> str:
+        return f"{n(part['attributed'])} ({t['credit'].format(credit=n(part['credit'], 2))})"
+
+    rings = sorted(answer["inspired"]["by_ring"].items(), key=lambda kv: int(kv[0]))
+    return [
+        n(answer["reach"]["impressions"]),
+        n(answer["inspired"]["total"]),
+        credited(answer["applicants"]),
+        credited(answer["hires"]),
+        n(answer["reach"]["emv"], 2),
+        *(f"{t['ring'].format(ring=ring)}: {n(count)}" for ring, count in rings),
+    ]
 
 
 FORM_TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
