@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import orjson
@@ -815,6 +815,8 @@ async def pilot(services: dict[str, Started], world: World, sink_url: str) -> di
                 {"post_id": "urn:li:share:1", "observed_at": _stamp(now), "impressions": 1200},
                 now,
             ),
+            # the job an employee makes a link for on their page (INGEST_JOB_URL_TEMPLATE)
+            _event("job.upserted", {"job_id": "job-smoke", "title": "Smoke"}, now),
         ]
         response = await api.post(
             "/v1/events:batch",
@@ -924,6 +926,7 @@ async def employee_page(
     employee: str,
     notified: Iterable[str] = (),
     until: Callable[[dict[str, Any]], bool] = lambda _: True,
+    job: str | None = None,
 ) -> dict[str, Any]:
     """The employee's page as the deployment wires it (CONTRACT §11): a page link made through
     ingest's ``POST /v1/employees/{id}/page-links`` under its public address, and the page
@@ -931,7 +934,8 @@ async def employee_page(
     ``GET /v1/employees/{id}/ripples`` gives them (so ingest reaches attribution with a key
     it accepts); then every page link found in ``notified`` (the notifier's messages: signed
     with its own setting) opens the same page. ``until``: what attribution's answer must show
-    first (its figures of a fact lag the summary's a little). Returns attribution's answer."""
+    first (its figures of a fact lag the summary's a little); ``job``: a job to make a link
+    for on the page (:func:`_job_link`). Returns attribution's answer."""
     from services.ingest.page.texts import TEXTS
     from tests.selfservice.conftest import expected_figures, shown_figures
 
@@ -983,7 +987,35 @@ async def employee_page(
                 if before == await answer() or time.monotonic() > deadline:
                     raise SmokeError(f"the page shows {shown}; attribution answered {wanted}")
                 await asyncio.sleep(0.5)
+        if job is not None:
+            await _job_link(client, "/me/" + links[0].split("/me/", 1)[1], ingest, job)
     return before
+
+
+async def _job_link(client: httpx.AsyncClient, path: str, ingest: Container, job: str) -> None:
+    """The page's "make my link" form for a job: the link leads, through the redirector, to
+    the deployment's INGEST_JOB_URL_TEMPLATE for that job (a host links may point to)."""
+    public = setting(ingest, "INGEST_PUBLIC_BASE_URL").rstrip("/")
+    deadline = time.monotonic() + 30
+    while f'<option value="{job}">' not in (page := (await client.get(path)).text):
+        if time.monotonic() > deadline:
+            raise SmokeError(f"the employee's page never offered the job {job}")
+        await asyncio.sleep(0.3)
+    token = re.search(r'name="form_token" value="([^"]+)"', page)
+    if token is None:
+        raise SmokeError("the employee's page has no form token")
+    made = await client.post(
+        f"{path}/links",
+        data={"form_token": token[1], "job_id": job},
+        headers={"Origin": public, "Sec-Fetch-Site": "same-origin"},
+    )
+    _expect(made, 303, "ingest POST /me/{token}/links")
+    code = parse_qs(urlsplit(made.headers["location"]).query)["link"][0]
+    follow = await client.get(f"/r/{code}")
+    _expect(follow, 302, "ingest GET /r/{code} of the page's job link")
+    target = setting(ingest, "INGEST_JOB_URL_TEMPLATE").replace("{job_id}", job)
+    if not follow.headers["location"].startswith(target):
+        raise SmokeError(f"the job link leads to {follow.headers['location']}, not {target}")
 
 
 def page_links(texts: Iterable[str]) -> list[str]:

@@ -116,7 +116,7 @@ def run_pilot(containers: list[smoke.Container], world: smoke.World) -> None:
                 if not notified:
                     pytest.fail("no message at the webhook receiver links the employee's page")
                 page = await smoke.employee_page(
-                    services, world, "emp-smoke", notified, until=credited
+                    services, world, "emp-smoke", notified, until=credited, job="job-smoke"
                 )
                 return summary, page
 
