@@ -56,10 +56,17 @@ def cmd_up(args: argparse.Namespace) -> int:
         "-H 'Content-Type: application/cloudevents+json' -d @event.json "
         "http://127.0.0.1:8080/v1/events\n"
         '  curl -H "Authorization: Bearer $(cat .ripples/api_key)" '
-        "http://127.0.0.1:8081/v1/summary"
+        "http://127.0.0.1:8081/v1/summary\n"
+        "  an employee's own page (open the url it answers in a browser):\n"
+        '  curl -X POST -H "Authorization: Bearer $(cat .ripples/api_key)" '
+        f"{_address(stack, 'ingest')}/v1/employees/EMPLOYEE_ID/page-links"
     )
     _say("Stop with: ripples down")
     return 0
+
+
+def _address(stack: local.Stack, name: str) -> str:
+    return next((s.address for s in stack.services if s.name == name), "http://127.0.0.1:8080")
 
 
 def _file_key(stack: local.Stack) -> str | None:

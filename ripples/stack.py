@@ -491,9 +491,13 @@ LOCAL_SECRETS = (
     "INGEST_TOKEN_KEYS",
     "NOTIFIER_WEBHOOK_SECRET",
     "ATTRIBUTION_REPORT_LINK_SECRET",
+    # the employee's page links (ingest verifies; ingest and the notifier sign: the same key)
+    "INGEST_PAGE_LINK_SECRETS",
 )
 # Where local tracked links may point (no open redirect, even on a laptop).
 LOCAL_LINK_HOSTS = "example.com,*.example.com,localhost,127.0.0.1"
+# Where a job link on the employee's page points locally (a host of LOCAL_LINK_HOSTS).
+LOCAL_JOB_URL_TEMPLATE = "https://careers.example.com/jobs/{job_id}"
 
 
 def local_secrets(state: State, environ: Mapping[str, str]) -> dict[str, str]:
@@ -566,7 +570,26 @@ def build(state: State, environ: Mapping[str, str] | None = None) -> Stack:
         components.append(
             Service(spec.name, f"http://127.0.0.1:{port}", marker=spec.module, spec=spec, port=port)
         )
+    env |= page_settings(env, {c.name: c.address for c in components})
     return Stack(state, components, env, api_key)
+
+
+def page_settings(env: Mapping[str, str], addresses: Mapping[str, str]) -> dict[str, str]:
+    """The employee's page on this machine (CONTRACT §11): ingest serves it under its own
+    address with the figures from the local attribution (the stack's key), and the notifier
+    links it under every message, signed with ingest's secret. The environment's values win."""
+    ingest = env.get("INGEST_PUBLIC_BASE_URL") or addresses.get("ingest", "")
+    wanted = {
+        "INGEST_PUBLIC_BASE_URL": ingest,
+        "INGEST_ATTRIBUTION_URL": addresses.get("attribution", ""),
+        "INGEST_ATTRIBUTION_API_KEY": env["ATTRIBUTION_API_KEYS"].split(",")[0].strip(),
+        "INGEST_JOB_URL_TEMPLATE": LOCAL_JOB_URL_TEMPLATE,
+        "NOTIFIER_PAGE_BASE_URL": ingest,
+        "NOTIFIER_PAGE_LINK_SECRETS": env["INGEST_PAGE_LINK_SECRETS"],
+        "NOTIFIER_ATTRIBUTION_URL": addresses.get("attribution", ""),
+        "NOTIFIER_ATTRIBUTION_API_KEY": env["ATTRIBUTION_API_KEYS"].split(",")[0].strip(),
+    }
+    return {name: env.get(name) or value for name, value in wanted.items() if value}
 
 
 def up(stack: Stack, say: Callable[[str], None], timeout_s: float = 90.0) -> None:

@@ -53,6 +53,10 @@ write teamtailor_api_key "${TEAMTAILOR_API_KEY:-$(random)}"
 # put a new key first, comma-separated, and drop the old one once every token is re-encrypted).
 write connect_secret "$(random)"
 write token_keys "$(random)"
+# The employee's page: the HMAC keys of its links (ingest verifies, ingest and the notifier
+# sign; comma-separated, the first signs: to rotate, put a new key first, drop the old one
+# once the links it signed have expired, 30 days).
+write page_link_secrets "$(random)"
 # Notifier: the HMAC key of the webhook channel's signatures.
 write notifier_webhook_secret "$(random)"
 write grafana_admin_password "$(random)"

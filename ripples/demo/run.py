@@ -152,6 +152,24 @@ async def check_against_truth(
     return ["The results differ from the pilot's ground truth:", *found[:20], ""]
 
 
+async def page_line(ingest: str, api_key: str, employee_id: str, name: str) -> str:
+    """One line with an ambassador's own page (CONTRACT §11): a page link made through
+    ingest's ``POST /v1/employees/{id}/page-links``, opened once to check that it shows the
+    figures from attribution."""
+    headers = {"Authorization": f"Bearer {api_key}"}
+    async with httpx.AsyncClient(base_url=ingest, timeout=30) as client:
+        response = await client.post(f"/v1/employees/{employee_id}/page-links", headers=headers)
+        if response.status_code != 201:
+            return f"(no page link for {name}: ingest answered {response.status_code})"
+        url = response.json()["url"]
+        page = await client.get("/me/" + url.split("/me/", 1)[1])
+    if page.status_code != 200:
+        return f"(the page of {name} answered {page.status_code})"
+    if 'class="figure"' not in page.text:
+        return f"{name}'s own page (their figures are not there yet): {url}"
+    return f"{name}'s own page, with their figures (valid 30 days): {url}"
+
+
 async def demo(seed: int, size: pilot.Size, say: Callable[[str], None] = print) -> int:
     started = time.monotonic()
     state = local.state_from_cwd()
@@ -198,6 +216,8 @@ async def demo(seed: int, size: pilot.Size, say: Callable[[str], None] = print) 
     html.write_bytes(report.fetch(urls["attribution"], key, start, None, fmt="html"))
     pdf = state.root / "demo-report.da.pdf"
     pdf.write_bytes(report.fetch(urls["attribution"], key, start, None, "last_touch", "da", "pdf"))
+    ambassador = next(p for p in scenario.people if p.ambassador and not p.opt_out)
+    say(await page_line(urls["ingest"], stack.api_key, ambassador.id, ambassador.name))
     say(f"Played {played.requests} requests; the demo took {time.monotonic() - started:.0f} s.")
     say(f"\nThe HTML report (with charts): {html}\nThe report in Danish, as a PDF: {pdf}")
     say("Running services:")

@@ -41,12 +41,12 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import orjson
@@ -80,6 +80,12 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "INGEST_CONNECT_SECRET",
         "INGEST_TOKEN_KEYS",
         "INGEST_TEAMTAILOR_API_KEY",
+        # the employee's page (CONTRACT §11): its link secrets, the figures from attribution,
+        # and the careers page a job link points to
+        "INGEST_PAGE_LINK_SECRETS",
+        "INGEST_ATTRIBUTION_URL",
+        "INGEST_ATTRIBUTION_API_KEY",
+        "INGEST_JOB_URL_TEMPLATE",
     ),
     "attribution": ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "ATTRIBUTION_API_KEYS"),
     "notifier": (
@@ -87,6 +93,9 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "DATABASE_URL",
         "NOTIFIER_API_KEYS",
         "NOTIFIER_WEBHOOK_SECRET",
+        # the page link under every message (the same secrets and address as ingest's)
+        "NOTIFIER_PAGE_LINK_SECRETS",
+        "NOTIFIER_PAGE_BASE_URL",
     ),
     "topics": ("KAFKA_BOOTSTRAP_SERVERS",),
     "migrate": ("DATABASE_URL",),
@@ -515,6 +524,19 @@ def problems(containers: Iterable[Container]) -> list[str]:
                 )
             elif not container.files[path].strip():
                 found.append(f"{container.name}: {variable}_FILE names {path}, which is empty")
+        template = container.env.get("INGEST_JOB_URL_TEMPLATE", "")
+        if container.program == "ingest" and template:
+            host = urlsplit(template).hostname or ""
+            allowed = [
+                h.strip() for h in container.env.get("INGEST_LINK_ALLOWED_HOSTS", "").split(",")
+            ]
+            if "{job_id}" not in template or not any(
+                host == h or (h.startswith("*.") and host.endswith(h[1:])) for h in allowed if h
+            ):
+                found.append(
+                    f"{container.name}: INGEST_JOB_URL_TEMPLATE {template} lacks {{job_id}} or "
+                    "its host is not on INGEST_LINK_ALLOWED_HOSTS"
+                )
         for variable, path in container.env.items():
             if (
                 variable.endswith("_FILE")
@@ -793,6 +815,8 @@ async def pilot(services: dict[str, Started], world: World, sink_url: str) -> di
                 {"post_id": "urn:li:share:1", "observed_at": _stamp(now), "impressions": 1200},
                 now,
             ),
+            # the job an employee makes a link for on their page (INGEST_JOB_URL_TEMPLATE)
+            _event("job.upserted", {"job_id": "job-smoke", "title": "Smoke"}, now),
         ]
         response = await api.post(
             "/v1/events:batch",
@@ -891,6 +915,112 @@ async def _connect(api: httpx.AsyncClient, ingest: Container) -> None:
     client_id = setting(ingest, "INGEST_LINKEDIN_CLIENT_ID")
     if "/authorization?" not in location or urlencode({"client_id": client_id}) not in location:
         raise SmokeError(f"the connect link did not send the browser to LinkedIn: {location}")
+
+
+PAGE_LINK = re.compile(r"https?://[^\s\"'<>)\]]+/me/[A-Za-z0-9._~-]+")
+
+
+async def employee_page(
+    services: dict[str, Started],
+    world: World,
+    employee: str,
+    notified: Iterable[str] = (),
+    until: Callable[[dict[str, Any]], bool] = lambda _: True,
+    job: str | None = None,
+) -> dict[str, Any]:
+    """The employee's page as the deployment wires it (CONTRACT §11): a page link made through
+    ingest's ``POST /v1/employees/{id}/page-links`` under its public address, and the page
+    ``GET /me/{token}`` answering 200 with the employee's figures exactly as attribution's
+    ``GET /v1/employees/{id}/ripples`` gives them (so ingest reaches attribution with a key
+    it accepts); then every page link found in ``notified`` (the notifier's messages: signed
+    with its own setting) opens the same page. ``until``: what attribution's answer must show
+    first (its figures of a fact lag the summary's a little); ``job``: a job to make a link
+    for on the page (:func:`_job_link`). Returns attribution's answer."""
+    from services.ingest.page.texts import TEXTS
+    from tests.selfservice.conftest import expected_figures, shown_figures
+
+    ingest = services["ingest"].local.container
+    public = setting(ingest, "INGEST_PUBLIC_BASE_URL").rstrip("/")
+    attribution = services["attribution"].local.container
+    headers = _bearer(setting(attribution, "ATTRIBUTION_API_KEYS"))
+    url = f"http://127.0.0.1:{world.ports['attribution']}/v1/employees/{employee}/ripples"
+    base = f"http://127.0.0.1:{world.ports['ingest']}"
+    api_headers = _bearer(setting(ingest, "INGEST_API_KEYS"))
+    async with (
+        httpx.AsyncClient(headers=headers, timeout=10) as figures,
+        httpx.AsyncClient(base_url=base, timeout=30) as client,
+    ):
+
+        async def answer() -> dict[str, Any]:
+            response = await figures.get(url)
+            _expect(response, 200, "attribution GET /v1/employees/{employee_id}/ripples")
+            body: dict[str, Any] = response.json()
+            return body
+
+        deadline = time.monotonic() + 90
+        while not until(latest := await answer()):
+            if time.monotonic() > deadline:
+                raise SmokeError(f"attribution's figures of {employee} never settled: {latest}")
+            await asyncio.sleep(0.5)
+        response = await client.post(f"/v1/employees/{employee}/page-links", headers=api_headers)
+        _expect(response, 201, "ingest POST /v1/employees/{employee_id}/page-links")
+        links = [response.json()["url"], *notified]
+        for link in links:
+            if not link.startswith(public + "/me/"):
+                raise SmokeError(f"a page link is not under ingest's public address {public}")
+            # attribution may still be settling the pilot's last facts: the page is compared
+            # with the route's answer of the same moment (the same before and after it)
+            deadline = time.monotonic() + 60
+            while True:
+                before = await answer()
+                response = await client.get("/me/" + link.split("/me/", 1)[1])
+                _expect(response, 200, "ingest GET /me/{token}")
+                page = response.text
+                if any(TEXTS[loc]["figures_unavailable"] in page for loc in TEXTS):
+                    raise SmokeError(
+                        "the employee's page says the figures are unavailable: ingest did not "
+                        "get them from attribution; its log ends:\n" + services["ingest"].tail()
+                    )
+                shown, wanted = shown_figures(page), expected_figures(before, "da")
+                if shown == wanted:
+                    break
+                if before == await answer() or time.monotonic() > deadline:
+                    raise SmokeError(f"the page shows {shown}; attribution answered {wanted}")
+                await asyncio.sleep(0.5)
+        if job is not None:
+            await _job_link(client, "/me/" + links[0].split("/me/", 1)[1], ingest, job)
+    return before
+
+
+async def _job_link(client: httpx.AsyncClient, path: str, ingest: Container, job: str) -> None:
+    """The page's "make my link" form for a job: the link leads, through the redirector, to
+    the deployment's INGEST_JOB_URL_TEMPLATE for that job (a host links may point to)."""
+    public = setting(ingest, "INGEST_PUBLIC_BASE_URL").rstrip("/")
+    deadline = time.monotonic() + 30
+    while f'<option value="{job}">' not in (page := (await client.get(path)).text):
+        if time.monotonic() > deadline:
+            raise SmokeError(f"the employee's page never offered the job {job}")
+        await asyncio.sleep(0.3)
+    token = re.search(r'name="form_token" value="([^"]+)"', page)
+    if token is None:
+        raise SmokeError("the employee's page has no form token")
+    made = await client.post(
+        f"{path}/links",
+        data={"form_token": token[1], "job_id": job},
+        headers={"Origin": public, "Sec-Fetch-Site": "same-origin"},
+    )
+    _expect(made, 303, "ingest POST /me/{token}/links")
+    code = parse_qs(urlsplit(made.headers["location"]).query)["link"][0]
+    follow = await client.get(f"/r/{code}")
+    _expect(follow, 302, "ingest GET /r/{code} of the page's job link")
+    target = setting(ingest, "INGEST_JOB_URL_TEMPLATE").replace("{job_id}", job)
+    if not follow.headers["location"].startswith(target):
+        raise SmokeError(f"the job link leads to {follow.headers['location']}, not {target}")
+
+
+def page_links(texts: Iterable[str]) -> list[str]:
+    """The employee's page links in messages."""
+    return sorted({m for text in texts for m in PAGE_LINK.findall(text)})
 
 
 def _expect(response: httpx.Response, status: int, what: str, also: tuple[int, ...] = ()) -> None:

@@ -135,7 +135,12 @@ def test_deployments_are_hardened_and_probed(overlay: tuple[str, list[Doc]]) -> 
             own = configmaps[f"{service}-config"]["metadata"]["name"]
             wanted.append({"configMapRef": {"name": own}})
         assert container["envFrom"] == wanted
-        env = {e["name"]: e["value"] for e in container["env"]}
+        env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+        # a value from elsewhere comes from one of the pod's ConfigMaps, never a Secret
+        for item in container["env"]:
+            if "value" not in item:
+                ref = item["valueFrom"]["configMapKeyRef"]
+                assert ref["name"] in {c["metadata"]["name"] for c in configmaps.values()}, item
         assert env[f"{service.upper()}_HOST"] == "0.0.0.0"
         assert env[spec.port_variable] == str(spec.port)
         # Secrets arrive as files from the Secret, never as values in the manifests.

@@ -161,11 +161,15 @@ def test_who_reaches_the_services(
     assert connects(policies, Pod(*source), ripples(namespace, dest), port) is allowed
 
 
+# The paths between the services that exist, each for one reason; every other stays closed.
+SERVICE_PATHS = {("notifier", "attribution"), ("ingest", "attribution")}
+
+
 @pytest.mark.parametrize("source", ["ingest", "attribution", "notifier"])
 def test_services_do_not_reach_each_other(cluster: tuple[list[Doc], str], source: str) -> None:
     policies, namespace = cluster
     for dest, port in (("ingest", 8080), ("attribution", 8081), ("notifier", 8082)):
-        if dest != source and (source, dest) != ("notifier", "attribution"):
+        if dest != source and (source, dest) not in SERVICE_PATHS:
             assert not connects(
                 policies, ripples(namespace, source), ripples(namespace, dest), port
             )
@@ -174,12 +178,25 @@ def test_services_do_not_reach_each_other(cluster: tuple[list[Doc], str], source
 def test_the_notifier_reaches_attribution_for_the_scheduled_report(
     cluster: tuple[list[Doc], str],
 ) -> None:
-    """The one exception: the notifier fetches the report's PDF and share link (port 8081)."""
+    """The notifier fetches the report's PDF and share link (port 8081)."""
     policies, namespace = cluster
     notifier, attribution = ripples(namespace, "notifier"), ripples(namespace, "attribution")
     assert connects(policies, notifier, attribution, 8081)
     assert not connects(policies, notifier, attribution, 5432)
     assert not connects(policies, attribution, notifier, 8082)
+
+
+def test_ingest_reaches_attribution_for_the_employees_page(
+    cluster: tuple[list[Doc], str],
+) -> None:
+    """The employee's page (/me/{token}) fetches their figures from attribution's API
+    (port 8081), and nothing else of attribution; attribution does not call ingest."""
+    policies, namespace = cluster
+    ingest, attribution = ripples(namespace, "ingest"), ripples(namespace, "attribution")
+    assert connects(policies, ingest, attribution, 8081)
+    assert not connects(policies, ingest, attribution, 5432)
+    assert not connects(policies, attribution, ingest, 8080)
+    assert not connects(policies, ripples(namespace, "notifier"), ingest, 8080)
 
 
 @pytest.mark.parametrize(
@@ -205,7 +222,14 @@ def test_ripples_pods_reach_dns_kafka_and_postgres(
     [
         ("203.0.113.10", 443, True),  # a public address: Slack, Teams, a webhook receiver
         ("203.0.113.10", 80, False),  # https only
+        # e-mail: SMTP submission (587 STARTTLS, 465 implicit TLS) to a public relay, never
+        # port 25 nor a private address
+        ("203.0.113.10", 587, True),
+        ("203.0.113.10", 465, True),
         ("203.0.113.10", 25, False),
+        ("203.0.113.10", 2525, False),
+        ("10.0.0.1", 587, False),
+        ("169.254.169.254", 465, False),
         ("169.254.169.254", 443, False),  # cloud metadata
         ("10.0.0.1", 443, False),
         ("172.16.5.5", 443, False),
@@ -213,7 +237,7 @@ def test_ripples_pods_reach_dns_kafka_and_postgres(
         ("127.0.0.1", 443, False),
     ],
 )
-def test_notifier_goes_out_only_on_443_to_public_addresses(
+def test_notifier_goes_out_only_on_443_and_smtp_to_public_addresses(
     cluster: tuple[list[Doc], str], ip: str, port: int, allowed: bool
 ) -> None:
     policies, namespace = cluster

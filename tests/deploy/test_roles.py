@@ -136,7 +136,7 @@ def _with_later(component: str, folder: Path, into: Path) -> Path:
     into.mkdir()
     for path in folder.glob("*.sql"):
         shutil.copy(path, into / path.name)
-    (into / "0007_later.sql").write_text(
+    (into / "0089_later.sql").write_text(
         f"create table {LATER[component]} (id bigserial primary key, x int);\n"
     )
     return into
@@ -157,8 +157,8 @@ async def test_tables_of_later_migrations_below_0090_are_granted_in_both_orders(
             for component, folder in db.components():
                 later = _with_later(component, folder, tmp_path / component)
                 if order == "existing":
-                    assert 7 not in await db.migrate(owner, component, folder)
-                assert 7 in await db.migrate(owner, component, later)
+                    assert 89 not in await db.migrate(owner, component, folder)
+                assert 89 in await db.migrate(owner, component, later)
         finally:
             await owner.close()
         for role in OWN:

@@ -2,7 +2,9 @@
 container run as a local process with exactly what its manifests give it (tests/deploy/smoke.py
 says what is mapped and why), then a small pilot through the public routes: every /readyz
 200, events, a link and its redirect, a signed Greenhouse application, the applicant credited
-in the attribution API, and the ambassador's recognitions at a local webhook receiver.
+in the attribution API, the ambassador's recognitions at a local webhook receiver, and the
+employee's page (a page link from ingest's route and the one in the notifier's messages)
+showing the ambassador's figures from attribution.
 
 One broker and one PostgreSQL per render, the renders one after another (the consumer group
 ids are the same in all of them)."""
@@ -17,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from ripples.demo.sink import Sink, serving
@@ -82,6 +85,11 @@ def world(tmp_path: Path) -> Iterator[smoke.World]:
         broker.stop()
 
 
+def credited(figures: dict[str, Any]) -> bool:
+    """The ambassador's own figures with the pilot's applicant and impressions in them."""
+    return bool(figures["applicants"]["attributed"] >= 1 and figures["reach"]["impressions"])
+
+
 def run_pilot(containers: list[smoke.Container], world: smoke.World) -> None:
     with smoke.running(containers, world) as services:
         for started in services.values():
@@ -90,7 +98,7 @@ def run_pilot(containers: list[smoke.Container], world: smoke.World) -> None:
         notifier = services["notifier"].local.container
         sink = Sink(smoke.setting(notifier, "NOTIFIER_WEBHOOK_SECRET"))
 
-        async def play() -> dict[str, Any]:
+        async def play() -> tuple[dict[str, Any], dict[str, Any]]:
             async with serving(sink, free_port()) as sink_url:
                 summary = await smoke.pilot(services, world, sink_url)
                 deadline = time.monotonic() + 60
@@ -102,14 +110,25 @@ def run_pilot(containers: list[smoke.Container], world: smoke.World) -> None:
                             + services["notifier"].tail()
                         )
                     await asyncio.sleep(0.3)
-                return summary
+                # every message carries the employee's page link (the notifier's setting)
+                messages = [orjson.dumps(r.body).decode() for r in sink.received]
+                notified = smoke.page_links(messages)
+                if not notified:
+                    pytest.fail("no message at the webhook receiver links the employee's page")
+                page = await smoke.employee_page(
+                    services, world, "emp-smoke", notified, until=credited, job="job-smoke"
+                )
+                return summary, page
 
-        summary = asyncio.run(play())
+        summary, page = asyncio.run(play())
     assert summary["applicants"]["total"] == 1
     assert summary["applicants"]["credit_by_ring"]["1"] == pytest.approx(1.0)
     assert summary["ambassadors"]["impressions"] == 1200
     assert all(item.signature_ok for item in sink.received)
     assert {"first_post:emp-smoke", "reach_milestone:emp-smoke:1000"} <= sink.recognition_ids()
+    # the page's figures are the ambassador's own, not zeros
+    assert page["reach"]["impressions"] == 1200
+    assert page["applicants"]["attributed"] == 1
 
 
 def test_compose_smoke(docker_compose: str, compose_secrets: Path, world: smoke.World) -> None:

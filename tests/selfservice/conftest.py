@@ -1,78 +1,111 @@
-"""Fixtures of the self-service tests: ingest with the employee's page configured, and a local
-stand-in for attribution's "my ripples" route.
-
-The stand-in answers ``GET /v1/employees/{employee_id}/ripples`` with exactly the shape the
-lead fixed in TEAM.md ("My ripples figures", branch ``myripples``): once that branch is merged,
-:func:`attribution_figures` must give way to the real attribution service
-(tests/selfservice/test_page.py::test_the_page_shows_my_figures_from_attribution).
+"""Fixtures of the self-service tests: ingest with the employee's page configured, reading the
+employee's figures from the real attribution service (its ``GET
+/v1/employees/{employee_id}/ripples``), both on a broker of the module's own (attribution's
+consumer group must not share a broker with another module's attribution processes).
 """
 
 from __future__ import annotations
 
+import asyncio
+import html
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 
-from tests.conftest import API_KEYS, AUTH, Running, fresh_database, start_service
-from tests.connectors.conftest import VendorServer
+from tests.conftest import API_KEYS, AUTH, Running, fresh_database, start_broker, start_service
 
 PAGE_SECRET = "test-page-secret"
 OLD_PAGE_SECRET = "test-page-secret-old"
-ATTRIBUTION_KEY = "test-attribution-key"
 JOB_URL = "https://careers.example.com/jobs/{job_id}"
 ALLOWED_HOSTS = "careers.example.com"
-
-FIGURES: dict[str, dict[str, Any]] = {}
-"""What the stand-in answers per employee; an employee missing here is a 404 problem."""
-
-
-def figures(employee_id: str) -> dict[str, Any]:
-    """An answer of the documented shape: counts only, never another person's id or name."""
-    return {
-        "employee_id": employee_id,
-        "from": "2026-09-02T00:00:00Z",
-        "to": "2026-12-01T00:00:00Z",
-        "posts": [
-            {
-                "post_id": "urn:li:share:7001",
-                "published_at": "2026-10-05T08:00:00Z",
-                "origin": "own",
-                "impressions": 12345,
-                "reactions": 210,
-                "comments": 14,
-                "reshares": 6,
-            }
-        ],
-        "inspired": {"total": 3, "by_ring": {"1": 2, "2": 1}},
-        "applicants": {"attributed": 4, "credit": 2.5},
-        "hires": {"attributed": 1, "credit": 0.75},
-        "reach": {"impressions": 23456, "emv": 1234.5},
-    }
-
-
-def attribution_figures(
-    _: str, path: str, __: Any, headers: dict[str, str]
-) -> tuple[int, dict[str, str], Any]:
-    if headers.get("authorization") != f"Bearer {ATTRIBUTION_KEY}":
-        return 401, {}, {"title": "Unauthorized", "status": 401}
-    match = re.fullmatch(r"/v1/employees/([^/]+)/ripples", path)
-    if match is None or match.group(1) not in FIGURES:
-        return 404, {}, {"title": "Not found", "status": 404}
-    return 200, {}, FIGURES[match.group(1)]
+# Attribution's own key list, as a deployment mounts it: the page sends the first key.
+ATTRIBUTION_KEY = ",".join(API_KEYS)
+FAST = {
+    "KAFKA_SESSION_TIMEOUT_S": "6",
+    "KAFKA_HEARTBEAT_INTERVAL_S": "1",
+    "KAFKA_REBALANCE_TIMEOUT_S": "6",
+}
 
 
 @pytest.fixture(scope="module")
-def attribution_stand_in() -> Iterator[VendorServer]:
-    server = VendorServer(attribution_figures)
-    server.start()
-    yield server
-    server.stop()
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """The module's own broker (overrides the session's)."""
+    running = start_broker(tmp_path_factory.mktemp("page-broker"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+async def page_attribution(
+    broker: Running, postgres: Running, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Running]:
+    """The real attribution service, with a database of its own."""
+    async with fresh_database(postgres, "page_attribution") as url:
+        running = start_service(
+            "attribution", tmp_path_factory.mktemp("page-attribution"), broker,
+            DATABASE_URL=url, **FAST,
+        )  # fmt: skip
+        yield running
+        running.stop()
+
+
+async def my_ripples(
+    attribution: str, employee_id: str, until: Any = lambda _: True, timeout_s: float = 45
+) -> dict[str, Any]:
+    """Attribution's answer of ``GET /v1/employees/{employee_id}/ripples`` once ``until`` holds
+    for it (the events reach it through the broker)."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    async with httpx.AsyncClient(base_url=attribution, headers=AUTH, timeout=10) as client:
+        while time.monotonic() < deadline:
+            response = await client.get(f"/v1/employees/{employee_id}/ripples")
+            last = (response.status_code, response.text[:300])
+            if response.status_code == 200 and until(body := response.json()):
+                return dict(body)
+            await asyncio.sleep(0.3)
+    pytest.fail(f"attribution's figures of {employee_id} never came: {last}")
+
+
+def stamp(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def posted(employee_id: str, impressions: int, days_ago: int = 5) -> list[dict[str, Any]]:
+    """An employee's own post (recently: in the route's default 90 days) and its statistics."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    post = f"urn:li:share:{uuid.uuid4().int % 10**12}"
+    published = now - timedelta(days=days_ago)
+    return [
+        event(
+            "post.published",
+            {
+                "post_id": post,
+                "author_kind": "employee",
+                "employee_id": employee_id,
+                "published_at": stamp(published),
+            },
+            stamp(published),
+        ),
+        event(
+            "post.metrics",
+            {
+                "post_id": post,
+                "observed_at": stamp(now),
+                "impressions": impressions,
+                "reactions": 210,
+                "comments": 14,
+                "reshares": 6,
+            },
+            stamp(now),
+        ),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +115,7 @@ async def page_db(postgres: Running) -> AsyncIterator[str]:
 
 
 def page_env(attribution_url: str) -> dict[str, str]:
+    """The page's settings of ingest (attribution's URL: the real service, or a dead one)."""
     return {
         "INGEST_PAGE_LINK_SECRETS": f"{PAGE_SECRET},{OLD_PAGE_SECRET}",
         "INGEST_ATTRIBUTION_URL": attribution_url,
@@ -96,7 +130,7 @@ def page_env(attribution_url: str) -> dict[str, str]:
 def page_ingest(
     broker: Running,
     page_db: str,
-    attribution_stand_in: VendorServer,
+    page_attribution: Running,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Running]:
     running = start_service(
@@ -105,7 +139,7 @@ def page_ingest(
         broker,
         DATABASE_URL=page_db,
         INGEST_PUBLIC_BASE_URL="http://go.example.com",
-        **page_env(attribution_stand_in.address),
+        **page_env(page_attribution.address),
     )
     yield running
     running.stop()
@@ -156,6 +190,41 @@ async def page_link(client: httpx.AsyncClient, employee_id: str) -> tuple[str, d
     assert response.status_code == 201, response.text
     body = response.json()
     return body["url"], datetime.fromisoformat(body["expires_at"])
+
+
+FIGURE = re.compile(r'<dd class="figure">([^<]*)</dd>')
+RING = re.compile(r"<li>([^<:]+: [^<]*)</li>")
+
+
+def shown_figures(page: str) -> list[str]:
+    """The figure cards of an employee's page (reach, inspired, applicants, hires, EMV) and
+    its ring lines, as a person reads them."""
+    return [html.unescape(v) for v in FIGURE.findall(page) + RING.findall(page)]
+
+
+def expected_figures(answer: dict[str, Any], locale: str) -> list[str]:
+    """What the page must show for attribution's answer of GET /v1/employees/{id}/ripples:
+    its counts in the employee's language (Babel's digits, as services/ingest/page does)."""
+    from services.ingest.page.templates import number
+    from services.ingest.page.texts import TEXTS
+
+    t = TEXTS[locale]
+
+    def n(value: float, decimals: int = 0) -> str:
+        return number(value, locale, decimals)
+
+    def credited(part: dict[str, Any]) -> str:
+        return f"{n(part['attributed'])} ({t['credit'].format(credit=n(part['credit'], 2))})"
+
+    rings = sorted(answer["inspired"]["by_ring"].items(), key=lambda kv: int(kv[0]))
+    return [
+        n(answer["reach"]["impressions"]),
+        n(answer["inspired"]["total"]),
+        credited(answer["applicants"]),
+        credited(answer["hires"]),
+        n(answer["reach"]["emv"], 2),
+        *(f"{t['ring'].format(ring=ring)}: {n(count)}" for ring, count in rings),
+    ]
 
 
 FORM_TOKEN = re.compile(r'name="form_token" value="([^"]+)"')

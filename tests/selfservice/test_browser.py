@@ -11,8 +11,9 @@ through a share link, shows the employee with the page link opened and the link 
 English and in Danish. Screenshots of each language are checked for being real pictures;
 RIPPLES_WRITE_SCREENSHOTS=docs/images writes the ones the README shows.
 
-Attribution's "my ripples" route is branch `myripples`'s: until it is merged, ingest reads the
-figures from the stand-in of tests/selfservice/conftest.py (the documented shape).
+The figures on the page are the attribution process's own (its GET
+/v1/employees/{employee_id}/ripples): the employee's post reaches it through the broker, and
+the page shows exactly the route's answer for them.
 """
 
 from __future__ import annotations
@@ -44,15 +45,14 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from services.notifier import store as notifier_store
 from tests.conftest import AUTH, Running, fresh_database, start_broker, start_service
-from tests.connectors.conftest import VendorServer
 from tests.selfservice.conftest import (
-    FIGURES,
-    attribution_figures,
     event,
-    figures,
+    expected_figures,
     hr_employee,
+    my_ripples,
     page_env,
     page_link,
+    posted,
     send,
 )
 
@@ -107,8 +107,11 @@ class Careers:
 
 
 class Stack:
-    def __init__(self, ingest: Running, databases: dict[str, str], careers: Careers) -> None:
+    def __init__(
+        self, ingest: Running, attribution: Running, databases: dict[str, str], careers: Careers
+    ) -> None:
         self.ingest = ingest
+        self.attribution = attribution
         self.databases = databases
         self.careers = careers
 
@@ -119,8 +122,6 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     broker = start_broker(tmp_path_factory.mktemp("browser-broker"))
     careers = Careers()
-    stand_in = VendorServer(attribution_figures)
-    stand_in.start()
     started: list[Running] = []
     async with contextlib.AsyncExitStack() as exits:
         databases = {
@@ -128,7 +129,7 @@ async def stack(
             for name in ("ingest", "attribution", "notifier")
         }
         try:
-            env = page_env(stand_in.address) | FAST
+            env = page_env("") | FAST  # attribution's address: known once it started
             env["INGEST_JOB_URL_TEMPLATE"] = careers.address + "/jobs/{job_id}"
             env["INGEST_LINK_ALLOWED_HOSTS"] = "127.0.0.1"
             for name in ("attribution", "notifier", "ingest"):  # started side by side
@@ -142,19 +143,19 @@ async def stack(
                         **env,
                     )
                 )
-            ingest = started[-1]
+            attribution, ingest = started[0], started[-1]
             # The links and the page are under the address the browser reaches (known once
-            # the port is chosen).
+            # the port is chosen); the figures come from the attribution process.
             ingest.stop()
             ingest.env["INGEST_PUBLIC_BASE_URL"] = ingest.address
+            ingest.env["INGEST_ATTRIBUTION_URL"] = attribution.address
             ingest.start(wait_ready=False)
             for service in started:
                 service.component.wait_ready(60)
-            yield Stack(ingest, databases, careers)
+            yield Stack(ingest, attribution, databases, careers)
         finally:
             for service in started:
                 service.stop()
-            stand_in.stop()
             careers.stop()
             broker.stop()
 
@@ -225,17 +226,21 @@ async def test_an_employee_uses_their_page_and_the_overview_shows_it(
             ambassador=True,
             notify={"channel": "email", "address": "soren@example.com"},
         )
-        FIGURES[employee] = figures(employee)
+        await send(http, *posted(employee, 23456))
+        answer = await my_ripples(
+            stack.attribution.address, employee, lambda a: a["reach"]["impressions"] == 23456
+        )
         url, _ = await page_link(http, employee)
 
-        # The page, in Danish.
+        # The page, in Danish, with attribution's figures for this employee.
         browser.get(url)
         assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "da"
         assert browser.find_element(By.TAG_NAME, "h1").text == "Hej Søren Ærø"
-        assert (
-            "23.456"
-            in browser.find_element(By.ID, "figures-title").find_element(By.XPATH, "..").text
-        )
+        section = browser.find_element(By.ID, "figures-title").find_element(By.XPATH, "..")
+        cards = [e.text for e in section.find_elements(By.CSS_SELECTOR, "dd.figure")]
+        rings = [e.text for e in section.find_elements(By.CSS_SELECTOR, "ul li")]
+        assert cards + rings == expected_figures(answer, "da")
+        assert cards[0] == "23.456"
         shoot(browser, tmp_path, "page-da")
 
         # Make my tracked link, with the keyboard only: the job's label, then Tab, Enter.

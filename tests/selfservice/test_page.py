@@ -1,8 +1,9 @@
 """The employee's page and the overview (CONTRACT §11) through the real ingest process, the
-broker and PostgreSQL, with attribution's "my ripples" route played by a local stand-in of
-the documented shape (tests/selfservice/conftest.py): page links, the page in da/en, its
-forms (tracked link, preferences, post registration), their CSRF defences, a refused or
-expired link, attribution down, and the overview as JSON, HTML and through a share link."""
+broker and PostgreSQL, with the employee's figures from the real attribution process (its
+``GET /v1/employees/{employee_id}/ripples``; tests/selfservice/conftest.py): page links, the
+page in da/en, its forms (tracked link, preferences, post registration), their CSRF
+defences, a refused or expired link, attribution down or not knowing the employee yet, and
+the overview as JSON, HTML and through a share link."""
 
 from __future__ import annotations
 
@@ -20,17 +21,19 @@ from services.ingest.page.overview import OVERVIEW
 from services.ingest.page.routes import FORM
 from shared import signing
 from shared.events import EmployeePreferencesEvent, LinkCreatedEvent
-from tests.conftest import AUTH, Running, read_events
+from tests.conftest import API_KEYS, AUTH, Running, read_events
 from tests.connectors.conftest import wait_for
 from tests.selfservice.conftest import (
-    FIGURES,
     PAGE_SECRET,
     event,
-    figures,
+    expected_figures,
     form_token,
     hr_employee,
+    my_ripples,
     page_link,
+    posted,
     send,
+    shown_figures,
 )
 
 pytestmark = pytest.mark.integration
@@ -68,10 +71,15 @@ async def test_a_page_link_is_signed_expiring_and_only_for_known_employees(
     assert keyless.status_code == 401
 
 
-async def test_the_page_shows_my_figures_from_attribution(http: httpx.AsyncClient) -> None:
-    """Switch to the real attribution service once branch `myripples` is merged."""
-    employee = await hr_employee(http, "Søren Ærø", "da")
-    FIGURES[employee] = figures(employee)
+async def test_the_page_shows_my_figures_from_attribution(
+    http: httpx.AsyncClient, page_attribution: Running
+) -> None:
+    """The figures on the page are attribution's answer for this employee, in Danish."""
+    employee = await hr_employee(http, "Søren Ærø", "da", ambassador=True)
+    await send(http, *posted(employee, 12345))
+    answer = await my_ripples(
+        page_attribution.address, employee, lambda a: a["reach"]["impressions"] == 12345
+    )
     url, _ = await page_link(http, employee)
     page = await http.get(path_of(url))
     assert page.status_code == 200
@@ -79,21 +87,57 @@ async def test_the_page_shows_my_figures_from_attribution(http: httpx.AsyncClien
     assert '<html lang="da">' in html
     assert "Hej Søren Ærø" in html
     assert "Mine tal" in html
-    assert "23.456" in html  # the reach, in Danish digits
-    assert "12.345" in html  # the post's impressions
-    assert "Egne ord" in html
-    assert "Ring 1: 2" in html
+    assert shown_figures(html) == expected_figures(answer, "da")
+    assert shown_figures(html)[0] == "12.345"  # the reach, in Danish digits
+    assert '<td class="n">12.345</td>' in html  # the post's impressions
+    assert '<td class="n">210</td>' in html  # its reactions
+    assert "Egne ord" in html  # its origin: the employee's own words
     assert page.headers["cache-control"] == "no-store"
     assert page.headers["referrer-policy"] == "same-origin"
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
 
 
-async def test_english_page_and_no_figures_yet(http: httpx.AsyncClient) -> None:
-    _, _, html = await opened(http, "Jane Doe", "en")
+async def test_english_page_with_my_figures(
+    http: httpx.AsyncClient, page_attribution: Running
+) -> None:
+    employee = await hr_employee(http, "Jane Doe", "en")
+    answer = await my_ripples(page_attribution.address, employee)  # known: zeros
+    url, _ = await page_link(http, employee)
+    html = (await http.get(path_of(url))).text
     assert '<html lang="en">' in html
     assert "Hello Jane Doe" in html
-    assert "There are no figures for you yet." in html
+    assert "My figures" in html
+    assert shown_figures(html) == expected_figures(answer, "en")
     assert 'type="checkbox" value="true">' in html  # not opted out
+
+
+async def test_no_figures_yet_while_attribution_does_not_know_me(
+    page_db: str, page_attribution: Running, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Attribution answers 404 for an employee it has not heard of (here: HR's upsert went
+    through a broker attribution does not read): the page says there are no figures yet."""
+    from tests.conftest import start_broker, start_service
+    from tests.selfservice.conftest import page_env
+
+    lone = start_broker(tmp_path_factory.mktemp("page-lone-broker"))
+    running = start_service(
+        "ingest", tmp_path_factory.mktemp("page-lone"), lone, DATABASE_URL=page_db,
+        **page_env(page_attribution.address),
+    )  # fmt: skip
+    try:
+        async with httpx.AsyncClient(base_url=running.address, timeout=15) as client:
+            employee = await hr_employee(client, "Jane Doe", "en")
+            url, _ = await page_link(client, employee)
+            page = await client.get(path_of(url))
+            async with httpx.AsyncClient(base_url=page_attribution.address) as attribution:
+                unknown = await attribution.get(f"/v1/employees/{employee}/ripples", headers=AUTH)
+        assert unknown.status_code == 404
+        assert page.status_code == 200
+        assert "There are no figures for you yet." in page.text
+        assert shown_figures(page.text) == []
+    finally:
+        running.stop()
+        lone.stop()
 
 
 async def test_the_form_starts_from_hrs_opt_out(http: httpx.AsyncClient) -> None:
@@ -367,3 +411,21 @@ async def test_without_the_database_a_person_gets_a_page_not_a_problem(
             assert api.headers["content-type"] == "application/problem+json"
     finally:
         running.stop()
+
+
+async def test_the_demo_prints_an_ambassadors_page_link(
+    http: httpx.AsyncClient, page_ingest: Running, page_attribution: Running
+) -> None:
+    """`make demo`'s line with one ambassador's page (ripples/demo/run.py page_line), made and
+    opened through the real ingest with the figures from attribution."""
+    from ripples.demo.run import page_line
+
+    employee = await hr_employee(http, "Ane Ambassadør", "da", ambassador=True)
+    await my_ripples(page_attribution.address, employee)
+    line = await page_line(page_ingest.address, API_KEYS[0], employee, "Ane Ambassadør")
+    assert line.startswith("Ane Ambassadør's own page, with their figures (valid 30 days): ")
+    url = line.rsplit(" ", 1)[1]
+    assert url.startswith("http://go.example.com/me/")
+    assert (await http.get(path_of(url))).status_code == 200
+    unknown = await page_line(page_ingest.address, API_KEYS[0], "nobody-here", "Nobody")
+    assert unknown == "(no page link for Nobody: ingest answered 404)"

@@ -156,8 +156,9 @@ class SelfService(Overview):
         if not base:
             return None, False
         headers = {}
-        if self.settings.attribution_api_key:
-            headers["Authorization"] = f"Bearer {self.settings.attribution_api_key}"
+        # The first of a comma-separated list: attribution's own key file will do.
+        if key := self.settings.attribution_api_key.split(",")[0].strip():
+            headers["Authorization"] = f"Bearer {key}"
         try:
             response = await self.http.get(
                 f"{base}/v1/employees/{quote(employee, safe='')}/ripples",
