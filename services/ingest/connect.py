@@ -49,7 +49,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from services.ingest import directory
 from services.ingest.database import DB_ERRORS, Database, answering_503
-from services.ingest.linkedin_posts import NotAPostUrl, post_urn
+from services.ingest.linkedin_posts import NotAPostUrl, activity_post, post_urn
 from services.ingest.publisher import BrokerUnavailable, Publisher
 from services.ingest.settings import IngestSettings
 from services.ingest.tokens import (
@@ -770,16 +770,6 @@ class Connect:
                 f"url: {exc}",
                 errors=[{"field": "url", "detail": str(exc)}],
             ) from None
-        if urn.startswith("urn:li:activity:"):
-            raise ProblemError(
-                422,
-                "unsupported-post-url",
-                "Unsupported post URL",
-                "url names an activity; LinkedIn's post statistics take the post's share or"
-                " ugcPost URN (the address of the post itself: /feed/update/urn:li:share:… or"
-                " urn:li:ugcPost:…)",
-                errors=[{"field": "url", "detail": "an activity URN, not a share or ugcPost"}],
-            )
         with answering_503():
             mine = {e: (m, t) for m, t, e in await self.tokens()}
             if spec.employee_id not in mine:
@@ -791,6 +781,9 @@ class Connect:
                     errors=[{"field": "employee_id", "detail": "not connected"}],
                 )
             _, token = mine[spec.employee_id]
+            activity = urn if urn.startswith("urn:li:activity:") else None
+            if activity is not None:
+                urn = await self._activity_post(token, activity)
             owned = await self._owns(token, urn)
             if owned is None:
                 raise ProblemError(
@@ -815,7 +808,80 @@ class Connect:
                 urn,
                 spec.employee_id,
             )
+            if activity is not None:
+                # The webhook's notifications naming only this activity join the same post.
+                await self.database.pool.execute(
+                    "insert into ingest_linkedin_activities (activity_urn, post_id)"
+                    " values ($1, $2) on conflict (activity_urn) do nothing",
+                    activity,
+                    urn,
+                )
         return json_response({"post_id": urn}, 202)
+
+    async def _activity_post(self, token: str, activity: str) -> str:
+        """The share/ugcPost an ``urn:li:activity:`` URL's activity is: the pair the webhook
+        (or an earlier registration) saw, else LinkedIn's Activities API (DMA) BATCH_GET
+        ``GET /rest/dmaActivities?ids=List({encoded urn})``
+        (https://learn.microsoft.com/en-us/linkedin/dma/content/activities). A refusal (403:
+        the app lacks the DMA permission, or "Activity's verb type is not allowed from the
+        ActivityFilter") or an empty ``domainEntity`` (the author opted out of data sharing)
+        is 422 naming ``url``; LinkedIn not answering is 503."""
+        known = await self.database.pool.fetchval(
+            "select post_id from ingest_linkedin_activities where activity_urn = $1", activity
+        )
+        if isinstance(known, str):
+            return known
+        url = (
+            f"{self.settings.linkedin_api_base_url.rstrip('/')}/dmaActivities"
+            f"?ids=List({quote(activity, safe='')})"
+        )
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "LinkedIn-Version": self.settings.linkedin_version,
+            "X-Restli-Protocol-Version": "2.0.0",
+        }
+        try:
+            response = await self.http.get(
+                url, headers=headers, timeout=self.settings.vendor_timeout_s
+            )
+        except httpx.HTTPError:
+            response = None
+        if response is None or response.status_code not in (200, 400, 403, 404):
+            raise ProblemError(
+                503,
+                "linkedin-unavailable",
+                "LinkedIn unavailable",
+                "LinkedIn did not answer; retry later",
+                headers={"Retry-After": str(self.settings.retry_after_s)},
+            )
+        post = None
+        if response.status_code == 200:
+            try:
+                post = activity_post(orjson.loads(response.content), activity)
+            except orjson.JSONDecodeError:
+                post = None
+        if post is None:
+            log.info("linkedin activity not resolved", extra={"status": response.status_code})
+            raise ProblemError(
+                422,
+                "unresolvable-activity-url",
+                "Activity link not resolved",
+                "url names an activity (/feed/update/urn:li:activity:… or /posts/…-activity-…)"
+                " and LinkedIn would not say which post it is (the app lacks LinkedIn's DMA"
+                " Activities permission, the author does not share their data, or it is not a"
+                " post); copy the post's own link instead: /feed/update/urn:li:share:… or"
+                " urn:li:ugcPost:… (on the post: … → Embed this post) / Aktivitetslinket kunne"
+                " ikke slås op hos LinkedIn; kopiér opslagets eget link (urn:li:share:… eller"
+                " urn:li:ugcPost:…)",
+                errors=[
+                    {
+                        "field": "url",
+                        "detail": "an activity LinkedIn did not resolve to a share or ugcPost;"
+                        " use the post's share/ugcPost link",
+                    }
+                ],
+            )
+        return post
 
     async def _owns(self, token: str, urn: str) -> bool | None:
         """Whether ``urn`` is the token's member's own post: Member Post Statistics answer

@@ -40,6 +40,16 @@ posts and their statistics, speaking the formats of LinkedIn's own pages:
   Member Post Statistics (the authenticated member's own posts, ``r_member_postAnalytics``)
   ``GET /rest/memberCreatorPostAnalytics?q=entity&entity=(share:{encoded urn})&queryType=
   IMPRESSION&aggregation=TOTAL``.
+- Activities API (DMA), https://learn.microsoft.com/en-us/linkedin/dma/content/activities :
+  ``GET /rest/dmaActivities?ids=List(urn%3Ali%3Aactivity%3A{id})`` (Bearer, ``Linkedin-Version``,
+  ``X-Restli-Protocol-Version: 2.0.0``), a "Batch_Get to resolve a batch of activities and
+  returns each activities' domain entity Urn": ``results`` keyed by the activity URN, each
+  ``{"domainEntity": "urn:li:share:…"}`` (Rest.li's BATCH_GET shape, ``results``/``statuses``/
+  ``errors`` maps keyed by the id, as LinkedIn's own client documents it:
+  https://github.com/linkedin-developers/linkedin-api-python-client); "The DomainEntity field
+  will be empty when the author is opted out for sharing their data"; "For activity types that
+  are not supported (i.e. Reaction), you should expect a HTTP 403 with Activity's verb type is
+  not allowed from the ActivityFilter." An app without the DMA product is refused (403).
 """
 
 from __future__ import annotations
@@ -85,6 +95,12 @@ class LinkedInEmulator:
     refresh_scopes: dict[str, list[str]] = field(default_factory=dict)  # sub → scopes
     exchanged: list[str] = field(default_factory=list)  # access tokens issued for a code
     admins: dict[str, list[str]] = field(default_factory=dict)  # sub → pages administered
+    # Activities API (DMA): activity URN → its domainEntity ("" = the author opted out of data
+    # sharing, None = a verb type the ActivityFilter does not allow); dma=False: the app lacks
+    # the DMA product.
+    activities: dict[str, str | None] = field(default_factory=dict)
+    dma: bool = True
+    activities_outage: int = 0  # a status the Activities API answers with instead (e.g. 500)
     address: str = ""
 
     def revoke(self, sub: str) -> None:
@@ -251,7 +267,51 @@ class LinkedInEmulator:
             if urn not in self.posts.get(member, []):
                 return 403, {}, {"status": 403, "code": "ACCESS_DENIED", "message": "not owner"}
             return 200, {}, {"elements": [{"count": 100}], "paging": {"start": 0, "count": 10}}
+        if call.path == "/rest/dmaActivities":
+            return self._activities(call)
         return 403, {}, {"status": 403, "code": "ACCESS_DENIED"}
+
+    def _activities(self, call: Call) -> tuple[int, dict[str, str], Any]:
+        """BATCH_GET: ``ids=List(urn%3Ali%3Aactivity%3A…,…)``, each URN URL-encoded."""
+        raw = dict(p.split("=", 1) for p in call.raw_query.split("&") if "=" in p)
+        ids = raw.get("ids", "")
+        inner = ids.removeprefix("List(").removesuffix(")")
+        if not ids.startswith("List(") or not ids.endswith(")") or ":" in inner or not inner:
+            return 400, {}, {"status": 400, "code": "ILLEGAL_ARGUMENT", "message": ids}
+        if self.activities_outage:
+            return self.activities_outage, {}, {"status": self.activities_outage}
+        if not self.dma:
+            return (
+                403,
+                {},
+                {
+                    "status": 403,
+                    "code": "ACCESS_DENIED",
+                    "message": "Not enough permissions to access: dmaActivities.BATCH_GET.20240101",
+                },
+            )
+        results: dict[str, Any] = {}
+        statuses: dict[str, int] = {}
+        errors: dict[str, Any] = {}
+        for urn in (unquote(part) for part in inner.split(",")):
+            if urn not in self.activities:
+                statuses[urn] = 404
+                errors[urn] = {"status": 404, "message": "Not found"}
+                continue
+            entity = self.activities[urn]
+            if entity is None:
+                return (
+                    403,
+                    {},
+                    {
+                        "status": 403,
+                        "code": "ACCESS_DENIED",
+                        "message": "Activity's verb type is not allowed from the ActivityFilter.",
+                    },
+                )
+            results[urn] = {"domainEntity": entity} if entity else {}
+            statuses[urn] = 200
+        return 200, {}, {"results": results, "statuses": statuses, "errors": errors}
 
     # --- the server ---
 

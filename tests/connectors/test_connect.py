@@ -575,6 +575,7 @@ async def test_registering_posts(http: httpx.AsyncClient, emulator: LinkedInEmul
     for url in (
         "https://example.com/feed/update/urn:li:share:1/",
         "https://www.linkedin.com/in/test-person/",
+        # An activity LinkedIn does not resolve (tests/connectors/test_activity_urls.py).
         "https://www.linkedin.com/feed/update/urn:li:activity:7123456789012345678/",
         f"https://www.linkedin.com/feed/update/{other}/",  # someone else's post
     ):
