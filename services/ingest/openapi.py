@@ -839,7 +839,9 @@ def _linkedin_connect_paths() -> dict[str, Any]:
                 "description": "Every public post URL form (`/feed/update/urn:li:activity:…`, "
                 "`urn:li:share:…`, `urn:li:ugcPost:…`, `/posts/<slug>-activity-<id>-…`, with "
                 "or without a query string); the post is fetched with the employee's token "
-                "and must be theirs. The poller then reads its statistics.",
+                "and must be theirs. The poller then reads its statistics. An activity URL is "
+                "resolved to its share/ugcPost (the webhook's pairs, else LinkedIn's DMA "
+                "Activities API) and answers that `post_id`.",
                 "tags": ["linkedin"],
                 "security": BEARER,
                 "requestBody": {
@@ -883,8 +885,10 @@ def _linkedin_connect_paths() -> dict[str, Any]:
                     ),
                     "422": problem(
                         422,
-                        "Invalid body, not a LinkedIn post URL, or not the employee's post; "
-                        "`errors` names `url` or `employee_id`.",
+                        "Invalid body, not a LinkedIn post URL, not the employee's post, or an "
+                        "activity LinkedIn would not resolve to its post "
+                        "(`unresolvable-activity-url`: use the share/ugcPost link); `errors` "
+                        "names `url` or `employee_id`.",
                         "invalid-post",
                         "Invalid post",
                         "not the address of a LinkedIn post",
