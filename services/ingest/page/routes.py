@@ -384,6 +384,8 @@ class SelfService(Overview):
                 return 409, {"url": "error_not_connected"}
             if exc.status >= 500:
                 return exc.status, {"url": "error_unavailable"}
+            if exc.kind == "unresolvable-activity-url":
+                return 422, {"url": "error_activity_url"}
             return 422, {"url": "error_post_url"}
         return self._back(token, "notice=post", "linkedin-title")
 

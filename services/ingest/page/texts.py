@@ -70,6 +70,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "error_job": "Vælg en af de viste stillinger.",
         "error_link": "Linket kunne ikke laves lige nu. Prøv igen senere.",
         "error_post_url": "Det er ikke adressen på et af dine egne LinkedIn-opslag.",
+        "error_activity_url": "LinkedIn vil ikke oversætte dette link til opslaget. Åbn opslaget,"
+        " vælg »Kopiér link til opslag« og indsæt det link.",
         "error_not_connected": "Forbind LinkedIn først.",
         "error_unavailable": "Det kunne ikke gemmes lige nu. Prøv igen senere.",
         "error_address": "Skriv en adresse til den valgte kanal.",
@@ -162,6 +164,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "error_job": "Choose one of the jobs shown.",
         "error_link": "The link could not be made right now. Please try again later.",
         "error_post_url": "This is not the address of one of your own LinkedIn posts.",
+        "error_activity_url": "LinkedIn will not turn this link into its post. Open the post,"
+        " choose “Copy link to post” and paste that link.",
         "error_not_connected": "Connect LinkedIn first.",
         "error_unavailable": "This could not be saved right now. Please try again later.",
         "error_address": "Enter an address for the chosen channel.",
