@@ -4,10 +4,12 @@ company grow, next to the raw aiokafka consumer and the bare faust agent of the 
 Each *series* is one company (``employees``) on a broker and a database of its own (the
 step starts them: its own Tansu broker, new databases on the stack's PostgreSQL server), so
 no other measurement's events are in it. The series' workload (``ripples.bench.workload``,
-the same mix as every other step) is written to the input topics a segment at a time, while
-no worker runs; then a fresh attribution worker stores the segment from the backlog, and the
-*window* (the segment's last ``window`` events) is measured from the worker's metrics and
-``/proc`` and from PostgreSQL, sampled every quarter second:
+the same mix as every other step) is written to the input topics a segment at a time while
+no worker runs. Each segment but its last ``window`` events is stored by a *fill* worker
+taking large batches (not measured: the facts and derived tables do not depend on where
+batches fall); then the window is written and a fresh worker with the batch size under test
+stores it from the backlog, measured from its metrics and ``/proc`` and from PostgreSQL,
+sampled every quarter second (from the end of its first batch to its last):
 
 - ``rate``: events stored ÷ seconds over the window;
 - ``worker_cpu_s_per_10k``: the worker's utime + stime per 10,000 events stored;
@@ -52,18 +54,21 @@ class Sizes:
     marks: tuple[int, ...] = (100_000, 1_000_000, 3_000_000)  # stored events, the series
     employees: tuple[int, ...] = (1_000, 10_000, 50_000)  # companies, at marks[0]
     series_employees: int = 10_000  # the company whose history grows through the marks
-    window: int = 100_000  # measured events at the end of each segment (at most half)
+    window: int = 40_000  # measured events at the end of each segment (at most half)
     ceiling_records: int = 300_000  # records the ceilings read
-    batch_size: int | None = None  # ATTRIBUTION_BATCH_SIZE of the workers (default: theirs)
+    batch_size: int | None = None  # ATTRIBUTION_BATCH_SIZE measured (default: the worker's)
+    fill_batch: int = 25_000  # ATTRIBUTION_BATCH_SIZE of the (unmeasured) fill worker
     timeout_s: float = 1800.0  # per segment
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls((20_000, 60_000, 120_000), (200, 1_000, 5_000), 1_000, 20_000, 50_000)
+        return cls((20_000, 60_000, 120_000), (200, 1_000, 5_000), 1_000, 10_000, 50_000)
 
     @classmethod
     def tiny(cls) -> Sizes:
-        return cls((1_500, 3_000), (20, 60), 20, 600, 500, batch_size=200, timeout_s=180.0)
+        return cls(
+            (1_500, 3_000), (20, 60), 20, 600, 500, batch_size=200, fill_batch=500, timeout_s=180
+        )
 
 
 @dataclass(frozen=True)
@@ -157,10 +162,11 @@ def metric(text: str, name: str, **labels: str) -> float:
     return total
 
 
-def window_figures(samples: Sequence[Sample], start_at: float) -> dict[str, float | None]:
-    """The window's figures from the samples: from the last sample with at most
-    ``start_at`` events stored (the window starts between it and the next) to the last."""
-    first = next((s for s in reversed(samples[:-1]) if s.stored <= start_at), samples[0])
+def window_figures(samples: Sequence[Sample]) -> dict[str, float | None]:
+    """The window's figures from the samples of a worker storing it: from the first sample
+    after its first batch (so the start-up and the first fetch do not count; the first
+    sample when no other came between it and the last) to the last sample."""
+    first = next((s for s in samples[:-1] if s.stored > 0), samples[0])
     last = samples[-1]
     events = last.stored - first.stored
     seconds = last.at - first.at
@@ -208,7 +214,7 @@ class Scale:
         broker.wait_ready(30)
         return broker
 
-    def _worker(self, bootstrap: str, database: str) -> local.Service:
+    def _worker(self, bootstrap: str, database: str, batch_size: int | None) -> local.Service:
         spec = next(s for s in local.ALL_SERVICES if s.name == "attribution")
         port = free_port()
         worker = local.Service(
@@ -228,8 +234,8 @@ class Scale:
             "KAFKA_HEARTBEAT_INTERVAL_S": self.place.env.get("KAFKA_HEARTBEAT_INTERVAL_S", "1"),
             "KAFKA_REBALANCE_TIMEOUT_S": self.place.env.get("KAFKA_REBALANCE_TIMEOUT_S", "6"),
         }
-        if self.sizes.batch_size:
-            env["ATTRIBUTION_BATCH_SIZE"] = str(self.sizes.batch_size)
+        if batch_size:
+            env["ATTRIBUTION_BATCH_SIZE"] = str(batch_size)
         worker.start(self.state, env)
         worker.wait_ready(120)
         return worker
@@ -286,17 +292,35 @@ class Scale:
     def _segment(
         self, bootstrap: str, database: str, employees: int, total: int, start: int, stop: int
     ) -> Step:
+        """Events ``start``..``stop`` of the series into the database: all but the window
+        by a *fill* worker taking large batches (``fill_batch``: the stored facts and
+        derived tables do not depend on where batches fall, as the kill test shows, and
+        the fill is not measured), then the window by a fresh worker with the batch size
+        under test, measured."""
         label = f"{_short(employees)} employees, {_short(stop)} events"
-        self.progress(f"scale: {label}: writing events {start:,}-{stop:,} to the topics")
-        fill_s = self._fill(bootstrap, total, employees, start, stop)
-        segment = stop - start
-        window = min(self.sizes.window, segment // 2)
-        worker = self._worker(bootstrap, database)
+        window = min(self.sizes.window, (stop - start) // 2)
+        fill_s = 0.0
+        if stop - window > start:
+            self.progress(f"scale: {label}: writing events {start:,}-{stop - window:,}")
+            fill_s += self._fill(bootstrap, total, employees, start, stop - window)
+            self.progress(f"scale: {label}: storing them (fill worker)")
+            filler = self._worker(bootstrap, database, self.sizes.fill_batch)
+            try:
+                pid = self.state.read_pid(filler.name)
+                assert pid is not None, "the fill worker wrote no pid"
+                started = time.monotonic()
+                asyncio.run(self._watch(filler, pid, database, stop - window - start, label))
+                fill_s += time.monotonic() - started
+            finally:
+                filler.stop(self.state)
+        self.progress(f"scale: {label}: writing the window {stop - window:,}-{stop:,}")
+        fill_s += self._fill(bootstrap, total, employees, stop - window, stop)
+        worker = self._worker(bootstrap, database, self.sizes.batch_size)
         try:
             pid = self.state.read_pid(worker.name)
             assert pid is not None, "the worker wrote no pid"
-            samples = asyncio.run(self._watch(worker, pid, database, segment, label))
-            figures = window_figures(samples, segment - window)
+            samples = asyncio.run(self._watch(worker, pid, database, window, label))
+            figures = window_figures(samples)
             step = Step(
                 employees=employees,
                 stored=stop,
@@ -318,7 +342,7 @@ class Scale:
         self.say(
             f"      {label}: {step.rate:,.0f} events/s, worker {step.worker_cpu_s_per_10k:.2f} "
             f"CPU s per 10k, PostgreSQL {step.postgres_ms_per_batch:.0f} ms per batch of "
-            f"{step.events_per_batch:,.0f}, RSS {step.rss_mb:.0f} MB"
+            f"{step.events_per_batch:,.0f}, RSS {step.rss_mb:.0f} MB (fill {fill_s:.0f} s)"
         )
         return step
 

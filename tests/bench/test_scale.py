@@ -25,14 +25,14 @@ def test_window_figures_are_the_differences_between_two_samples() -> None:
         scale.Sample(1.0, 400, 1, 1.5, 30.0, 2.5),
         scale.Sample(3.0, 1400, 6, 2.5, 130.0, 3.5),
     ]
-    got = scale.window_figures(samples, 500)  # the window starts after the second sample
+    got = scale.window_figures(samples)  # from the end of the first batch
     assert got["events"] == 1000
     assert got["rate"] == 500.0  # 1000 events in 2 s
     assert got["worker_cpu_s_per_10k"] == 10.0  # 1 CPU s for 1000 events
     assert got["postgres_ms_per_batch"] == 20.0  # 100 ms over 5 batches
     assert got["postgres_cpu_s_per_10k"] == 10.0
     with pytest.raises(RuntimeError):
-        scale.window_figures(samples[:1], 0)
+        scale.window_figures(samples[:1])
 
 
 def test_the_doc_block_is_replaced_between_its_markers(tmp_path: Path) -> None:
