@@ -13,6 +13,8 @@ KIND is one of:
   consume   a raw aiokafka consumer reading COUNT records of the input topics (the ceiling)
   fill      the workload straight to the input topics, generated and sent in chunks
             (events START to STOP of a series of EVENTS, for the scale benchmark's millions)
+  store     the same events straight into an attribution database with the worker's own
+            store.apply_batch, in large transactions (the scale benchmark's unmeasured fill)
 """
 
 from __future__ import annotations
@@ -341,6 +343,48 @@ async def fill(args: argparse.Namespace) -> None:
     _emit(sent, time.perf_counter() - started, [])
 
 
+async def store(args: argparse.Namespace) -> None:
+    """Events ``--start`` to ``--stop`` of the workload into the attribution database at
+    ``--database``, ``--batch`` events a transaction, with ``store.apply_batch`` (the
+    worker's code: facts, dedupe, derivation), migrations applied first. The stored facts
+    and derived tables do not depend on where batches fall (the kill test replays the same
+    events with other batch boundaries and compares every answer), so this fills a
+    database as the worker would, only without the broker. The output events the batches
+    leave in the outbox are dropped (nothing reads them here)."""
+    import itertools
+    from pathlib import Path
+
+    import asyncpg
+
+    from services.attribution import store as attribution
+    from services.attribution.settings import AttributionSettings
+    from shared.cloudevents import parse_structured
+    from shared.db import migrate
+
+    settings = AttributionSettings()
+    conn = await asyncpg.connect(args.database)
+    stored = 0
+    started = time.perf_counter()
+    try:
+        folder = Path(attribution.__file__).parent / "migrations"
+        await migrate(conn, "attribution", folder)
+        stream = itertools.islice(
+            iter_events(args.events, seed=args.seed, prefix=args.prefix, employees=args.employees),
+            args.start,
+            args.stop,
+        )
+        while batch := [
+            parse_structured(orjson.dumps(raw)) for raw in itertools.islice(stream, args.batch)
+        ]:
+            async with conn.transaction():
+                await attribution.apply_batch(conn, batch, settings)
+                await conn.execute("delete from attribution.outbox")
+            stored += len(batch)
+    finally:
+        await conn.close()
+    _emit(stored, time.perf_counter() - started, [])
+
+
 async def consume(args: argparse.Namespace) -> None:
     """The raw consume ceiling: a plain aiokafka consumer (no group; every partition of the
     attribution worker's input topics assigned, from the beginning) reading ``--count``
@@ -458,6 +502,15 @@ def main() -> None:
         f = kinds.add_parser(name)
         f.add_argument("--bootstrap", required=True)
         f.add_argument("--count", type=int, required=True)
+    st = kinds.add_parser("store")
+    st.add_argument("--database", required=True)
+    for option, default in (("--seed", 7), ("--batch", 50_000)):
+        st.add_argument(option, type=int, default=default)
+    st.add_argument("--events", type=int, required=True, help="events in the whole series")
+    st.add_argument("--employees", type=int, help="employees (default events / 100)")
+    st.add_argument("--start", type=int, default=0)
+    st.add_argument("--stop", type=int, help="default: --events")
+    st.add_argument("--prefix", default="scale")
     fl = kinds.add_parser("fill")
     fl.add_argument("--bootstrap", required=True)
     fl.add_argument("--events", type=int, required=True, help="events in the whole series")
@@ -485,6 +538,7 @@ def main() -> None:
         "get": get,
         "fill": fill,
         "consume": consume,
+        "store": store,
     }[args.kind]
     asyncio.run(runner(args))
 

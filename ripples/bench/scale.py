@@ -4,12 +4,13 @@ company grow, next to the raw aiokafka consumer and the bare faust agent of the 
 Each *series* is one company (``employees``) on a broker and a database of its own (the
 step starts them: its own Tansu broker, new databases on the stack's PostgreSQL server), so
 no other measurement's events are in it. The series' workload (``ripples.bench.workload``,
-the same mix as every other step) is written to the input topics a segment at a time while
-no worker runs. Each segment but its last ``window`` events is stored by a *fill* worker
-taking large batches (not measured: the facts and derived tables do not depend on where
-batches fall); then the window is written and a fresh worker with the batch size under test
-stores it from the backlog, measured from its metrics and ``/proc`` and from PostgreSQL,
-sampled every quarter second (from the end of its first batch to its last):
+the same mix as every other step) goes in a segment at a time: all of a segment but its
+last ``window`` events straight into the database with the store's own code in large
+transactions (``load store``; not measured: the facts and derived tables do not depend on
+where batches fall), then the window to the input topics while no worker runs, and a fresh
+attribution worker with the batch size under test stores it from the backlog, measured
+from its metrics and ``/proc`` and from PostgreSQL, sampled every quarter second (from the
+end of its first batch to its last):
 
 - ``rate``: events stored ÷ seconds over the window;
 - ``worker_cpu_s_per_10k``: the worker's utime + stime per 10,000 events stored;
@@ -22,7 +23,8 @@ sampled every quarter second (from the end of its first batch to its last):
 The default sizes: a company of 10,000 employees measured at 100k, 1M and 3M stored events,
 and companies of 1,000 and 50,000 employees at 100k, so that the growth with history
 (3M ÷ 100k) and with the company (50k ÷ 1k employees) are each one ratio of one run.
-The ceilings read records of the largest series' topics, from the earliest offset:
+The ceilings read records of the largest series' topics (its windows, topped up when they
+are fewer than ``ceiling_records``), from the earliest offset:
 ``python -m ripples.bench.load consume`` (raw aiokafka ``getmany``, no group) and ``faust``
 (the bare faust agent with ``take_events``, the same as the attribution step's).
 """
@@ -57,7 +59,7 @@ class Sizes:
     window: int = 40_000  # measured events at the end of each segment (at most half)
     ceiling_records: int = 300_000  # records the ceilings read
     batch_size: int | None = None  # ATTRIBUTION_BATCH_SIZE measured (default: the worker's)
-    fill_batch: int = 25_000  # ATTRIBUTION_BATCH_SIZE of the (unmeasured) fill worker
+    fill_batch: int = 50_000  # events per transaction of the (unmeasured) fill
     timeout_s: float = 1800.0  # per segment
 
     @classmethod
@@ -67,8 +69,9 @@ class Sizes:
     @classmethod
     def tiny(cls) -> Sizes:
         return cls(
-            (1_500, 3_000), (20, 60), 20, 600, 500, batch_size=200, fill_batch=500, timeout_s=180
-        )
+            (3_000, 6_000), (20, 60), 20, 1_500, 500, batch_size=100, fill_batch=1_000,
+            timeout_s=180,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -265,6 +268,30 @@ class Scale:
 
         asyncio.run(drop())
 
+    def _store(self, database: str, total: int, employees: int, start: int, stop: int) -> float:
+        from ripples.bench.harness import load
+
+        started = time.monotonic()
+        load(
+            "store",
+            "--database",
+            database,
+            "--events",
+            str(total),
+            "--employees",
+            str(employees),
+            "--start",
+            str(start),
+            "--stop",
+            str(stop),
+            "--batch",
+            str(self.sizes.fill_batch),
+            "--prefix",
+            f"s{self.run_id}e{employees}-",
+            timeout_s=self.sizes.timeout_s,
+        )
+        return time.monotonic() - started
+
     def _fill(self, bootstrap: str, total: int, employees: int, start: int, stop: int) -> float:
         from ripples.bench.harness import load
 
@@ -293,26 +320,16 @@ class Scale:
         self, bootstrap: str, database: str, employees: int, total: int, start: int, stop: int
     ) -> Step:
         """Events ``start``..``stop`` of the series into the database: all but the window
-        by a *fill* worker taking large batches (``fill_batch``: the stored facts and
-        derived tables do not depend on where batches fall, as the kill test shows, and
-        the fill is not measured), then the window by a fresh worker with the batch size
-        under test, measured."""
+        straight into it with the store's own code in large transactions (``load store``:
+        the stored facts and derived tables do not depend on where batches fall, as the
+        kill test shows; not measured), then the window through the broker by a fresh
+        worker with the batch size under test, measured."""
         label = f"{_short(employees)} employees, {_short(stop)} events"
         window = min(self.sizes.window, (stop - start) // 2)
         fill_s = 0.0
         if stop - window > start:
-            self.progress(f"scale: {label}: writing events {start:,}-{stop - window:,}")
-            fill_s += self._fill(bootstrap, total, employees, start, stop - window)
-            self.progress(f"scale: {label}: storing them (fill worker)")
-            filler = self._worker(bootstrap, database, self.sizes.fill_batch)
-            try:
-                pid = self.state.read_pid(filler.name)
-                assert pid is not None, "the fill worker wrote no pid"
-                started = time.monotonic()
-                asyncio.run(self._watch(filler, pid, database, stop - window - start, label))
-                fill_s += time.monotonic() - started
-            finally:
-                filler.stop(self.state)
+            self.progress(f"scale: {label}: storing events {start:,}-{stop - window:,} (fill)")
+            fill_s += self._store(database, total, employees, start, stop - window)
         self.progress(f"scale: {label}: writing the window {stop - window:,}-{stop:,}")
         fill_s += self._fill(bootstrap, total, employees, stop - window, stop)
         worker = self._worker(bootstrap, database, self.sizes.batch_size)
@@ -390,7 +407,7 @@ class Scale:
                     self.progress(f"scale: {label}: {s.stored:,.0f}/{segment:,} stored")
                     if s.stored >= segment:
                         break
-                    await asyncio.sleep(0.25)
+                    await asyncio.sleep(0.25 if len(samples) > 10 else 0.05)
                 else:
                     raise RuntimeError(f"scale: {label}: not stored within the time allowed")
                 # statistics reach pg_stat_database within a second of a transaction's end
@@ -411,10 +428,26 @@ class Scale:
 
     # --- the ceilings --------------------------------------------------------------------
 
-    def _ceilings(self, bootstrap: str) -> None:
+    def _ceilings(self, bootstrap: str, on_topics: int) -> None:
+        """Both ceilings over ``ceiling_records`` records of the topics (which hold the
+        windows, ``on_topics`` records: more are written first when that is not enough
+        for the count and the bare faust agent's first batch, which does not count)."""
         from ripples.bench.harness import load
 
         count = self.sizes.ceiling_records
+        missing = count + 4_000 - on_topics
+        if missing > 0:
+            self.progress(f"scale: {missing:,} more records for the ceilings")
+            load(
+                "fill",
+                "--bootstrap",
+                bootstrap,
+                "--events",
+                str(missing),
+                "--prefix",
+                f"c{self.run_id}-",
+                timeout_s=self.sizes.timeout_s,
+            )
         for kind, name in (("consume", "raw_consume"), ("faust", "bare_faust")):
             self.progress(f"scale: ceiling {name} over {count:,} records")
             run = load(kind, "--bootstrap", bootstrap, "--count", str(count), timeout_s=600)
@@ -449,7 +482,8 @@ class Scale:
                     self.steps.append(step)
                     previous = mark
                 if employees == self.sizes.series_employees:
-                    self._ceilings(broker.address)
+                    on_topics = sum(s.window for s in self.steps if s.employees == employees)
+                    self._ceilings(broker.address, on_topics)
             finally:
                 broker.stop(self.state)
                 self._drop(database)

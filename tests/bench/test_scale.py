@@ -71,9 +71,9 @@ def test_a_tiny_scale_step_writes_every_figure_the_table_and_the_plot(
     }
     # the series company at every mark, the other companies at the first
     assert {(f["detail"]["stored"], f["detail"]["employees"]) for f in steps.values()} == {
-        (1_500, 20),
         (3_000, 20),
-        (1_500, 60),
+        (6_000, 20),
+        (3_000, 60),
     }
     for name, f in steps.items():
         d = f["detail"]
