@@ -350,7 +350,7 @@ def parser() -> argparse.ArgumentParser:
         help="scale: company sizes (default 1000,10000,50000; the middle one grows its history)",
     )
     bench.add_argument(
-        "--scale-window", type=int, help="scale: events measured at each size (100000)"
+        "--scale-window", type=int, help="scale: events measured at each size (40000)"
     )
     bench.add_argument(
         "--scale-doc",
