@@ -989,7 +989,11 @@ class Bench:
         for key, value in scaling.growth(steps, sizes).items():
             if value is None:
                 continue
-            what = "3M ÷ 100k stored events" if key.endswith("history") else "50k ÷ 1k employees"
+            what = (
+                f"{sizes.marks[-1]:,} ÷ {sizes.marks[0]:,} stored events"
+                if key.endswith("history")
+                else f"{max(sizes.employees):,} ÷ {min(sizes.employees):,} employees"
+            )
             figures.append(
                 self.add(
                     Figure(

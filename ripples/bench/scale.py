@@ -175,7 +175,11 @@ def window_figures(samples: Sequence[Sample]) -> dict[str, float | None]:
     seconds = last.at - first.at
     batches = last.batches - first.batches
     if events <= 0 or seconds <= 0 or batches <= 0:
-        raise RuntimeError(f"an empty window: {events} events, {batches} batches, {seconds} s")
+        raise RuntimeError(
+            f"a window too short to measure ({events:.0f} events and {batches:.0f} batches "
+            f"between samples, {seconds:.2f} s): take a window of at least ten batches "
+            "(--scale-window)"
+        )
     pg_cpu = (
         None
         if first.pg_cpu is None or last.pg_cpu is None
