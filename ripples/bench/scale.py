@@ -59,7 +59,7 @@ class Sizes:
     window: int = 40_000  # measured events at the end of each segment (at most half)
     ceiling_records: int = 300_000  # records the ceilings read
     batch_size: int | None = None  # ATTRIBUTION_BATCH_SIZE measured (default: the worker's)
-    fill_batch: int = 50_000  # events per transaction of the (unmeasured) fill
+    fill_batch: int = 100_000  # events per transaction of the (unmeasured) fill
     timeout_s: float = 1800.0  # per segment
 
     @classmethod
