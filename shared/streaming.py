@@ -8,6 +8,9 @@
   dead-letter topic, so a poison event never stops a stream and is never silently lost;
   :func:`decode` turns *any* record (a tombstone, garbage bytes) into its event or
   :class:`~shared.cloudevents.InvalidEvent`, never another exception.
+- :class:`BulkIntake` takes batches straight from the faust app's consumer, whole fetches
+  at a time (attribution: no faust event per record), acknowledging a batch's offsets to
+  faust only after the handler returned; :func:`decode_batch` decodes a batch in one pass.
 - :func:`handle_batches` hands each batch of :func:`take_batches` to the service and
   tries the same batch again (backing off, :mod:`shared.failures`) if the handler raises,
   so a batch is acknowledged only once it was applied or dead-lettered.
@@ -198,7 +201,8 @@ class _Transport(faust_aiokafka.Transport):  # type: ignore[misc]
 
 class _App(faust.App):  # type: ignore[misc]
     """faust's app with the consumer's fetch wait set (:data:`FETCH_MAX_WAIT_MS`) and, when
-    :func:`bulk` gave it one, a :class:`BulkIntake` its consumer hands whole fetches to."""
+    :meth:`BulkIntake.attach` gave it one, a :class:`BulkIntake` its consumer hands whole
+    fetches to."""
 
     bulk_intake: BulkIntake | None = None
 
