@@ -414,9 +414,18 @@ class Scale:
                     await asyncio.sleep(0.25 if len(samples) > 10 else 0.05)
                 else:
                     raise RuntimeError(f"scale: {label}: not stored within the time allowed")
-                # statistics reach pg_stat_database within a second of a transaction's end
-                await asyncio.sleep(1.5)
+                # a backend's statistics reach pg_stat_database at most once a second, and
+                # an idle backend's within ~10 s: wait until the window's have arrived
+                first_active = next((x.pg_active_ms for x in samples if x.stored > 0), 0.0)
                 final = await sample()
+                settle = time.monotonic() + 12
+                previous = -1.0
+                while time.monotonic() < settle and not (
+                    final.pg_active_ms > first_active and final.pg_active_ms == previous
+                ):
+                    previous = final.pg_active_ms
+                    await asyncio.sleep(1.0)
+                    final = await sample()
                 last = samples[-1]
                 samples[-1] = Sample(
                     last.at,
