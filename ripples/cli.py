@@ -120,7 +120,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     only = [o.strip() for o in args.only.split(",")] if args.only else []
     return harness.main(
-        args.quick, args.rounds, args.out, args.events, _say, only, args.attribution_workers
+        args.quick,
+        args.rounds,
+        args.out,
+        args.events,
+        _say,
+        only,
+        args.attribution_workers,
+        scale_sizes=args.scale_sizes,
+        scale_employees=args.scale_employees,
+        scale_window=args.scale_window,
+        scale_doc=args.scale_doc,
     )
 
 
@@ -132,6 +142,18 @@ def cmd_down(args: argparse.Namespace) -> int:
         local.remove_state(stack.state)
         _say(f"  removed {stack.state.root}")
     return 0
+
+
+def _sizes(value: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part.replace("_", "")) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a comma-separated list of counts: {value!r}"
+        ) from None
+    if not sizes or min(sizes) < 10:
+        raise argparse.ArgumentTypeError(f"counts of at least 10 expected: {value!r}")
+    return sizes
 
 
 def _time(value: str) -> datetime:
@@ -358,7 +380,29 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--only",
         help="comma-separated measurements to run: raw, ingest batch, ingest single, "
-        "redirector, attribution, end, memory (default: all)",
+        "redirector, attribution, end, memory, scale (default: all)",
+    )
+    bench.add_argument(
+        "--scale-sizes",
+        type=_sizes,
+        default=(),
+        metavar="N,N,N",
+        help="scale: stored events to measure at (default 100000,1000000,3000000)",
+    )
+    bench.add_argument(
+        "--scale-employees",
+        type=_sizes,
+        default=(),
+        metavar="N,N,N",
+        help="scale: company sizes (default 1000,10000,50000; the middle one grows its history)",
+    )
+    bench.add_argument(
+        "--scale-window", type=int, help="scale: events measured at each size (40000)"
+    )
+    bench.add_argument(
+        "--scale-doc",
+        default="docs/performance.md",
+        help="scale: the Markdown file its table and plot go into (docs/performance.md)",
     )
     bench.add_argument(
         "--attribution-workers",

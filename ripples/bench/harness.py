@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ripples.bench import scale as scaling
 from ripples.demo.sink import Sink, serving
 
 Say = Callable[[str], None]
@@ -62,6 +63,8 @@ class Target:
     pids: dict[str, int]  # service name -> pid, for memory
     # more attribution workers in the same consumer group (the scaling run)
     more_attribution: tuple[str, ...] = ()
+    # where the scale step may start its own broker, databases and workers (none: skipped)
+    scale: scaling.Place | None = None
 
 
 @dataclass(frozen=True)
@@ -87,10 +90,12 @@ class Plan:
     # ingest rather than attribution consuming the backlog the rounds create; the ceiling
     # and ingest are measured under the same condition. Resumed after every round.
     pause_consumers: bool = True
+    scale: scaling.Sizes = field(default_factory=scaling.Sizes)
 
     @classmethod
     def quick(cls, rounds: int = 1) -> Plan:
         return cls(
+            scale=scaling.Sizes.quick(),
             rounds=rounds,
             produce_events=5_000,
             single_requests=600,
@@ -118,6 +123,7 @@ class Plan:
             e2e_tracked_per_s=2.0,
             memory_events=1_000,
             drain_timeout_s=90.0,
+            scale=scaling.Sizes.tiny(),
         )
 
 
@@ -277,6 +283,7 @@ class Bench:
         self.figures: dict[str, Figure] = {}
         self.rss_samples: dict[str, list[int]] = {}
         self.pauses: list[float] = []
+        self.scale_run: scaling.Scale | None = None
 
     def _prefix(self, what: str, round_: int, process: int = 0) -> str:
         return f"bn{self.run_id}{what}{round_}x{process}-"
@@ -929,6 +936,77 @@ class Bench:
             )
         return figures
 
+    # --- scale ----------------------------------------------------------------------------
+
+    def scale(self) -> list[Figure]:
+        """``ripples.bench.scale``: attribution as the stored history and the company grow,
+        with the raw aiokafka consumer and the bare faust agent as ceilings."""
+        if self.target.scale is None:
+            self.say("      skipped: no place to start the scale step's broker and workers")
+            return []
+        sizes = self.plan.scale
+        run = scaling.Scale(self.target.scale, sizes, self.say, self.progress)
+        steps = run.run()
+        self.scale_run = run
+        figures = [
+            self.add(Figure(f"scale_{name}", c["rate"], "records/s", detail=dict(c)))
+            for name, c in run.ceilings.items()
+        ]
+        bare = run.ceilings.get("bare_faust", {}).get("rate", 0.0)
+        for step in steps:
+            detail = asdict(step)
+            figures.append(
+                self.add(
+                    Figure(
+                        step.name,
+                        step.rate,
+                        "events/s",
+                        "scale_bare_faust",
+                        ratio(step.rate, bare),
+                        detail=detail,
+                    )
+                )
+            )
+        # the targets of issue 18, each a ratio of this run
+        at_1m = [
+            s for s in steps if s.stored == 1_000_000 and s.employees == sizes.series_employees
+        ]
+        if at_1m:
+            share = ratio(at_1m[0].rate, bare)
+            figures.append(
+                self.add(
+                    Figure(
+                        "scale_attribution_at_1M",
+                        at_1m[0].rate,
+                        "events/s",
+                        "scale_bare_faust",
+                        share,
+                        ">= 30,000 mixed events/s into 1M stored events and >= 1.5 x bare faust",
+                        at_1m[0].rate >= 30_000 and (share or 0) >= 1.5,
+                    )
+                )
+            )
+        for key, value in scaling.growth(steps, sizes).items():
+            if value is None:
+                continue
+            what = (
+                f"{sizes.marks[-1]:,} ÷ {sizes.marks[0]:,} stored events"
+                if key.endswith("history")
+                else f"{max(sizes.employees):,} ÷ {min(sizes.employees):,} employees"
+            )
+            figures.append(
+                self.add(
+                    Figure(
+                        f"scale_growth_{key}",
+                        value,
+                        "x",
+                        target=f"<= 1.25 ({what})",
+                        met=value <= 1.25,
+                    )
+                )
+            )
+        return figures
+
     def run_all(self, only: Sequence[str] = ()) -> list[Figure]:
         steps: list[tuple[str, Callable[[], object]]] = [
             # one step: the ceiling and the batch endpoint are measured in pairs of rounds
@@ -938,6 +1016,7 @@ class Bench:
             ("attribution + bare faust", self.attribution),
             ("end to end", self.end_to_end),
             ("memory", self.memory),
+            ("scale", self.scale),
         ]
         if only:
             if any("ingest batch".startswith(o) for o in only):  # measured with the ceiling
@@ -1065,8 +1144,13 @@ def main(
     say: Say = print,
     only: Sequence[str] = (),
     workers: int = 1,
+    scale_sizes: Sequence[int] = (),
+    scale_employees: Sequence[int] = (),
+    scale_window: int | None = None,
+    scale_doc: str | None = "docs/performance.md",
 ) -> int:
-    """``ripples bench``: use the running local stack, or bring it up (and down after)."""
+    """``ripples bench``: use the running local stack, or bring it up (and down after).
+    The scale step's table and plot go into ``scale_doc`` (when that file exists)."""
     from ripples import stack as local
 
     stack = local.build(local.state_from_cwd())
@@ -1103,11 +1187,28 @@ def main(
             webhook_secret=stack.env.get("NOTIFIER_WEBHOOK_SECRET", ""),
             pids=pids,
             more_attribution=tuple(w.address for w in extra),
+            scale=scaling.Place(
+                stack.env["DATABASE_URL"], dict(stack.env), stack.state.root / "bench-scale"
+            ),
         )
         plan = Plan.quick(rounds or 1) if quick else Plan(rounds=rounds or 3)
         if memory_events:
-            plan = Plan(**(asdict(plan) | {"memory_events": memory_events}))
-        return run(target, plan, Path(out) if out else None, say, only)
+            plan = replace(plan, memory_events=memory_events)
+        sizes = plan.scale
+        if scale_sizes:
+            sizes = replace(sizes, marks=tuple(sorted(scale_sizes)))
+        if scale_employees:
+            employees = tuple(sorted(scale_employees))
+            sizes = replace(
+                sizes,
+                employees=employees,
+                series_employees=employees[1 if len(employees) > 2 else 0],
+            )
+        if scale_window:
+            sizes = replace(sizes, window=scale_window)
+        plan = replace(plan, scale=sizes)
+        doc = Path(scale_doc) if scale_doc and Path(scale_doc).exists() else None
+        return run(target, plan, Path(out) if out else None, say, only, doc)
     finally:
         for worker in extra:
             worker.stop(stack.state)
@@ -1116,8 +1217,16 @@ def main(
 
 
 def run(
-    target: Target, plan: Plan, out: Path | None, say: Say = print, only: Sequence[str] = ()
+    target: Target,
+    plan: Plan,
+    out: Path | None,
+    say: Say = print,
+    only: Sequence[str] = (),
+    scale_doc: Path | None = None,
 ) -> int:
+    """Run the measurements, write the JSON (and, when the scale step ran and ``scale_doc``
+    is given, its table and plot into that Markdown file, the PNG beside it in images/)."""
+
     def progress(line: str) -> None:
         if sys.stdout.isatty():
             sys.stdout.write("\r\033[K      " + line[:110])
@@ -1138,6 +1247,22 @@ def run(
     figures = bench.run_all(only)
     data = result(figures, plan, time.monotonic() - started)
     path = write(data, out, Path("bench/results"))
+    if bench.scale_run is not None and bench.scale_run.steps:
+        image = scaling.plot(
+            bench.scale_run.steps,
+            bench.scale_run.ceilings,
+            plan.scale,
+            (scale_doc.parent if scale_doc else path.parent) / "images" / "scale-bench.png",
+        )
+        data["scale_plot"] = str(image)
+        write(data, path, Path("bench/results"))
+        if scale_doc is not None:
+            scaling.write_doc(
+                scale_doc,
+                scaling.markdown(bench.scale_run.steps, bench.scale_run.ceilings, data["at"]),
+                image,
+            )
+            said(f"scale: table and plot written into {scale_doc} ({image})")
     said("")
     said(table(figures))
     said(f"\n{data['seconds']:.0f} s; wrote {path}")

@@ -10,6 +10,11 @@ KIND is one of:
   single    POST /v1/events one event a request (optionally at a fixed RATE requests/s)
   get       GET a URL (the redirector) without following the redirect
   faust     a bare faust agent consuming COUNT records from the input topics
+  consume   a raw aiokafka consumer reading COUNT records of the input topics (the ceiling)
+  fill      the workload straight to the input topics, generated and sent in chunks
+            (events START to STOP of a series of EVENTS, for the scale benchmark's millions)
+  store     the same events straight into an attribution database with the worker's own
+            store.apply_batch, in large transactions (the scale benchmark's unmeasured fill)
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from ripples.bench.workload import events
+from ripples.bench.workload import events, iter_events
 
 BATCH_TYPE = "application/cloudevents-batch+json"
 SINGLE_TYPE = "application/cloudevents+json"
@@ -291,6 +296,135 @@ async def get(args: argparse.Namespace) -> None:
     _emit(count, elapsed, latencies, errors)
 
 
+async def fill(args: argparse.Namespace) -> None:
+    """Events ``--start`` to ``--stop`` of the workload of ``--events`` events (and
+    ``--employees`` employees) to the input topics, with ingest's producing technique (as
+    ``produce``), generated and encoded a chunk at a time so that millions fit in memory."""
+    import itertools
+
+    from services.ingest.settings import IngestSettings
+    from shared.cloudevents import parse_structured, to_kafka
+    from shared.kafka import BatchSender, Record, ensure_topics, producer
+    from shared.settings import KafkaSettings
+
+    settings = KafkaSettings(bootstrap_servers=args.bootstrap)
+    await ensure_topics(settings)
+    stream = itertools.islice(
+        iter_events(args.events, seed=args.seed, prefix=args.prefix, employees=args.employees),
+        args.start,
+        args.stop,
+    )
+    kafka = producer(settings, linger_ms=0)
+    await kafka.start()
+    sent = 0
+    started = time.perf_counter()
+    try:
+        sender = BatchSender(kafka, linger_s=IngestSettings().linger_ms / 1000)
+        pending: set[asyncio.Task[None]] = set()
+        while True:
+            chunk: list[Record] = []
+            for raw in itertools.islice(stream, args.batch):
+                event = parse_structured(orjson.dumps(raw))
+                key, value, headers = to_kafka(event)
+                chunk.append((event.topic.name, key, value, headers))
+            if not chunk:
+                break
+            if len(pending) >= args.concurrency:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()
+            pending.add(asyncio.ensure_future(sender.send(chunk)))
+            sent += len(chunk)
+        for task in pending:
+            await task
+        await sender.close()
+    finally:
+        await kafka.stop()
+    _emit(sent, time.perf_counter() - started, [])
+
+
+async def store(args: argparse.Namespace) -> None:
+    """Events ``--start`` to ``--stop`` of the workload into the attribution database at
+    ``--database``, ``--batch`` events a transaction, with ``store.apply_batch`` (the
+    worker's code: facts, dedupe, derivation), migrations applied first. The stored facts
+    and derived tables do not depend on where batches fall (the kill test replays the same
+    events with other batch boundaries and compares every answer), so this fills a
+    database as the worker would, only without the broker. The output events the batches
+    leave in the outbox are dropped (nothing reads them here)."""
+    import itertools
+    from pathlib import Path
+
+    import asyncpg
+
+    from services.attribution import store as attribution
+    from services.attribution.settings import AttributionSettings
+    from shared.cloudevents import parse_structured
+    from shared.db import migrate
+
+    settings = AttributionSettings()
+    conn = await asyncpg.connect(args.database)
+    stored = 0
+    started = time.perf_counter()
+    try:
+        folder = Path(attribution.__file__).parent / "migrations"
+        await migrate(conn, "attribution", folder)
+        stream = itertools.islice(
+            iter_events(args.events, seed=args.seed, prefix=args.prefix, employees=args.employees),
+            args.start,
+            args.stop,
+        )
+        while batch := [
+            parse_structured(orjson.dumps(raw)) for raw in itertools.islice(stream, args.batch)
+        ]:
+            async with conn.transaction():
+                await attribution.apply_batch(conn, batch, settings)
+                await conn.execute("delete from attribution.outbox")
+            stored += len(batch)
+    finally:
+        await conn.close()
+    _emit(stored, time.perf_counter() - started, [])
+
+
+async def consume(args: argparse.Namespace) -> None:
+    """The raw consume ceiling: a plain aiokafka consumer (no group; every partition of the
+    attribution worker's input topics assigned, from the beginning) reading ``--count``
+    records (or all there are, if fewer) with ``getmany``, doing nothing with them. The
+    clock starts once the partitions are assigned and sought to the beginning, so the first
+    fetch's wait counts (the figure is, if anything, low)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from services.attribution.worker import INPUTS
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=args.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100
+    )
+    await consumer.start()
+    try:
+        tps = []
+        for spec in INPUTS:
+            for _ in range(100):
+                partitions = consumer.partitions_for_topic(spec.name)
+                if partitions:
+                    break
+                await consumer._client.force_metadata_update()
+                await asyncio.sleep(0.05)
+            tps += [TopicPartition(spec.name, p) for p in sorted(partitions or ())]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        left = {tp for tp in tps if ends[tp] > 0}
+        count, first = 0, time.perf_counter()
+        while count < args.count and left:  # or everything there is, if that is less
+            batch = await consumer.getmany(timeout_ms=1000)
+            count += sum(len(records) for records in batch.values())
+            for tp, records in batch.items():
+                if records and records[-1].offset + 1 >= ends[tp]:
+                    left.discard(tp)
+        _emit(count, time.perf_counter() - first, [])
+    finally:
+        await consumer.stop()
+
+
 def faust_consume(args: argparse.Namespace) -> None:
     """A bare faust agent built like attribution's (one agent on the same input topics,
     ``take_events`` batches) but doing nothing with the records: it counts ``args.count``
@@ -364,9 +498,29 @@ def main() -> None:
     g.add_argument("--requests", type=int, default=2000)
     g.add_argument("--concurrency", type=int, default=16)
     g.add_argument("--rate", type=float, default=0.0, help="requests/s, 0 = flat out")
-    f = kinds.add_parser("faust")
-    f.add_argument("--bootstrap", required=True)
-    f.add_argument("--count", type=int, required=True)
+    for name in ("faust", "consume"):
+        f = kinds.add_parser(name)
+        f.add_argument("--bootstrap", required=True)
+        f.add_argument("--count", type=int, required=True)
+    st = kinds.add_parser("store")
+    st.add_argument("--database", required=True)
+    for option, default in (("--seed", 7), ("--batch", 50_000)):
+        st.add_argument(option, type=int, default=default)
+    st.add_argument("--events", type=int, required=True, help="events in the whole series")
+    st.add_argument("--employees", type=int, help="employees (default events / 100)")
+    st.add_argument("--start", type=int, default=0)
+    st.add_argument("--stop", type=int, help="default: --events")
+    st.add_argument("--prefix", default="scale")
+    fl = kinds.add_parser("fill")
+    fl.add_argument("--bootstrap", required=True)
+    fl.add_argument("--events", type=int, required=True, help="events in the whole series")
+    fl.add_argument("--employees", type=int, help="employees (default events / 100)")
+    fl.add_argument("--start", type=int, default=0)
+    fl.add_argument("--stop", type=int, help="default: --events")
+    fl.add_argument("--seed", type=int, default=7)
+    fl.add_argument("--prefix", default="scale")
+    fl.add_argument("--batch", type=int, default=500)
+    fl.add_argument("--concurrency", type=int, default=8)
     args = top.parse_args()
     if args.kind == "faust":
         faust_consume(args)
@@ -377,7 +531,15 @@ def main() -> None:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency of uvicorn[standard]
         pass
-    runner = {"produce": produce, "batch": batch, "single": single, "get": get}[args.kind]
+    runner = {
+        "produce": produce,
+        "batch": batch,
+        "single": single,
+        "get": get,
+        "fill": fill,
+        "consume": consume,
+        "store": store,
+    }[args.kind]
     asyncio.run(runner(args))
 
 

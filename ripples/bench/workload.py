@@ -7,6 +7,7 @@ Shared by ``ripples bench`` and ``tests/attribution/benchmark.py``."""
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,38 +26,52 @@ def _t(rng: random.Random, days: float = 60) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def events(n: int, seed: int = 7, prefix: str = "b") -> list[dict[str, Any]]:
-    """N events in a realistic mix for a company of n/100 employees; ids (events,
-    employees, posts, links, applicants) start with ``prefix`` so rounds do not collide."""
+def events(
+    n: int, seed: int = 7, prefix: str = "b", employees: int | None = None
+) -> list[dict[str, Any]]:
+    """N events in a realistic mix for a company of n/100 employees (or ``employees``); ids
+    (events, employees, posts, links, applicants) start with ``prefix`` so rounds do not
+    collide."""
+    return list(iter_events(n, seed, prefix, employees))
+
+
+def iter_events(
+    n: int, seed: int = 7, prefix: str = "b", employees: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """:func:`events` one at a time (the scale benchmark's millions do not fit in a list):
+    the employees' upserts first, then posts, metric snapshots, engagements, links, clicks,
+    applications and hires among them."""
     rng = random.Random(seed)  # noqa: S311 - a reproducible workload, not a secret
-    employees = [f"{prefix}e{i}" for i in range(max(10, n // 100))]
-    out: list[dict[str, Any]] = []
+    people = [f"{prefix}e{i}" for i in range(employees or max(10, n // 100))]
+    count = 0
 
-    def ev(kind: str, data: dict[str, Any], time: str) -> None:
-        out.append(
-            {
-                "specversion": "1.0",
-                "id": f"{prefix}{len(out)}",
-                "source": "urn:bench",
-                "type": f"ripples.{kind}.v1",
-                "time": time,
-                "data": data,
-            }
-        )
+    def ev(kind: str, data: dict[str, Any], time: str) -> dict[str, Any]:
+        nonlocal count
+        count += 1
+        return {
+            "specversion": "1.0",
+            "id": f"{prefix}{count - 1}",
+            "source": "urn:bench",
+            "type": f"ripples.{kind}.v1",
+            "time": time,
+            "data": data,
+        }
 
-    for e in employees:
-        ev(
+    for e in people:
+        if count >= n:
+            return
+        yield ev(
             "employee.upserted",
             {"employee_id": e, "display_name": e, "ambassador": rng.random() < 0.05},
             _t(rng, 1),
         )
     posts: list[str] = []
     links: list[str] = []
-    while len(out) < n:
+    while count < n:
         roll = rng.random()
         if roll < 0.12 or not posts:
             post_id = f"{prefix}p{len(posts)}"
-            author = rng.choice(employees)
+            author = rng.choice(people)
             data: dict[str, Any] = {
                 "post_id": post_id,
                 "author_kind": "employee",
@@ -65,11 +80,11 @@ def events(n: int, seed: int = 7, prefix: str = "b") -> list[dict[str, Any]]:
             }
             if posts and rng.random() < 0.3:
                 data["reshare_of"] = rng.choice(posts)
-            ev("post.published", data, data["published_at"])
+            yield ev("post.published", data, data["published_at"])
             posts.append(post_id)
         elif roll < 0.42:
             at = _t(rng)
-            ev(
+            yield ev(
                 "post.metrics",
                 {
                     "post_id": rng.choice(posts),
@@ -82,31 +97,31 @@ def events(n: int, seed: int = 7, prefix: str = "b") -> list[dict[str, Any]]:
             )
         elif roll < 0.62:
             at = _t(rng)
-            ev(
+            yield ev(
                 "post.engagement",
                 {
                     "post_id": rng.choice(posts),
                     "action": "reaction",
                     "at": at,
-                    "actor_employee_id": rng.choice(employees),
+                    "actor_employee_id": rng.choice(people),
                 },
                 at,
             )
         elif roll < 0.67 or not links:
             code = f"{prefix}k{len(links)}"
-            ev(
+            yield ev(
                 "link.created",
                 {
                     "link_code": code,
                     "target_url": "https://x.example/j",
-                    "employee_id": rng.choice(employees),
+                    "employee_id": rng.choice(people),
                 },
                 _t(rng, 1),
             )
             links.append(code)
         elif roll < 0.87:
             at = _t(rng)
-            ev(
+            yield ev(
                 "link.clicked",
                 {
                     "link_code": rng.choice(links),
@@ -117,29 +132,28 @@ def events(n: int, seed: int = 7, prefix: str = "b") -> list[dict[str, Any]]:
             )
         elif roll < 0.97:
             at = _t(rng)
-            ev(
+            yield ev(
                 "applicant.applied",
                 {
-                    "applicant_id": f"{prefix}a{len(out)}",
+                    "applicant_id": f"{prefix}a{count}",
                     "job_id": "J",
                     "applied_at": at,
                     "visitor_id": f"{prefix}v{rng.randrange(n // 10 + 1)}",
-                    "referrer_employee_id": rng.choice(employees),
+                    "referrer_employee_id": rng.choice(people),
                 },
                 at,
             )
         else:
             at = _t(rng)
-            ev(
+            yield ev(
                 "applicant.hired",
                 {
-                    "applicant_id": f"{prefix}a{rng.randrange(len(out))}",
+                    "applicant_id": f"{prefix}a{rng.randrange(count)}",
                     "job_id": "J",
                     "hired_at": at,
                 },
                 at,
             )
-    return out[:n]
 
 
 async def produce(bootstrap: str, batch: list[dict[str, Any]]) -> None:

@@ -1,7 +1,10 @@
-"""The faust worker: one agent (concurrency 1) over the four input topics, taking batches;
-each batch is one PostgreSQL transaction (:func:`store.apply_batch`); output events are sent
-from the outbox after the commit; poison records go to the dead-letter topic. The results
-API is served from the same event loop.
+"""The faust worker: the four input topics read in bulk from the faust app's consumer
+(:class:`shared.streaming.BulkIntake`: whole fetches, no faust event per record), in
+batches; each batch is decoded in one pass (:func:`shared.streaming.decode_batch`) and is
+one PostgreSQL transaction (:func:`store.apply_batch`); its offsets are acknowledged to
+faust only after that transaction committed. Output events are sent from the outbox after
+the commit; poison records go to the dead-letter topic. The results API is served from the
+same event loop.
 
 Failures are classified once (:mod:`shared.failures`): a transient one (database restarting,
 too many connections, a cancelled statement, a serialization failure, a broker away) backs
@@ -117,21 +120,20 @@ def create_worker(
     app.service(outputs)
     db = Database(database)
     metrics.initialise(INPUTS)
-    processed: dict[Any, int] = {}
     flushing = asyncio.Lock()
     outbox_waiting = asyncio.Event()
 
     async def dead_letter(record: Any, reason: str, detail: str, event_type: str) -> None:
-        """Copy a poison record to the dead-letter topic and wait for the broker's ack (the
-        batch is acknowledged after this); a broker away is waited for, never skipped."""
-        message = record.message
+        """Copy a poison record (an aiokafka record) to the dead-letter topic and wait for
+        the broker's ack (the batch is acknowledged after this); a broker away is waited
+        for, never skipped."""
         headers = streaming.dead_letter_headers(
             "attribution",
             f"{reason}: {detail}",
-            message.topic,
-            message.partition,
-            message.offset,
-            dict(record.headers or {}),
+            record.topic,
+            record.partition,
+            record.offset,
+            dict(record.headers or ()),
         )
 
         async def send() -> None:
@@ -256,14 +258,12 @@ def create_worker(
     async def process(records: Sequence[Any]) -> None:
         started = time.perf_counter()
         events: list[tuple[Any, Envelope]] = []
-        for record in records:
+        for record, event in zip(records, streaming.decode_batch(records), strict=True):
             if streaming.compaction_tombstone(record):
                 continue  # a removed employee's preference key: nothing to apply
-            try:
-                event = streaming.decode(record)
-            except InvalidEvent as exc:
-                label = exc.event_types[0] if exc.event_types else "unknown"
-                await dead_letter(record, "invalid_event", str(exc), label)
+            if isinstance(event, InvalidEvent):
+                label = event.event_types[0] if event.event_types else "unknown"
+                await dead_letter(record, "invalid_event", str(event), label)
                 continue
             if not isinstance(event, INBOUND):
                 await dead_letter(record, "unexpected_type", event.type, "unknown")
@@ -292,8 +292,6 @@ def create_worker(
         metrics.BATCH_SIZE.observe(len(records))
         metrics.BATCH_DURATION.observe(time.perf_counter() - started)
         metrics.LAST_PROCESSED.set(now)
-        for record in records:
-            processed[record.message.tp] = record.message.offset + 1
         if result.outbox:
             outbox_waiting.set()  # sent by `sender`, off the batch path
 
@@ -315,11 +313,9 @@ def create_worker(
             total.outbox += result.outbox
         return total
 
-    @app.agent(inputs, concurrency=1)  # type: ignore[untyped-decorator]
-    async def consume(stream: Any) -> None:
-        await streaming.handle_batches(
-            stream, settings.batch_size, settings.batch_within_s, process
-        )
+    intake = streaming.BulkIntake(settings.batch_size, settings.batch_within_s, process)
+    intake.attach(app, inputs)
+    processed = intake.positions  # the next offset to process per partition
 
     @app.task  # type: ignore[untyped-decorator]
     async def sender() -> None:
