@@ -246,6 +246,8 @@ class Ingest:
                     events = [e for i, e in enumerate(events) if i not in dropped]
                     if extensions is not None:
                         extensions = [x for i, x in enumerate(extensions) if i not in dropped]
+                    # nor are they recorded: the page's tables would take the name back
+                    employees = [event for event in events if event.topic is EMPLOYEES]
                 # a removal also ends the employee's preference records on the topic
                 tombstones = await directory.removal_tombstones(pool, events)
             except DB_ERRORS as exc:
