@@ -306,6 +306,7 @@ SCHEMAS: dict[str, Any] = {
                         "those, and so on (each counted once, at its shortest distance), when "
                         'their first share is in the period. "1" is always there, then every '
                         "distance up to the farthest reached.",
+                        "properties": {"1": _INT},
                         "required": ["1"],
                         "additionalProperties": _INT,
                     },
