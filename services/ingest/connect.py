@@ -645,27 +645,34 @@ class Connect:
         marketing/community-management/organizations/organization-access-control-by-role;
         rw_organization_admin is "restricted to organizations in which the authenticated
         member has the role type ADMINISTRATOR"). None: LinkedIn did not answer."""
-        url = (
-            f"{self.settings.linkedin_api_base_url.rstrip('/')}/organizationAcls"
-            "?q=roleAssignee&role=ADMINISTRATOR&state=APPROVED"
+        response = await self._rest_get(
+            token, "organizationAcls?q=roleAssignee&role=ADMINISTRATOR&state=APPROVED"
         )
+        if response is None:
+            return None
+        if response.status_code in (401, 403):
+            return False  # rw_organization_admin not granted
+        if response.status_code != 200:
+            return None
+        try:
+            elements = orjson.loads(response.content).get("elements")
+        except (orjson.JSONDecodeError, AttributeError):
+            return None
+        return administers(elements, organization)
+
+    async def _rest_get(self, token: str, path_and_query: str) -> httpx.Response | None:
+        """``GET {api base}/{path_and_query}`` with the member's token and LinkedIn's
+        versioned Rest.li headers; None when LinkedIn did not answer."""
+        url = f"{self.settings.linkedin_api_base_url.rstrip('/')}/{path_and_query}"
         headers = {
             "Authorization": f"Bearer {token}",
             "LinkedIn-Version": self.settings.linkedin_version,
             "X-Restli-Protocol-Version": "2.0.0",
         }
         try:
-            response = await self.http.get(
-                url, headers=headers, timeout=self.settings.vendor_timeout_s
-            )
-            if response.status_code in (401, 403):
-                return False  # rw_organization_admin not granted
-            if response.status_code != 200:
-                return None
-            elements = orjson.loads(response.content).get("elements")
-        except (httpx.HTTPError, orjson.JSONDecodeError, AttributeError):
+            return await self.http.get(url, headers=headers, timeout=self.settings.vendor_timeout_s)
+        except httpx.HTTPError:
             return None
-        return administers(elements, organization)
 
     async def _token_call(self, form: dict[str, str]) -> Any:
         url = self.settings.linkedin_oauth_base_url.rstrip("/") + "/accessToken"
@@ -831,21 +838,9 @@ class Connect:
         )
         if isinstance(known, str):
             return known
-        url = (
-            f"{self.settings.linkedin_api_base_url.rstrip('/')}/dmaActivities"
-            f"?ids=List({quote(activity, safe='')})"
+        response = await self._rest_get(
+            token, f"dmaActivities?ids=List({quote(activity, safe='')})"
         )
-        headers = {
-            "Authorization": f"Bearer {token}",
-            "LinkedIn-Version": self.settings.linkedin_version,
-            "X-Restli-Protocol-Version": "2.0.0",
-        }
-        try:
-            response = await self.http.get(
-                url, headers=headers, timeout=self.settings.vendor_timeout_s
-            )
-        except httpx.HTTPError:
-            response = None
         if response is None or response.status_code not in (200, 400, 403, 404):
             raise ProblemError(
                 503,
@@ -887,21 +882,12 @@ class Connect:
         """Whether ``urn`` is the token's member's own post: Member Post Statistics answer
         only for the authenticated member's posts (403/404 otherwise). None: no answer."""
         kind = "ugc" if urn.startswith("urn:li:ugcPost:") else "share"
-        url = (
-            f"{self.settings.linkedin_api_base_url.rstrip('/')}/memberCreatorPostAnalytics"
-            f"?q=entity&entity=({kind}:{quote(urn, safe='')})&queryType=IMPRESSION"
-            "&aggregation=TOTAL"
+        response = await self._rest_get(
+            token,
+            f"memberCreatorPostAnalytics?q=entity&entity=({kind}:{quote(urn, safe='')})"
+            "&queryType=IMPRESSION&aggregation=TOTAL",
         )
-        headers = {
-            "Authorization": f"Bearer {token}",
-            "LinkedIn-Version": self.settings.linkedin_version,
-            "X-Restli-Protocol-Version": "2.0.0",
-        }
-        try:
-            response = await self.http.get(
-                url, headers=headers, timeout=self.settings.vendor_timeout_s
-            )
-        except httpx.HTTPError:
+        if response is None:
             return None
         if response.status_code == 200:
             return True
