@@ -619,22 +619,7 @@ async def derive_conversions(
         ids = [c.applicant_id for c in rewrite]
         await conn.execute("delete from attribution.touches where applicant_id = any($1)", ids)
         await conn.execute("delete from attribution.credits where applicant_id = any($1)", ids)
-        await conn.copy_records_to_table(
-            "touches",
-            schema_name="attribution",
-            records=[
-                (c.applicant_id, i, t.at, t.kind, t.employee_id, t.link_code)
-                for c in rewrite
-                for i, t in enumerate(c.touches)
-            ],
-        )
-        await conn.copy_records_to_table(
-            "credits",
-            schema_name="attribution",
-            records=[
-                (c.applicant_id, m, e, w) for c in rewrite for m in MODELS for e, w in c.credit[m]
-            ],
-        )
+        await copy_touches_and_credits(conn, rewrite)
     if changed:
         await conn.execute(
             "insert into attribution.conversions "
@@ -793,3 +778,27 @@ async def emit_recognitions(
         )
         outbox.append((RECOGNITIONS.name, _encode(event)))
         result.recognitions[kind] += 1
+
+
+async def copy_touches_and_credits(
+    conn: Conn, conversions: Sequence[Conversion], prefix: str = ""
+) -> None:
+    """COPY the touches and the credit of every model of ``conversions`` into
+    ``attribution.{prefix}touches`` and ``attribution.{prefix}credits`` (``next_`` while a
+    recompute builds its tables)."""
+    await conn.copy_records_to_table(
+        f"{prefix}touches",
+        schema_name="attribution",
+        records=[
+            (c.applicant_id, i, t.at, t.kind, t.employee_id, t.link_code)
+            for c in conversions
+            for i, t in enumerate(c.touches)
+        ],
+    )
+    await conn.copy_records_to_table(
+        f"{prefix}credits",
+        schema_name="attribution",
+        records=[
+            (c.applicant_id, m, e, w) for c in conversions for m in MODELS for e, w in c.credit[m]
+        ],
+    )

@@ -25,7 +25,6 @@ import asyncpg
 
 from services.attribution import derive, store
 from services.attribution.settings import AttributionSettings
-from shared.events import MODELS
 
 log = logging.getLogger(__name__)
 
@@ -119,25 +118,7 @@ async def _rebuild(
         changed, _, rows = derive.conversion_outputs(conversions, ring_of, digests, result, outbox)
         changed_all += changed
         new_digests = {r[0]: r[1:] for r in rows}
-        await conn.copy_records_to_table(
-            "next_touches",
-            schema_name="attribution",
-            records=[
-                (c.applicant_id, i, t.at, t.kind, t.employee_id, t.link_code)
-                for c in conversions
-                for i, t in enumerate(c.touches)
-            ],
-        )
-        await conn.copy_records_to_table(
-            "next_credits",
-            schema_name="attribution",
-            records=[
-                (c.applicant_id, m, e, w)
-                for c in conversions
-                for m in MODELS
-                for e, w in c.credit[m]
-            ],
-        )
+        await derive.copy_touches_and_credits(conn, conversions, prefix="next_")
         await conn.copy_records_to_table(
             "next_conversions",
             schema_name="attribution",
