@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
@@ -497,7 +497,7 @@ async def load_conversions(
                 settings.lookback,
             )
         credit: dict[Model, list[rules.CreditEntry]] = (
-            rules.all_credit(found, app["applied_at"], settings.decay_half_life)
+            all_credit(found, app["applied_at"], settings.decay_half_life)
             if app is not None
             else {m: [] for m in MODELS}
         )
@@ -512,6 +512,21 @@ async def load_conversions(
             )
         )
     return out
+
+
+def all_credit(
+    found: Sequence[rules.Touch], applied_at: datetime, half_life: timedelta
+) -> dict[Model, list[rules.CreditEntry]]:
+    """:func:`rules.all_credit`, without its five passes when there is nothing to weigh: no
+    touch gives every model no credit, one touch gives its party all of it (weight 1.0)
+    under every model — exactly what the rules compute then (each model's only weight is 1,
+    the time decay's ``w / w`` included). Most conversions have one touch (the referral);
+    ``tests/attribution/test_incremental.py`` checks the two agree."""
+    if not found:
+        return {m: [] for m in MODELS}
+    if len(found) == 1 and rules.decay(applied_at - found[0].at, half_life) > 0.0:
+        return {m: [(found[0].employee_id, 1.0)] for m in MODELS}
+    return rules.all_credit(found, applied_at, half_life)
 
 
 async def ring_map(conn: Conn, employees: Iterable[str]) -> dict[str, int | None]:
@@ -532,6 +547,14 @@ def shares(
         ]
         for m, entries in credit.items()
     }
+
+
+def derived_digest(conv: Conversion) -> str:
+    """The digest of a conversion's touch and credit rows (``conversions.derived_digest``)."""
+    return hashlib.sha256(
+        _encode([[t.at, t.kind, t.employee_id, t.link_code] for t in conv.touches])
+        + _encode(conv.credit)
+    ).hexdigest()
 
 
 Digests = tuple[str | None, str | None, str | None]
@@ -555,10 +578,7 @@ def conversion_outputs(
     digest_rows: list[tuple[str, str | None, str | None, str | None]] = []
     for conv in conversions:
         credit = shares(conv.credit, ring_of)
-        derived = hashlib.sha256(
-            _encode([[t.at, t.kind, t.employee_id, t.link_code] for t in conv.touches])
-            + _encode(conv.credit)
-        ).hexdigest()
+        derived = derived_digest(conv)
         payloads: list[str | None] = [derived]
         for kind, at in (("applied", conv.applied_at), ("hired", conv.hired_at)):
             if at is None:

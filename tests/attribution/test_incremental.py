@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from ripples.bench.workload import events as bench_events
-from services.attribution import derive, store
+from services.attribution import derive, rules, store
 from shared.events import Envelope
 from tests.attribution.conftest import SETTINGS, envelopes
 from tests.attribution.scenario import engage as scenario_engage
@@ -365,3 +365,28 @@ async def test_a_late_ambassador_moves_a_chain_by_the_walk(
     async with pool.acquire() as conn:
         rings = await conn.fetch("select employee_id, ring from attribution.placements")
     assert {r["employee_id"]: r["ring"] for r in rings} == {"e0": 1, "e1": 2, "e2": 3, "e3": 4}
+
+
+touch_lists = st.lists(
+    st.builds(
+        rules.Touch,
+        st.integers(0, 60).map(lambda h: T0 + timedelta(hours=12 * h)),
+        st.sampled_from(["click", "link_code", "referral"]),
+        st.sampled_from([None, *EMPLOYEES[:3]]),
+        st.sampled_from([None, *LINKS]),
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=300, derandomize=True, database=None, deadline=None)
+@given(found=touch_lists, half_life_days=st.sampled_from([0.5, 2.0, 7.0]))
+def test_the_credit_shortcut_equals_the_rules(
+    found: list[rules.Touch], half_life_days: float
+) -> None:
+    """derive.all_credit (no passes for no touch or one) gives exactly rules.all_credit."""
+    found = sorted(found, key=rules.Touch.sort_key)
+    applied_at, half_life = T0 + timedelta(days=31), timedelta(days=half_life_days)
+    assert derive.all_credit(found, applied_at, half_life) == rules.all_credit(
+        found, applied_at, half_life
+    )
