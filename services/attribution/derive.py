@@ -691,11 +691,15 @@ where p.author_kind = 'employee' and p.employee_id = any($1::text[])
 group by p.employee_id
 """
 
+# per post by primary keys (`offset 0`: a join the planner may hash reads every metric row)
 _CONTRIBUTIONS = """
 select p.post_id, p.employee_id, p.published_at, coalesce(m.impressions, 0) as impressions,
     coalesce(m.impressions_at, p.published_at) as counted_at
 from attribution.posts p
-left join attribution.post_metrics m on m.post_id = p.post_id
+left join lateral (
+    select impressions, impressions_at from attribution.post_metrics m
+    where m.post_id = p.post_id offset 0
+) m on true
 where p.post_id = any($1::text[]) and p.author_kind = 'employee' and p.employee_id is not null
 """
 
@@ -731,10 +735,10 @@ async def update_author_totals(
     With the contributions of the batch's posts read ``before`` it stored them, only their
     authors (before and after) change: each post's old contribution comes off, its new one
     goes on. Counts and sums follow exactly; the first post and the latest count follow as a
-    minimum and a maximum, except for an employee who lost a post or whose post moved later
-    (or was counted earlier): their extreme may have gone with it, so they are summed again
-    from all their posts (``_TOTALS``: a post re-published under someone else or at another
-    time, which the bench workload never does). Returns each changed employee's totals
+    minimum and a maximum, except where the post that held an employee's extreme let go of
+    it (moved to someone else or later, or its count moved earlier: metrics read before the
+    post's own time): only then may the extreme have gone with it, and that employee is
+    summed again from all their posts (``_TOTALS``). Returns each changed employee's totals
     before and after.
 
     ``before`` None: the reference (``derivation="whole_network"``): the whole table is
@@ -774,8 +778,14 @@ async def update_author_totals(
         if b is not None:
             count[b[0]] -= 1
             reach[b[0]] -= b[2]
-            if a is None or a[0] != b[0] or a[1] > b[1] or a[3] < b[3]:
-                again.add(b[0])
+            kept = a if a is not None and a[0] == b[0] else None  # still the same author's
+            was = old.get(b[0])
+            if (
+                was is None  # (no totals for a stored post: sum them)
+                or (b[1] <= was.first_at and (kept is None or kept[1] > b[1]))
+                or (b[3] >= was.counted_at and (kept is None or kept[3] < b[3]))
+            ):
+                again.add(b[0])  # it held the first post or the latest count, and let go
         if a is not None:
             count[a[0]] += 1
             reach[a[0]] += a[2]
