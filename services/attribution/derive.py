@@ -686,7 +686,10 @@ _TOTALS = """
 select p.employee_id, count(*) as posts, coalesce(sum(m.impressions), 0)::bigint as impressions,
     min(p.published_at) as first_at, max(coalesce(m.impressions_at, p.published_at)) as counted_at
 from attribution.posts p
-left join attribution.post_metrics m on m.post_id = p.post_id
+left join lateral (
+    select impressions, impressions_at from attribution.post_metrics m
+    where m.post_id = p.post_id offset 0
+) m on true
 where p.author_kind = 'employee' and p.employee_id = any($1::text[])
 group by p.employee_id
 """
