@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
@@ -41,6 +41,7 @@ from shared.events import (
     Envelope,
     Model,
     PostEngagement,
+    PostMetrics,
     PostPublished,
     RecognitionDue,
     RecognitionDueEvent,
@@ -461,9 +462,11 @@ async def load_conversions(
     }
     visitors = sorted({a["visitor_id"] for a in apps.values() if a["visitor_id"] is not None})
     clicks: dict[str, list[rules.Click]] = {}
+    # each click's link by its primary key (`offset 0`: a hash join would read every link)
     for r in await conn.fetch(
         "select c.visitor_id, c.at, c.link_code, l.employee_id from attribution.clicks c "
-        "join attribution.links l using (link_code) where c.visitor_id = any($1::text[])",
+        "cross join lateral (select employee_id from attribution.links l "
+        "where l.link_code = c.link_code offset 0) l where c.visitor_id = any($1::text[])",
         visitors,
     ):
         clicks.setdefault(r["visitor_id"], []).append(
@@ -494,7 +497,7 @@ async def load_conversions(
                 settings.lookback,
             )
         credit: dict[Model, list[rules.CreditEntry]] = (
-            rules.all_credit(found, app["applied_at"], settings.decay_half_life)
+            all_credit(found, app["applied_at"], settings.decay_half_life)
             if app is not None
             else {m: [] for m in MODELS}
         )
@@ -509,6 +512,21 @@ async def load_conversions(
             )
         )
     return out
+
+
+def all_credit(
+    found: Sequence[rules.Touch], applied_at: datetime, half_life: timedelta
+) -> dict[Model, list[rules.CreditEntry]]:
+    """:func:`rules.all_credit`, without its five passes when there is nothing to weigh: no
+    touch gives every model no credit, one touch gives its party all of it (weight 1.0)
+    under every model — exactly what the rules compute then (each model's only weight is 1,
+    the time decay's ``w / w`` included). Most conversions have one touch (the referral);
+    ``tests/attribution/test_incremental.py`` checks the two agree."""
+    if not found:
+        return {m: [] for m in MODELS}
+    if len(found) == 1 and rules.decay(applied_at - found[0].at, half_life) > 0.0:
+        return {m: [(found[0].employee_id, 1.0)] for m in MODELS}
+    return rules.all_credit(found, applied_at, half_life)
 
 
 async def ring_map(conn: Conn, employees: Iterable[str]) -> dict[str, int | None]:
@@ -529,6 +547,14 @@ def shares(
         ]
         for m, entries in credit.items()
     }
+
+
+def derived_digest(conv: Conversion) -> str:
+    """The digest of a conversion's touch and credit rows (``conversions.derived_digest``)."""
+    return hashlib.sha256(
+        _encode([[t.at, t.kind, t.employee_id, t.link_code] for t in conv.touches])
+        + _encode(conv.credit)
+    ).hexdigest()
 
 
 Digests = tuple[str | None, str | None, str | None]
@@ -552,10 +578,7 @@ def conversion_outputs(
     digest_rows: list[tuple[str, str | None, str | None, str | None]] = []
     for conv in conversions:
         credit = shares(conv.credit, ring_of)
-        derived = hashlib.sha256(
-            _encode([[t.at, t.kind, t.employee_id, t.link_code] for t in conv.touches])
-            + _encode(conv.credit)
-        ).hexdigest()
+        derived = derived_digest(conv)
         payloads: list[str | None] = [derived]
         for kind, at in (("applied", conv.applied_at), ("hired", conv.hired_at)):
             if at is None:
@@ -616,9 +639,12 @@ async def derive_conversions(
         conversions, ring_of, digests, result, outbox
     )
     if rewrite:
-        ids = [c.applicant_id for c in rewrite]
-        await conn.execute("delete from attribution.touches where applicant_id = any($1)", ids)
-        await conn.execute("delete from attribution.credits where applicant_id = any($1)", ids)
+        # an applicant without a stored conversion row has no touch or credit rows either
+        # (they are written together): only the others' rows are looked up to be replaced
+        ids = [c.applicant_id for c in rewrite if c.applicant_id in digests]
+        if ids:
+            await conn.execute("delete from attribution.touches where applicant_id = any($1)", ids)
+            await conn.execute("delete from attribution.credits where applicant_id = any($1)", ids)
         await copy_touches_and_credits(conn, rewrite)
     if changed:
         await conn.execute(
@@ -637,15 +663,227 @@ async def derive_conversions(
 Candidate = tuple[str, RecognitionKind, str, RecognitionFacts]
 
 
+@dataclass(frozen=True)
+class Totals:
+    """What the recognitions need of an employee's posts (``attribution.author_totals``)."""
+
+    posts: int
+    impressions: int
+    first_at: datetime
+    counted_at: datetime  # the latest impressions reading, or post, counted
+
+
+Contribution = tuple[str, datetime, int, datetime]
+"""What one post adds to its author's totals: (author, published_at, impressions, the time
+its impressions were read, else published_at)."""
+
+TotalsChange = dict[str, tuple[Totals | None, Totals | None]]
+"""Per employee whose totals a batch changed: (before, after); None = no posts."""
+
+# The totals of some employees ($1), summed over all their posts: the reference, and what an
+# employee gets whose extreme (first post, latest count) a batch may have taken away.
+_TOTALS = """
+select p.employee_id, count(*) as posts, coalesce(sum(m.impressions), 0)::bigint as impressions,
+    min(p.published_at) as first_at, max(coalesce(m.impressions_at, p.published_at)) as counted_at
+from attribution.posts p
+left join lateral (
+    select impressions, impressions_at from attribution.post_metrics m
+    where m.post_id = p.post_id offset 0
+) m on true
+where p.author_kind = 'employee' and p.employee_id = any($1::text[])
+group by p.employee_id
+"""
+
+# per post by primary keys (`offset 0`: a join the planner may hash reads every metric row)
+_CONTRIBUTIONS = """
+select p.post_id, p.employee_id, p.published_at, coalesce(m.impressions, 0) as impressions,
+    coalesce(m.impressions_at, p.published_at) as counted_at
+from attribution.posts p
+left join lateral (
+    select impressions, impressions_at from attribution.post_metrics m
+    where m.post_id = p.post_id offset 0
+) m on true
+where p.post_id = any($1::text[]) and p.author_kind = 'employee' and p.employee_id is not null
+"""
+
+
+def touched_posts(events: Iterable[Envelope]) -> list[str]:
+    """The posts whose contribution to their author's totals a batch may change: those it
+    publishes (again) and those it brings metrics for."""
+    return sorted(
+        {e.data.post_id for e in events if isinstance(e.data, PostPublished | PostMetrics)}
+    )
+
+
+async def contributions(conn: Conn, posts: Sequence[str]) -> dict[str, Contribution]:
+    """What each of these posts adds to its author's totals now (read before a batch stores
+    its facts, and after)."""
+    if not posts:
+        return {}
+    return {
+        r["post_id"]: (r["employee_id"], r["published_at"], r["impressions"], r["counted_at"])
+        for r in await conn.fetch(_CONTRIBUTIONS, posts)
+    }
+
+
+def _totals(row: Any) -> Totals:
+    return Totals(row["posts"], row["impressions"], row["first_at"], row["counted_at"])
+
+
+async def update_author_totals(
+    conn: Conn, posts: Sequence[str], before: dict[str, Contribution] | None
+) -> TotalsChange | None:
+    """Bring ``attribution.author_totals`` up to date after a batch stored its facts.
+
+    With the contributions of the batch's posts read ``before`` it stored them, only their
+    authors (before and after) change: each post's old contribution comes off, its new one
+    goes on. Counts and sums follow exactly; the first post and the latest count follow as a
+    minimum and a maximum, except where the post that held an employee's extreme let go of
+    it (moved to someone else or later, or its count moved earlier: metrics read before the
+    post's own time): only then may the extreme have gone with it, and that employee is
+    summed again from all their posts (``_TOTALS``). Returns each changed employee's totals
+    before and after.
+
+    ``before`` None: the reference (``derivation="whole_network"``): the whole table is
+    summed again from every post; returns None."""
+    if not posts:
+        return {} if before is not None else None
+    if before is None:
+        await conn.execute(
+            "delete from attribution.author_totals; "
+            "insert into attribution.author_totals "
+            "select p.employee_id, count(*), coalesce(sum(m.impressions), 0), "
+            "min(p.published_at), max(coalesce(m.impressions_at, p.published_at)) "
+            "from attribution.posts p "
+            "left join attribution.post_metrics m on m.post_id = p.post_id "
+            "where p.author_kind = 'employee' and p.employee_id is not null "
+            "group by p.employee_id"
+        )
+        return None
+    after = await contributions(conn, posts)
+    moved = [(before.get(p), after.get(p)) for p in posts if before.get(p) != after.get(p)]
+    if not moved:
+        return {}
+    employees = sorted({c[0] for pair in moved for c in pair if c is not None})
+    old = {
+        r["employee_id"]: _totals(r)
+        for r in await conn.fetch(
+            "select * from attribution.author_totals where employee_id = any($1::text[])",
+            employees,
+        )
+    }
+    count = {e: 0 if e not in old else old[e].posts for e in employees}
+    reach = {e: 0 if e not in old else old[e].impressions for e in employees}
+    first = {e: old[e].first_at for e in old}
+    counted = {e: old[e].counted_at for e in old}
+    again: set[str] = set()  # employees summed again from all their posts
+    for b, a in moved:
+        if b is not None:
+            count[b[0]] -= 1
+            reach[b[0]] -= b[2]
+            kept = a if a is not None and a[0] == b[0] else None  # still the same author's
+            was = old.get(b[0])
+            if (
+                was is None  # (no totals for a stored post: sum them)
+                or (b[1] <= was.first_at and (kept is None or kept[1] > b[1]))
+                or (b[3] >= was.counted_at and (kept is None or kept[3] < b[3]))
+            ):
+                again.add(b[0])  # it held the first post or the latest count, and let go
+        if a is not None:
+            count[a[0]] += 1
+            reach[a[0]] += a[2]
+            first[a[0]] = min(first.get(a[0], a[1]), a[1])
+            counted[a[0]] = max(counted.get(a[0], a[3]), a[3])
+    new: dict[str, Totals | None] = {
+        e: Totals(count[e], reach[e], first[e], counted[e]) if count[e] else None
+        for e in employees
+        if e not in again
+    }
+    if again:
+        summed = {r["employee_id"]: _totals(r) for r in await conn.fetch(_TOTALS, sorted(again))}
+        new |= {e: summed.get(e) for e in again}
+    change: TotalsChange = {e: (old.get(e), t) for e, t in new.items() if old.get(e) != t}
+    gone = sorted(e for e, (_, t) in change.items() if t is None)
+    rows = [(e, t.posts, t.impressions, t.first_at, t.counted_at)
+            for e, (_, t) in sorted(change.items()) if t is not None]  # fmt: skip
+    if gone:
+        await conn.execute(
+            "delete from attribution.author_totals where employee_id = any($1::text[])", gone
+        )
+    if rows:
+        await conn.execute(
+            "insert into attribution.author_totals select * from unnest($1::text[], "
+            "$2::bigint[], $3::bigint[], $4::timestamptz[], $5::timestamptz[]) "
+            "on conflict (employee_id) do update set posts = excluded.posts, "
+            "impressions = excluded.impressions, first_at = excluded.first_at, "
+            "counted_at = excluded.counted_at",
+            *(list(column) for column in zip(*rows, strict=True)),
+        )
+    return change
+
+
+def _post_candidates(
+    employee_id: str, totals: Totals, first_post: bool, above: int = -1
+) -> list[Candidate]:
+    """An employee's ``first_post`` (when asked) and the reach milestones their impressions
+    reach above ``above``."""
+    out: list[Candidate] = []
+    if first_post:
+        out.append(
+            (
+                f"first_post:{employee_id}",
+                "first_post",
+                employee_id,
+                RecognitionFacts(post_count=totals.posts, achieved_at=totals.first_at),
+            )
+        )
+    for threshold in rules.milestones_reached(totals.impressions):
+        if threshold > above:
+            out.append(
+                (
+                    f"reach_milestone:{employee_id}:{threshold}",
+                    "reach_milestone",
+                    employee_id,
+                    RecognitionFacts(
+                        post_count=totals.posts,
+                        impressions=totals.impressions,
+                        threshold=threshold,
+                        achieved_at=totals.counted_at,
+                    ),
+                )
+            )
+    return out
+
+
 async def recognitions(
     conn: Conn,
     posted_by: Collection[str],
     metric_posts: Collection[str],
     ring_change: RingChange,
     changed: Sequence[Conversion],
+    totals: TotalsChange | None = None,
 ) -> list[Candidate]:
+    """The recognitions a batch may have made due (the ledger keeps each once).
+
+    ``first_post`` and ``reach_milestone``: with the batch's ``totals`` change
+    (:func:`update_author_totals`), only what it can have made due: a ``first_post`` for an
+    employee who had no post before, and the milestones above an employee's impressions
+    before. Every other one their totals reach was due, and is in the ledger, since the
+    batch that reached it (totals only rise by a post or metrics of the employee's own, which
+    make them a candidate then). Without (the reference and the first version): every
+    employee who posted or whose post got metrics is a candidate for every milestone their
+    totals reach, summed over all their posts."""
     candidates: list[Candidate] = []
-    if posted_by or metric_posts:
+    if totals is not None:
+        for employee_id, (old, new) in sorted(totals.items()):
+            if new is not None:
+                candidates += _post_candidates(
+                    employee_id,
+                    new,
+                    old is None and employee_id in posted_by,
+                    -1 if old is None else old.impressions,
+                )
+    elif posted_by or metric_posts:
         rows = await conn.fetch(
             """
             with affected as (
@@ -654,7 +892,7 @@ async def recognitions(
                 union
                 select unnest($2::text[])
             )
-            select p.employee_id, count(*) as n,
+            select p.employee_id, count(*) as posts,
                    coalesce(sum(m.impressions), 0)::bigint as impressions,
                    min(p.published_at) as first_at,
                    max(coalesce(m.impressions_at, p.published_at)) as counted_at
@@ -668,30 +906,8 @@ async def recognitions(
             sorted(posted_by),
         )
         for r in rows:
-            employee_id, posts, impressions = r["employee_id"], r["n"], r["impressions"]
-            if employee_id in posted_by:
-                candidates.append(
-                    (
-                        f"first_post:{employee_id}",
-                        "first_post",
-                        employee_id,
-                        RecognitionFacts(post_count=posts, achieved_at=r["first_at"]),
-                    )
-                )
-            for threshold in rules.milestones_reached(impressions):
-                candidates.append(
-                    (
-                        f"reach_milestone:{employee_id}:{threshold}",
-                        "reach_milestone",
-                        employee_id,
-                        RecognitionFacts(
-                            post_count=posts,
-                            impressions=impressions,
-                            threshold=threshold,
-                            achieved_at=r["counted_at"],
-                        ),
-                    )
-                )
+            employee_id = r["employee_id"]
+            candidates += _post_candidates(employee_id, _totals(r), employee_id in posted_by)
     first: dict[str, Conversion] = {}  # the earliest application each employee earned
     for conv in changed:
         linear = [e for e, w in conv.credit["linear"] if e is not None and w > 0]

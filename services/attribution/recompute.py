@@ -68,10 +68,10 @@ async def recompute(
 async def _rebuild(
     conn: store.Conn, settings: AttributionSettings, progress: Progress, chunk: int, started: float
 ) -> Recomputed:
-    for table in STAGED:
+    for table in STAGED:  # without indexes: only ever read whole, by the swap
         await conn.execute(
             f"drop table if exists attribution.next_{table}; "
-            f"create table attribution.next_{table} (like attribution.{table} including all)"
+            f"create table attribution.next_{table} (like attribution.{table} including defaults)"
         )
     events = await conn.fetchval("select count(*) from attribution.events")
     progress("rings", 0, 1)
@@ -94,6 +94,13 @@ async def _rebuild(
     progress("rings", 1, 1)
 
     ring_of = {e: p.ring for e, p in placed.items()}
+    stored_rings = {
+        r["employee_id"]: r["ring"]
+        for r in await conn.fetch("select employee_id, ring from attribution.placements")
+    }
+    moved = {
+        e for e in stored_rings.keys() | ring_of.keys() if stored_rings.get(e) != ring_of.get(e)
+    }
     applicants = [
         r["applicant_id"]
         for r in await conn.fetch(
@@ -104,6 +111,7 @@ async def _rebuild(
     result = store.BatchResult()
     outbox: list[tuple[str, bytes]] = []
     changed_all: list[derive.Conversion] = []
+    rewritten: list[str] = []  # applicants whose touch and credit rows are replaced
     progress("conversions", 0, len(applicants))
     for start in range(0, len(applicants), chunk):
         part = applicants[start : start + chunk]
@@ -115,28 +123,49 @@ async def _rebuild(
                 part,
             )
         }
-        changed, _, rows = derive.conversion_outputs(conversions, ring_of, digests, result, outbox)
+        # A conversion whose touch and credit rows are as stored (the same derived digest)
+        # and whose credited employees kept their rings has the payloads it had: nothing of
+        # it is built, hashed or written again (a change of the ring settings alone leaves
+        # every touch as it was). The others' rows go to the next_* tables, and replace
+        # theirs at the swap.
+        stale = [
+            c
+            for c in conversions
+            if c.applicant_id not in digests
+            or derive.derived_digest(c) != digests[c.applicant_id][0]
+            or any(e in moved for es in c.credit.values() for e, _ in es if e is not None)
+        ]
+        changed, rewrite, rows = derive.conversion_outputs(stale, ring_of, digests, result, outbox)
         changed_all += changed
-        new_digests = {r[0]: r[1:] for r in rows}
-        await derive.copy_touches_and_credits(conn, conversions, prefix="next_")
+        rewritten += [c.applicant_id for c in rewrite]
+        await derive.copy_touches_and_credits(conn, rewrite, prefix="next_")
         await conn.copy_records_to_table(
-            "next_conversions",
-            schema_name="attribution",
-            records=[
-                (c.applicant_id, *new_digests.get(c.applicant_id, digests[c.applicant_id]))
-                for c in conversions
-            ],
+            "next_conversions", schema_name="attribution", records=rows
         )
         progress("conversions", start + len(part), len(applicants))
 
     progress("swap", 0, 1)
     async with conn.transaction():
         old_edges = await derive.stored_edges(conn)
-        for table in STAGED:
+        for table in ("placements", "inspirers"):  # whole (one row per employee or edge)
             await conn.execute(
                 f"delete from attribution.{table}; "  # noqa: S608 - constant names
                 f"insert into attribution.{table} select * from attribution.next_{table}"
             )
+        # only the conversions that changed
+        for table in ("touches", "credits"):
+            await conn.execute(
+                f"delete from attribution.{table} where applicant_id = any($1::text[])",  # noqa: S608
+                rewritten,
+            )
+            await conn.execute(
+                f"insert into attribution.{table} select * from attribution.next_{table}"  # noqa: S608
+            )
+        await conn.execute(
+            "delete from attribution.conversions c using attribution.next_conversions n "
+            "where c.applicant_id = n.applicant_id; "
+            "insert into attribution.conversions select * from attribution.next_conversions"
+        )
         ring_change = derive.RingChange(
             new_edges=[(u, e) for e, u in sorted(new_edges) if (e, u) not in old_edges]
         )

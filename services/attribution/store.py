@@ -596,8 +596,11 @@ async def apply_batch(
     if not fresh:
         return result
     previous: list[str] = []
+    posts = derive.touched_posts(fresh)
+    before: dict[str, derive.Contribution] | None = None  # None: totals summed again
     if derivation == "incremental":
         previous = await derive.previous_authors(conn, fresh)
+        before = await derive.contributions(conn, posts)
     touched = await _store_facts(conn, fresh)
     ring_change = derive.RingChange()
     if touched.ring_inputs:
@@ -624,8 +627,9 @@ async def apply_batch(
         await _erase(conn, touched.erased)
         # nor a recognition naming it (a hire derived in this very batch)
         changed = [c for c in changed if c.applicant_id not in erased]
+    totals = await derive.update_author_totals(conn, posts, before)
     candidates = await derive.recognitions(
-        conn, touched.posted_by, touched.metric_posts, ring_change, changed
+        conn, touched.posted_by, touched.metric_posts, ring_change, changed, totals
     )
     await derive.emit_recognitions(conn, candidates, result, outbox)
     if outbox:

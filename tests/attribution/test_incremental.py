@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from ripples.bench.workload import events as bench_events
-from services.attribution import derive, store
+from services.attribution import derive, rules, store
 from shared.events import Envelope
 from tests.attribution.conftest import SETTINGS, envelopes
 from tests.attribution.scenario import engage as scenario_engage
@@ -51,6 +51,7 @@ DERIVED = {
     "credits": "applicant_id, model, employee_id nulls first, weight",
     "conversions": "applicant_id",
     "recognitions": "recognition_id",
+    "author_totals": "employee_id",
 }
 
 
@@ -116,12 +117,15 @@ def networks(draw: st.DrawFn) -> list[dict[str, Any]]:
                 data["reshare_of"] = reshare
             ev("post.published", draw(moments), data)
         posts.append((post_id, published))
-        if draw(st.booleans()):
+        # metric snapshots, some before the post, some later and lower (a later reading
+        # replaces an earlier one): totals rise and fall across the reach milestones
+        for _snapshot in range(draw(st.integers(0, 3))):
             ev(
                 "post.metrics",
                 draw(moments),
                 {"post_id": post_id, "observed_at": _t(draw(moments)),
-                 "impressions": draw(st.integers(0, 1500)), "clicks": draw(st.integers(0, 9))},
+                 "impressions": draw(st.sampled_from([0, 400, 999, 1000, 1500, 6000])),
+                 "clicks": draw(st.integers(0, 9))},
             )  # fmt: skip
     by_author: dict[str, list[tuple[str, int]]] = {}
     for n, rank in enumerate(range(len(order)), len(posts)):
@@ -256,7 +260,8 @@ async def _lockstep(
 
 async def _assert_whole_derivation_changes_nothing(pool: asyncpg.Pool) -> None:
     """Over the incremental database's final facts, the whole-network ring derivation and
-    every applicant's conversion derived from scratch find nothing to change."""
+    every applicant's conversion derived from scratch find nothing to change, and the running
+    totals per author equal their sums over every post."""
     before = await _tables(pool)
     async with pool.acquire() as conn, conn.transaction():
         rings = await derive.whole_network_rings(conn, SETTINGS)
@@ -275,6 +280,15 @@ async def _assert_whole_derivation_changes_nothing(pool: asyncpg.Pool) -> None:
         )
         assert changed == []
         assert outbox == []
+        summed = await conn.fetch(
+            "select p.employee_id, count(*), coalesce(sum(m.impressions), 0)::bigint, "
+            "min(p.published_at), max(coalesce(m.impressions_at, p.published_at)) "
+            "from attribution.posts p "
+            "left join attribution.post_metrics m on m.post_id = p.post_id "
+            "where p.author_kind = 'employee' and p.employee_id is not null "
+            "group by p.employee_id order by 1"
+        )
+        assert [tuple(r) for r in summed] == before["author_totals"]
     assert await _tables(pool) == before
 
 
@@ -351,3 +365,28 @@ async def test_a_late_ambassador_moves_a_chain_by_the_walk(
     async with pool.acquire() as conn:
         rings = await conn.fetch("select employee_id, ring from attribution.placements")
     assert {r["employee_id"]: r["ring"] for r in rings} == {"e0": 1, "e1": 2, "e2": 3, "e3": 4}
+
+
+touch_lists = st.lists(
+    st.builds(
+        rules.Touch,
+        st.integers(0, 60).map(lambda h: T0 + timedelta(hours=12 * h)),
+        st.sampled_from(["click", "link_code", "referral"]),
+        st.sampled_from([None, *EMPLOYEES[:3]]),
+        st.sampled_from([None, *LINKS]),
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=300, derandomize=True, database=None, deadline=None)
+@given(found=touch_lists, half_life_days=st.sampled_from([0.5, 2.0, 7.0]))
+def test_the_credit_shortcut_equals_the_rules(
+    found: list[rules.Touch], half_life_days: float
+) -> None:
+    """derive.all_credit (no passes for no touch or one) gives exactly rules.all_credit."""
+    found = sorted(found, key=rules.Touch.sort_key)
+    applied_at, half_life = T0 + timedelta(days=31), timedelta(days=half_life_days)
+    assert derive.all_credit(found, applied_at, half_life) == rules.all_credit(
+        found, applied_at, half_life
+    )

@@ -22,7 +22,7 @@ from services.attribution.api import create_api
 from services.attribution.recompute import STAGED, recompute
 from shared.db import migrate
 from tests.attribution.conftest import MIGRATIONS, SETTINGS, envelopes
-from tests.attribution.scenario import engage, person, post
+from tests.attribution.scenario import applied, engage, hired, person, post
 from tests.attribution.test_incremental import _tables, feed_with
 from tests.conftest import AUTH, Running, fresh_database
 
@@ -107,6 +107,35 @@ async def test_recompute_equals_a_fresh_replay_under_the_new_settings(
     assert set(seen) <= {old_ripples, new_ripples}
     assert [s for s, _, _ in stages].count("conversions") > 2  # the progress, chunk by chunk
     assert stages[-1] == ("swap", 1, 1)
+
+
+async def test_a_ring_change_alone_rewrites_no_touch_and_a_second_recompute_nothing(
+    pool: asyncpg.Pool, reference: asyncpg.Pool
+) -> None:
+    """Only the ring window changes: the touches and credit rows stay as they were (the
+    recompute skips every conversion whose rows and credited rings did not move), and the
+    tables still equal a fresh replay under the new window; recomputing again with the same
+    settings changes nothing and sends nothing."""
+    ring_only = dataclasses.replace(SETTINGS, ring_window_days=21.0)
+    # an applicant referred by c3, whose ring the longer window moves: a payload that changes
+    at = _rfc3339(CHAIN + timedelta(days=70))
+    items = envelopes([*_world(), applied("ca", at, referrer_employee_id="c3"), hired("ca", at)])
+    await feed_with(pool, items, SETTINGS)
+    before = await _tables(pool)
+    await feed_with(reference, items, ring_only)
+    async with pool.acquire() as conn:
+        done = await recompute(conn, ring_only, chunk=500)
+    assert done.credits_assigned >= 2  # ca's application and hire, at least
+    after, expected = await _tables(pool), await _tables(reference)
+    for table in STAGED:
+        assert after[table] == expected[table], table
+    assert after["placements"] != before["placements"]
+    assert after["touches"] == before["touches"]
+    assert after["credits"] == before["credits"]
+    async with pool.acquire() as conn:
+        again = await recompute(conn, ring_only, chunk=500)
+    assert (again.credits_assigned, again.recognitions) == (0, 0)
+    assert await _tables(pool) == after
 
 
 async def test_the_admin_route_recomputes_with_the_key(pool: asyncpg.Pool) -> None:
