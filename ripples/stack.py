@@ -366,7 +366,14 @@ class Postgres(Component):
         link = state.log_file(self.name)
         if not link.is_symlink() and not link.exists():
             link.symlink_to(log)
-        options = f"-h 127.0.0.1 -p {self.port} -c unix_socket_directories= -c fsync=off"
+        # shared_buffers: PostgreSQL's default of 128 MB is sized for a small machine; with it,
+        # a history of a few million events (1.3 GB of attribution tables at 3M) is read from
+        # the OS on every batch (docs/performance.md, "Conversions and recognitions at
+        # scale"). 2 GB holds that working set and costs only the pages touched.
+        options = (
+            f"-h 127.0.0.1 -p {self.port} -c unix_socket_directories= -c fsync=off"
+            " -c shared_buffers=2GB"
+        )
         self._run(
             state,
             "pg_ctl",
