@@ -278,7 +278,8 @@ async def open_records(records: Sequence[Any], client: KeyClient | None) -> dict
     record whose value does not contain ``"sealed"`` (a bytes search, nothing parsed) is not
     in the answer and decodes as it is; a plaintext batch costs a scan of its bytes.
     :class:`KeyServiceUnavailable` when the keys cannot be had (nothing opened: the batch is
-    tried again); without a client, a sealed record is poison ("no key service")."""
+    tried again), also without a client (a deployment without the ingest URL: the records
+    wait until it is set, nothing dead-lettered)."""
     found: dict[int, tuple[dict[str, Any], Any]] = {}
     out: dict[int, Opening] = {}
     for index, record in enumerate(records):
@@ -297,13 +298,11 @@ async def open_records(records: Sequence[Any], client: KeyClient | None) -> dict
         except SealError as exc:
             out[index] = Opening(record, None, None, record.headers, poison=str(exc))
             continue
-        if client is None:
-            out[index] = Opening(record, kid, None, record.headers, poison="no key service")
-            continue
         found[index] = (data, sealed)
     if not found:
         return out
-    assert client is not None
+    if client is None:
+        raise KeyServiceUnavailable("no key service configured (the ingest URL and reader key)")
     keys = await client.keys(kid_of(sealed) for _, sealed in found.values())
     for index, (data, sealed) in found.items():
         record = records[index]
