@@ -272,11 +272,14 @@ class Opening:
 _SEALED_MARK = b'"' + MEMBER.encode() + b'"'
 
 
-async def open_records(records: Sequence[Any], client: KeyClient | None) -> dict[int, Opening]:
+async def open_records(
+    records: Sequence[Any], client: KeyClient | None, types: frozenset[str] | None = None
+) -> dict[int, Opening]:
     """The records of a batch (anything with ``value`` and ``headers``) that hold a sealed
-    member, by their index, opened: one key lookup for the batch's kids not cached. A
-    record whose value does not contain ``"sealed"`` (a bytes search, nothing parsed) is not
-    in the answer and decodes as it is; a plaintext batch costs a scan of its bytes.
+    member, by their index, opened: one key lookup for the batch's kids not cached (only
+    records of ``types``, by ``ce_type``, when given). A record whose value does not contain
+    ``"sealed"`` (a bytes search, nothing parsed) is not in the answer and decodes as it is;
+    a plaintext batch costs a scan of its bytes.
     :class:`KeyServiceUnavailable` when the keys cannot be had (nothing opened: the batch is
     tried again), also without a client (a deployment without the ingest URL: the records
     wait until it is set, nothing dead-lettered)."""
@@ -292,6 +295,8 @@ async def open_records(records: Sequence[Any], client: KeyClient | None) -> dict
             continue  # garbage: decoding says why
         if not isinstance(data, dict) or MEMBER not in data:
             continue
+        if types is not None and _event_type(record.headers) not in types:
+            continue  # a type the consumer does not apply: decoded unopened, then skipped
         sealed = data.pop(MEMBER)
         try:
             kid = kid_of(sealed)
