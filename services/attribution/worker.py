@@ -93,7 +93,9 @@ class KeyService(mode.Service):  # type: ignore[misc]  # mode is untyped here
 
     async def on_start(self) -> None:
         if self.settings.ingest_url and self.settings.ingest_api_key:
-            self.client = sealing.KeyClient(self.settings.ingest_url, self.settings.ingest_api_key)
+            self.client = sealing.KeyClient(
+                self.settings.ingest_url, self.settings.ingest_api_key.split(",")[0].strip()
+            )
 
     async def on_stop(self) -> None:
         if self.client is not None:

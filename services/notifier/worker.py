@@ -84,7 +84,9 @@ class Runtime(mode.Service):  # type: ignore[misc]  # mode is untyped here
 
     async def on_start(self) -> None:
         if self.settings.ingest_url and self.settings.ingest_api_key:
-            self.keys = sealing.KeyClient(self.settings.ingest_url, self.settings.ingest_api_key)
+            self.keys = sealing.KeyClient(
+                self.settings.ingest_url, self.settings.ingest_api_key.split(",")[0].strip()
+            )
         folder = Path(self.settings.templates_dir) if self.settings.templates_dir else TEMPLATES
         templates = Templates.load(folder)
         conn = await asyncpg.connect(self.database.url)
