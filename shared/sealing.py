@@ -281,8 +281,8 @@ async def open_records(
     ``"sealed"`` (a bytes search, nothing parsed) is not in the answer and decodes as it is;
     a plaintext batch costs a scan of its bytes.
     :class:`KeyServiceUnavailable` when the keys cannot be had (nothing opened: the batch is
-    tried again), also without a client (a deployment without the ingest URL: the records
-    wait until it is set, nothing dead-lettered)."""
+    tried again). Without a client (no ingest URL or reader key configured) a sealed record
+    is poison: dead-lettered with that reason, so the stream goes on and the record stays."""
     found: dict[int, tuple[dict[str, Any], Any]] = {}
     out: dict[int, Opening] = {}
     for index, record in enumerate(records):
@@ -306,8 +306,13 @@ async def open_records(
         found[index] = (data, sealed)
     if not found:
         return out
-    if client is None:
-        raise KeyServiceUnavailable("no key service configured (the ingest URL and reader key)")
+    if client is None:  # not configured: dead-lettered with the reason, the stream goes on
+        for index, (_, sealed) in found.items():
+            record = records[index]
+            out[index] = Opening(
+                record, kid_of(sealed), None, record.headers, poison="no key service configured"
+            )
+        return out
     keys = await client.keys(kid_of(sealed) for _, sealed in found.values())
     for index, (data, sealed) in found.items():
         record = records[index]

@@ -17,8 +17,8 @@ class NotifierSettings:
     api_keys: tuple[str, ...] = ()
     # Ingest's key API (POST /v1/keys:lookup, docs/security.md "Topics"): its base URL and a
     # reader key of INGEST_KEY_READER_API_KEYS (NOTIFIER_INGEST_API_KEY or the file named by
-    # NOTIFIER_INGEST_API_KEY_FILE). Without them a sealed record is not opened: its batch
-    # waits (retried) until they are set, nothing is lost.
+    # NOTIFIER_INGEST_API_KEY_FILE). Without them a sealed record cannot be
+    # opened and is dead-lettered ("no key service configured").
     ingest_url: str = ""
     ingest_api_key: str = ""
 
