@@ -230,9 +230,10 @@ def start_service(
 
 def _key_service(name: str, broker: Running) -> dict[str, str]:
     """Crypto-shredding (docs/security.md "Topics"): ingest takes :data:`READER_KEY` on its
-    key API; a consumer asks the ingest last started on its broker with it."""
+    key API and shreds a key in the erasure's own transaction, as in the local stack
+    (ripples/stack.py ``key_settings``); a consumer asks the ingest running on its broker."""
     if name == "ingest":
-        return {"INGEST_KEY_READER_API_KEYS": READER_KEY}
+        return {"INGEST_KEY_READER_API_KEYS": READER_KEY, "INGEST_SHRED_GRACE_S": "0"}
     prefix = name.upper()
     ingest = _INGESTS.get(broker.address)
     if ingest is None:

@@ -13,7 +13,8 @@ before decoding. Here, in the batch's transaction:
   recorded erased, so no table holds the real id after the erasure (the store's erasure
   keeps anonymous counts only), and the caller evicts their keys from its cache.
 - :func:`seal_outputs` (when the outbox is sent): a ``credit.assigned`` of an applicant with
-  a kid goes out keyed by the kid, ``data.applicant_id`` = kid and ``data.sealed`` =
+  a kid goes out keyed by the kid, ``data.applicant_id`` (and a CloudEvent ``subject`` naming
+  the applicant) = kid and ``data.sealed`` =
   ``{"applicant_id": real}``; a ``hire`` recognition with ``recognition_id`` (and CloudEvent
   id) ``hire:{employee_id}:{kid}`` and ``data.sealed`` = ``{"recognition_id":
   "hire:{employee_id}:{real}"}``, both under the applicant's key; one whose key is shredded
@@ -235,7 +236,9 @@ def _sealed(event: Envelope, kid: str, key: bytes) -> Record:
     if isinstance(event, CreditAssignedEvent):
         real = event.data.applicant_id
         event = msgspec.structs.replace(
-            event, data=msgspec.structs.replace(event.data, applicant_id=kid)
+            event,
+            subject=kid if event.subject == real else event.subject,  # the CloudEvent subject
+            data=msgspec.structs.replace(event.data, applicant_id=kid),
         )
         fields: dict[str, str] = {"applicant_id": real}
     else:
@@ -245,6 +248,7 @@ def _sealed(event: Envelope, kid: str, key: bytes) -> Record:
         event = msgspec.structs.replace(
             event,
             id=on_topic if event.id == real else event.id,
+            subject=on_topic if event.subject == real else event.subject,
             data=msgspec.structs.replace(event.data, recognition_id=on_topic),
         )
         fields = {"recognition_id": real}
