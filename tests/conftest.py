@@ -194,10 +194,17 @@ READER_KEY = "test-key-reader"
 
 
 def start_service(
-    name: str, tmp: Path, broker: Running, wait_ready: bool = True, **env: str
+    name: str,
+    tmp: Path,
+    broker: Running,
+    wait_ready: bool = True,
+    port: int | None = None,
+    **env: str,
 ) -> Running:
+    """``name`` started on ``broker`` (on ``port``, default a free one) with the tests'
+    settings and ``env``."""
     spec = next(s for s in stack.ALL_SERVICES if s.name == name)
-    port = free_port()
+    port = port or free_port()
     service = stack.Service(
         name, f"http://127.0.0.1:{port}", marker=spec.module, spec=spec, port=port
     )

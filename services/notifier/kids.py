@@ -170,3 +170,43 @@ async def erasures(conn: store.Conn, items: Sequence[Item], now: datetime) -> se
         elif opening.kid in mapped:
             ids.append(mapped[opening.kid])
     return await _forget(conn, ids, kids, now)
+
+
+RECOGNITION_TYPE = b"ripples.recognition.due.v1"
+
+
+async def seal_dead_letter(
+    conn: store.Conn,
+    client: sealing.KeyClient | None,
+    value: bytes,
+    headers: dict[str, bytes],
+) -> tuple[bytes, dict[str, bytes]] | None:
+    """A hire recognition the dispatcher dead-letters (its delivery failed) as it came on
+    the topic: the id naming the applicant's kid, the contract's id sealed under the
+    applicant's key, so the dead-letter topic keeps no applicant id either; None when the key
+    is shredded (the applicant was erased: nothing to keep). Anything else unchanged."""
+    if headers.get("ce_type") != RECOGNITION_TYPE or b'"sealed"' in value:
+        return value, headers
+    data = msgspec.json.decode(value)
+    real = data.get("recognition_id") if isinstance(data, dict) else None
+    prefix = f"hire:{data.get('employee_id')}:" if isinstance(data, dict) else ""
+    if data.get("kind") != "hire" or not isinstance(real, str) or not real.startswith(prefix):
+        return value, headers
+    kid = await conn.fetchval(
+        "select kid from notifier_applicant_kids where applicant_id = $1 order by kid limit 1",
+        real[len(prefix) :],
+    )
+    if kid is None:
+        return value, headers  # a plaintext recognition: as before
+    if client is None:
+        raise sealing.KeyServiceUnavailable("no key service configured to seal a dead letter")
+    key = (await client.keys([kid]))[kid]
+    if key is None:
+        return None
+    on_topic = f"{prefix}{kid}"
+    data["recognition_id"] = on_topic
+    data[sealing.MEMBER] = sealing.seal(kid, key, {"recognition_id": real})
+    out = dict(headers)
+    if out.get("ce_id") == real.encode():
+        out["ce_id"] = on_topic.encode()
+    return msgspec.json.encode(data), out
