@@ -362,7 +362,7 @@ def _webhook(
 
 
 _KID = {"type": "string", "pattern": "^k_[0-9a-f]{32}$", "examples": ["k_" + "3f" * 16]}
-_KEY_READER = [{"keyReaderAuth": []}]
+_KEY_READER: list[dict[str, list[str]]] = [{"keyReaderAuth": []}]
 _KEY_READER_SCHEME = {
     "type": "http",
     "scheme": "bearer",
@@ -454,7 +454,7 @@ def _key_paths() -> dict[str, Any]:
                     "413": _TOO_LARGE,
                     "422": problem(
                         422,
-                        "Not `{\"kids\": [1 to 1000 key ids]}`; `errors[].field` names what "
+                        'Not `{"kids": [1 to 1000 key ids]}`; `errors[].field` names what '
                         "is wrong (`kids[3]` for a malformed kid).",
                         "invalid-lookup",
                         "Invalid key lookup",
