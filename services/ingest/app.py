@@ -443,6 +443,7 @@ def create_app(
             TokenCipher(token_keys) if token_keys else None,
             settings.applicant_id_secret,
             settings.shred_grace_s,
+            acquire_timeout_s=settings.publish_timeout_s,
         )
         if not settings.key_reader_api_keys:
             log.warning("INGEST_KEY_READER_API_KEYS is not set: no consumer can open sealed fields")

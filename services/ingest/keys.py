@@ -132,11 +132,16 @@ class KeyStore:
         cipher: TokenCipher | None,
         applicant_secret: str,
         grace_s: float,
+        acquire_timeout_s: float = 5.0,
     ) -> None:
         self.database = database
         self.cipher = cipher
         self.applicant_secret = applicant_secret
         self.grace_s = grace_s
+        # A publish may already hold a connection of the pool (the ATS webhooks' delivery
+        # lock): waiting for another one is bounded (TimeoutError, a 503), never a deadlock
+        # when every connection is held so.
+        self.acquire_timeout_s = acquire_timeout_s
 
     def _wrap(self, kid: str, key: bytes) -> tuple[bytes, bool]:
         if self.cipher is None:
@@ -163,19 +168,20 @@ class KeyStore:
         found: dict[str, tuple[str, bytes]] = {}
         pool = self.database.pool
         for _attempt in range(3):
-            rows = await pool.fetch(
-                "with wanted (subject, kid, key, wrapped) as ("
-                " select * from unnest($1::text[], $2::text[], $3::bytea[], $4::bool[])),"
-                " made as (insert into ingest_keys (kid, subject, key, wrapped)"
-                " select kid, subject, key, wrapped from wanted"
-                " on conflict (subject) do nothing returning kid, subject, key, wrapped, true)"
-                " select kid, subject, key, wrapped, false as made from ingest_keys"
-                " where subject = any($1::text[]) union all select * from made",
-                wanted,
-                [kid for kid, _ in fresh],
-                [key for key, _ in stored],
-                [flag for _, flag in stored],
-            )
+            async with pool.acquire(timeout=self.acquire_timeout_s) as conn:
+                rows = await conn.fetch(
+                    "with wanted (subject, kid, key, wrapped) as ("
+                    " select * from unnest($1::text[], $2::text[], $3::bytea[], $4::bool[])),"
+                    " made as (insert into ingest_keys (kid, subject, key, wrapped)"
+                    " select kid, subject, key, wrapped from wanted"
+                    " on conflict (subject) do nothing returning kid, subject, key, wrapped, true)"
+                    " select kid, subject, key, wrapped, false as made from ingest_keys"
+                    " where subject = any($1::text[]) union all select * from made",
+                    wanted,
+                    [kid for kid, _ in fresh],
+                    [key for key, _ in stored],
+                    [flag for _, flag in stored],
+                )
             for row in rows:
                 if row["made"]:
                     KEYS.labels("created").inc()
@@ -194,7 +200,7 @@ class KeyStore:
         when the directory knows a newer upsert) and of erased applicants (subjects) from
         their person, schedule their shredding after the grace, and sweep."""
         pool = self.database.pool
-        async with pool.acquire() as conn, conn.transaction():
+        async with pool.acquire(timeout=self.acquire_timeout_s) as conn, conn.transaction():
             erased = await conn.fetch(
                 "update ingest_keys set subject = null,"
                 " shred_after = now() + make_interval(secs => $4)"
@@ -220,46 +226,73 @@ class KeyStore:
 
     async def sweep(self) -> int:
         """Delete the keys past their grace; how many."""
-        async with self.database.pool.acquire() as conn:
+        async with self.database.pool.acquire(timeout=self.acquire_timeout_s) as conn:
             return await self._sweep(conn)
 
     async def lookup(self, kids: Collection[str]) -> tuple[dict[str, bytes], list[str]]:
         """The keys of ``kids`` still served ({kid: key}), and the others (shredded: past
         their grace, deleted, or never made), sorted."""
-        rows = await self.database.pool.fetch(
-            "select kid, key, wrapped from ingest_keys where kid = any($1::text[])"
-            " and (shred_after is null or shred_after > now())",
-            sorted(set(kids)),
-        )
+        async with self.database.pool.acquire(timeout=self.acquire_timeout_s) as conn:
+            rows = await conn.fetch(
+                "select kid, key, wrapped from ingest_keys where kid = any($1::text[])"
+                " and (shred_after is null or shred_after > now())",
+                sorted(set(kids)),
+            )
         keys = {row["kid"]: self._unwrap(row["kid"], row["key"], row["wrapped"]) for row in rows}
         return keys, sorted(set(kids) - keys.keys())
 
 
 @dataclass
 class Plan:
-    """What a publish seals and erases, worked out before the database is asked."""
+    """One piece of a publish (``events[start:end]``): the subjects whose keys it needs and
+    the erasures it makes once the broker has it."""
 
+    start: int
+    end: int = 0
     subjects: set[str] = field(default_factory=set)
     removed: list[tuple[str, datetime]] = field(default_factory=list)
     erased_applicants: set[str] = field(default_factory=set)
 
 
-def segments(events: Sequence[Envelope], applicant_secret: str) -> list[tuple[int, int]]:
-    """``events`` cut where an event is about a person erased earlier in the same piece, so
-    that it is sealed under the person's *new* key (the erasure is applied in between)."""
-    out: list[tuple[int, int]] = []
-    start = 0
-    erased: set[str] = set()
+def plans(events: Sequence[Envelope], applicant_secret: str) -> list[Plan]:
+    """``events`` in pieces, each cut where an event is about a person erased earlier in the
+    same piece, so that it is sealed under the person's *new* key (the erasure is applied in
+    between). A removal older than an upsert of the same batch changes nothing (the latest
+    CloudEvent ``time`` wins) and erases nothing; an employee event no newer than a removal
+    before it is sealed under the key the removal shreds (it is superseded)."""
+    latest: dict[str, datetime] = {}
+    for event in events:
+        if isinstance(event, EmployeeUpsertedEvent):
+            at = latest.get(event.data.employee_id)
+            latest[event.data.employee_id] = event.time if at is None else max(at, event.time)
+    out = [Plan(0)]
+    erased: dict[str, datetime | None] = {}  # subject -> the removal's time (None: applicant)
     for index, event in enumerate(events):
         subject = _subject(event, applicant_secret)
         if subject is None:
             continue
         if subject in erased:
-            out.append((start, index))
-            start, erased = index, set()
-        if isinstance(event, EmployeeRemovedEvent | ApplicantErasedEvent):
-            erased.add(subject)
-    out.append((start, len(events)))
+            removed_at = erased[subject]
+            if removed_at is None or event.time > removed_at:
+                out[-1].end = index
+                out.append(Plan(index))
+                erased = {}
+        piece = out[-1]
+        if isinstance(event, EmployeeRemovedEvent):
+            employee = event.data.employee_id
+            if employee not in latest or latest[employee] <= event.time:
+                piece.removed.append((employee, event.time))
+                erased[subject] = event.time
+            continue
+        if isinstance(event, EmployeePreferencesEvent) and (
+            event.data.notify is None or event.data.notify.address is None
+        ):
+            continue  # nothing of it is sealed
+        piece.subjects.add(subject)
+        if isinstance(event, ApplicantErasedEvent):
+            piece.erased_applicants.add(subject)
+            erased[subject] = None
+    out[-1].end = len(events)
     return out
 
 
@@ -269,33 +302,6 @@ def _subject(event: Envelope, applicant_secret: str) -> str | None:
     if isinstance(event, EmployeeUpsertedEvent | EmployeePreferencesEvent | EmployeeRemovedEvent):
         return employee_subject(event.data.employee_id)
     return None
-
-
-def plan(events: Sequence[Envelope], applicant_secret: str) -> Plan:
-    """The keys a piece of :func:`segments` needs and the erasures it makes."""
-    found = Plan()
-    for event in events:
-        if isinstance(event, EmployeeRemovedEvent):
-            found.removed.append((event.data.employee_id, event.time))
-            continue
-        if isinstance(event, EmployeePreferencesEvent) and (
-            event.data.notify is None or event.data.notify.address is None
-        ):
-            continue  # nothing of it is sealed
-        subject = _subject(event, applicant_secret)
-        if subject is None:
-            continue
-        found.subjects.add(subject)
-        if isinstance(event, ApplicantErasedEvent):
-            found.erased_applicants.add(subject)
-    # A removal older than an upsert of the same piece changes nothing (latest time wins).
-    upserted: dict[str, datetime] = {}
-    for event in events:
-        if isinstance(event, EmployeeUpsertedEvent):
-            at = upserted.get(event.data.employee_id)
-            upserted[event.data.employee_id] = event.time if at is None else max(at, event.time)
-    found.removed = [(e, at) for e, at in found.removed if e not in upserted or upserted[e] <= at]
-    return found
 
 
 def seal_records(

@@ -131,15 +131,14 @@ class Publisher:
         """Seal, send, then erase, piece by piece: a piece ends where an event is about a
         person erased earlier in it, so that event is sealed under the person's new key."""
         secret = store.applicant_secret
-        for start, end in personal.segments(events, secret):
-            piece, part = events[start:end], records[start:end]
-            wanted = personal.plan(piece, secret)
+        for wanted in personal.plans(events, secret):
+            piece, part = events[wanted.start : wanted.end], records[wanted.start : wanted.end]
             try:
                 found = await store.keys_for(wanted.subjects) if wanted.subjects else {}
             except DB_ERRORS as exc:
                 raise personal.database_down(exc) from None
             personal.seal_records(piece, part, found, secret)
-            if end == len(events):
+            if wanted.end == len(events):
                 part += [(EMPLOYEES.name, key, None, []) for key in tombstones]
             sender = self._sender
             if sender is None or not self._healthy:

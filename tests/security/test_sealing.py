@@ -428,3 +428,24 @@ async def test_keys_are_wrapped_at_rest_served_through_the_grace_then_swept(
         assert left == 0
     finally:
         await database.stop()
+
+
+async def test_a_removal_older_than_the_latest_upsert_shreds_nothing(
+    own_broker: Running, sealed_ingest: Running
+) -> None:
+    """The latest CloudEvent `time` wins: a late removal older than the employee's latest
+    upsert changes nothing (the directory keeps the person), so their key stays theirs."""
+    at = datetime(2026, 6, 6, 8, tzinfo=UTC)
+    upsert = _upsert("seal-e5", "Erik Stays", "erik@example.com", "urn:li:person:e5", at)
+    await _post(sealed_ingest, [upsert])
+    late = _event("ripples.employee.removed.v1", {"employee_id": "seal-e5"}, at - timedelta(1))
+    await _post(sealed_ingest, [late])
+    # ... nor does one older than an upsert of its own batch
+    newer = _upsert("seal-e5", "Erik Stays", "erik@example.com", "urn:li:person:e5", at)
+    newer["time"] = (at + timedelta(1)).isoformat().replace("+00:00", "Z")
+    early = _event("ripples.employee.removed.v1", {"employee_id": "seal-e5"}, at)
+    await _post(sealed_ingest, [early, newer])
+    by_id = _by_id(await records_of(own_broker.address, ["ripples.employees"]))
+    kid = orjson.loads(by_id[upsert["id"]].value)["sealed"]["kid"]
+    assert orjson.loads(by_id[newer["id"]].value)["sealed"]["kid"] == kid
+    assert list((await _lookup(sealed_ingest, [kid]))["keys"]) == [kid]
