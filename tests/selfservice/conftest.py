@@ -29,6 +29,7 @@ from tests.conftest import (
     start_broker,
     start_service,
 )
+from tests.connectors.conftest import KEY_APIS
 
 PAGE_SECRET = "test-page-secret"
 OLD_PAGE_SECRET = "test-page-secret-old"
@@ -165,7 +166,9 @@ def page_ingest(
         INGEST_PUBLIC_BASE_URL="http://go.example.com",
         **page_env(page_attribution.address),
     )
+    KEY_APIS.add(running.address)  # the records it seals are read opened (wait_for)
     yield running
+    KEY_APIS.discard(running.address)
     running.stop()
 
 
