@@ -192,3 +192,117 @@ def test_without_a_key_service_a_sealed_record_is_poison() -> None:
     assert list(openings) == [1]
     assert openings[1].poison == "no key service configured"
     assert openings[1].kid == kid
+
+
+async def test_a_hire_recognition_dead_lettered_by_the_notifier_stays_sealed(
+    own_broker: Running, postgres: Running, tmp_path: Path
+) -> None:
+    """A sealed hire recognition (as attribution sends it: the applicant's kid in the id, the
+    contract's id sealed) whose delivery fails goes to the dead-letter topic as it came:
+    sealed, no applicant id in its value or headers. Failed before: the notifier
+    dead-lettered it with the contract's id (``hire:{employee}:{applicant}``) in the clear."""
+    real_applicant = "apl-sealed-dead-letter"
+    async with (
+        fresh_database(postgres, "sealed_dl_ingest") as ingest_db,
+        fresh_database(postgres, "sealed_dl_notifier") as notifier_db,
+    ):
+        ingest = start_service("ingest", tmp_path / "ingest", own_broker, DATABASE_URL=ingest_db)
+        try:
+            applied = samples.event(
+                "ripples.applicant.applied.v1",
+                {"applicant_id": real_applicant, "job_id": "job-1", "applied_at": _now()},
+            )
+            await _post(ingest, [applied])
+            client = sealing.KeyClient(ingest.address, READER_KEY)
+            try:
+                records = await records_of(own_broker.address, "ripples.applicants")
+                openings = await sealing.open_records(records, client)
+                (kid,) = {o.kid for o in openings.values() if o.kid}
+                key = (await client.keys([kid]))[kid]
+            finally:
+                await client.aclose()
+            assert key is not None
+
+            employee = "emp-sealed-dl"
+            contract_id = f"hire:{employee}:{real_applicant}"
+            on_topic = f"hire:{employee}:{kid}"
+            value = orjson.dumps(
+                {
+                    "recognition_id": on_topic,
+                    "kind": "hire",
+                    "employee_id": employee,
+                    "due_at": _now(),
+                    "facts": {"job_id": "job-1"},
+                    "sealed": sealing.seal(kid, key, {"recognition_id": contract_id}),
+                }
+            )
+            upsert = _upsert(employee, "Dora Deadletter")
+            upsert["data"]["notify"]["address"] = "http://127.0.0.1:9/refused"
+            producer = AIOKafkaProducer(bootstrap_servers=own_broker.address)
+            await producer.start()
+            try:
+                await producer.send_and_wait(
+                    "ripples.employees",
+                    orjson.dumps(upsert["data"]),
+                    key=employee.encode(),
+                    headers=_headers(upsert),
+                )
+                await producer.send_and_wait(
+                    "ripples.recognitions",
+                    value,
+                    key=employee.encode(),
+                    headers=_headers(
+                        {
+                            "id": on_topic,
+                            "source": "urn:ripples:attribution",
+                            "type": "ripples.recognition.due.v1",
+                            "time": _now(),
+                        }
+                    ),
+                )
+            finally:
+                await producer.stop()
+            notifier = start_service(
+                "notifier",
+                tmp_path / "notifier",
+                own_broker,
+                DATABASE_URL=notifier_db,
+                NOTIFIER_MAX_ATTEMPTS="1",
+                NOTIFIER_DISPATCH_INTERVAL_S="0.2",
+            )
+            try:
+                dead = await _until(lambda: _recognition_dead_letters(own_broker.address))
+            finally:
+                notifier.stop()
+        finally:
+            ingest.stop()
+    (record,) = dead
+    blob = (record.value or b"") + b"".join(v for _, v in record.headers)
+    assert real_applicant.encode() not in blob, "the applicant id is on the dead-letter topic"
+    assert dict(record.headers)["ce_id"] == on_topic.encode()
+    data = orjson.loads(record.value)
+    assert data["recognition_id"] == on_topic
+    assert sealing.open_sealed(key, data["sealed"]) == {"recognition_id": contract_id}
+
+
+async def _recognition_dead_letters(bootstrap: str) -> list[Any]:
+    return [
+        r
+        for r in await _dead_letters(bootstrap)
+        if dict(r.headers).get("ce_type") == b"ripples.recognition.due.v1"
+    ]
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _headers(event: dict[str, Any]) -> list[tuple[str, bytes]]:
+    return [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", event["id"].encode()),
+        ("ce_source", event["source"].encode()),
+        ("ce_type", event["type"].encode()),
+        ("ce_time", event["time"].encode()),
+        ("content-type", b"application/json"),
+    ]
