@@ -435,19 +435,18 @@ def create_app(
     keys = ApiKeys(settings.api_keys, "INGEST_API_KEYS", realm="ripples-ingest")
     readers = personal.KeyReaders(settings.key_reader_api_keys, keys)
     database = Database(database_settings)
-    store: personal.KeyStore | None = None
-    if settings.sealing:
-        token_keys = parse_keys(settings.token_keys)
-        store = personal.KeyStore(
-            database,
-            TokenCipher(token_keys) if token_keys else None,
-            settings.applicant_id_secret,
-            settings.shred_grace_s,
-            acquire_timeout_s=settings.publish_timeout_s,
-        )
-        if not settings.key_reader_api_keys:
-            log.warning("INGEST_KEY_READER_API_KEYS is not set: no consumer can open sealed fields")
-    sweeper = personal.Sweeper(store, settings.shred_sweep_interval_s) if store else None
+    # The keys are served and erased with sealing off too (those made while it was on).
+    token_keys = parse_keys(settings.token_keys)
+    store = personal.KeyStore(
+        database,
+        TokenCipher(token_keys) if token_keys else None,
+        settings.applicant_id_secret,
+        settings.shred_grace_s,
+        acquire_timeout_s=settings.publish_timeout_s,
+    )
+    if settings.sealing and not settings.key_reader_api_keys:
+        log.warning("INGEST_KEY_READER_API_KEYS is not set: no consumer can open sealed fields")
+    sweeper = personal.Sweeper(store, settings.shred_sweep_interval_s)
     key_api = personal.KeyApi(store, settings.max_body_bytes)
     publisher = Publisher(
         kafka_settings,
@@ -455,6 +454,7 @@ def create_app(
         linger_ms=settings.linger_ms,
         health_interval_s=settings.health_interval_s,
         keys=store,
+        seal=settings.sealing,
     )
     clicks = ClickBuffer(publisher, settings.click_buffer_size)
     http = httpx.AsyncClient(
@@ -509,14 +509,12 @@ def create_app(
         await database.start()
         clicks.start()
         linkedin.start()
-        if sweeper is not None:
-            sweeper.start()
+        sweeper.start()
         tune_gc()
         try:
             yield
         finally:
-            if sweeper is not None:
-                await sweeper.stop()
+            await sweeper.stop()
             await linkedin.stop()
             await clicks.stop()
             await publisher.stop()

@@ -86,6 +86,8 @@ SEALED_TYPES: frozenset[type] = frozenset(
     (EmployeeUpsertedEvent, EmployeePreferencesEvent, EmployeeRemovedEvent, *APPLICANT_TYPES)
 )
 """The event types a publish must look at: the sealed ones, and the removal (an erasure)."""
+ERASURE_TYPES: frozenset[type] = frozenset((EmployeeRemovedEvent, ApplicantErasedEvent))
+"""What a publish looks at with sealing off: the erasures (of keys made while it was on)."""
 
 _decode = msgspec.json.Decoder(dict[str, object]).decode
 _encode = msgspec.json.Encoder().encode
@@ -449,7 +451,7 @@ class KeyApi:
     """``POST /v1/keys:lookup``: ``{"kids": [...]}`` → ``{"keys": {kid: key}, "shredded":
     [...]}``, every kid asked in exactly one of the two (unknown = shredded)."""
 
-    def __init__(self, store: KeyStore | None, max_body_bytes: int) -> None:
+    def __init__(self, store: KeyStore, max_body_bytes: int) -> None:
         self.store = store
         self.max_body_bytes = max_body_bytes
 
@@ -467,12 +469,8 @@ class KeyApi:
                 raise _invalid(
                     f"kids[{position}]", f"{shown!r} is not a key id (k_ and 32 hex digits)"
                 )
-        if self.store is None:  # INGEST_SEALING=off: ingest holds no keys
-            found: dict[str, bytes] = {}
-            shredded = sorted(set(kids))
-        else:
-            with answering_503():
-                found, shredded = await self.store.lookup(kids)
+        with answering_503():
+            found, shredded = await self.store.lookup(kids)
         KEY_LOOKUPS.labels("served").inc(len(found))
         KEY_LOOKUPS.labels("shredded").inc(len(shredded))
         return json_response(

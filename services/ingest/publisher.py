@@ -8,8 +8,9 @@ watches the broker, and re-creates the contract topics when a broker comes back 
 
 Every route, webhook, poller and import publishes here, so this is where the personal fields
 of employee and applicant events are sealed (:mod:`services.ingest.keys`, when a key store is
-given: ``INGEST_SEALING``) and where an erasure's key is unlinked once the broker has the
-erasure. Only those events touch the database; the posts, links and clicks do not.
+given and ``seal``: ``INGEST_SEALING``) and where an erasure's key is unlinked once the broker
+has the erasure (with sealing off too: keys made while it was on still go). Only those events
+touch the database; the posts, links and clicks do not.
 """
 
 from __future__ import annotations
@@ -55,9 +56,12 @@ class Publisher:
         linger_ms: int,
         health_interval_s: float,
         keys: personal.KeyStore | None = None,
+        seal: bool = True,
     ) -> None:
         self.settings = settings
         self.keys = keys
+        self.seal = seal
+        self._looked_at = personal.SEALED_TYPES if seal else personal.ERASURE_TYPES
         self.timeout_s = timeout_s
         self.linger_ms = linger_ms
         self.health_interval_s = health_interval_s
@@ -99,14 +103,14 @@ class Publisher:
         ``extensions``: each event's extension attributes as ``ce_`` headers, when parsed.
         ``tombstones``: keys of ``ripples.employees`` to write a record with no value under,
         after the events (compaction's delete marker; consumers skip them).
-        With a key store, employee and applicant events are sealed, and their erasures
-        applied; the database away then is a :class:`ProblemError` 503."""
+        With a key store, employee and applicant events are sealed (unless ``seal`` is off),
+        and their erasures applied; the database away then is a :class:`ProblemError` 503."""
         sender = self._sender
         if sender is None or not self._healthy:
             raise BrokerUnavailable("the broker is not reachable")
         records: list[kafka.Record] = list(kafka_records(events, extensions))
         store = self.keys
-        if store is not None and not personal.SEALED_TYPES.isdisjoint(map(type, events)):
+        if store is not None and not self._looked_at.isdisjoint(map(type, events)):
             await self._publish_sealed(store, events, records, tombstones)
             return
         records += [(EMPLOYEES.name, key, None, []) for key in tombstones]
@@ -133,11 +137,12 @@ class Publisher:
         secret = store.applicant_secret
         for wanted in personal.plans(events, secret):
             piece, part = events[wanted.start : wanted.end], records[wanted.start : wanted.end]
-            try:
-                found = await store.keys_for(wanted.subjects) if wanted.subjects else {}
-            except DB_ERRORS as exc:
-                raise personal.database_down(exc) from None
-            personal.seal_records(piece, part, found, secret)
+            if self.seal:
+                try:
+                    found = await store.keys_for(wanted.subjects) if wanted.subjects else {}
+                except DB_ERRORS as exc:
+                    raise personal.database_down(exc) from None
+                personal.seal_records(piece, part, found, secret)
             if wanted.end == len(events):
                 part += [(EMPLOYEES.name, key, None, []) for key in tombstones]
             sender = self._sender

@@ -5,13 +5,11 @@ LinkedIn's API) on 127.0.0.1, so the real httpx code path runs."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
 import json
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,11 +20,10 @@ import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.structs import ConsumerRecord
 
-from shared import sealing
 from shared.cloudevents import InvalidEvent, from_kafka
 from shared.events import Envelope
+from tests import sealed
 from tests.conftest import API_KEYS, Running, fresh_database, start_service
 from tests.conftest import metric as metric  # for the connector tests that import it from here
 
@@ -44,7 +41,7 @@ READER_KEY = "test-key-reader"
 """The key of ``POST /v1/keys:lookup`` (INGEST_KEY_READER_API_KEYS) of the ingests started
 here: the tests open the sealed records they read as the consumers do."""
 KEY_APIS: set[str] = set()
-"""The running ingests (addresses) whose keys open sealed records (:func:`open_records`)."""
+"""The running ingests (addresses) whose keys open the sealed records read here."""
 ALLOWED_HOSTS = "careers.example.com,*.jobs.example.org"
 AUTH = {"Authorization": f"Bearer {API_KEYS[0]}"}
 
@@ -309,77 +306,16 @@ async def http(connectors: Running) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def open_records(
-    records: Sequence[ConsumerRecord[Any, Any]],
-) -> list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]:
-    """(key, value, headers) of each record, a sealed value opened (``shared.sealing``) with
-    its key from the key API of the ingests in :data:`KEY_APIS`, as the consumers open it:
-    the value is the event's data as it was posted. The record key stays as on the topic (an
-    applicant's kid). A value whose key is not served (shredded) stays sealed."""
-    members: list[dict[str, Any] | None] = []
-    for record in records:
-        data = None
-        if record.value is not None and b'"sealed"' in record.value:
-            with contextlib.suppress(orjson.JSONDecodeError):
-                data = orjson.loads(record.value)
-        members.append(data if isinstance(data, dict) and "sealed" in data else None)
-    kids = sorted({d["sealed"]["kid"] for d in members if d is not None})
-    keys: dict[str, bytes] = {}
-    if kids:
-        async with httpx.AsyncClient(
-            timeout=15, headers={"Authorization": f"Bearer {READER_KEY}"}
-        ) as client:
-            for address in sorted(KEY_APIS):
-                for start in range(0, len(kids), 1000):
-                    wanted = [k for k in kids[start : start + 1000] if k not in keys]
-                    if not wanted:
-                        continue
-                    answer = await client.post(f"{address}/v1/keys:lookup", json={"kids": wanted})
-                    assert answer.status_code == 200, answer.text
-                    for kid, key in answer.json()["keys"].items():
-                        keys[kid] = base64.urlsafe_b64decode(key + "=")
-    out = []
-    for record, data in zip(records, members, strict=True):
-        value = record.value
-        if data is not None and data["sealed"]["kid"] in keys:
-            member = data.pop("sealed")
-            sealing.splice(data, sealing.open_sealed(keys[member["kid"]], member))
-            value = orjson.dumps(data)
-        out.append((record.key, value, list(record.headers)))
-    return out
-
-
 async def read_events(
     bootstrap: str, topic: str, ids: set[str], timeout_s: float = 20.0
 ) -> dict[str, tuple[bytes | None, Envelope]]:
-    """:func:`tests.conftest.read_events` with the sealed records opened
-    (:func:`open_records`): {id: (kafka key, decoded event)}."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    found: dict[str, tuple[bytes | None, Envelope]] = {}
-    try:
-        async with asyncio.timeout(timeout_s):
-            while not ids <= found.keys():
-                batches = await consumer.getmany(timeout_ms=200)
-                for records in batches.values():
-                    for key, value, headers in await open_records(records):
-                        try:
-                            event = from_kafka(headers, value or b"")
-                        except InvalidEvent:  # another test's poison record on a shared topic
-                            continue
-                        if event.id in ids:
-                            found[event.id] = (key, event)
-    except TimeoutError:
-        pytest.fail(f"events never reached {topic}: {sorted(ids - found.keys())}")
-    finally:
-        await consumer.stop()
-    return found
+    """:func:`tests.conftest.read_events` with the sealed records opened with the keys of
+    the ingests in :data:`KEY_APIS` (:mod:`tests.sealed`): {id: (kafka key, event)}."""
+    return await sealed.read_events(bootstrap, topic, ids, _keys(), timeout_s)
+
+
+def _keys() -> sealed.Lookup:
+    return sealed.key_api(set(KEY_APIS), READER_KEY)
 
 
 async def topic_events(
@@ -387,7 +323,7 @@ async def topic_events(
 ) -> list[Envelope]:
     """The events on ``topic`` from the start, read at least up to the end offsets and until
     every CloudEvent id in ``until`` was seen, the sealed records opened
-    (:func:`open_records`).
+    (:mod:`tests.sealed`).
 
     The local broker under-reports end offsets for multi-record batches, so a check that
     something was *not* published sends a sentinel event with the same key afterwards and
@@ -411,7 +347,7 @@ async def topic_events(
             ):
                 batches = await consumer.getmany(timeout_ms=200)
                 for records in batches.values():
-                    for _, value, headers in await open_records(records):
+                    for _, value, headers in await sealed.open_records(records, _keys()):
                         try:
                             events.append(from_kafka(headers, value or b""))
                         except InvalidEvent:  # another test's poison record on the broker

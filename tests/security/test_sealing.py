@@ -36,6 +36,7 @@ READER_KEY = "test-key-reader"
 READER = {"Authorization": f"Bearer {READER_KEY}"}
 BATCH = {"Content-Type": "application/cloudevents-batch+json"}
 SECRET = "sealing-test-applicant-secret"
+TOKEN_KEYS = "kWJ9ypTeHBMf3GbbOb9v3AAtQ0JuMvv2k3qcDqoLL7s"
 _ids = itertools.count(1)
 
 
@@ -57,7 +58,7 @@ def sealed_ingest(
         INGEST_KEY_READER_API_KEYS=READER_KEY,
         INGEST_SHRED_GRACE_S="0",
         INGEST_APPLICANT_ID_SECRET=SECRET,
-        INGEST_TOKEN_KEYS="kWJ9ypTeHBMf3GbbOb9v3AAtQ0JuMvv2k3qcDqoLL7s",
+        INGEST_TOKEN_KEYS=TOKEN_KEYS,
     )
     yield running
     running.stop()
@@ -323,21 +324,38 @@ async def test_only_reader_keys_open_the_key_route(sealed_ingest: Running) -> No
         assert garbled.status_code == 422
 
 
-async def test_sealing_off_publishes_plaintext(
-    own_broker: Running, postgres: Running, tmp_path: Path
+async def test_sealing_off_publishes_plaintext_and_still_serves_and_shreds_keys(
+    own_broker: Running, sealed_ingest: Running, sealing_db: str, tmp_path: Path
 ) -> None:
-    async with fresh_database(postgres, "unsealed") as url:
-        plain = start_service(
-            "ingest", tmp_path, own_broker, DATABASE_URL=url, INGEST_SEALING="off"
-        )
-        try:
-            at = datetime(2026, 6, 4, 8, tzinfo=UTC)
-            upsert = _upsert("seal-e9", "Dorte Plain", "dorte@example.com", "urn:li:person:d9", at)
-            applied = _applied("cand-plain-9", at)
-            await _post(plain, [upsert, applied])
-        finally:
-            plain.stop()
-    by_id = _by_id(await records_of(own_broker.address, TOPICS))
+    """INGEST_SEALING=off publishes the personal fields as they are; the keys made while it
+    was on are still served, and an erasure still shreds its key (else a consumer would find
+    every applicant of before "shredded", i.e. erased)."""
+    at = datetime(2026, 6, 4, 8, tzinfo=UTC)
+    before = _applied("cand-plain-8", at)
+    await _post(sealed_ingest, [before])
+    plain = start_service(
+        "ingest",
+        tmp_path,
+        own_broker,
+        DATABASE_URL=sealing_db,
+        INGEST_SEALING="off",
+        INGEST_KEY_READER_API_KEYS=READER_KEY,
+        INGEST_SHRED_GRACE_S="0",
+        INGEST_APPLICANT_ID_SECRET=SECRET,
+        INGEST_TOKEN_KEYS=TOKEN_KEYS,
+    )
+    try:
+        upsert = _upsert("seal-e9", "Dorte Plain", "dorte@example.com", "urn:li:person:d9", at)
+        applied = _applied("cand-plain-9", at)
+        await _post(plain, [upsert, applied])
+        by_id = _by_id(await records_of(own_broker.address, TOPICS))
+        kid = orjson.loads(by_id[before["id"]].value)["sealed"]["kid"]
+        assert list((await _lookup(plain, [kid]))["keys"]) == [kid]
+        erased = _event("ripples.applicant.erased.v1", {"applicant_id": "cand-plain-8"}, at)
+        await _post(plain, [erased])
+        assert (await _lookup(plain, [kid]))["shredded"] == [kid]
+    finally:
+        plain.stop()
     data = orjson.loads(by_id[upsert["id"]].value)
     assert data["display_name"] == "Dorte Plain"
     assert "sealed" not in data
