@@ -181,7 +181,8 @@ async def test_scenario_through_the_pipeline_with_a_restart(
 
         found = await recognitions(broker.address, ingest.address, scenario.RECOGNITION_IDS)
         hires = [kid for rid, (_, _, kid) in found.items() if rid.startswith("hire:")]
-        assert hires and all(hires), "a hire recognition was sent unsealed"
+        assert hires, "no hire recognition"
+        assert all(hires), "a hire recognition was sent unsealed"
         for key, event, kid in found.values():
             assert isinstance(event, RecognitionDueEvent)
             assert key == event.data.employee_id.encode()
