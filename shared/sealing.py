@@ -273,24 +273,35 @@ _SEALED_MARK = b'"' + MEMBER.encode() + b'"'
 
 
 async def open_records(
-    records: Sequence[Any], client: KeyClient | None, types: frozenset[str] | None = None
+    records: Sequence[Any],
+    client: KeyClient | None,
+    types: frozenset[str] | None = None,
+    topics: frozenset[str] | None = None,
 ) -> dict[int, Opening]:
     """The records of a batch (anything with ``value`` and ``headers``) that hold a sealed
     member, by their index, opened: one key lookup for the batch's kids not cached (only
-    records of ``types``, by ``ce_type``, when given). A record whose value does not contain
+    records of ``types``, by ``ce_type``, and on ``topics``, by the records' ``topic``, when
+    given). A record whose value does not contain
     ``"sealed"`` (a bytes search, nothing parsed) is not in the answer and decodes as it is;
     a plaintext batch costs a scan of its bytes.
     :class:`KeyServiceUnavailable` when the keys cannot be had (nothing opened: the batch is
     tried again). Without a client (no ingest URL or reader key configured) a sealed record
     is poison: dead-lettered with that reason, so the stream goes on and the record stays."""
+    mark = _SEALED_MARK
+    if topics is None:
+        marked = [i for i, r in enumerate(records) if (v := r.value) is not None and mark in v]
+    else:  # the topics no sealed record is published to are not even searched
+        marked = [
+            i
+            for i, r in enumerate(records)
+            if r.topic in topics and (v := r.value) is not None and mark in v
+        ]
     found: dict[int, tuple[dict[str, Any], Any]] = {}
     out: dict[int, Opening] = {}
-    for index, record in enumerate(records):
-        value = record.value
-        if value is None or _SEALED_MARK not in value:
-            continue
+    for index in marked:
+        record = records[index]
         try:
-            data = msgspec.json.decode(value)
+            data = msgspec.json.decode(record.value)
         except msgspec.DecodeError:
             continue  # garbage: decoding says why
         if not isinstance(data, dict) or MEMBER not in data:

@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 
 APP_ID = "ripples-attribution"
 INPUTS = (EMPLOYEES, POSTS, LINKS, APPLICANTS)
+SEALED_TOPICS = frozenset({EMPLOYEES.name, APPLICANTS.name})
+"""The input topics ingest publishes sealed records to (docs/security.md "Topics"): the
+records of the others (posts, links: most of the volume) are not even searched."""
 _OUTPUT_TYPES: Mapping[str, type[Envelope]] = {
     CREDITS.name: CreditAssignedEvent,
     RECOGNITIONS.name: RecognitionDueEvent,
@@ -308,7 +311,7 @@ def create_worker(
         started = time.perf_counter()
         # sealed records opened first (one key lookup for the batch's kids not cached;
         # ingest away raises, and the intake hands the same batch over again)
-        openings = await sealing.open_records(records, keys.client)
+        openings = await sealing.open_records(records, keys.client, topics=SEALED_TOPICS)
         plain = not openings
         decoded = streaming.decode_batch(
             records if plain else [openings.get(i, r) for i, r in enumerate(records)]
