@@ -87,17 +87,15 @@ class OutputProducer(mode.Service):  # type: ignore[misc]  # mode is untyped her
 
 class KeyService(mode.Service):  # type: ignore[misc]  # mode is untyped here
     """The client of ingest's key API (``shared.sealing.KeyClient``), when the settings name
-    it; created in the worker's event loop, closed at stop."""
+    it; made at once (httpx connects on first use, in the worker's loop), so no batch can
+    come before it, and closed at stop."""
 
     def __init__(self, settings: AttributionSettings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.settings = settings
         self.client: sealing.KeyClient | None = None
-
-    async def on_start(self) -> None:
-        if self.settings.ingest_url and self.settings.ingest_api_key:
+        if settings.ingest_url and settings.ingest_api_key:
             self.client = sealing.KeyClient(
-                self.settings.ingest_url, self.settings.ingest_api_key.split(",")[0].strip()
+                settings.ingest_url, settings.ingest_api_key.split(",")[0].strip()
             )
 
     async def on_stop(self) -> None:
