@@ -577,8 +577,36 @@ def build(state: State, environ: Mapping[str, str] | None = None) -> Stack:
         components.append(
             Service(spec.name, f"http://127.0.0.1:{port}", marker=spec.module, spec=spec, port=port)
         )
-    env |= page_settings(env, {c.name: c.address for c in components})
+    addresses = {c.name: c.address for c in components}
+    env |= page_settings(env, addresses)
+    env |= key_settings(env, addresses, api_key)
     return Stack(state, components, env, api_key)
+
+
+def key_settings(
+    env: Mapping[str, str], addresses: Mapping[str, str], api_key: str
+) -> dict[str, str]:
+    """Crypto-shredding on this machine (docs/security.md "Topics"): the consumers ask the
+    local ingest for keys with the stack's one key, which ingest takes as its reader key.
+    Keys are shredded in the erasure's own transaction (``INGEST_SHRED_GRACE_S`` 0, not the
+    deployments' hour): the consumers run beside ingest on one machine and are not hours
+    behind, and an erasure in the demo or a test is then complete at once — what the local
+    broker still holds of the person (it keeps every record in memory, never compacts nor
+    expires) opens for nobody. The environment's values win."""
+    ingest = addresses.get("ingest", "")
+    wanted = {
+        "INGEST_KEY_READER_API_KEYS": api_key,
+        "INGEST_SHRED_GRACE_S": "0",
+        "ATTRIBUTION_INGEST_URL": ingest,
+        "ATTRIBUTION_INGEST_API_KEY": api_key,
+        "NOTIFIER_INGEST_URL": ingest,
+        "NOTIFIER_INGEST_API_KEY": api_key,
+    }
+    return {
+        name: env.get(name) or value
+        for name, value in wanted.items()
+        if value and f"{name}_FILE" not in env
+    }
 
 
 def page_settings(env: Mapping[str, str], addresses: Mapping[str, str]) -> dict[str, str]:

@@ -3,8 +3,9 @@
 - ``TRANSIENT``: the database or broker could not do it *now* (connection lost or refused,
   the server shutting down or starting, too many connections, out of resources, a statement
   cancelled, a serialization failure or deadlock, a read-only node after a failover, a
-  timeout, a retriable Kafka error). Back off with jitter (:class:`Backoff`) and try the same
-  batch again: nothing acknowledged, nothing dead-lettered.
+  timeout, a retriable Kafka error, ingest's key API unreachable or failing). Back off with
+  jitter (:class:`Backoff`) and try the same batch again: nothing acknowledged, nothing
+  dead-lettered.
 - ``DATA``: this one event can never be stored (PostgreSQL classes 22 "data exception" and 23
   "integrity constraint violation", our own validation errors, a Kafka record the broker
   refuses: too large, invalid). Dead-letter that one event, with its reason, and go on.
@@ -32,6 +33,7 @@ import msgspec
 from aiokafka import errors as kafka_errors
 
 from shared.cloudevents import InvalidEvent
+from shared.sealing import KeyServiceUnavailable
 
 
 class Failure(enum.Enum):
@@ -65,6 +67,7 @@ _TRANSIENT_CLIENT = (
     asyncpg.InterfaceError,  # connection closed under the client, pool closing
     asyncpg.InternalClientError,
     EOFError,
+    KeyServiceUnavailable,  # ingest's key API away, or not answering as specified
 )
 _DATA_CLIENT = (
     InvalidEvent,

@@ -48,9 +48,14 @@ class Running:
         self.component.start(self.state, self.env)
         if wait_ready:
             self.component.wait_ready(60)
+        if self.component.name == "ingest" and "KAFKA_BOOTSTRAP_SERVERS" in self.env:
+            _INGESTS[self.env["KAFKA_BOOTSTRAP_SERVERS"]] = self.address
 
     def stop(self) -> None:
         self.component.stop(self.state)
+        broker = self.env.get("KAFKA_BOOTSTRAP_SERVERS", "")
+        if self.component.name == "ingest" and _INGESTS.get(broker) == self.address:
+            del _INGESTS[broker]
 
 
 def _state(tmp: Path) -> stack.State:
@@ -179,13 +184,27 @@ API_KEYS = ("test-key-primary", "test-key-rotated")
 KEY_VARIABLES = ("INGEST_API_KEYS", "ATTRIBUTION_API_KEYS", "NOTIFIER_API_KEYS")
 AUTH = {"Authorization": f"Bearer {API_KEYS[0]}"}
 """The header every test sends to the ``/v1/*`` routes of every service."""
+_INGESTS: dict[str, str] = {}
+"""The address of the ingest running on each broker (the last started): the consumers
+:func:`start_service` starts after it on the same broker ask it for the keys of sealed
+records, unless the test says otherwise."""
+READER_KEY = "test-key-reader"
+"""Ingest's reader key of its key API (``INGEST_KEY_READER_API_KEYS``), which the consumers
+:func:`start_service` starts ask for keys with (``*_INGEST_API_KEY``)."""
 
 
 def start_service(
-    name: str, tmp: Path, broker: Running, wait_ready: bool = True, **env: str
+    name: str,
+    tmp: Path,
+    broker: Running,
+    wait_ready: bool = True,
+    port: int | None = None,
+    **env: str,
 ) -> Running:
+    """``name`` started on ``broker`` (on ``port``, default a free one) with the tests'
+    settings and ``env``."""
     spec = next(s for s in stack.ALL_SERVICES if s.name == name)
-    port = free_port()
+    port = port or free_port()
     service = stack.Service(
         name, f"http://127.0.0.1:{port}", marker=spec.module, spec=spec, port=port
     )
@@ -208,11 +227,25 @@ def start_service(
             for variable in KEY_VARIABLES
             if variable not in env and f"{variable}_FILE" not in env
         }
+        | _key_service(name, broker)
         | env
     )
     running = Running(service, _state(tmp), environment)
     running.start(wait_ready)
     return running
+
+
+def _key_service(name: str, broker: Running) -> dict[str, str]:
+    """Crypto-shredding (docs/security.md "Topics"): ingest takes :data:`READER_KEY` on its
+    key API and shreds a key in the erasure's own transaction, as in the local stack
+    (ripples/stack.py ``key_settings``); a consumer asks the ingest running on its broker."""
+    if name == "ingest":
+        return {"INGEST_KEY_READER_API_KEYS": READER_KEY, "INGEST_SHRED_GRACE_S": "0"}
+    prefix = name.upper()
+    ingest = _INGESTS.get(broker.address)
+    if ingest is None:
+        return {}
+    return {f"{prefix}_INGEST_URL": ingest, f"{prefix}_INGEST_API_KEY": READER_KEY}
 
 
 @pytest.fixture(scope="module")

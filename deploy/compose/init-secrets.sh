@@ -40,6 +40,9 @@ write grafana_database_password "$(random)"
 write ingest_api_keys "$(random)"
 write attribution_api_keys "$(random)"
 write notifier_api_keys "$(random)"
+# The reader keys of ingest's key API (POST /v1/keys:lookup: attribution and the notifier open
+# sealed personal fields with them; they use the first): apart from the HR systems' keys.
+write key_reader_api_keys "$(random)"
 # Ingest: the key that pseudonymises applicant ids, and the connectors' vendor secrets.
 write applicant_id_secret "$(random)"
 write greenhouse_secret_key "${GREENHOUSE_SECRET_KEY:-$(random)}"

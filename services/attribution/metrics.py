@@ -9,14 +9,21 @@ from shared.http import http_metrics
 from shared.metrics import LATENCY_BUCKETS, preinit
 
 OUTCOMES = ("stored", "duplicate", "dead_lettered")
-DEAD_LETTER_REASONS = ("invalid_event", "unexpected_type", "processing_error", "unsendable")
+DEAD_LETTER_REASONS = (
+    "invalid_event",
+    "unexpected_type",
+    "processing_error",
+    "unsendable",
+    "sealed",
+)
 DEPENDENCIES = ("database", "broker")
 
 HTTP = http_metrics("attribution")
 
 EVENTS = Counter(
     "attribution_events_processed_total",
-    "Events consumed, by type and outcome (stored, duplicate, dead_lettered).",
+    "Events consumed, by type and outcome (stored, duplicate, dead_lettered, erased: a "
+    "record of an erased applicant's key id, dropped).",
     ["type", "outcome"],
 )
 BATCH_SIZE = Histogram(

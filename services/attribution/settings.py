@@ -18,6 +18,12 @@ class AttributionSettings:
     # ATTRIBUTION_API_KEYS_FILE.
     # Required: the service refuses to start without one.
     api_keys: tuple[str, ...] = ()
+    # Ingest's key API (POST /v1/keys:lookup, docs/security.md "Topics"): its base URL and a
+    # reader key of INGEST_KEY_READER_API_KEYS (ATTRIBUTION_INGEST_API_KEY or the file named
+    # by ATTRIBUTION_INGEST_API_KEY_FILE). Without them a sealed record cannot be
+    # opened and is dead-lettered ("no key service configured").
+    ingest_url: str = ""
+    ingest_api_key: str = ""
     # §2: an exposure counts within this many days before a first share; inspirer half-life
     ring_window_days: float = 14.0
     ring_half_life_days: float = 7.0

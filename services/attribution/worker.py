@@ -27,11 +27,11 @@ import mode
 import msgspec
 from aiokafka import errors as kafka_errors
 
-from services.attribution import metrics, store
+from services.attribution import kids, metrics, store
 from services.attribution.api import create_api
 from services.attribution.settings import AttributionSettings
-from shared import failures, streaming
-from shared.cloudevents import InvalidEvent, to_kafka
+from shared import failures, sealing, streaming
+from shared.cloudevents import InvalidEvent
 from shared.db import create_pool, ping
 from shared.events import (
     APPLICANTS,
@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 
 APP_ID = "ripples-attribution"
 INPUTS = (EMPLOYEES, POSTS, LINKS, APPLICANTS)
+SEALED_TOPICS = frozenset({EMPLOYEES.name, APPLICANTS.name})
+"""The input topics ingest publishes sealed records to (docs/security.md "Topics"): the
+records of the others (posts, links: most of the volume) are not even searched."""
 _OUTPUT_TYPES: Mapping[str, type[Envelope]] = {
     CREDITS.name: CreditAssignedEvent,
     RECOGNITIONS.name: RecognitionDueEvent,
@@ -80,6 +83,28 @@ class OutputProducer(mode.Service):  # type: ignore[misc]  # mode is untyped her
     async def on_stop(self) -> None:
         if self._producer is not None:
             await self._producer.stop()
+
+
+class KeyService(mode.Service):  # type: ignore[misc]  # mode is untyped here
+    """The client of ingest's key API (``shared.sealing.KeyClient``), when the settings name
+    it; made at once (httpx connects on first use, in the worker's loop), so no batch can
+    come before it, and closed at stop."""
+
+    def __init__(self, settings: AttributionSettings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.client: sealing.KeyClient | None = None
+        if settings.ingest_url and settings.ingest_api_key:
+            self.client = sealing.KeyClient(
+                settings.ingest_url, settings.ingest_api_key.split(",")[0].strip()
+            )
+
+    async def on_stop(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+
+
+Item = tuple[Any, Envelope, sealing.Opening | None]
+"""A record of a batch, its event and, when it was sealed, its opening."""
 
 
 class Database:
@@ -118,6 +143,8 @@ def create_worker(
     dead_letters = streaming.topic(app, DEAD_LETTERS)
     outputs = OutputProducer(kafka)
     app.service(outputs)
+    keys = KeyService(settings)
+    app.service(keys)
     db = Database(database)
     metrics.initialise(INPUTS)
     flushing = asyncio.Lock()
@@ -154,27 +181,40 @@ def create_worker(
 
         return note
 
-    async def send_outbox(rows: Sequence[Any]) -> tuple[list[int], BaseException | None]:
+    async def send_outbox(conn: Any, rows: Sequence[Any]) -> tuple[list[int], BaseException | None]:
         """Send the rows; the seqs done with (acknowledged by the broker, or dead-lettered as
         never sendable) and the first transient failure, if any (those rows stay)."""
         pending: list[tuple[Any, bytes | None, Any]] = []
         refused: list[tuple[Any, bytes | None, BaseException]] = []
         first_transient: BaseException | None = None
+        done: list[int] = []
+        decoded: list[tuple[Any, Envelope]] = []
         for row in rows:
-            value: bytes | None = None
             try:
                 event = msgspec.json.decode(row["event"], type=_OUTPUT_TYPES[row["topic"]])
-                key, value, headers = to_kafka(event)
-                sent = await outputs.producer.send(row["topic"], value, key=key, headers=headers)
+            except Exception as exc:
+                refused.append((row, None, exc))
+                continue
+            decoded.append((row, event))
+        # sealed under the applicant's key when it has a kid (kids.seal_outputs); a
+        # transient failure (ingest away) leaves every row for the next flush
+        records = await kids.seal_outputs(conn, keys.client, [e for _, e in decoded])
+        for (row, event), record in zip(decoded, records, strict=True):
+            if record is None:  # its applicant was erased: never sent
+                metrics.EVENTS.labels(event.type, "erased").inc()
+                done.append(row["seq"])
+                continue
+            key, body, headers = record
+            try:
+                sent = await outputs.producer.send(row["topic"], body, key=key, headers=headers)
             except Exception as exc:
                 if failures.classify(exc) is failures.Failure.TRANSIENT:
                     first_transient = exc
                     break
-                refused.append((row, value, exc))
+                refused.append((row, body, exc))
                 continue
-            pending.append((row, value, sent))
+            pending.append((row, body, sent))
         outcomes = await asyncio.gather(*(f for _, _, f in pending), return_exceptions=True)
-        done: list[int] = []
         for (row, value, _), outcome in zip(pending, outcomes, strict=True):
             if not isinstance(outcome, BaseException):  # acknowledged (acks=all)
                 done.append(row["seq"])
@@ -228,7 +268,7 @@ def create_worker(
                     rows = await store.pending_outbox(conn)
                     if not rows:
                         return
-                    done, error = await send_outbox(rows)
+                    done, error = await send_outbox(conn, rows)
                     await store.delete_outbox(conn, done)
                 if error is not None:
                     raise error
@@ -250,17 +290,39 @@ def create_worker(
                     log.error("outbox not flushed", extra={"error": failures.reason(exc)})
                 await asyncio.sleep(delay)
 
-    async def commit(events: Sequence[Envelope]) -> store.BatchResult:
+    async def commit(items: Sequence[Item]) -> store.BatchResult:
+        """One transaction: the applicant kids resolved (kids.resolve), the batch applied,
+        the erased applicants' kids recorded (their keys then leave the cache)."""
         pool = await db.pool()
         async with pool.acquire() as conn, conn.transaction():
-            return await store.apply_batch(conn, events, settings)
+            resolved = await kids.resolve(conn, items)
+            events = [e for _, e in resolved.events]
+            result = await store.apply_batch(conn, events, settings)
+            forgotten = await kids.finish(conn, events, resolved.erased_kids)
+        for event_type, count in resolved.dropped.items():
+            result.outcomes[(event_type, "erased")] += count
+        if keys.client is not None:
+            keys.client.forget(forgotten)
+        return result
 
     async def process(records: Sequence[Any]) -> None:
         started = time.perf_counter()
-        events: list[tuple[Any, Envelope]] = []
-        for record, event in zip(records, streaming.decode_batch(records), strict=True):
+        # sealed records opened first (one key lookup for the batch's kids not cached;
+        # ingest away raises, and the intake hands the same batch over again)
+        openings = await sealing.open_records(records, keys.client, topics=SEALED_TOPICS)
+        plain = not openings
+        decoded = streaming.decode_batch(
+            records if plain else [openings.get(i, r) for i, r in enumerate(records)]
+        )
+        events: list[Item] = []
+        for index, (record, event) in enumerate(zip(records, decoded, strict=True)):
             if streaming.compaction_tombstone(record):
                 continue  # a removed employee's preference key: nothing to apply
+            opening = None if plain else openings.get(index)
+            if opening is not None and opening.poison is not None:
+                label = event.type if not isinstance(event, InvalidEvent) else "unknown"
+                await dead_letter(record, "sealed", opening.poison, label)
+                continue
             if isinstance(event, InvalidEvent):
                 label = event.event_types[0] if event.event_types else "unknown"
                 await dead_letter(record, "invalid_event", str(event), label)
@@ -268,10 +330,12 @@ def create_worker(
             if not isinstance(event, INBOUND):
                 await dead_letter(record, "unexpected_type", event.type, "unknown")
                 continue
-            events.append((record, event))
+            if opening is not None and opening.shredded:
+                event = sealing.without_shredded(event)
+            events.append((record, event, opening))
         try:
             result = await failures.retry_transient(
-                lambda: commit([e for _, e in events]), on_retry=transient("database")
+                lambda: commit(events), on_retry=transient("database")
             )
         except Exception as exc:
             # an event the database refuses: store the rest one by one, dead-letter it.
@@ -284,7 +348,7 @@ def create_worker(
         now = time.time()
         for (event_type, outcome), count in result.outcomes.items():
             metrics.EVENTS.labels(event_type, outcome).inc(count)
-        for _, event in events:
+        for _, event, _ in events:
             metrics.DELAY.observe(max(0.0, now - event.time.timestamp()))
         metrics.CREDITS.inc(result.credits_assigned)
         for kind, count in result.recognitions.items():
@@ -295,12 +359,13 @@ def create_worker(
         if result.outbox:
             outbox_waiting.set()  # sent by `sender`, off the batch path
 
-    async def one_by_one(events: Sequence[tuple[Any, Envelope]]) -> store.BatchResult:
+    async def one_by_one(events: Sequence[Item]) -> store.BatchResult:
         total = store.BatchResult()
-        for record, event in events:
+        for item in events:
+            record, event, _ = item
             try:
                 result = await failures.retry_transient(
-                    lambda: commit([event]),  # noqa: B023 - awaited before the next event
+                    lambda: commit([item]),  # noqa: B023 - awaited before the next event
                     on_retry=transient("database"),
                 )
             except Exception as exc:  # data (or a defect) of this one event

@@ -21,6 +21,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.ingest import directory
+from services.ingest import keys as personal
 from services.ingest.ats import Webhooks
 from services.ingest.clicks import ClickBuffer
 from services.ingest.connect import Connect
@@ -33,8 +34,9 @@ from services.ingest.page import SelfService, record_jobs
 from services.ingest.page import record as record_people
 from services.ingest.publisher import BrokerUnavailable, Publisher
 from services.ingest.settings import IngestSettings
+from services.ingest.tokens import TokenCipher, parse_keys
 from shared import cloudevents as ce
-from shared.auth import ApiKeys, RequireKey, protected
+from shared.auth import ApiKeys, protected
 from shared.events import BY_TYPE, EMPLOYEES, INBOUND_TYPES, Envelope, JobUpsertedEvent
 from shared.http import (
     HttpMetrics,
@@ -431,13 +433,29 @@ def create_app(
     """The ingest ASGI app: the hot routes answered directly (:class:`HotRoutes`), the rest
     by Starlette."""
     keys = ApiKeys(settings.api_keys, "INGEST_API_KEYS", realm="ripples-ingest")
+    readers = personal.KeyReaders(settings.key_reader_api_keys, keys)
+    database = Database(database_settings)
+    # The keys are served and erased with sealing off too (those made while it was on).
+    token_keys = parse_keys(settings.token_keys)
+    store = personal.KeyStore(
+        database,
+        TokenCipher(token_keys) if token_keys else None,
+        settings.applicant_id_secret,
+        settings.shred_grace_s,
+        acquire_timeout_s=settings.publish_timeout_s,
+    )
+    if settings.sealing and not settings.key_reader_api_keys:
+        log.warning("INGEST_KEY_READER_API_KEYS is not set: no consumer can open sealed fields")
+    sweeper = personal.Sweeper(store, settings.shred_sweep_interval_s)
+    key_api = personal.KeyApi(store, settings.max_body_bytes)
     publisher = Publisher(
         kafka_settings,
         timeout_s=settings.publish_timeout_s,
         linger_ms=settings.linger_ms,
         health_interval_s=settings.health_interval_s,
+        keys=store,
+        seal=settings.sealing,
     )
-    database = Database(database_settings)
     clicks = ClickBuffer(publisher, settings.click_buffer_size)
     http = httpx.AsyncClient(
         timeout=settings.vendor_timeout_s, headers={"User-Agent": "ripples-ingest/1"}
@@ -457,6 +475,7 @@ def create_app(
         Route("/v1/events", ingest.event, methods=["POST"]),
         Route("/v1/events:batch", ingest.batch, methods=["POST"]),
         Route("/v1/links", links.create, methods=["POST"]),
+        Route(personal.KEY_LOOKUP, key_api.lookup, methods=["POST"]),
         Route("/v1/employees:import", imports.employees, methods=["POST"]),
         Route("/v1/jobs:import", imports.jobs, methods=["POST"]),
         Route("/r/{link_code}", links.redirect, methods=["GET"]),
@@ -490,10 +509,12 @@ def create_app(
         await database.start()
         clicks.start()
         linkedin.start()
+        sweeper.start()
         tune_gc()
         try:
             yield
         finally:
+            await sweeper.stop()
             await linkedin.stop()
             await clicks.stop()
             await publisher.stop()
@@ -512,7 +533,7 @@ def create_app(
         middleware=[
             Middleware(RequestMetrics, metrics=HTTP, routes=routes),
             Middleware(HeaderLimit, limit=settings.max_header_bytes),
-            Middleware(RequireKey, keys=keys),
+            Middleware(personal.RequireKeys, keys=keys, readers=readers),
         ],
         exception_handlers=errors,
         lifespan=lifespan,

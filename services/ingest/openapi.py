@@ -117,7 +117,8 @@ def _unavailable(description: str, kind: str, detail: str) -> dict[str, Any]:
 
 
 _BROKER_DOWN = _unavailable(
-    "The broker did not acknowledge, or (employee events) the database is unavailable; "
+    "The broker did not acknowledge, or (employee and applicant events: their personal keys, "
+    "the employee directory) the database is unavailable; "
     "retry after `Retry-After` seconds.",
     "broker-unavailable",
     "the events were not acknowledged by the broker; retry later",
@@ -356,6 +357,125 @@ def _webhook(
                     "the events were not acknowledged by the broker; retry later",
                 ),
             },
+        }
+    }
+
+
+_KID = {"type": "string", "pattern": "^k_[0-9a-f]{32}$", "examples": ["k_" + "3f" * 16]}
+_KEY_READER: list[dict[str, list[str]]] = [{"keyReaderAuth": []}]
+_KEY_READER_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "A key of `INGEST_KEY_READER_API_KEYS` (the consumers': attribution, the "
+    "notifier). It opens everyone's personal fields, so only `POST /v1/keys:lookup` takes it, "
+    "and the keys of `INGEST_API_KEYS` are refused there (403).",
+}
+
+
+def _key_paths() -> dict[str, Any]:
+    """``POST /v1/keys:lookup`` (services/ingest/keys.py)."""
+    kid = "k_" + "3f" * 16
+    gone = "k_" + "a0" * 16
+    return {
+        "/v1/keys:lookup": {
+            "post": {
+                "operationId": "lookupKeys",
+                "summary": "Look up the keys that open sealed personal fields",
+                "description": "The consumers' half of crypto-shredding (docs/asyncapi.yaml "
+                "'Sealed personal fields'): the key of each `sealed.kid` asked for, base64url "
+                "of 32 bytes (AES-256-GCM), or the kid listed as `shredded` when its person "
+                "was erased (past `INGEST_SHRED_GRACE_S`) or it was never made. Every kid asked "
+                "is in exactly one of the two. Never cached (`Cache-Control: no-store`).",
+                "tags": ["keys"],
+                "security": _KEY_READER,
+                "requestBody": {
+                    "required": True,
+                    "content": json_body(
+                        {
+                            "type": "object",
+                            "required": ["kids"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "kids": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "maxItems": 1000,
+                                    "items": _KID,
+                                }
+                            },
+                        },
+                        {"kids": [kid, gone]},
+                    ),
+                },
+                "responses": {
+                    "200": {
+                        "description": "The keys still served, and the kids shredded.",
+                        "headers": {
+                            "Cache-Control": {
+                                "description": "`no-store`: keys are never cached.",
+                                "required": True,
+                                "schema": {"type": "string", "const": "no-store"},
+                            }
+                        },
+                        "content": json_body(
+                            {
+                                "type": "object",
+                                "required": ["keys", "shredded"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "keys": {
+                                        "type": "object",
+                                        "description": "{kid: base64url of the 32-byte key}",
+                                        "propertyNames": {"pattern": _KID["pattern"]},
+                                        "additionalProperties": {
+                                            "type": "string",
+                                            "pattern": "^[A-Za-z0-9_-]{43}$",
+                                        },
+                                    },
+                                    "shredded": {"type": "array", "items": _KID},
+                                },
+                            },
+                            {
+                                "keys": {kid: "q1Jb0x8Qp9m6V2c0yTzq3u0bJ3y1bq4kZk2cXo8v1dA"},
+                                "shredded": [gone],
+                            },
+                        ),
+                    },
+                    "400": _BAD_REQUEST,
+                    "401": unauthorized(),
+                    "403": problem(
+                        403,
+                        "A valid key of `INGEST_API_KEYS`, which cannot read keys.",
+                        "forbidden",
+                        "Forbidden",
+                        "this key cannot read personal keys: send a key of "
+                        "INGEST_KEY_READER_API_KEYS",
+                    ),
+                    "413": _TOO_LARGE,
+                    "422": problem(
+                        422,
+                        'Not `{"kids": [1 to 1000 key ids]}`; `errors[].field` names what '
+                        "is wrong (`kids[3]` for a malformed kid).",
+                        "invalid-lookup",
+                        "Invalid key lookup",
+                        "kids[1]: 'k_nope' is not a key id (k_ and 32 hex digits)",
+                        errors=[
+                            {
+                                "field": "kids[1]",
+                                "detail": "'k_nope' is not a key id (k_ and 32 hex digits)",
+                            }
+                        ],
+                        naming=True,
+                    ),
+                    "431": _HEADERS_TOO_LARGE,
+                    "503": _unavailable(
+                        "The database is unavailable (or a stored key does not unwrap with "
+                        "`INGEST_TOKEN_KEYS`); retry.",
+                        "database-unavailable",
+                        "the database is not reachable; retry later",
+                    ),
+                },
+            }
         }
     }
 
@@ -1481,6 +1601,7 @@ def openapi() -> dict[str, Any]:
                 }
             },
             **_connector_paths(),
+            **_key_paths(),
             "/v1/employees:import": _import_path(
                 "employees",
                 "ripples.employee.upserted.v1",
@@ -1503,8 +1624,13 @@ def openapi() -> dict[str, Any]:
                 {"431": _HEADERS_TOO_LARGE},
             ),
         },
-        "components": components(_with_extensions(schemas)),
+        "components": _with_key_reader(components(_with_extensions(schemas))),
     }
+
+
+def _with_key_reader(parts: dict[str, Any]) -> dict[str, Any]:
+    schemes = {**parts["securitySchemes"], "keyReaderAuth": _KEY_READER_SCHEME}
+    return {**parts, "securitySchemes": schemes}
 
 
 if __name__ == "__main__":

@@ -5,6 +5,12 @@ When the broker is away, publishing fails fast with :class:`BrokerUnavailable` (
 answers 503) instead of queueing events nobody will be told about. The supervisor connects,
 watches the broker, and re-creates the contract topics when a broker comes back without them
 (the local broker keeps its log in memory).
+
+Every route, webhook, poller and import publishes here, so this is where the personal fields
+of employee and applicant events are sealed (:mod:`services.ingest.keys`, when a key store is
+given and ``seal``: ``INGEST_SEALING``) and where an erasure's key is unlinked once the broker
+has the erasure (with sealing off too: keys made while it was on still go). Only those events
+touch the database; the posts, links and clicks do not.
 """
 
 from __future__ import annotations
@@ -18,9 +24,12 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Gauge, Histogram
 
+from services.ingest import keys as personal
+from services.ingest.database import DB_ERRORS
 from shared import kafka
 from shared.cloudevents import Extensions, kafka_records
 from shared.events import EMPLOYEES, TOPICS, Envelope
+from shared.http import ProblemError
 from shared.metrics import LATENCY_BUCKETS
 from shared.settings import KafkaSettings
 
@@ -40,9 +49,19 @@ class BrokerUnavailable(Exception):
 
 class Publisher:
     def __init__(
-        self, settings: KafkaSettings, *, timeout_s: float, linger_ms: int, health_interval_s: float
+        self,
+        settings: KafkaSettings,
+        *,
+        timeout_s: float,
+        linger_ms: int,
+        health_interval_s: float,
+        keys: personal.KeyStore | None = None,
+        seal: bool = True,
     ) -> None:
         self.settings = settings
+        self.keys = keys
+        self.seal = seal
+        self._looked_at = personal.SEALED_TYPES if seal else personal.ERASURE_TYPES
         self.timeout_s = timeout_s
         self.linger_ms = linger_ms
         self.health_interval_s = health_interval_s
@@ -83,19 +102,66 @@ class Publisher:
         """Return once the broker acknowledged every event; else raise BrokerUnavailable.
         ``extensions``: each event's extension attributes as ``ce_`` headers, when parsed.
         ``tombstones``: keys of ``ripples.employees`` to write a record with no value under,
-        after the events (compaction's delete marker; consumers skip them)."""
+        after the events (compaction's delete marker; consumers skip them).
+        With a key store, employee and applicant events are sealed (unless ``seal`` is off),
+        and their erasures applied; the database away then is a :class:`ProblemError` 503."""
         sender = self._sender
         if sender is None or not self._healthy:
             raise BrokerUnavailable("the broker is not reachable")
-        started = time.perf_counter()
         records: list[kafka.Record] = list(kafka_records(events, extensions))
+        store = self.keys
+        if store is not None and not self._looked_at.isdisjoint(map(type, events)):
+            await self._publish_sealed(store, events, records, tombstones)
+            return
         records += [(EMPLOYEES.name, key, None, []) for key in tombstones]
+        await self._send(sender, records)
+
+    async def _send(self, sender: kafka.BatchSender, records: list[kafka.Record]) -> None:
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout_s):
                 await sender.send(records)
         except (TimeoutError, kafka.KafkaError) as exc:
             raise BrokerUnavailable(f"the broker did not acknowledge: {exc!r}") from exc
         PUBLISH_SECONDS.observe(time.perf_counter() - started)
+
+    async def _publish_sealed(
+        self,
+        store: personal.KeyStore,
+        events: Sequence[Envelope],
+        records: list[kafka.Record],
+        tombstones: Sequence[bytes],
+    ) -> None:
+        """Seal, send, then erase, piece by piece: a piece ends where an event is about a
+        person erased earlier in it, so that event is sealed under the person's new key."""
+        secret = store.applicant_secret
+        for wanted in personal.plans(events, secret):
+            piece, part = events[wanted.start : wanted.end], records[wanted.start : wanted.end]
+            if self.seal:
+                try:
+                    found = await store.keys_for(wanted.subjects) if wanted.subjects else {}
+                except DB_ERRORS as exc:
+                    raise personal.database_down(exc) from None
+                personal.seal_records(piece, part, found, secret)
+            if wanted.end == len(events):
+                part += [(EMPLOYEES.name, key, None, []) for key in tombstones]
+            sender = self._sender
+            if sender is None or not self._healthy:
+                raise BrokerUnavailable("the broker is not reachable")
+            await self._send(sender, part)
+            if wanted.removed or wanted.erased_applicants:
+                try:
+                    await store.erase(wanted.removed, wanted.erased_applicants)
+                except DB_ERRORS as exc:
+                    log.warning("personal keys not erased", extra={"reason": type(exc).__name__})
+                    raise ProblemError(
+                        503,
+                        "database-unavailable",
+                        "Database unavailable",
+                        "the events were published but the erasure's key was not unlinked;"
+                        " send them again",
+                        headers={"Retry-After": "5"},
+                    ) from None
 
     async def _supervise(self) -> None:
         while True:

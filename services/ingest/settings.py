@@ -32,6 +32,20 @@ class IngestSettings:
     health_interval_s: float = 1.0
     log_level: str = "INFO"
 
+    # --- crypto-shredding (services/ingest/keys.py; docs/security.md "Crypto-shredding") ---
+    # Seal the personal fields of employee and applicant events on the topics under each
+    # person's own key (on/off). Off publishes them in plaintext, as before.
+    sealing: bool = True
+    # Bearer keys of POST /v1/keys:lookup only, comma-separated (or _FILE): the consumers'
+    # (attribution, notifier). They open everyone's personal fields, so INGEST_API_KEYS do not
+    # work there, and these work nowhere else. Empty: nobody can look keys up.
+    key_reader_api_keys: tuple[str, ...] = ()
+    # How long an erased person's key is still served after the erasure, so consumers behind
+    # can open what was published before it; 0 shreds it in the erasure's own transaction.
+    shred_grace_s: float = 3600.0
+    # How often the keys past their grace are deleted (also after every erasure); 0: only then.
+    shred_sweep_interval_s: float = 60.0
+
     # --- tracked links and the redirector ---
     # The public address of this service as visitors see it; `GET /r/{code}` lives under it.
     # An https address makes the visitor cookie `Secure`.

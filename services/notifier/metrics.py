@@ -61,6 +61,12 @@ SUPPRESSED = Counter(
 DEAD_LETTERS = Counter(
     "notifier_dead_letters_total", "Records sent to the dead-letter topic, by reason.", ["reason"]
 )
+DROPPED = Counter(
+    "notifier_records_dropped_total",
+    "Records neither applied nor dead-lettered, by reason (erased: a record of an erased "
+    'applicant\'s key id, or one whose key is shredded; docs/security.md "Topics").',
+    ["reason"],
+)
 # The scheduled period report (schedule.py, reports.py).
 REPORT_FETCH_REASONS = ("connection_error", "timeout", "server_error", "rejected", "too_large")
 REPORTS_SCHEDULED = Counter(
@@ -90,6 +96,7 @@ preinit(ATTEMPTS, CHANNELS[:-1])
 preinit(LATENCY, CHANNELS[:-1])
 preinit(CONSUMER_LAG, (RECOGNITIONS.name, EMPLOYEES.name))
 preinit(DEAD_LETTERS, DEAD_LETTER_REASONS)
+preinit(DROPPED, ("erased",))
 preinit(DESTINATION_PAUSES, CHANNELS[:-1])
 preinit(SUPPRESSED, SUPPRESSION_REASONS)
 preinit(WAKEUPS, ("recorded", "finished", "due", "interval"))

@@ -15,6 +15,12 @@ class NotifierSettings:
     # NOTIFIER_API_KEYS_FILE.
     # Required: the service refuses to start without one.
     api_keys: tuple[str, ...] = ()
+    # Ingest's key API (POST /v1/keys:lookup, docs/security.md "Topics"): its base URL and a
+    # reader key of INGEST_KEY_READER_API_KEYS (NOTIFIER_INGEST_API_KEY or the file named by
+    # NOTIFIER_INGEST_API_KEY_FILE). Without them a sealed record cannot be
+    # opened and is dead-lettered ("no key service configured").
+    ingest_url: str = ""
+    ingest_api_key: str = ""
 
     # Consumer: events per batch and how long a batch may gather (a full batch goes at once,
     # so a short window costs nothing under load). How long a fetch may wait at the broker is

@@ -22,13 +22,13 @@ import faust
 import httpx
 import mode
 
-from services.notifier import egress, metrics, reports, schedule, store
+from services.notifier import egress, kids, metrics, reports, schedule, store
 from services.notifier.api import create_api
 from services.notifier.channels import Channels
 from services.notifier.dispatcher import Dispatcher
 from services.notifier.messages import TEMPLATES, Templates
 from services.notifier.settings import NotifierSettings
-from shared import db, failures, streaming
+from shared import db, failures, sealing, streaming
 from shared.cloudevents import InvalidEvent
 from shared.events import (
     APPLICANTS,
@@ -48,6 +48,8 @@ from shared.settings import DatabaseSettings, KafkaSettings
 log = logging.getLogger(__name__)
 
 APP_ID = "ripples-notifier"
+ERASURES = frozenset({"ripples.applicant.erased.v1"})
+"""The only sealed records of ripples.applicants the notifier opens (it applies no other)."""
 
 
 def now() -> datetime:
@@ -78,8 +80,13 @@ class Runtime(mode.Service):  # type: ignore[misc]  # mode is untyped here
         self._task: asyncio.Future[None] | None = None
         self._attribution: reports.Attribution | None = None
         self._scheduler: asyncio.Future[None] | None = None
+        self.keys: sealing.KeyClient | None = None
 
     async def on_start(self) -> None:
+        if self.settings.ingest_url and self.settings.ingest_api_key:
+            self.keys = sealing.KeyClient(
+                self.settings.ingest_url, self.settings.ingest_api_key.split(",")[0].strip()
+            )
         folder = Path(self.settings.templates_dir) if self.settings.templates_dir else TEMPLATES
         templates = Templates.load(folder)
         conn = await asyncpg.connect(self.database.url)
@@ -117,6 +124,8 @@ class Runtime(mode.Service):  # type: ignore[misc]  # mode is untyped here
             await self._client.aclose()
         if self._attribution is not None:
             await self._attribution.aclose()
+        if self.keys is not None:
+            await self.keys.aclose()
         if self.pool is not None:
             await self.pool.close()
 
@@ -173,13 +182,31 @@ def build(
     dead_letters = streaming.topic(app, DEAD_LETTERS)
 
     async def dead_letter(key: bytes, value: bytes, headers: dict[str, bytes]) -> None:
+        async def seal() -> tuple[bytes, dict[str, bytes]] | None:
+            assert runtime.pool is not None
+            async with runtime.pool.acquire() as conn:
+                return await kids.seal_dead_letter(conn, runtime.keys, value, headers)
+
+        # a hire recognition goes as it came: naming the applicant's kid (kids.py)
+        body, attributes = value, headers
+        if runtime.pool is not None:
+            try:
+                sealed = await failures.retry_transient(seal)
+            except Exception as exc:  # a defect: the dead letter goes as it is, never lost
+                log.error("dead letter not sealed", extra={"error": failures.reason(exc)})
+                sealed = (value, headers)
+            if sealed is None:
+                return  # its applicant was erased (the key shredded): nothing to keep
+            body, attributes = sealed
+
         async def send() -> None:
-            sent = await dead_letters.send(key=key, value=value, headers=headers)
+            sent = await dead_letters.send(key=key, value=body, headers=attributes)
             await sent
 
         await failures.retry_transient(send)  # a broker away is waited for, never skipped
 
     runtime = Runtime(app, settings, database, dead_letter)
+    forgotten: set[str] = set()  # the kids a transaction erased (a set per write)
 
     async def reject(event: Any, reason: str) -> None:
         headers = dict(event.headers or {})
@@ -197,20 +224,32 @@ def build(
         )
         metrics.DEAD_LETTERS.labels("invalid_event").inc()
 
-    async def decode(events: list[Any], wanted: tuple[type[Envelope], ...]) -> list[Any]:
-        """(decoded, raw) of the events of the wanted types; poison dead-lettered."""
-        out: list[Any] = []
-        for event in events:
+    async def decode(
+        events: list[Any], wanted: tuple[type[Envelope], ...], sealed: frozenset[str] | None = None
+    ) -> list[kids.Item]:
+        """(decoded, raw, opening) of the events of the wanted types; poison dead-lettered.
+        Sealed records (of the ``sealed`` types, when given) are opened first: one key lookup
+        for the batch; ingest away raises, and the same batch is handed over again."""
+        await runtime.prepared.wait()
+        openings = await sealing.open_records(events, runtime.keys, sealed)
+        out: list[kids.Item] = []
+        for index, event in enumerate(events):
             runtime.observe_lag(event)
             if streaming.compaction_tombstone(event):
                 continue  # a removed employee's preference key: nothing to apply
-            try:
-                decoded = streaming.decode(event)  # a tombstone or garbage: InvalidEvent
+            opening = openings.get(index)
+            if opening is not None and opening.poison is not None:
+                await reject(event, f"sealed: {opening.poison}")
+                continue
+            try:  # a tombstone or garbage: InvalidEvent
+                decoded = streaming.decode(opening if opening is not None else event)
             except InvalidEvent as exc:
                 await reject(event, f"invalid_event: {exc}")
                 continue
+            if opening is not None:
+                decoded = kids.restore_id(sealing.without_shredded(decoded), opening)
             if isinstance(decoded, wanted):
-                out.append((decoded, event))
+                out.append((decoded, event, opening))
         return out
 
     async def store_batch(
@@ -233,18 +272,23 @@ def build(
                 except Exception as exc:
                     reason = failures.reason(exc)  # never the message: it may quote values
                     await reject(item[1], f"invalid_event: database refused it: {reason}")
+        if runtime.keys is not None and forgotten:  # erased kids: their keys leave the cache
+            runtime.keys.forget(forgotten)
+        forgotten.clear()
         assert runtime.dispatcher is not None
         runtime.dispatcher.wake.set()
 
     async def store_recognitions(conn: store.Conn, items: list[Any]) -> None:
+        items, erased = await kids.recognitions(conn, items, now())
+        forgotten.update(erased)
         received = [
             store.Received(e, raw.message.partition, raw.message.offset)
-            for e, raw in items
+            for e, raw, _ in items
             if isinstance(e, RecognitionDueEvent)
         ]
         connections = [
             (e, raw.message.partition, raw.message.offset)
-            for e, raw in items
+            for e, raw, _ in items
             if isinstance(e, LinkedInConnectionEvent)
         ]
         if received:
@@ -253,10 +297,10 @@ def build(
             await store.record_connections(conn, connections, now())
 
     async def store_employees(conn: store.Conn, items: list[Any]) -> None:
-        await store.record_employees(conn, [event for event, _ in items], now())
+        await store.record_employees(conn, [event for event, _, _ in items], now())
 
     async def store_erasures(conn: store.Conn, items: list[Any]) -> None:
-        await store.erase_applicants(conn, [event.data.applicant_id for event, _ in items], now())
+        forgotten.update(await kids.erasures(conn, items, now()))
 
     async def recognitions_batch(batch: list[Any]) -> None:
         wanted = (RecognitionDueEvent, LinkedInConnectionEvent)
@@ -267,7 +311,8 @@ def build(
         await store_batch(await decode(batch, wanted), store_employees)
 
     async def applicants_batch(batch: list[Any]) -> None:
-        await store_batch(await decode(batch, (ApplicantErasedEvent,)), store_erasures)
+        erasures = await decode(batch, (ApplicantErasedEvent,), ERASURES)
+        await store_batch(erasures, store_erasures)
 
     async def consume_recognitions(stream: Any) -> None:
         await streaming.handle_batches(

@@ -24,17 +24,19 @@ import httpx
 import msgspec
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from ripples import stack
 from services.attribution import queries
-from shared.cloudevents import to_kafka
-from shared.events import RecognitionDueEvent
+from shared import sealing
+from shared.cloudevents import InvalidEvent, to_kafka
+from shared.events import Envelope, RecognitionDueEvent
 from shared.kafka import ensure_topics
 from shared.settings import KafkaSettings
+from shared.streaming import decode
 from tests.attribution import scenario
 from tests.attribution.conftest import answers, envelopes, feed
-from tests.conftest import API_KEYS, AUTH, Running, read_events, start_broker, start_service
+from tests.conftest import API_KEYS, AUTH, READER_KEY, Running, start_broker, start_service
 
 pytestmark = pytest.mark.integration
 
@@ -80,6 +82,44 @@ async def poll(address: str, path: str, done: Callable[[Any], bool], timeout_s: 
 
 async def eventually(address: str, path: str, expected: Any, timeout_s: float = 60) -> Any:
     return await poll(address, path, lambda answer: answer == expected, timeout_s)
+
+
+async def recognitions(
+    bootstrap: str, ingest: str, ids: set[str], timeout_s: float = 30
+) -> dict[str, tuple[bytes | None, Envelope, str | None]]:
+    """{recognition id: (kafka key, event, the applicant's kid when sealed)} of ``ids`` on
+    ripples.recognitions, each sealed record opened with ``ingest``'s key API as the notifier
+    opens it (docs/security.md "Topics"); fails if any is missing after ``timeout_s``."""
+    consumer = AIOKafkaConsumer(
+        "ripples.recognitions",
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    client = sealing.KeyClient(ingest, READER_KEY)
+    await consumer.start()
+    found: dict[str, tuple[bytes | None, Envelope, str | None]] = {}
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not ids <= found.keys():
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    openings = await sealing.open_records(records, client)
+                    for index, record in enumerate(records):
+                        opening = openings.get(index)
+                        try:
+                            event = decode(opening if opening is not None else record)
+                        except InvalidEvent:  # another test's poison on the shared topic
+                            continue
+                        rid = getattr(event.data, "recognition_id", None)
+                        if rid in ids:
+                            found[rid] = (record.key, event, opening.kid if opening else None)
+    except TimeoutError:
+        pytest.fail(f"never on ripples.recognitions: {sorted(ids - found.keys())}")
+    finally:
+        await consumer.stop()
+        await client.aclose()
+    return found
 
 
 def kill(service: Running) -> None:
@@ -139,11 +179,16 @@ async def test_scenario_through_the_pipeline_with_a_restart(
         ):
             assert await eventually(worker.address, path, expected, timeout_s=10) == expected
 
-        found = await read_events(broker.address, "ripples.recognitions", scenario.RECOGNITION_IDS)
-        for key, event in found.values():
+        found = await recognitions(broker.address, ingest.address, scenario.RECOGNITION_IDS)
+        hires = [kid for rid, (_, _, kid) in found.items() if rid.startswith("hire:")]
+        assert hires, "no hire recognition"
+        assert all(hires), "a hire recognition was sent unsealed"
+        for key, event, kid in found.values():
             assert isinstance(event, RecognitionDueEvent)
             assert key == event.data.employee_id.encode()
-            assert event.id == event.data.recognition_id
+            # a hire of an applicant ingest sealed names its kid on the topic (the id sealed)
+            on_topic = f"hire:{event.data.employee_id}:{kid}"
+            assert event.id == (on_topic if kid else event.data.recognition_id)
             assert "ap" not in msgspec.json.encode(event.data.facts).decode()
         async with httpx.AsyncClient(base_url=worker.address, headers=AUTH) as client:
             metrics = (await client.get("/metrics")).text

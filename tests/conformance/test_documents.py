@@ -97,7 +97,11 @@ def test_security_is_declared_per_operation(service: str) -> None:
         if path in spec.get("webhooks", {}) or path.startswith(OPEN_PATHS):
             assert op["security"] == [], (path, method)
             continue
-        assert op["security"] == [{"bearerAuth": []}], (path, method)
+        # ingest's key lookup takes the consumers' reader keys only (INGEST_KEY_READER_API_KEYS)
+        scheme = (
+            "keyReaderAuth" if (service, path) == ("ingest", "/v1/keys:lookup") else "bearerAuth"
+        )
+        assert op["security"] == [{scheme: []}], (path, method)
         unauthorized = op["responses"]["401"]
         assert "WWW-Authenticate" in unauthorized["headers"], (path, method)
         assert "application/problem+json" in unauthorized["content"]

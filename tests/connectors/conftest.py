@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.cloudevents import InvalidEvent, from_kafka
 from shared.events import Envelope
+from tests import sealed
 from tests.conftest import API_KEYS, Running, fresh_database, start_service
 from tests.conftest import metric as metric  # for the connector tests that import it from here
 
@@ -36,6 +37,11 @@ SECRETS = {
     "INGEST_LINKEDIN_CLIENT_SECRET": "linkedin-client-secret",
 }
 TEAMTAILOR_API_KEY = "teamtailor-api-key"
+READER_KEY = "test-key-reader"
+"""The key of ``POST /v1/keys:lookup`` (INGEST_KEY_READER_API_KEYS) of the ingests started
+here: the tests open the sealed records they read as the consumers do."""
+KEY_APIS: set[str] = set()
+"""The running ingests (addresses) whose keys open the sealed records read here."""
 ALLOWED_HOSTS = "careers.example.com,*.jobs.example.org"
 AUTH = {"Authorization": f"Bearer {API_KEYS[0]}"}
 
@@ -282,10 +288,13 @@ def connectors(
         INGEST_TEAMTAILOR_API_KEY_FILE=str(key_file),
         INGEST_VENDOR_BACKOFF_S="0.1",
         INGEST_LINKEDIN_ORGANIZATION_URN="urn:li:organization:2414183",
+        INGEST_KEY_READER_API_KEYS=READER_KEY,
         **SECRETS,
     )
     _TEAMTAILOR_APIS[running.address] = teamtailor_api
+    KEY_APIS.add(running.address)
     yield running
+    KEY_APIS.discard(running.address)
     running.stop()
     del _TEAMTAILOR_APIS[running.address]
     teamtailor_api.stop()
@@ -297,11 +306,24 @@ async def http(connectors: Running) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+async def read_events(
+    bootstrap: str, topic: str, ids: set[str], timeout_s: float = 20.0
+) -> dict[str, tuple[bytes | None, Envelope]]:
+    """:func:`tests.conftest.read_events` with the sealed records opened with the keys of
+    the ingests in :data:`KEY_APIS` (:mod:`tests.sealed`): {id: (kafka key, event)}."""
+    return await sealed.read_events(bootstrap, topic, ids, _keys(), timeout_s)
+
+
+def _keys() -> sealed.Lookup:
+    return sealed.key_api(set(KEY_APIS), READER_KEY)
+
+
 async def topic_events(
     bootstrap: str, topic: str, until: frozenset[str] = frozenset(), timeout_s: float = 20.0
 ) -> list[Envelope]:
     """The events on ``topic`` from the start, read at least up to the end offsets and until
-    every CloudEvent id in ``until`` was seen.
+    every CloudEvent id in ``until`` was seen, the sealed records opened
+    (:mod:`tests.sealed`).
 
     The local broker under-reports end offsets for multi-record batches, so a check that
     something was *not* published sends a sentinel event with the same key afterwards and
@@ -325,9 +347,9 @@ async def topic_events(
             ):
                 batches = await consumer.getmany(timeout_ms=200)
                 for records in batches.values():
-                    for record in records:
+                    for _, value, headers in await sealed.open_records(records, _keys()):
                         try:
-                            events.append(from_kafka(record.headers, record.value))
+                            events.append(from_kafka(headers, value or b""))
                         except InvalidEvent:  # another test's poison record on the broker
                             continue
         return events

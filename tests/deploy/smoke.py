@@ -86,8 +86,17 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "INGEST_ATTRIBUTION_URL",
         "INGEST_ATTRIBUTION_API_KEY",
         "INGEST_JOB_URL_TEMPLATE",
+        # crypto-shredding (docs/security.md "Topics"): the consumers' reader keys
+        "INGEST_KEY_READER_API_KEYS",
     ),
-    "attribution": ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "ATTRIBUTION_API_KEYS"),
+    "attribution": (
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "DATABASE_URL",
+        "ATTRIBUTION_API_KEYS",
+        # the keys of sealed records, from ingest
+        "ATTRIBUTION_INGEST_URL",
+        "ATTRIBUTION_INGEST_API_KEY",
+    ),
     "notifier": (
         "KAFKA_BOOTSTRAP_SERVERS",
         "DATABASE_URL",
@@ -96,6 +105,9 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         # the page link under every message (the same secrets and address as ingest's)
         "NOTIFIER_PAGE_LINK_SECRETS",
         "NOTIFIER_PAGE_BASE_URL",
+        # the keys of sealed records, from ingest
+        "NOTIFIER_INGEST_URL",
+        "NOTIFIER_INGEST_API_KEY",
     ),
     "topics": ("KAFKA_BOOTSTRAP_SERVERS",),
     "migrate": ("DATABASE_URL",),

@@ -162,7 +162,12 @@ def test_who_reaches_the_services(
 
 
 # The paths between the services that exist, each for one reason; every other stays closed.
-SERVICE_PATHS = {("notifier", "attribution"), ("ingest", "attribution")}
+SERVICE_PATHS = {
+    ("notifier", "attribution"),
+    ("ingest", "attribution"),
+    ("attribution", "ingest"),  # the keys of sealed records
+    ("notifier", "ingest"),  # the keys of sealed records
+}
 
 
 @pytest.mark.parametrize("source", ["ingest", "attribution", "notifier"])
@@ -190,13 +195,26 @@ def test_ingest_reaches_attribution_for_the_employees_page(
     cluster: tuple[list[Doc], str],
 ) -> None:
     """The employee's page (/me/{token}) fetches their figures from attribution's API
-    (port 8081), and nothing else of attribution; attribution does not call ingest."""
+    (port 8081), and nothing else of attribution."""
     policies, namespace = cluster
     ingest, attribution = ripples(namespace, "ingest"), ripples(namespace, "attribution")
     assert connects(policies, ingest, attribution, 8081)
     assert not connects(policies, ingest, attribution, 5432)
-    assert not connects(policies, attribution, ingest, 8080)
-    assert not connects(policies, ripples(namespace, "notifier"), ingest, 8080)
+
+
+def test_the_consumers_reach_ingest_for_the_keys_of_sealed_records(
+    cluster: tuple[list[Doc], str],
+) -> None:
+    """Attribution and the notifier ask ingest's key API (port 8080, POST /v1/keys:lookup;
+    docs/security.md "Topics"), and nothing else of ingest; ingest does not call the
+    notifier. Failed before the policies allowed it (attribution had no egress rule)."""
+    policies, namespace = cluster
+    ingest = ripples(namespace, "ingest")
+    for name in ("attribution", "notifier"):
+        consumer = ripples(namespace, name)
+        assert connects(policies, consumer, ingest, 8080), name
+        assert not connects(policies, consumer, ingest, 5432), name
+    assert not connects(policies, ingest, ripples(namespace, "notifier"), 8082)
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,9 @@ import httpx
 import orjson
 import pytest
 
-from ripples.stack import ALL_SERVICES, process_alive
-from tests import samples
-from tests.conftest import free_port, read_events
+from ripples.stack import ALL_SERVICES, POSTGRES_DB, POSTGRES_USER, process_alive
+from tests import samples, sealed
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -106,8 +106,14 @@ async def test_up_post_read_back_and_down(user: User) -> None:
         'type="ripples.employee.upserted.v1"} 1.0'
     ) in metrics
 
-    found = await read_events(
-        f"127.0.0.1:{user.env['RIPPLES_BROKER_PORT']}", "ripples.employees", {event["id"]}
+    # the name is sealed on the topic (docs/security.md "Topics"): opened with ingest's key
+    stack_secrets = orjson.loads((user.folder / ".ripples" / "secrets.json").read_bytes())
+    database = f"postgresql://{POSTGRES_USER}@127.0.0.1:{user.env['RIPPLES_POSTGRES_PORT']}"
+    keys = sealed.key_table(
+        f"{database}/{POSTGRES_DB}", stack_secrets["INGEST_TOKEN_KEYS"].split(",")
+    )
+    found = await sealed.read_events(
+        f"127.0.0.1:{user.env['RIPPLES_BROKER_PORT']}", "ripples.employees", {event["id"]}, keys
     )
     assert found[event["id"]][1].data.display_name == "Mette Jensen"
 

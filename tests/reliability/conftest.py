@@ -61,6 +61,8 @@ def armed_ingest(
         broker,
         DATABASE_URL=ingest_db,
         INGEST_LINK_ALLOWED_HOSTS="careers.example.com",
+        # the company page too: without it a page invitation answers 503 "not configured"
+        INGEST_LINKEDIN_ORGANIZATION_URN="urn:li:organization:2414183",
         **SECRETS,
     )
     yield running

@@ -9,9 +9,11 @@ few employees and erasures of a few applicants sent through ingest, then
 - credit of the erased conversions stays, as anonymous counts with day-truncated times;
 - a replayed ``hire`` recognition of an erased applicant is not sent again;
 - the output topics (recognitions, credits) carry no names, and every topic is dumped and
-  searched: what the local broker still holds (it keeps everything in memory and does not
-  compact) is reported by ``test_topics_hold_no_erased_values`` (see docs/security.md,
-  "Erasure and personal data", for what remains and why).
+  searched: the local broker keeps every record in memory and never compacts, but what it
+  holds of the erased people is sealed under keys ingest has shredded (crypto-shredding,
+  docs/security.md "Topics"), so no erased value is in the dump
+  (``test_topics_hold_no_erased_values``; it failed before the sealing: the input events as
+  sent, hire recognition ids and credit keys naming applicants).
 """
 
 from __future__ import annotations
@@ -41,9 +43,10 @@ from ripples.demo import truth
 from ripples.demo.player import Player
 from ripples.demo.sink import Sink, serving
 from services.ingest.directory import email_hash
+from shared import sealing
 from shared.events import DEAD_LETTERS, EMPLOYEES, preference_keys
 from tests import samples
-from tests.conftest import API_KEYS, Running, free_port
+from tests.conftest import API_KEYS, READER_KEY, Running, free_port
 from tests.e2e.test_pipeline import SECRETS, Pipeline, _pseudonym, caught_up, pipeline
 
 pytestmark = pytest.mark.integration
@@ -66,6 +69,11 @@ class Erased:
     hire_ids: set[str]  # contract ids of the erased applicants' hire recognitions
     summary: dict[str, object]  # /v1/summary before the erasures
     values: dict[str, str] = field(default_factory=dict)  # value -> what it is
+    # their hire recognition records as on the topic before the erasure (sealed), to replay
+    hire_records: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = field(
+        default_factory=list
+    )
+    kids: set[str] = field(default_factory=set)  # the erased applicants' key ids
 
 
 def _find(text: bytes, value: str) -> bool:
@@ -244,6 +252,7 @@ async def erased(pipeline: Pipeline, sink_server: tuple[Sink, str]) -> Erased:
         assert any(_find(d, name) for d in before.values()), f"{values[name]} never stored"
 
     summary = await _summary(pipeline)
+    hire_records, kids = await _hire_records(pipeline, hire_ids)
     later = now + timedelta(days=1)
     events = [
         samples.event("ripples.employee.removed.v1", {"employee_id": p.id}, time=_stamp(later))
@@ -257,8 +266,41 @@ async def erased(pipeline: Pipeline, sink_server: tuple[Sink, str]) -> Erased:
     await post_batch(pipeline.ingest, events)
     await caught_up(pipeline, sink)
     return Erased(
-        scenario, sink, sink_url, pseudonyms, chosen, candidates, hire_ids, summary, values
+        scenario,
+        sink,
+        sink_url,
+        pseudonyms,
+        chosen,
+        candidates,
+        hire_ids,
+        summary,
+        values,
+        hire_records,
+        kids,
     )
+
+
+async def _hire_records(
+    pipeline: Pipeline, hire_ids: set[str]
+) -> tuple[list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]], set[str]]:
+    """The records of ``hire_ids`` on ripples.recognitions (sealed: the id on the topic names
+    the applicant's kid) and those kids, opened with ingest's key API while the keys live."""
+    bootstrap = pipeline.ingest.env["KAFKA_BOOTSTRAP_SERVERS"]
+    records = await records_of(bootstrap, "ripples.recognitions")
+    client = sealing.KeyClient(pipeline.ingest.address, READER_KEY)
+    try:
+        openings = await sealing.open_records(records, client)
+    finally:
+        await client.aclose()
+    found = []
+    kids = set()
+    for index, opening in openings.items():
+        if opening.fields.get("recognition_id") in hire_ids and opening.kid:
+            record = records[index]
+            found.append((record.key, record.value, list(record.headers)))
+            kids.add(opening.kid)
+    assert found, "no sealed hire recognition of the erased applicants on the topic"
+    return found, kids
 
 
 async def _summary(pipeline: Pipeline) -> dict[str, object]:
@@ -334,7 +376,7 @@ async def test_late_events_and_replays_bring_nothing_back_and_send_nothing_twice
     await post_batch(pipeline.ingest, late)
 
     # The erased applicants' recognition records, produced again as they were (a replay).
-    topics = await _records(own_broker.address, "ripples.recognitions", erased.hire_ids)
+    topics = erased.hire_records
     producer = AIOKafkaProducer(bootstrap_servers=own_broker.address)
     await producer.start()
     try:
@@ -352,26 +394,6 @@ async def test_late_events_and_replays_bring_nothing_back_and_send_nothing_twice
         if r.body.get("recognition_id") in sent_before
     ]
     assert again == [], "a recognition was sent twice"
-
-
-async def _records(
-    bootstrap: str, topic: str, ids: set[str]
-) -> list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
-    found: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = []
-    try:
-        for records in (await consumer.getmany(timeout_ms=3000, max_records=100_000)).values():
-            for record in records:
-                headers = list(record.headers)
-                if dict(headers).get("ce_id", b"").decode() in ids and record.value is not None:
-                    found.append((record.key, record.value, headers))
-    finally:
-        await consumer.stop()
-    assert found, "the recognition records to replay were not found"
-    return found
 
 
 async def test_a_removed_employees_preferences_leave_every_table_and_the_topic(
@@ -461,16 +483,26 @@ async def test_output_topics_carry_no_names(own_broker: Running, erased: Erased)
     assert not left, "\n".join(left)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the local broker (Tansu) keeps every record in memory and does not compact: the "
-    "input events as sent, and hire recognition ids / credit keys naming applicants, stay "
-    "until the broker restarts; see docs/security.md, 'Erasure and personal data'",
-)
-async def test_topics_hold_no_erased_values(own_broker: Running, erased: Erased) -> None:
+async def test_topics_hold_no_erased_values(
+    pipeline: Pipeline, own_broker: Running, erased: Erased
+) -> None:
+    """Every record of every topic, after the removals, erasures, late events and replays:
+    none of the erased values anywhere (keys, values, headers). The people's records are on
+    the topics (the broker forgets nothing) sealed, under keys ingest has shredded: the key
+    API serves none of them any more."""
     topics = await dump_topics(own_broker.address)
     left = found_in({t: b"\n".join(r) for t, r in topics.items()}, erased.values)
     assert not left, "\n".join(left)
+    for topic in ("ripples.employees", "ripples.applicants", "ripples.recognitions"):
+        assert any(b'"sealed"' in r for r in topics.get(topic, [])), f"nothing sealed on {topic}"
+    applicants = b"\n".join(topics["ripples.applicants"])
+    assert all(_find(applicants, kid) for kid in erased.kids), "the erased kids never published"
+    client = sealing.KeyClient(pipeline.ingest.address, READER_KEY)
+    try:
+        keys = await client.keys(erased.kids)
+    finally:
+        await client.aclose()
+    assert keys == dict.fromkeys(erased.kids), "a key of an erased applicant is still served"
 
 
 async def test_topics_holding_personal_data_are_compacted_or_bounded(

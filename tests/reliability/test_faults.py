@@ -143,6 +143,8 @@ async def pilot_events(
                 broker,
                 DATABASE_URL=database,
                 INGEST_LINK_ALLOWED_HOSTS="careers.example.com",
+                # replayed to workers without an ingest: plaintext (docs/security.md "Topics")
+                INGEST_SEALING="off",
                 **SECRETS,
             )
             try:

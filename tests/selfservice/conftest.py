@@ -19,7 +19,17 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import API_KEYS, AUTH, Running, fresh_database, start_broker, start_service
+from tests.conftest import (
+    API_KEYS,
+    AUTH,
+    READER_KEY,
+    Running,
+    free_port,
+    fresh_database,
+    start_broker,
+    start_service,
+)
+from tests.connectors.conftest import KEY_APIS
 
 PAGE_SECRET = "test-page-secret"
 OLD_PAGE_SECRET = "test-page-secret-old"
@@ -43,14 +53,27 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 
 @pytest.fixture(scope="module")
+def page_ingest_port() -> int:
+    """The port page_ingest listens on, known before it starts: attribution (started first,
+    ingest needs its address) asks it for the keys of sealed records."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
 async def page_attribution(
-    broker: Running, postgres: Running, tmp_path_factory: pytest.TempPathFactory
+    broker: Running,
+    postgres: Running,
+    page_ingest_port: int,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Running]:
     """The real attribution service, with a database of its own."""
     async with fresh_database(postgres, "page_attribution") as url:
         running = start_service(
             "attribution", tmp_path_factory.mktemp("page-attribution"), broker,
-            DATABASE_URL=url, **FAST,
+            DATABASE_URL=url,
+            ATTRIBUTION_INGEST_URL=f"http://127.0.0.1:{page_ingest_port}",
+            ATTRIBUTION_INGEST_API_KEY=READER_KEY,
+            **FAST,
         )  # fmt: skip
         yield running
         running.stop()
@@ -131,17 +154,21 @@ def page_ingest(
     broker: Running,
     page_db: str,
     page_attribution: Running,
+    page_ingest_port: int,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Running]:
     running = start_service(
         "ingest",
         tmp_path_factory.mktemp("page"),
         broker,
+        port=page_ingest_port,
         DATABASE_URL=page_db,
         INGEST_PUBLIC_BASE_URL="http://go.example.com",
         **page_env(page_attribution.address),
     )
+    KEY_APIS.add(running.address)  # the records it seals are read opened (wait_for)
     yield running
+    KEY_APIS.discard(running.address)
     running.stop()
 
 

@@ -132,7 +132,9 @@ async def stack(
             env = page_env("") | FAST  # attribution's address: known once it started
             env["INGEST_JOB_URL_TEMPLATE"] = careers.address + "/jobs/{job_id}"
             env["INGEST_LINK_ALLOWED_HOSTS"] = "127.0.0.1"
-            for name in ("attribution", "notifier", "ingest"):  # started side by side
+            # started side by side, ingest first: the consumers ask it for the keys of
+            # sealed records (tests/conftest.py start_service)
+            for name in ("ingest", "attribution", "notifier"):
                 started.append(
                     start_service(
                         name,
@@ -143,7 +145,7 @@ async def stack(
                         **env,
                     )
                 )
-            attribution, ingest = started[0], started[-1]
+            ingest, attribution = started[0], started[1]
             # The links and the page are under the address the browser reaches (known once
             # the port is chosen); the figures come from the attribution process.
             ingest.stop()
