@@ -11,14 +11,16 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from ripples import stack
 from shared.cloudevents import InvalidEvent, from_kafka
@@ -267,10 +269,16 @@ async def client(ingest: Running) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def read_events(
-    bootstrap: str, topic: str, ids: set[str], timeout_s: float = 20.0
+    bootstrap: str,
+    topic: str,
+    ids: set[str],
+    timeout_s: float = 20.0,
+    opener: Callable[[list[Any]], Awaitable[list[tuple[Any, Any, Any]]]] | None = None,
 ) -> dict[str, tuple[bytes | None, Envelope]]:
     """Read ``topic`` from the start until every CloudEvent id in ``ids`` was seen (records
     that are not CloudEvents, written by other tests on the shared broker, are passed over).
+    ``opener``: (key, value, headers) of each fetched record, e.g. with ingest's sealed
+    values opened (:func:`tests.sealed.read_events`); else the records as they are.
 
     Returns {id: (kafka key, decoded event)}; fails if any id is missing after the timeout.
     """
@@ -288,18 +296,59 @@ async def read_events(
             while not ids <= found.keys():
                 batches = await consumer.getmany(timeout_ms=200)
                 for records in batches.values():
-                    for record in records:
+                    triples = (
+                        await opener(records)
+                        if opener is not None
+                        else [(r.key, r.value, r.headers) for r in records]
+                    )
+                    for key, value, headers in triples:
                         try:
-                            event = from_kafka(record.headers, record.value)
+                            event = from_kafka(headers, value)
                         except InvalidEvent:  # another test's poison record on a shared topic
                             continue
                         if event.id in ids:
-                            found[event.id] = (record.key, event)
+                            found[event.id] = (key, event)
     except TimeoutError:
         pytest.fail(f"events never reached {topic}: {sorted(ids - found.keys())}")
     finally:
         await consumer.stop()
     return found
+
+
+async def records_of(
+    bootstrap: str, topics: str | Sequence[str] | None = None
+) -> list[ConsumerRecord[Any, Any]]:
+    """Every record of ``topics`` (one name, several, or every topic when None), each
+    partition in offset order, from the start until nothing more comes (not to the end
+    offsets: the local broker under-reports them for multi-record batches, see
+    tests/connectors/conftest.py)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    out: list[ConsumerRecord[Any, Any]] = []
+    try:
+        names = (
+            sorted(await consumer.topics())
+            if topics is None
+            else [topics]
+            if isinstance(topics, str)
+            else list(topics)
+        )
+        await consumer.topics()
+        partitions = [
+            TopicPartition(t, p) for t in names for p in consumer.partitions_for_topic(t) or ()
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        quiet = 0
+        async with asyncio.timeout(90):
+            while quiet < 2:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+                quiet = 0 if batches else quiet + 1
+                for records in batches.values():
+                    out.extend(records)
+    finally:
+        await consumer.stop()
+    return out
 
 
 def metric(text: str, name: str, **labels: str) -> float:

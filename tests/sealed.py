@@ -5,7 +5,6 @@ decoded. The record key stays as on the topic (an applicant's kid)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 from collections.abc import Awaitable, Callable, Collection, Sequence
@@ -14,14 +13,12 @@ from typing import Any
 import asyncpg
 import httpx
 import orjson
-import pytest
-from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
 from services.ingest.tokens import TokenCipher, parse_keys
 from shared import sealing
-from shared.cloudevents import InvalidEvent, from_kafka
 from shared.events import Envelope
+from tests import conftest
 
 Lookup = Callable[[list[str]], Awaitable[dict[str, bytes]]]
 """kids -> {kid: key} of those still served."""
@@ -105,29 +102,8 @@ async def read_events(
 ) -> dict[str, tuple[bytes | None, Envelope]]:
     """:func:`tests.conftest.read_events` with the sealed records opened: {id: (kafka key,
     decoded event)}; fails if any id is missing after the timeout."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    found: dict[str, tuple[bytes | None, Envelope]] = {}
-    try:
-        async with asyncio.timeout(timeout_s):
-            while not ids <= found.keys():
-                batches = await consumer.getmany(timeout_ms=200)
-                for records in batches.values():
-                    for key, value, headers in await open_records(records, lookup):
-                        try:
-                            event = from_kafka(headers, value or b"")
-                        except InvalidEvent:  # another test's poison record on a shared topic
-                            continue
-                        if event.id in ids:
-                            found[event.id] = (key, event)
-    except TimeoutError:
-        pytest.fail(f"events never reached {topic}: {sorted(ids - found.keys())}")
-    finally:
-        await consumer.stop()
-    return found
+
+    async def opener(records: list[Any]) -> list[Opened]:
+        return await open_records(records, lookup)
+
+    return await conftest.read_events(bootstrap, topic, ids, timeout_s, opener)

@@ -27,13 +27,12 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import asyncpg
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
@@ -46,7 +45,7 @@ from services.ingest.directory import email_hash
 from shared import sealing
 from shared.events import DEAD_LETTERS, EMPLOYEES, preference_keys
 from tests import samples
-from tests.conftest import API_KEYS, READER_KEY, Running, free_port
+from tests.conftest import API_KEYS, READER_KEY, Running, free_port, records_of
 from tests.e2e.test_pipeline import SECRETS, Pipeline, _pseudonym, caught_up, pipeline
 
 pytestmark = pytest.mark.integration
@@ -118,32 +117,6 @@ async def dump_topics(bootstrap: str) -> dict[str, list[bytes]]:
         for name, value in record.headers:
             blob += b"\n" + name.encode() + b"=" + (value or b"")
         out.setdefault(record.topic, []).append(blob)
-    return out
-
-
-async def records_of(bootstrap: str, topic: str | None = None) -> list[ConsumerRecord[Any, Any]]:
-    """Every record of ``topic`` (of every topic when None), each partition in offset order,
-    from the start until nothing more comes (not to the end offsets: the local broker
-    under-reports them for multi-record batches, see tests/connectors/conftest.py)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    out: list[ConsumerRecord[Any, Any]] = []
-    try:
-        topics = [topic] if topic else sorted(await consumer.topics())
-        partitions = [
-            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        quiet = 0
-        async with asyncio.timeout(90):
-            while quiet < 2:
-                batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
-                quiet = 0 if batches else quiet + 1
-                for records in batches.values():
-                    out.extend(records)
-    finally:
-        await consumer.stop()
     return out
 
 

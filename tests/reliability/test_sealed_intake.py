@@ -27,8 +27,7 @@ from aiokafka import AIOKafkaProducer
 
 from shared import sealing
 from tests import samples
-from tests.conftest import AUTH, READER_KEY, Running, fresh_database, start_service
-from tests.reliability.test_erasure import records_of
+from tests.conftest import AUTH, READER_KEY, Running, fresh_database, records_of, start_service
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,6 @@ import asyncpg
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from services.ingest.database import Database
@@ -30,7 +29,15 @@ from services.ingest.keys import KeyStore, applicant_subject
 from services.ingest.tokens import TokenCipher
 from shared import sealing
 from shared.settings import DatabaseSettings
-from tests.conftest import API_KEYS, AUTH, Running, free_port, fresh_database, start_service
+from tests.conftest import (
+    API_KEYS,
+    AUTH,
+    Running,
+    free_port,
+    fresh_database,
+    records_of,
+    start_service,
+)
 
 READER_KEY = "test-key-reader"
 READER = {"Authorization": f"Bearer {READER_KEY}"}
@@ -114,30 +121,6 @@ async def _lookup(ingest: Running, kids: list[str]) -> dict[str, Any]:
     body: dict[str, Any] = response.json()
     assert sorted([*body["keys"], *body["shredded"]]) == sorted(set(kids))
     return body
-
-
-async def records_of(bootstrap: str, topics: list[str]) -> list[ConsumerRecord[Any, Any]]:
-    """Every record of ``topics``, from the start until nothing more comes."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    out: list[ConsumerRecord[Any, Any]] = []
-    try:
-        await consumer.topics()
-        partitions = [
-            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        quiet = 0
-        async with asyncio.timeout(60):
-            while quiet < 2:
-                batches = await consumer.getmany(timeout_ms=500, max_records=10_000)
-                quiet = 0 if batches else quiet + 1
-                for records in batches.values():
-                    out.extend(records)
-    finally:
-        await consumer.stop()
-    return out
 
 
 def _blob(record: ConsumerRecord[Any, Any]) -> bytes:
