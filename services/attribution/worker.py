@@ -97,6 +97,11 @@ class KeyService(mode.Service):  # type: ignore[misc]  # mode is untyped here
             self.client = sealing.KeyClient(
                 settings.ingest_url, settings.ingest_api_key.split(",")[0].strip()
             )
+        else:  # said at start, so an operator who left them out sees why records dead-letter
+            log.warning(
+                "no key service: ATTRIBUTION_INGEST_URL and ATTRIBUTION_INGEST_API_KEY(_FILE) "
+                "are not both set, so every sealed record is dead-lettered"
+            )
 
     async def on_stop(self) -> None:
         if self.client is not None:

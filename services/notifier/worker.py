@@ -87,6 +87,11 @@ class Runtime(mode.Service):  # type: ignore[misc]  # mode is untyped here
             self.keys = sealing.KeyClient(
                 self.settings.ingest_url, self.settings.ingest_api_key.split(",")[0].strip()
             )
+        else:  # said at start, so an operator who left them out sees why records dead-letter
+            log.warning(
+                "no key service: NOTIFIER_INGEST_URL and NOTIFIER_INGEST_API_KEY(_FILE) "
+                "are not both set, so every sealed record is dead-lettered"
+            )
         folder = Path(self.settings.templates_dir) if self.settings.templates_dir else TEMPLATES
         templates = Templates.load(folder)
         conn = await asyncpg.connect(self.database.url)
