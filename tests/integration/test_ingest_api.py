@@ -41,6 +41,20 @@ async def read_opened(
     return await sealed.read_events(broker.address, topic, ids, lookup)
 
 
+def assert_as_sent(received: Envelope, sent: dict[str, object]) -> None:
+    """``received`` (opened) is the event ``sent``. An erasure is the exception: with
+    ``INGEST_SHRED_GRACE_S`` 0 (the test services') it shreds the applicant's key in its own
+    transaction, so its record, sealed under that key, no longer opens and names the
+    applicant by the key id only (docs/asyncapi.yaml, "Sealed personal fields")."""
+    expected = parse_structured(orjson.dumps(sent))
+    if received.type == "ripples.applicant.erased.v1":
+        kid = getattr(received.data, "applicant_id", "")
+        assert sealing.is_kid(kid), kid
+        data = msgspec.structs.replace(expected.data, applicant_id=kid)
+        expected = msgspec.structs.replace(expected, data=data)
+    assert received == expected
+
+
 @pytest.mark.parametrize("event_type", INBOUND_TYPES)
 async def test_every_type_round_trips_structured(
     client: httpx.AsyncClient, broker: Running, ingest: Running, event_type: str
@@ -52,7 +66,7 @@ async def test_every_type_round_trips_structured(
 
     topic = BY_TYPE[event_type].topic.name
     ((key, received),) = (await read_opened(broker, ingest, topic, {sent["id"]})).values()
-    assert received == parse_structured(orjson.dumps(sent))
+    assert_as_sent(received, sent)
     assert received.type == event_type
     if event_type.startswith("ripples.applicant."):  # sealed: the record key is the kid
         assert key is not None
@@ -79,7 +93,7 @@ async def test_every_type_round_trips_binary(
 
     topic = BY_TYPE[event_type].topic.name
     ((_, received),) = (await read_opened(broker, ingest, topic, {sent["id"]})).values()
-    assert received == parse_structured(orjson.dumps(sent))
+    assert_as_sent(received, sent)
 
 
 async def test_batch_publishes_every_event(
