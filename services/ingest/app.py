@@ -25,7 +25,7 @@ from services.ingest import keys as personal
 from services.ingest.ats import Webhooks
 from services.ingest.clicks import ClickBuffer
 from services.ingest.connect import Connect
-from services.ingest.database import DB_ERRORS, Database, unavailable
+from services.ingest.database import DB_ERRORS, Database, published_but_not, unavailable
 from services.ingest.imports import Imports
 from services.ingest.linkedin import LinkedIn
 from services.ingest.links import Links
@@ -279,13 +279,8 @@ class Ingest:
                 # Published, but not in the directory: ask for the (harmless) resend.
                 # Only the class: PostgreSQL's message may quote the values.
                 log.warning("employee directory not updated", extra={"reason": type(exc).__name__})
-                raise ProblemError(
-                    503,
-                    "database-unavailable",
-                    "Database unavailable",
-                    "the events were published but the employee directory was not updated;"
-                    " send them again",
-                    headers={"Retry-After": str(self.settings.retry_after_s)},
+                raise published_but_not(
+                    "the employee directory was not updated", self.settings.retry_after_s
                 ) from None
         jobs = [event for event in events if isinstance(event, JobUpsertedEvent)]
         if jobs:  # the jobs the employee's page offers links for: best effort

@@ -37,6 +37,18 @@ def unavailable() -> ProblemError:
     )
 
 
+def published_but_not(what: str, retry_after_s: float | str = 5) -> ProblemError:
+    """The 503 for events the broker took while ``what`` (the bookkeeping after them) was not
+    done: sending them again is harmless and completes it."""
+    return ProblemError(
+        503,
+        "database-unavailable",
+        "Database unavailable",
+        f"the events were published but {what}; send them again",
+        headers={"Retry-After": str(retry_after_s)},
+    )
+
+
 @contextlib.contextmanager
 def answering_503() -> Iterator[None]:
     """Turn a transient database failure inside the block into a 503 problem (never a

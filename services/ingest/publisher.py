@@ -25,11 +25,10 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import Gauge, Histogram
 
 from services.ingest import keys as personal
-from services.ingest.database import DB_ERRORS
+from services.ingest.database import DB_ERRORS, published_but_not
 from shared import kafka
 from shared.cloudevents import Extensions, kafka_records
 from shared.events import EMPLOYEES, TOPICS, Envelope
-from shared.http import ProblemError
 from shared.metrics import LATENCY_BUCKETS
 from shared.settings import KafkaSettings
 
@@ -154,14 +153,7 @@ class Publisher:
                     await store.erase(wanted.removed, wanted.erased_applicants)
                 except DB_ERRORS as exc:
                     log.warning("personal keys not erased", extra={"reason": type(exc).__name__})
-                    raise ProblemError(
-                        503,
-                        "database-unavailable",
-                        "Database unavailable",
-                        "the events were published but the erasure's key was not unlinked;"
-                        " send them again",
-                        headers={"Retry-After": "5"},
-                    ) from None
+                    raise published_but_not("the erasure's key was not unlinked") from None
 
     async def _supervise(self) -> None:
         while True:
